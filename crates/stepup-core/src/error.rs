@@ -1,0 +1,297 @@
+//! `StepUpError`: every way a step-up can fail, as one typed enum.
+
+use std::time::Duration;
+
+use stepup_proto::{ErrorBody, ErrorCode};
+
+use crate::method::{Method, Route};
+use crate::otp::OtpChannel;
+use crate::scope::ScopeSet;
+use crate::token::TokenError;
+
+/// Why a step-up call failed.
+///
+/// Server answers map one code to one variant ([`StepUpError::from_response`]); the rest are the engine's own
+/// outcomes. `Clone + Eq` so the flow machine can keep the last error in its state and tests can assert it exactly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StepUpError {
+    // --- Server answers (DESIGN §8) ---
+    /// 400: the server refused the request as malformed.
+    #[error("the server refused the request as malformed: {message}")]
+    BadRequest {
+        /// The server's message.
+        message: String,
+    },
+    /// 401: no session, or the session is invalid, expired or revoked.
+    #[error("the session is missing, invalid, expired or revoked")]
+    Unauthorized,
+    /// 403 `elevated_access_token_required`: the call needs an elevated token (missing, expired, wrong scope, used).
+    #[error("the call needs an elevated access token")]
+    ElevatedAccessTokenRequired,
+    /// 404: an id names nothing.
+    #[error("not found: {message}")]
+    NotFound {
+        /// The server's message.
+        message: String,
+    },
+    /// 422 `mfa_invalid_code`: the TOTP or recovery code is wrong.
+    #[error("the code is not valid")]
+    MfaInvalidCode,
+    /// 422 `wrong_email_verification_token` / `wrong_sms_verification_token`: the one-time code is wrong.
+    #[error("the one-time code is wrong")]
+    WrongVerificationToken {
+        /// Which code: email or SMS.
+        channel: OtpChannel,
+    },
+    /// 422 `invalid_verification`: the verification cannot be used (expired, used up, bad signature...).
+    #[error("the verification is not valid: {message}")]
+    InvalidVerification {
+        /// The server's message.
+        message: String,
+    },
+    /// 422 `invalid_scopes`: a requested scope is not granted by the server.
+    #[error("the server does not grant the requested scopes")]
+    InvalidScopes,
+    /// 422 `mfa_device_not_found`: the MFA device id names no device of this user.
+    #[error("no such MFA device")]
+    MfaDeviceNotFound,
+    /// 422 `lock_too_many_attempts`: too many failed MFA attempts in a row; locked for a while.
+    #[error("too many failed attempts; locked{}", retry_hint(*.retry_after))]
+    Locked {
+        /// How long until the lock ends, if the server said.
+        retry_after: Option<Duration>,
+    },
+    /// 429 `too_many_verification_attempts`: too many codes sent to this address.
+    #[error("too many codes sent; try again later{}", retry_hint(*.retry_after))]
+    TooManyVerificationAttempts {
+        /// How long to wait, from `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// 429 `mfa_rate_limited`: too many MFA attempts.
+    #[error("too many MFA attempts; try again later{}", retry_hint(*.retry_after))]
+    MfaRateLimited {
+        /// How long to wait, from `Retry-After`.
+        retry_after: Option<Duration>,
+    },
+    /// Any other error answer (an unknown code or an unexpected status).
+    #[error("the server answered {status} `{code}`: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// The body's code (or `unknown` if the body was not an error body).
+        code: ErrorCode,
+        /// The body's message.
+        message: String,
+    },
+
+    // --- The engine's own outcomes ---
+    /// The user or the app cancelled the flow, or `reset_state` ended it.
+    #[error("step-up was cancelled")]
+    Cancelled,
+    /// Another flow is running and this call cannot join it.
+    #[error("another step-up flow is running")]
+    Busy,
+    /// The user has no usable method for this route.
+    #[error("no verification method is available{}", route.map(|r| format!(" for {r}")).unwrap_or_default())]
+    NoMethodsAvailable {
+        /// The route that had none, if one was asked for.
+        route: Option<Route>,
+    },
+    /// The chosen method is not among the user's options or not allowed on this route.
+    #[error("{method} is not available here")]
+    MethodNotAvailable {
+        /// The method asked for.
+        method: Method,
+    },
+    /// Passkey MFA was asked for but the user has no registered passkey.
+    #[error("the user has no registered passkey")]
+    NoPasskeyCredentials,
+    /// Wallet verification was asked for with an embedded wallet; only external wallets qualify.
+    #[error("embedded wallets cannot be used for step-up")]
+    EmbeddedWalletNotAllowed,
+    /// The user has verified MFA methods, so re-authentication is refused.
+    #[error("the user has MFA methods; re-authentication is not allowed")]
+    ReauthenticationNotAllowed,
+    /// The verifier actor for this method crashed; only this flow failed and the engine goes on.
+    #[error("the {method} verifier failed")]
+    VerifierFailed {
+        /// The method whose verifier failed.
+        method: Method,
+    },
+    /// An RPC or a user prompt took longer than its timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The request never got an answer (connection refused, reset, DNS...).
+    #[error("transport error: {message}")]
+    Transport {
+        /// What went wrong, without secrets.
+        message: String,
+    },
+    /// The server's answer could not be read (not the expected JSON).
+    #[error("unexpected answer from the server: {message}")]
+    UnexpectedResponse {
+        /// What was wrong with it.
+        message: String,
+    },
+    /// A request hit a step-up challenge but its body cannot be sent twice, so it was not retried.
+    #[error("the request body cannot be replayed, so the request was not retried after step-up")]
+    BodyNotReplayable,
+    /// The elevated token in an answer is unusable.
+    #[error("the elevated token is unusable: {0}")]
+    InvalidToken(#[from] TokenError),
+    /// The answer carried no elevated token although scopes were requested.
+    #[error("the answer carried no elevated access token")]
+    MissingToken,
+    /// The token does not grant every requested scope.
+    #[error("the token grants {granted}, not every scope of {requested}")]
+    ScopesNotGranted {
+        /// What was asked for.
+        requested: ScopeSet,
+        /// What the token grants.
+        granted: ScopeSet,
+    },
+}
+
+fn retry_hint(retry_after: Option<Duration>) -> String {
+    retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default()
+}
+
+impl StepUpError {
+    /// Maps a server error answer to its variant: one code, one variant; an unknown code or status gives
+    /// [`StepUpError::Server`]. `body` is `None` when the answer had no readable error body.
+    #[must_use]
+    pub fn from_response(status: u16, body: Option<ErrorBody>, retry_after: Option<Duration>) -> Self {
+        let (code, message) = match body {
+            Some(ErrorBody { code, error }) => (code, error),
+            None => (ErrorCode::Unknown("unknown".to_owned()), String::new()),
+        };
+        match (status, &code) {
+            (_, ErrorCode::ElevatedAccessTokenRequired) => StepUpError::ElevatedAccessTokenRequired,
+            (_, ErrorCode::MfaInvalidCode) => StepUpError::MfaInvalidCode,
+            (_, ErrorCode::WrongEmailVerificationToken) => {
+                StepUpError::WrongVerificationToken { channel: OtpChannel::Email }
+            }
+            (_, ErrorCode::WrongSmsVerificationToken) => StepUpError::WrongVerificationToken { channel: OtpChannel::Sms },
+            (_, ErrorCode::InvalidVerification) => StepUpError::InvalidVerification { message },
+            (_, ErrorCode::InvalidScopes) => StepUpError::InvalidScopes,
+            (_, ErrorCode::MfaDeviceNotFound) => StepUpError::MfaDeviceNotFound,
+            (_, ErrorCode::LockTooManyAttempts) => StepUpError::Locked { retry_after },
+            (_, ErrorCode::TooManyVerificationAttempts) => StepUpError::TooManyVerificationAttempts { retry_after },
+            (_, ErrorCode::MfaRateLimited) => StepUpError::MfaRateLimited { retry_after },
+            (400, _) | (413, _) => StepUpError::BadRequest { message },
+            (401, _) => StepUpError::Unauthorized,
+            (404, _) => StepUpError::NotFound { message },
+            _ => StepUpError::Server { status, code, message },
+        }
+    }
+
+    /// Whether the user may try again within the same prompt (a wrong code, a refused signature, a network
+    /// hiccup). Everything else ends the prompt.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StepUpError::MfaInvalidCode
+                | StepUpError::WrongVerificationToken { .. }
+                | StepUpError::InvalidVerification { .. }
+                | StepUpError::Timeout
+                | StepUpError::Transport { .. }
+        )
+    }
+
+    /// The wire code, for errors that came from (or mirror) a server code.
+    #[must_use]
+    pub fn code(&self) -> Option<ErrorCode> {
+        Some(match self {
+            StepUpError::BadRequest { .. } => ErrorCode::BadRequest,
+            StepUpError::Unauthorized => ErrorCode::Unauthorized,
+            StepUpError::ElevatedAccessTokenRequired => ErrorCode::ElevatedAccessTokenRequired,
+            StepUpError::NotFound { .. } => ErrorCode::NotFound,
+            StepUpError::MfaInvalidCode => ErrorCode::MfaInvalidCode,
+            StepUpError::WrongVerificationToken { channel: OtpChannel::Email } => ErrorCode::WrongEmailVerificationToken,
+            StepUpError::WrongVerificationToken { channel: OtpChannel::Sms } => ErrorCode::WrongSmsVerificationToken,
+            StepUpError::InvalidVerification { .. } => ErrorCode::InvalidVerification,
+            StepUpError::InvalidScopes => ErrorCode::InvalidScopes,
+            StepUpError::MfaDeviceNotFound => ErrorCode::MfaDeviceNotFound,
+            StepUpError::Locked { .. } => ErrorCode::LockTooManyAttempts,
+            StepUpError::TooManyVerificationAttempts { .. } => ErrorCode::TooManyVerificationAttempts,
+            StepUpError::MfaRateLimited { .. } => ErrorCode::MfaRateLimited,
+            StepUpError::Server { code, .. } => code.clone(),
+            _ => return None,
+        })
+    }
+}
+
+/// `Result` with [`StepUpError`].
+pub type Result<T, E = StepUpError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: &str) -> Option<ErrorBody> {
+        Some(ErrorBody::new(ErrorCode::parse(code), "msg"))
+    }
+
+    #[test]
+    fn every_known_server_code_maps_to_its_own_variant_and_back() {
+        let secs = Some(Duration::from_secs(60));
+        let cases = [
+            (400, "bad_request", StepUpError::BadRequest { message: "msg".into() }),
+            (401, "unauthorized", StepUpError::Unauthorized),
+            (403, "elevated_access_token_required", StepUpError::ElevatedAccessTokenRequired),
+            (404, "not_found", StepUpError::NotFound { message: "msg".into() }),
+            (422, "mfa_invalid_code", StepUpError::MfaInvalidCode),
+            (422, "wrong_email_verification_token", StepUpError::WrongVerificationToken { channel: OtpChannel::Email }),
+            (422, "wrong_sms_verification_token", StepUpError::WrongVerificationToken { channel: OtpChannel::Sms }),
+            (422, "invalid_verification", StepUpError::InvalidVerification { message: "msg".into() }),
+            (422, "invalid_scopes", StepUpError::InvalidScopes),
+            (422, "mfa_device_not_found", StepUpError::MfaDeviceNotFound),
+            (422, "lock_too_many_attempts", StepUpError::Locked { retry_after: secs }),
+            (429, "too_many_verification_attempts", StepUpError::TooManyVerificationAttempts { retry_after: secs }),
+            (429, "mfa_rate_limited", StepUpError::MfaRateLimited { retry_after: secs }),
+        ];
+        assert_eq!(cases.len(), ErrorCode::KNOWN.len());
+        for (status, code, expected) in cases {
+            let error = StepUpError::from_response(status, body(code), secs);
+            assert_eq!(error, expected, "{code}");
+            assert_eq!(error.code(), Some(ErrorCode::parse(code)));
+        }
+    }
+
+    #[test]
+    fn unknown_codes_and_bodiless_answers_keep_what_is_known() {
+        assert_eq!(
+            StepUpError::from_response(500, body("db_down"), None),
+            StepUpError::Server { status: 500, code: ErrorCode::parse("db_down"), message: "msg".into() }
+        );
+        assert_eq!(StepUpError::from_response(401, None, None), StepUpError::Unauthorized);
+        assert_eq!(
+            StepUpError::from_response(413, None, None),
+            StepUpError::BadRequest { message: String::new() }
+        );
+        assert!(matches!(StepUpError::from_response(502, None, None), StepUpError::Server { status: 502, .. }));
+    }
+
+    #[test]
+    fn wrong_codes_are_retryable_locks_are_not() {
+        assert!(StepUpError::MfaInvalidCode.is_retryable());
+        assert!(StepUpError::WrongVerificationToken { channel: OtpChannel::Sms }.is_retryable());
+        assert!(!StepUpError::Locked { retry_after: None }.is_retryable());
+        assert!(!StepUpError::Cancelled.is_retryable());
+        assert!(!StepUpError::VerifierFailed { method: Method::Totp }.is_retryable());
+    }
+
+    #[test]
+    fn messages_are_human() {
+        assert_eq!(
+            StepUpError::Locked { retry_after: Some(Duration::from_secs(900)) }.to_string(),
+            "too many failed attempts; locked (retry after 900 s)"
+        );
+        assert_eq!(
+            StepUpError::NoMethodsAvailable { route: Some(Route::Mfa) }.to_string(),
+            "no verification method is available for MFA"
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! The flow machine: a blocking `statig` state machine, pure and cheap to clone.
+//!
+//! States and their local storage (see `docs/state-machine.md` for the diagram and the full table):
+//!
+//! - `idle` — no flow and no elevated token in play.
+//! - `required {scopes, options, last_error}` — a check or a challenge said step-up is needed.
+//! - `prompting {scopes, route, progress}` — waiting for the user.
+//! - `verifying {scopes, route, method, flow, progress}` — a verifier works on verification `flow`.
+//! - `elevated {scopes, token_id, expires_at}` — a valid token for `scopes` is in the token cell.
+//! - `expired {scopes}` — that token ran out; the next check goes to `required`, never back to `elevated`.
+//!
+//! `required`, `prompting` and `verifying` share the superstate `in_flow`, which takes `Cancel`. Every state
+//! takes `Reset`. Every other event a state does not take is listed in its handler and answered `Handled`
+//! without touching anything.
+//!
+//! The shared storage is the token cell's write side; its clock is the machine's `now()`. The machine never
+//! sleeps and never does I/O.
+
+// statig generates `FlowState` and `FlowSuperstate` (and their fields) without doc comments; they are documented
+// where `flow/mod.rs` re-exports them and in the table above.
+#![allow(missing_docs)]
+
+use statig::prelude::*;
+
+use super::event::{FlowEvent, FlowId};
+use super::progress::PromptProgress;
+use crate::credential::MethodOptions;
+use crate::error::StepUpError;
+use crate::method::{Method, Route};
+use crate::scope::ScopeSet;
+use crate::time::UnixTime;
+use crate::token::{TokenError, TokenId};
+use crate::token_cell::TokenCell;
+
+/// The machine's shared storage: the token cell it writes (and, through it, the clock).
+#[derive(Debug, Clone)]
+pub struct FlowMachine {
+    tokens: TokenCell,
+}
+
+#[state_machine(
+    initial = "FlowState::idle()",
+    state(name = "FlowState", derive(Debug, Clone, PartialEq, Eq)),
+    superstate(name = "FlowSuperstate", derive(Debug)),
+    after_transition = "Self::after_transition"
+)]
+impl FlowMachine {
+    #[state]
+    fn idle(&mut self, event: &FlowEvent) -> Outcome<FlowState> {
+        match event {
+            FlowEvent::RequirementChecked { scope, required: true, options } => {
+                Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
+            }
+            FlowEvent::Challenged { scopes } if !scopes.is_empty() => {
+                Transition(FlowState::required(scopes.clone(), MethodOptions::unknown(), None))
+            }
+            FlowEvent::Reset => self.reset(),
+            FlowEvent::RequirementChecked { required: false, .. }
+            | FlowEvent::Challenged { .. }
+            | FlowEvent::PromptOpened { .. }
+            | FlowEvent::VerificationStarted { .. }
+            | FlowEvent::OtpSent { .. }
+            | FlowEvent::Verified { .. }
+            | FlowEvent::VerificationFailed { .. }
+            | FlowEvent::Cancel
+            | FlowEvent::TokenExpired { .. }
+            | FlowEvent::TokenConsumed { .. } => Handled,
+        }
+    }
+
+    #[state(superstate = "in_flow")]
+    fn required(
+        &mut self,
+        scopes: &mut ScopeSet,
+        options: &mut MethodOptions,
+        last_error: &mut Option<StepUpError>,
+        event: &FlowEvent,
+    ) -> Outcome<FlowState> {
+        match event {
+            FlowEvent::RequirementChecked { scope, required: true, options: fresh } => {
+                // A fresh check: its options are newer than ours, and its scope joins the flow.
+                *scopes = scopes.union(&ScopeSet::one(scope.clone()));
+                *options = fresh.clone();
+                *last_error = None;
+                Handled
+            }
+            FlowEvent::Challenged { scopes: more } => {
+                *scopes = scopes.union(more);
+                Handled
+            }
+            FlowEvent::PromptOpened { route, options: offered } => {
+                let options = if offered.is_known() { offered.clone() } else { options.clone() };
+                Transition(FlowState::prompting(scopes.clone(), *route, PromptProgress::new(options)))
+            }
+            FlowEvent::Cancel | FlowEvent::Reset => Super,
+            FlowEvent::RequirementChecked { required: false, .. }
+            | FlowEvent::VerificationStarted { .. }
+            | FlowEvent::OtpSent { .. }
+            | FlowEvent::Verified { .. }
+            | FlowEvent::VerificationFailed { .. }
+            | FlowEvent::TokenExpired { .. }
+            | FlowEvent::TokenConsumed { .. } => Handled,
+        }
+    }
+
+    #[state(superstate = "in_flow")]
+    fn prompting(
+        &mut self,
+        scopes: &mut ScopeSet,
+        route: &mut Route,
+        progress: &mut PromptProgress,
+        event: &FlowEvent,
+    ) -> Outcome<FlowState> {
+        match event {
+            FlowEvent::PromptOpened { route: new_route, options: offered } => {
+                // Re-opened (e.g. the user switched route): a fresh prompt, known options kept if none given.
+                let options = if offered.is_known() { offered.clone() } else { progress.options.clone() };
+                *route = *new_route;
+                *progress = PromptProgress::new(options);
+                Handled
+            }
+            FlowEvent::OtpSent { verification } => {
+                if progress.can_send_otp(*route, verification.channel.method()) {
+                    progress.pending_otp = Some(verification.clone());
+                }
+                Handled
+            }
+            FlowEvent::VerificationStarted { method, flow } if progress.can_verify(*route, *method) => {
+                Transition(FlowState::verifying(scopes.clone(), *route, *method, *flow, progress.clone()))
+            }
+            FlowEvent::Cancel | FlowEvent::Reset => Super,
+            FlowEvent::RequirementChecked { .. }
+            | FlowEvent::Challenged { .. }
+            | FlowEvent::VerificationStarted { .. }
+            | FlowEvent::Verified { .. }
+            | FlowEvent::VerificationFailed { .. }
+            | FlowEvent::TokenExpired { .. }
+            | FlowEvent::TokenConsumed { .. } => Handled,
+        }
+    }
+
+    #[state(superstate = "in_flow")]
+    fn verifying(
+        &mut self,
+        scopes: &mut ScopeSet,
+        route: &mut Route,
+        method: &mut Method,
+        flow: &mut FlowId,
+        progress: &mut PromptProgress,
+        event: &FlowEvent,
+    ) -> Outcome<FlowState> {
+        let _ = method;
+        match event {
+            FlowEvent::Verified { flow: finished, token } if finished == flow => {
+                let now = self.now();
+                if token.is_expired_at(now) {
+                    let error = TokenError::Expired { expires_at: token.expires_at(), now };
+                    return Transition(FlowState::required(
+                        scopes.clone(),
+                        progress.options.clone(),
+                        Some(error.into()),
+                    ));
+                }
+                if !token.covers_all(scopes) {
+                    let error =
+                        StepUpError::ScopesNotGranted { requested: scopes.clone(), granted: token.scopes().clone() };
+                    return Transition(FlowState::required(scopes.clone(), progress.options.clone(), Some(error)));
+                }
+                let stored = self.tokens.insert_at(token.clone(), now);
+                Transition(FlowState::elevated(stored.scopes().clone(), stored.id().clone(), stored.expires_at()))
+            }
+            FlowEvent::VerificationFailed { flow: finished, error } if finished == flow => {
+                if error.is_retryable() && progress.attempts_left > 1 {
+                    let mut retry = progress.clone();
+                    retry.attempts_left -= 1;
+                    retry.last_error = Some(error.clone());
+                    Transition(FlowState::prompting(scopes.clone(), *route, retry))
+                } else {
+                    Transition(FlowState::required(scopes.clone(), progress.options.clone(), Some(error.clone())))
+                }
+            }
+            FlowEvent::Cancel | FlowEvent::Reset => Super,
+            FlowEvent::RequirementChecked { .. }
+            | FlowEvent::Challenged { .. }
+            | FlowEvent::PromptOpened { .. }
+            | FlowEvent::VerificationStarted { .. }
+            | FlowEvent::OtpSent { .. }
+            | FlowEvent::Verified { .. }
+            | FlowEvent::VerificationFailed { .. }
+            | FlowEvent::TokenExpired { .. }
+            | FlowEvent::TokenConsumed { .. } => Handled,
+        }
+    }
+
+    /// `required`, `prompting` and `verifying`: a flow is running, and `Cancel` ends it.
+    #[superstate]
+    fn in_flow(&mut self, event: &FlowEvent) -> Outcome<FlowState> {
+        match event {
+            FlowEvent::Cancel => Transition(FlowState::idle()),
+            FlowEvent::Reset => self.reset(),
+            // The states below decide everything else and never defer it here.
+            _ => Handled,
+        }
+    }
+
+    #[state]
+    fn elevated(
+        &mut self,
+        scopes: &mut ScopeSet,
+        token_id: &mut TokenId,
+        expires_at: &mut UnixTime,
+        event: &FlowEvent,
+    ) -> Outcome<FlowState> {
+        let _ = expires_at;
+        match event {
+            FlowEvent::TokenExpired { token_id: expired } if expired == token_id => {
+                self.tokens.remove(token_id);
+                Transition(FlowState::expired(scopes.clone()))
+            }
+            FlowEvent::TokenConsumed { token_id: spent } if spent == token_id => {
+                self.tokens.remove(token_id);
+                Transition(FlowState::idle())
+            }
+            FlowEvent::RequirementChecked { scope, required: true, options } => {
+                Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
+            }
+            FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => {
+                Transition(FlowState::required(challenged.clone(), MethodOptions::unknown(), None))
+            }
+            FlowEvent::Reset => self.reset(),
+            FlowEvent::RequirementChecked { required: false, .. }
+            | FlowEvent::Challenged { .. }
+            | FlowEvent::PromptOpened { .. }
+            | FlowEvent::VerificationStarted { .. }
+            | FlowEvent::OtpSent { .. }
+            | FlowEvent::Verified { .. }
+            | FlowEvent::VerificationFailed { .. }
+            | FlowEvent::Cancel
+            | FlowEvent::TokenExpired { .. }
+            | FlowEvent::TokenConsumed { .. } => Handled,
+        }
+    }
+
+    #[state]
+    fn expired(&mut self, scopes: &mut ScopeSet, event: &FlowEvent) -> Outcome<FlowState> {
+        let _ = scopes;
+        match event {
+            FlowEvent::RequirementChecked { scope, required: true, options } => {
+                Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
+            }
+            FlowEvent::RequirementChecked { required: false, .. } => Transition(FlowState::idle()),
+            FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => {
+                Transition(FlowState::required(challenged.clone(), MethodOptions::unknown(), None))
+            }
+            FlowEvent::Reset => self.reset(),
+            FlowEvent::Challenged { .. }
+            | FlowEvent::PromptOpened { .. }
+            | FlowEvent::VerificationStarted { .. }
+            | FlowEvent::OtpSent { .. }
+            | FlowEvent::Verified { .. }
+            | FlowEvent::VerificationFailed { .. }
+            | FlowEvent::Cancel
+            | FlowEvent::TokenExpired { .. }
+            | FlowEvent::TokenConsumed { .. } => Handled,
+        }
+    }
+}
+
+impl FlowMachine {
+    /// A machine that stores tokens in `tokens`.
+    #[must_use]
+    pub fn new(tokens: TokenCell) -> Self {
+        Self { tokens }
+    }
+
+    /// The token cell.
+    #[must_use]
+    pub fn tokens(&self) -> &TokenCell {
+        &self.tokens
+    }
+
+    fn now(&self) -> UnixTime {
+        self.tokens.now()
+    }
+
+    fn reset(&mut self) -> Outcome<FlowState> {
+        self.tokens.clear();
+        Transition(FlowState::idle())
+    }
+
+    // statig 0.4.1 swaps source and target in `before_transition` (DESIGN §12); `after_transition` is right.
+    fn after_transition(&mut self, source: &FlowState, target: &FlowState) {
+        tracing::debug!(from = source.name(), to = target.name(), "step-up flow transition");
+    }
+}
+
+impl FlowState {
+    /// The state's name: `idle`, `required`, `prompting`, `verifying`, `elevated` or `expired`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            FlowState::Idle {} => "idle",
+            FlowState::Required { .. } => "required",
+            FlowState::Prompting { .. } => "prompting",
+            FlowState::Verifying { .. } => "verifying",
+            FlowState::Elevated { .. } => "elevated",
+            FlowState::Expired { .. } => "expired",
+        }
+    }
+
+    /// The scopes the state is about (empty in `idle`).
+    #[must_use]
+    pub fn scopes(&self) -> ScopeSet {
+        match self {
+            FlowState::Idle {} => ScopeSet::empty(),
+            FlowState::Required { scopes, .. }
+            | FlowState::Prompting { scopes, .. }
+            | FlowState::Verifying { scopes, .. }
+            | FlowState::Elevated { scopes, .. }
+            | FlowState::Expired { scopes } => scopes.clone(),
+        }
+    }
+
+    /// Whether the state is inside the `in_flow` superstate (`required`, `prompting`, `verifying`).
+    #[must_use]
+    pub fn is_in_flow(&self) -> bool {
+        matches!(self, FlowState::Required { .. } | FlowState::Prompting { .. } | FlowState::Verifying { .. })
+    }
+}

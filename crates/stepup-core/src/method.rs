@@ -1,0 +1,124 @@
+//! `Method` and `Route`: how a user can prove it is still them.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The two ways through step-up. A user with verified MFA methods must use MFA; re-authentication is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Route {
+    /// Multi-factor: passkey, TOTP or a recovery code.
+    Mfa,
+    /// Re-authentication: an email or SMS one-time code, or an external wallet's signature.
+    Reauthenticate,
+}
+
+impl Route {
+    /// The methods this route allows.
+    #[must_use]
+    pub fn methods(self) -> &'static [Method] {
+        match self {
+            Route::Mfa => &[Method::Passkey, Method::Totp, Method::RecoveryCode],
+            Route::Reauthenticate => &[Method::EmailOtp, Method::SmsOtp, Method::ExternalWallet],
+        }
+    }
+
+    /// Whether `method` belongs to this route.
+    #[must_use]
+    pub fn allows(self, method: Method) -> bool {
+        method.route() == self
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Route::Mfa => "MFA",
+            Route::Reauthenticate => "re-authentication",
+        })
+    }
+}
+
+/// One way to verify the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Method {
+    /// A one-time code sent to the user's email address.
+    EmailOtp,
+    /// A one-time code sent by SMS to the user's phone number.
+    SmsOtp,
+    /// A signature (EIP-191 `personal_sign`) by one of the user's external wallets. Embedded wallets never qualify.
+    ExternalWallet,
+    /// A WebAuthn assertion from one of the user's passkeys, with user verification.
+    Passkey,
+    /// A TOTP code from an authenticator app.
+    Totp,
+    /// One of the user's single-use recovery codes.
+    RecoveryCode,
+}
+
+impl Method {
+    /// Every method, re-authentication first.
+    pub const ALL: [Method; 6] =
+        [Method::EmailOtp, Method::SmsOtp, Method::ExternalWallet, Method::Passkey, Method::Totp, Method::RecoveryCode];
+
+    /// The route this method belongs to.
+    #[must_use]
+    pub fn route(self) -> Route {
+        match self {
+            Method::EmailOtp | Method::SmsOtp | Method::ExternalWallet => Route::Reauthenticate,
+            Method::Passkey | Method::Totp | Method::RecoveryCode => Route::Mfa,
+        }
+    }
+
+    /// Whether the method starts by sending a one-time code.
+    #[must_use]
+    pub fn is_otp(self) -> bool {
+        matches!(self, Method::EmailOtp | Method::SmsOtp)
+    }
+
+    /// The value of the JWT `amr` claim for a token obtained with this method.
+    #[must_use]
+    pub fn amr(self) -> &'static str {
+        match self {
+            Method::EmailOtp => "email",
+            Method::SmsOtp => "sms",
+            Method::ExternalWallet => "wallet",
+            Method::Passkey => "passkey",
+            Method::Totp => "totp",
+            Method::RecoveryCode => "recovery",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::EmailOtp => "email code",
+            Method::SmsOtp => "SMS code",
+            Method::ExternalWallet => "wallet signature",
+            Method::Passkey => "passkey",
+            Method::Totp => "authenticator app code",
+            Method::RecoveryCode => "recovery code",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_is_in_exactly_its_route() {
+        for method in Method::ALL {
+            assert!(method.route().methods().contains(&method));
+            assert!(method.route().allows(method));
+            let other = match method.route() {
+                Route::Mfa => Route::Reauthenticate,
+                Route::Reauthenticate => Route::Mfa,
+            };
+            assert!(!other.allows(method));
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `OtpVerification`: a one-time code that was sent and awaits its code.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a one-time code went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OtpChannel {
+    /// By email.
+    Email,
+    /// By SMS.
+    Sms,
+}
+
+impl OtpChannel {
+    /// The method that verifies a code sent on this channel.
+    #[must_use]
+    pub fn method(self) -> crate::Method {
+        match self {
+            OtpChannel::Email => crate::Method::EmailOtp,
+            OtpChannel::Sms => crate::Method::SmsOtp,
+        }
+    }
+}
+
+/// The server's id for a sent code (`verificationUUID`). Not a secret on its own: it is useless without the code.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VerificationId(Arc<str>);
+
+impl VerificationId {
+    /// Wraps the server's id.
+    #[must_use]
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(Arc::from(id.as_ref()))
+    }
+
+    /// The id as sent on the wire.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for VerificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerificationId({:?})", &*self.0)
+    }
+}
+
+/// A sent one-time code, waiting for the user to type it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtpVerification {
+    /// The server's id for this code.
+    pub id: VerificationId,
+    /// Where it went.
+    pub channel: OtpChannel,
+    /// The destination with most of it hidden (`a***@example.com`, `+1 *** *** 4567`), safe to show and log.
+    pub destination_masked: String,
+}
+
+/// Masks an email address for display: first character of the local part, then `***`, then the domain.
+#[must_use]
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// Masks a phone number for display: everything but the last four digits becomes `*`.
+#[must_use]
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    let keep = digits.len().saturating_sub(4);
+    digits.iter().enumerate().map(|(i, d)| if i < keep { '*' } else { *d }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_hide_most_of_the_destination() {
+        assert_eq!(mask_email("alice@example.com"), "a***@example.com");
+        assert_eq!(mask_email("no-at-sign"), "***");
+        assert_eq!(mask_phone("+1 (555) 123-4567"), "*******4567");
+        assert_eq!(mask_phone("12"), "12");
+    }
+}

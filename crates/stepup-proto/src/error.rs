@@ -1,0 +1,88 @@
+//! The error body every failed call answers with: `{"error": "<human message>", "code": "<snake_case code>"}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::open_enum::open_enum;
+
+open_enum! {
+    /// The machine-readable `code` of an error body. Codes this version does not know are kept in `Unknown`.
+    pub enum ErrorCode, expecting "an error code string" {
+        /// 400: the request was malformed (bad JSON, wrong types, oversized body, invalid field).
+        BadRequest => "bad_request",
+        /// 401: no session, or the session JWT is invalid, expired or revoked.
+        Unauthorized => "unauthorized",
+        /// 403: the call needs an elevated access token (missing, expired, wrong scope or already used).
+        ElevatedAccessTokenRequired => "elevated_access_token_required",
+        /// 404: an id in the path or body names nothing.
+        NotFound => "not_found",
+        /// 422: the MFA code (TOTP or recovery) is wrong.
+        MfaInvalidCode => "mfa_invalid_code",
+        /// 422: the email one-time code is wrong.
+        WrongEmailVerificationToken => "wrong_email_verification_token",
+        /// 422: the SMS one-time code is wrong.
+        WrongSmsVerificationToken => "wrong_sms_verification_token",
+        /// 422: the verification cannot be used (expired, used, too many wrong codes, bad signature...).
+        InvalidVerification => "invalid_verification",
+        /// 422: a requested scope is not one the server grants.
+        InvalidScopes => "invalid_scopes",
+        /// 422: the MFA device id names no device of this user.
+        MfaDeviceNotFound => "mfa_device_not_found",
+        /// 422: too many failed MFA attempts in a row; the user is locked for a while.
+        LockTooManyAttempts => "lock_too_many_attempts",
+        /// 429: too many one-time codes sent to this address; see `Retry-After`.
+        TooManyVerificationAttempts => "too_many_verification_attempts",
+        /// 429: too many MFA attempts; see `Retry-After`.
+        MfaRateLimited => "mfa_rate_limited",
+    }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A human-readable message. Never contains a secret.
+    pub error: String,
+    /// The machine-readable code. Dynamic's own clients read a missing code as `unknown_error`; so does this.
+    #[serde(default = "unknown_error")]
+    pub code: ErrorCode,
+}
+
+fn unknown_error() -> ErrorCode {
+    ErrorCode::Unknown("unknown_error".to_owned())
+}
+
+impl ErrorBody {
+    /// An error body with the given code and message.
+    #[must_use]
+    pub fn new(code: ErrorCode, error: impl Into<String>) -> Self {
+        Self { error: error.into(), code }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_has_exact_field_names() {
+        let body = ErrorBody::new(ErrorCode::MfaInvalidCode, "Invalid code");
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"error": "Invalid code", "code": "mfa_invalid_code"}));
+        assert_eq!(serde_json::from_value::<ErrorBody>(json).unwrap(), body);
+    }
+
+    #[test]
+    fn every_known_code_round_trips_and_unknown_codes_survive() {
+        for code in ErrorCode::KNOWN {
+            assert_eq!(&ErrorCode::parse(code.as_str()), code);
+        }
+        let body: ErrorBody = serde_json::from_str(r#"{"error":"x","code":"brand_new_code"}"#).unwrap();
+        assert_eq!(body.code, ErrorCode::Unknown("brand_new_code".into()));
+    }
+
+    #[test]
+    fn missing_code_reads_as_unknown_error_missing_message_is_an_error() {
+        let body: ErrorBody = serde_json::from_str(r#"{"error":"x"}"#).unwrap();
+        assert_eq!(body.code, ErrorCode::parse("unknown_error"));
+        assert!(serde_json::from_str::<ErrorBody>(r#"{"code":"x"}"#).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! Header names and values of the protocol.
+
+/// Request header that carries the elevated access token (a JWT) on calls that need a scope.
+pub const ELEVATED_ACCESS_TOKEN: &str = "x-dyn-elevated-access-token";
+
+/// RFC 9470 error value in `WWW-Authenticate: Bearer error="..."` that asks for step-up.
+pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentication";
+
+/// Builds the RFC 9470 challenge sent with a 403 `elevated_access_token_required`, e.g.
+/// `Bearer error="insufficient_user_authentication", error_description="...", scope="wallet:export"`.
+///
+/// The description must not contain `"` or `\`; callers pass fixed text.
+#[must_use]
+pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> String {
+    let mut value = format!("Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{description}\"");
+    if !scopes.is_empty() {
+        let joined: Vec<&str> = scopes.iter().map(crate::TokenScope::as_str).collect();
+        value.push_str(&format!(", scope=\"{}\"", joined.join(" ")));
+    }
+    value
+}
+
+/// What a `WWW-Authenticate` header says about step-up, per RFC 9470.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpChallenge {
+    /// The scopes named by the `scope` parameter, if the server gave one.
+    pub scopes: Vec<crate::TokenScope>,
+}
+
+/// Reads a `WWW-Authenticate` value and returns the step-up challenge in it, if it is a Bearer challenge with
+/// `error="insufficient_user_authentication"`. Anything else (another scheme, another error, garbage) is `None`.
+#[must_use]
+pub fn parse_step_up_challenge(header: &str) -> Option<StepUpChallenge> {
+    let rest = header.trim_start();
+    let (scheme, params) = rest.split_once(' ').unwrap_or((rest, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut error = None;
+    let mut scopes = Vec::new();
+    for (name, value) in auth_params(params) {
+        if name.eq_ignore_ascii_case("error") {
+            error = Some(value);
+        } else if name.eq_ignore_ascii_case("scope") {
+            scopes = value.split_ascii_whitespace().map(crate::TokenScope::parse).collect();
+        }
+    }
+    (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION)).then_some(StepUpChallenge { scopes })
+}
+
+/// Splits `a="x, y", b=z` into `(name, value)` pairs; quoted values may hold commas and `\"`.
+fn auth_params(mut input: &str) -> Vec<(String, String)> {
+    let mut params = Vec::new();
+    loop {
+        input = input.trim_start_matches([' ', ',', '\t']);
+        let Some((name, after)) = input.split_once('=') else { break };
+        let after = after.trim_start();
+        let (value, rest) = if let Some(quoted) = after.strip_prefix('"') {
+            let mut value = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, escaped)) = chars.next() {
+                            value.push(escaped);
+                        }
+                    }
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    other => value.push(other),
+                }
+            }
+            (value, &quoted[end.min(quoted.len())..])
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_owned(), &after[end..])
+        };
+        params.push((name.trim().to_owned(), value));
+        input = rest;
+    }
+    params
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TokenScope;
+
+    #[test]
+    fn challenge_round_trips_through_the_parser() {
+        let header = step_up_challenge("step-up required", &[TokenScope::WalletExport, TokenScope::UserDelete]);
+        assert_eq!(
+            header,
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"step-up required\", \
+             scope=\"wallet:export user:delete\""
+        );
+        let parsed = parse_step_up_challenge(&header).unwrap();
+        assert_eq!(parsed.scopes, vec![TokenScope::WalletExport, TokenScope::UserDelete]);
+    }
+
+    #[test]
+    fn rfc_9470_example_with_acr_values_parses() {
+        let header = "Bearer error=\"insufficient_user_authentication\", \
+                      error_description=\"A different authentication level is required\", acr_values=\"myACR\"";
+        assert_eq!(parse_step_up_challenge(header), Some(StepUpChallenge { scopes: vec![] }));
+    }
+
+    #[test]
+    fn other_challenges_are_not_step_up() {
+        assert_eq!(parse_step_up_challenge("Bearer error=\"invalid_token\""), None);
+        assert_eq!(parse_step_up_challenge("Basic realm=\"x\""), None);
+        assert_eq!(parse_step_up_challenge(""), None);
+        assert_eq!(parse_step_up_challenge("Bearer"), None);
+        assert_eq!(parse_step_up_challenge("Bearer error=\"insufficient_user_authentication"), parse_step_up_challenge("Bearer error=\"insufficient_user_authentication\""));
+    }
+
+    #[test]
+    fn unquoted_values_and_escapes_parse() {
+        let parsed = parse_step_up_challenge("bearer error=insufficient_user_authentication, scope=\"a\\\"b\"").unwrap();
+        assert_eq!(parsed.scopes, vec![TokenScope::parse("a\"b")]);
+    }
+}

@@ -1,0 +1,21 @@
+//! # stepup
+//!
+//! Step-up authentication for Rust apps: before a sensitive action (export a wallet key, unlink a credential,
+//! delete the account), ask whether the user must re-verify for that *scope*; if so, run the flow (email/SMS
+//! code, external-wallet signature, passkey, TOTP or recovery code), keep the short-lived elevated access token
+//! it yields, and apply it to later API calls automatically.
+//!
+//! This crate re-exports the workspace's crates:
+//!
+//! - [`proto`] — wire types of the SDK API (`stepup-proto`).
+//! - [`core`] — the domain without I/O: scopes, tokens, the token cell, the flow machine (`stepup-core`).
+//! - [`engine`] — actors, API client and the `StepUpAuth` facade (`stepup-engine`).
+
+pub use stepup_core as core;
+pub use stepup_engine as engine;
+pub use stepup_proto as proto;
+
+pub use stepup_core::{
+    Credential, ElevatedToken, Flow, FlowEvent, FlowState, Method, MethodOptions, Route, Scope, ScopeSet,
+    StepUpError, TokenCell, TokenInfo,
+};
