@@ -4,7 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use stepup_proto::{CredentialFormat, StepUpCheckResponse, StepUpCredential, VerifiedCredential, WalletProvider};
+use stepup_proto::{
+    CredentialFormat, StepUpCheckResponse, StepUpCredential, VerifiedCredential, WalletProvider,
+};
 
 use crate::method::{Method, Route};
 
@@ -68,7 +70,11 @@ impl Credential {
     /// A credential of the given method.
     #[must_use]
     pub fn new(id: impl AsRef<str>, method: Method, alias: Option<String>) -> Self {
-        Self { id: CredentialId::new(id), method, alias }
+        Self {
+            id: CredentialId::new(id),
+            method,
+            alias,
+        }
     }
 
     /// Reads a credential offered by `POST /stepUp/check`. For `blockchain`, `type` carries the wallet provider.
@@ -79,7 +85,11 @@ impl Credential {
     pub fn from_step_up(credential: &StepUpCredential) -> Result<Self, CredentialError> {
         let embedded = credential.kind.as_deref() == Some(WalletProvider::EmbeddedWallet.as_str());
         let method = method_for(&credential.format, embedded)?;
-        Ok(Self { id: CredentialId::new(&credential.id), method, alias: credential.alias.clone() })
+        Ok(Self {
+            id: CredentialId::new(&credential.id),
+            method,
+            alias: credential.alias.clone(),
+        })
     }
 
     /// Reads one of the user's verified credentials (`SdkUser.verifiedCredentials`).
@@ -93,7 +103,11 @@ impl Credential {
             .clone()
             .or_else(|| credential.email.clone())
             .or_else(|| credential.address.clone());
-        Ok(Self { id: CredentialId::new(&credential.id), method, alias })
+        Ok(Self {
+            id: CredentialId::new(&credential.id),
+            method,
+            alias,
+        })
     }
 }
 
@@ -108,7 +122,9 @@ fn method_for(format: &CredentialFormat, embedded_wallet: bool) -> Result<Method
         CredentialFormat::Totp => Ok(Method::Totp),
         CredentialFormat::RecoveryCode => Ok(Method::RecoveryCode),
         CredentialFormat::Oauth | CredentialFormat::ExternalUser | CredentialFormat::Unknown(_) => {
-            Err(CredentialError::UnsupportedFormat { format: format.clone() })
+            Err(CredentialError::UnsupportedFormat {
+                format: format.clone(),
+            })
         }
     }
 }
@@ -134,7 +150,12 @@ impl MethodOptions {
     /// The usable credentials of a step-up check; embedded wallets and unsupported formats are left out.
     #[must_use]
     pub fn from_check(check: &StepUpCheckResponse) -> Self {
-        Self::known(check.credentials.iter().filter_map(|c| Credential::from_step_up(c).ok()))
+        Self::known(
+            check
+                .credentials
+                .iter()
+                .filter_map(|c| Credential::from_step_up(c).ok()),
+        )
     }
 
     /// Whether the options are known.
@@ -186,7 +207,9 @@ impl MethodOptions {
     pub fn for_route(&self, route: Route) -> MethodOptions {
         match &self.0 {
             None => Self(None),
-            Some(credentials) => Self::known(credentials.iter().filter(|c| c.method.route() == route).cloned()),
+            Some(credentials) => {
+                Self::known(credentials.iter().filter(|c| c.method.route() == route).cloned())
+            }
         }
     }
 }
@@ -215,7 +238,10 @@ mod tests {
             ("recoveryCode", Method::RecoveryCode),
         ];
         for (format, method) in cases {
-            assert_eq!(Credential::from_step_up(&offered(format, None)).unwrap().method, method);
+            assert_eq!(
+                Credential::from_step_up(&offered(format, None)).unwrap().method,
+                method
+            );
         }
     }
 
@@ -227,11 +253,15 @@ mod tests {
         );
         assert_eq!(
             Credential::from_step_up(&offered("oauth", None)),
-            Err(CredentialError::UnsupportedFormat { format: CredentialFormat::Oauth })
+            Err(CredentialError::UnsupportedFormat {
+                format: CredentialFormat::Oauth
+            })
         );
         assert_eq!(
             Credential::from_step_up(&offered("smoke-signal", None)),
-            Err(CredentialError::UnsupportedFormat { format: CredentialFormat::parse("smoke-signal") })
+            Err(CredentialError::UnsupportedFormat {
+                format: CredentialFormat::parse("smoke-signal")
+            })
         );
     }
 
@@ -252,19 +282,31 @@ mod tests {
             sign_in_enabled: true,
             embedded_wallet_id: None,
         };
-        assert_eq!(Credential::from_verified(&wallet).unwrap().alias.as_deref(), Some("0xabc"));
+        assert_eq!(
+            Credential::from_verified(&wallet).unwrap().alias.as_deref(),
+            Some("0xabc")
+        );
         wallet.embedded_wallet_id = Some("emb-1".into());
-        assert_eq!(Credential::from_verified(&wallet), Err(CredentialError::EmbeddedWallet));
+        assert_eq!(
+            Credential::from_verified(&wallet),
+            Err(CredentialError::EmbeddedWallet)
+        );
         wallet.embedded_wallet_id = None;
         wallet.wallet_provider = Some(WalletProvider::EmbeddedWallet);
-        assert_eq!(Credential::from_verified(&wallet), Err(CredentialError::EmbeddedWallet));
+        assert_eq!(
+            Credential::from_verified(&wallet),
+            Err(CredentialError::EmbeddedWallet)
+        );
     }
 
     #[test]
     fn options_allow_offered_methods_and_recovery_with_mfa() {
         let check = StepUpCheckResponse {
             is_required: true,
-            credentials: vec![offered("totp", None), offered("blockchain", Some("embeddedWallet"))],
+            credentials: vec![
+                offered("totp", None),
+                offered("blockchain", Some("embeddedWallet")),
+            ],
             default_credential_id: None,
         };
         let options = MethodOptions::from_check(&check);

@@ -60,8 +60,14 @@ pub enum Method {
 
 impl Method {
     /// Every method, re-authentication first.
-    pub const ALL: [Method; 6] =
-        [Method::EmailOtp, Method::SmsOtp, Method::ExternalWallet, Method::Passkey, Method::Totp, Method::RecoveryCode];
+    pub const ALL: [Method; 6] = [
+        Method::EmailOtp,
+        Method::SmsOtp,
+        Method::ExternalWallet,
+        Method::Passkey,
+        Method::Totp,
+        Method::RecoveryCode,
+    ];
 
     /// The route this method belongs to.
     #[must_use]

@@ -173,13 +173,20 @@ mod tests {
     #[test]
     fn space_delimited_parse_ignores_extra_whitespace_and_keeps_unknown_scopes() {
         let set = ScopeSet::from_space_delimited("  wallet:export\tnew:scope  wallet:export ");
-        assert_eq!(set.as_slice(), &[Scope::Unknown("new:scope".into()), Scope::WalletExport]);
+        assert_eq!(
+            set.as_slice(),
+            &[Scope::Unknown("new:scope".into()), Scope::WalletExport]
+        );
         assert!(ScopeSet::from_space_delimited("   ").is_empty());
     }
 
     #[test]
     fn serde_is_a_normalised_list() {
-        let set: ScopeSet = serde_json::from_str(r#"["wallet:export","user:delete","wallet:export"]"#).unwrap();
-        assert_eq!(serde_json::to_string(&set).unwrap(), r#"["user:delete","wallet:export"]"#);
+        let set: ScopeSet =
+            serde_json::from_str(r#"["wallet:export","user:delete","wallet:export"]"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&set).unwrap(),
+            r#"["user:delete","wallet:export"]"#
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A point in time, in whole seconds since the Unix epoch. A plain number on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct UnixTime(pub u64);
 
@@ -56,7 +58,11 @@ impl Clock for SystemClock {
     fn now(&self) -> UnixTime {
         // A clock set before 1970 reads as the epoch: every token then looks valid for longer, never shorter,
         // and the server still checks expiry itself.
-        UnixTime(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+        UnixTime(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
     }
 }
 

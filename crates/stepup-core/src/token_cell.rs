@@ -40,13 +40,17 @@ impl TokenSet {
     /// The newest unexpired token that grants `scope`.
     #[must_use]
     pub fn find(&self, scope: &Scope, now: UnixTime) -> Option<&Arc<ElevatedToken>> {
-        self.tokens.iter().find(|token| !token.is_expired_at(now) && token.covers(scope))
+        self.tokens
+            .iter()
+            .find(|token| !token.is_expired_at(now) && token.covers(scope))
     }
 
     /// The newest unexpired token that grants every scope of `scopes`.
     #[must_use]
     pub fn find_covering(&self, scopes: &ScopeSet, now: UnixTime) -> Option<&Arc<ElevatedToken>> {
-        self.tokens.iter().find(|token| !token.is_expired_at(now) && token.covers_all(scopes))
+        self.tokens
+            .iter()
+            .find(|token| !token.is_expired_at(now) && token.covers_all(scopes))
     }
 
     /// The token with this id, expired or not.
@@ -61,7 +65,9 @@ impl TokenSet {
         tokens.extend(
             self.tokens
                 .iter()
-                .filter(|old| !old.is_expired_at(now) && old.scopes() != token.scopes() && old.id() != token.id())
+                .filter(|old| {
+                    !old.is_expired_at(now) && old.scopes() != token.scopes() && old.id() != token.id()
+                })
                 .cloned(),
         );
         TokenSet { tokens }
@@ -69,7 +75,12 @@ impl TokenSet {
 
     fn without(&self, id: &TokenId, now: UnixTime) -> TokenSet {
         TokenSet {
-            tokens: self.tokens.iter().filter(|t| t.id() != id && !t.is_expired_at(now)).cloned().collect(),
+            tokens: self
+                .tokens
+                .iter()
+                .filter(|t| t.id() != id && !t.is_expired_at(now))
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -102,7 +113,10 @@ impl TokenCell {
     /// An empty cell that reads time from `clock`.
     #[must_use]
     pub fn with_clock(clock: SharedClock) -> Self {
-        Self { inner: Arc::new(ArcSwap::from_pointee(TokenSet::default())), clock }
+        Self {
+            inner: Arc::new(ArcSwap::from_pointee(TokenSet::default())),
+            clock,
+        }
     }
 
     /// The cell's clock.
@@ -170,7 +184,8 @@ impl TokenCell {
 
     /// [`insert`](Self::insert) of a shared token at a given time.
     pub fn insert_at(&self, token: Arc<ElevatedToken>, now: UnixTime) -> Arc<ElevatedToken> {
-        self.inner.rcu(|current| current.with_inserted(Arc::clone(&token), now));
+        self.inner
+            .rcu(|current| current.with_inserted(Arc::clone(&token), now));
         token
     }
 
@@ -190,7 +205,12 @@ impl TokenCell {
     pub fn prune_at(&self, now: UnixTime) -> usize {
         let mut pruned = 0;
         self.inner.rcu(|current| {
-            let kept: Vec<_> = current.tokens.iter().filter(|t| !t.is_expired_at(now)).cloned().collect();
+            let kept: Vec<_> = current
+                .tokens
+                .iter()
+                .filter(|t| !t.is_expired_at(now))
+                .cloned()
+                .collect();
             pruned = current.len() - kept.len();
             TokenSet { tokens: kept }
         });

@@ -12,7 +12,8 @@ pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentica
 /// The description must not contain `"` or `\`; callers pass fixed text.
 #[must_use]
 pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> String {
-    let mut value = format!("Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{description}\"");
+    let mut value =
+        format!("Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{description}\"");
     if !scopes.is_empty() {
         let joined: Vec<&str> = scopes.iter().map(crate::TokenScope::as_str).collect();
         value.push_str(&format!(", scope=\"{}\"", joined.join(" ")));
@@ -42,7 +43,10 @@ pub fn parse_step_up_challenge(header: &str) -> Option<StepUpChallenge> {
         if name.eq_ignore_ascii_case("error") {
             error = Some(value);
         } else if name.eq_ignore_ascii_case("scope") {
-            scopes = value.split_ascii_whitespace().map(crate::TokenScope::parse).collect();
+            scopes = value
+                .split_ascii_whitespace()
+                .map(crate::TokenScope::parse)
+                .collect();
         }
     }
     (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION)).then_some(StepUpChallenge { scopes })
@@ -53,7 +57,9 @@ fn auth_params(mut input: &str) -> Vec<(String, String)> {
     let mut params = Vec::new();
     loop {
         input = input.trim_start_matches([' ', ',', '\t']);
-        let Some((name, after)) = input.split_once('=') else { break };
+        let Some((name, after)) = input.split_once('=') else {
+            break;
+        };
         let after = after.trim_start();
         let (value, rest) = if let Some(quoted) = after.strip_prefix('"') {
             let mut value = String::new();
@@ -91,21 +97,30 @@ mod tests {
 
     #[test]
     fn challenge_round_trips_through_the_parser() {
-        let header = step_up_challenge("step-up required", &[TokenScope::WalletExport, TokenScope::UserDelete]);
+        let header = step_up_challenge(
+            "step-up required",
+            &[TokenScope::WalletExport, TokenScope::UserDelete],
+        );
         assert_eq!(
             header,
             "Bearer error=\"insufficient_user_authentication\", error_description=\"step-up required\", \
              scope=\"wallet:export user:delete\""
         );
         let parsed = parse_step_up_challenge(&header).unwrap();
-        assert_eq!(parsed.scopes, vec![TokenScope::WalletExport, TokenScope::UserDelete]);
+        assert_eq!(
+            parsed.scopes,
+            vec![TokenScope::WalletExport, TokenScope::UserDelete]
+        );
     }
 
     #[test]
     fn rfc_9470_example_with_acr_values_parses() {
         let header = "Bearer error=\"insufficient_user_authentication\", \
                       error_description=\"A different authentication level is required\", acr_values=\"myACR\"";
-        assert_eq!(parse_step_up_challenge(header), Some(StepUpChallenge { scopes: vec![] }));
+        assert_eq!(
+            parse_step_up_challenge(header),
+            Some(StepUpChallenge { scopes: vec![] })
+        );
     }
 
     #[test]
@@ -114,12 +129,17 @@ mod tests {
         assert_eq!(parse_step_up_challenge("Basic realm=\"x\""), None);
         assert_eq!(parse_step_up_challenge(""), None);
         assert_eq!(parse_step_up_challenge("Bearer"), None);
-        assert_eq!(parse_step_up_challenge("Bearer error=\"insufficient_user_authentication"), parse_step_up_challenge("Bearer error=\"insufficient_user_authentication\""));
+        assert_eq!(
+            parse_step_up_challenge("Bearer error=\"insufficient_user_authentication"),
+            parse_step_up_challenge("Bearer error=\"insufficient_user_authentication\"")
+        );
     }
 
     #[test]
     fn unquoted_values_and_escapes_parse() {
-        let parsed = parse_step_up_challenge("bearer error=insufficient_user_authentication, scope=\"a\\\"b\"").unwrap();
+        let parsed =
+            parse_step_up_challenge("bearer error=insufficient_user_authentication, scope=\"a\\\"b\"")
+                .unwrap();
         assert_eq!(parsed.scopes, vec![TokenScope::parse("a\"b")]);
     }
 }

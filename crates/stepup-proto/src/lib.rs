@@ -27,8 +27,8 @@ pub use mfa::{
     TotpAuthRequest, TotpRegistration, UserPasskey,
 };
 pub use otp::{
-    EmailVerificationCreateRequest, EmailVerificationCreateResponse, OtpVerifyRequest, SmsVerificationCreateRequest,
-    SmsVerificationCreateResponse,
+    EmailVerificationCreateRequest, EmailVerificationCreateResponse, OtpVerifyRequest,
+    SmsVerificationCreateRequest, SmsVerificationCreateResponse,
 };
 pub use passkey::{
     AuthenticatorAssertionResponse, AuthenticatorAttestationResponse, PasskeyAllowCredential,
@@ -39,6 +39,7 @@ pub use scope::TokenScope;
 pub use secret::{Jwt, OtpCode, RecoveryCode, SecretString, TotpCode};
 pub use step_up::{StepUpCheckRequest, StepUpCheckResponse, StepUpCredential};
 pub use user::{
-    CredentialFormat, NextView, SdkUser, UpdateSelfResponse, VerifiedCredential, VerifyResponse, WalletProvider,
+    CredentialFormat, NextView, SdkUser, UpdateSelfResponse, VerifiedCredential, VerifyResponse,
+    WalletProvider,
 };
 pub use wallet::{NoncesResponse, WalletVerifyRequest};

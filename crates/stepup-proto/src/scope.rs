@@ -94,13 +94,27 @@ mod tests {
 
     #[test]
     fn hand_built_unknown_equals_the_known_variant() {
-        assert_eq!(TokenScope::Unknown("wallet:export".into()), TokenScope::WalletExport);
+        assert_eq!(
+            TokenScope::Unknown("wallet:export".into()),
+            TokenScope::WalletExport
+        );
     }
 
     #[test]
     fn order_is_by_wire_form() {
-        let mut scopes = vec![TokenScope::WalletExport, TokenScope::Unknown("a:b".into()), TokenScope::UserDelete];
+        let mut scopes = vec![
+            TokenScope::WalletExport,
+            TokenScope::Unknown("a:b".into()),
+            TokenScope::UserDelete,
+        ];
         scopes.sort();
-        assert_eq!(scopes, vec![TokenScope::Unknown("a:b".into()), TokenScope::UserDelete, TokenScope::WalletExport]);
+        assert_eq!(
+            scopes,
+            vec![
+                TokenScope::Unknown("a:b".into()),
+                TokenScope::UserDelete,
+                TokenScope::WalletExport
+            ]
+        );
     }
 }

@@ -48,12 +48,20 @@ impl FlowMachine {
     #[state]
     fn idle(&mut self, event: &FlowEvent) -> Outcome<FlowState> {
         match event {
-            FlowEvent::RequirementChecked { scope, required: true, options } => {
-                Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
-            }
-            FlowEvent::Challenged { scopes } if !scopes.is_empty() => {
-                Transition(FlowState::required(scopes.clone(), MethodOptions::unknown(), None))
-            }
+            FlowEvent::RequirementChecked {
+                scope,
+                required: true,
+                options,
+            } => Transition(FlowState::required(
+                ScopeSet::one(scope.clone()),
+                options.clone(),
+                None,
+            )),
+            FlowEvent::Challenged { scopes } if !scopes.is_empty() => Transition(FlowState::required(
+                scopes.clone(),
+                MethodOptions::unknown(),
+                None,
+            )),
             FlowEvent::Reset => self.reset(),
             FlowEvent::RequirementChecked { required: false, .. }
             | FlowEvent::Challenged { .. }
@@ -77,7 +85,11 @@ impl FlowMachine {
         event: &FlowEvent,
     ) -> Outcome<FlowState> {
         match event {
-            FlowEvent::RequirementChecked { scope, required: true, options: fresh } => {
+            FlowEvent::RequirementChecked {
+                scope,
+                required: true,
+                options: fresh,
+            } => {
                 // A fresh check: its options are newer than ours, and its scope joins the flow.
                 *scopes = scopes.union(&ScopeSet::one(scope.clone()));
                 *options = fresh.clone();
@@ -88,9 +100,20 @@ impl FlowMachine {
                 *scopes = scopes.union(more);
                 Handled
             }
-            FlowEvent::PromptOpened { route, options: offered } => {
-                let options = if offered.is_known() { offered.clone() } else { options.clone() };
-                Transition(FlowState::prompting(scopes.clone(), *route, PromptProgress::new(options)))
+            FlowEvent::PromptOpened {
+                route,
+                options: offered,
+            } => {
+                let options = if offered.is_known() {
+                    offered.clone()
+                } else {
+                    options.clone()
+                };
+                Transition(FlowState::prompting(
+                    scopes.clone(),
+                    *route,
+                    PromptProgress::new(options),
+                ))
             }
             FlowEvent::Cancel | FlowEvent::Reset => Super,
             FlowEvent::RequirementChecked { required: false, .. }
@@ -112,9 +135,16 @@ impl FlowMachine {
         event: &FlowEvent,
     ) -> Outcome<FlowState> {
         match event {
-            FlowEvent::PromptOpened { route: new_route, options: offered } => {
+            FlowEvent::PromptOpened {
+                route: new_route,
+                options: offered,
+            } => {
                 // Re-opened (e.g. the user switched route): a fresh prompt, known options kept if none given.
-                let options = if offered.is_known() { offered.clone() } else { progress.options.clone() };
+                let options = if offered.is_known() {
+                    offered.clone()
+                } else {
+                    progress.options.clone()
+                };
                 *route = *new_route;
                 *progress = PromptProgress::new(options);
                 Handled
@@ -126,7 +156,13 @@ impl FlowMachine {
                 Handled
             }
             FlowEvent::VerificationStarted { method, flow } if progress.can_verify(*route, *method) => {
-                Transition(FlowState::verifying(scopes.clone(), *route, *method, *flow, progress.clone()))
+                Transition(FlowState::verifying(
+                    scopes.clone(),
+                    *route,
+                    *method,
+                    *flow,
+                    progress.clone(),
+                ))
             }
             FlowEvent::Cancel | FlowEvent::Reset => Super,
             FlowEvent::RequirementChecked { .. }
@@ -151,10 +187,16 @@ impl FlowMachine {
     ) -> Outcome<FlowState> {
         let _ = method;
         match event {
-            FlowEvent::Verified { flow: finished, token } if finished == flow => {
+            FlowEvent::Verified {
+                flow: finished,
+                token,
+            } if finished == flow => {
                 let now = self.now();
                 if token.is_expired_at(now) {
-                    let error = TokenError::Expired { expires_at: token.expires_at(), now };
+                    let error = TokenError::Expired {
+                        expires_at: token.expires_at(),
+                        now,
+                    };
                     return Transition(FlowState::required(
                         scopes.clone(),
                         progress.options.clone(),
@@ -162,21 +204,38 @@ impl FlowMachine {
                     ));
                 }
                 if !token.covers_all(scopes) {
-                    let error =
-                        StepUpError::ScopesNotGranted { requested: scopes.clone(), granted: token.scopes().clone() };
-                    return Transition(FlowState::required(scopes.clone(), progress.options.clone(), Some(error)));
+                    let error = StepUpError::ScopesNotGranted {
+                        requested: scopes.clone(),
+                        granted: token.scopes().clone(),
+                    };
+                    return Transition(FlowState::required(
+                        scopes.clone(),
+                        progress.options.clone(),
+                        Some(error),
+                    ));
                 }
                 let stored = self.tokens.insert_at(token.clone(), now);
-                Transition(FlowState::elevated(stored.scopes().clone(), stored.id().clone(), stored.expires_at()))
+                Transition(FlowState::elevated(
+                    stored.scopes().clone(),
+                    stored.id().clone(),
+                    stored.expires_at(),
+                ))
             }
-            FlowEvent::VerificationFailed { flow: finished, error } if finished == flow => {
+            FlowEvent::VerificationFailed {
+                flow: finished,
+                error,
+            } if finished == flow => {
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut retry = progress.clone();
                     retry.attempts_left -= 1;
                     retry.last_error = Some(error.clone());
                     Transition(FlowState::prompting(scopes.clone(), *route, retry))
                 } else {
-                    Transition(FlowState::required(scopes.clone(), progress.options.clone(), Some(error.clone())))
+                    Transition(FlowState::required(
+                        scopes.clone(),
+                        progress.options.clone(),
+                        Some(error.clone()),
+                    ))
                 }
             }
             FlowEvent::Cancel | FlowEvent::Reset => Super,
@@ -221,12 +280,18 @@ impl FlowMachine {
                 self.tokens.remove(token_id);
                 Transition(FlowState::idle())
             }
-            FlowEvent::RequirementChecked { scope, required: true, options } => {
-                Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
-            }
-            FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => {
-                Transition(FlowState::required(challenged.clone(), MethodOptions::unknown(), None))
-            }
+            FlowEvent::RequirementChecked {
+                scope,
+                required: true,
+                options,
+            } => Transition(FlowState::required(
+                ScopeSet::one(scope.clone()),
+                options.clone(),
+                None,
+            )),
+            FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => Transition(
+                FlowState::required(challenged.clone(), MethodOptions::unknown(), None),
+            ),
             FlowEvent::Reset => self.reset(),
             FlowEvent::RequirementChecked { required: false, .. }
             | FlowEvent::Challenged { .. }
@@ -245,13 +310,19 @@ impl FlowMachine {
     fn expired(&mut self, scopes: &mut ScopeSet, event: &FlowEvent) -> Outcome<FlowState> {
         let _ = scopes;
         match event {
-            FlowEvent::RequirementChecked { scope, required: true, options } => {
-                Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
-            }
+            FlowEvent::RequirementChecked {
+                scope,
+                required: true,
+                options,
+            } => Transition(FlowState::required(
+                ScopeSet::one(scope.clone()),
+                options.clone(),
+                None,
+            )),
             FlowEvent::RequirementChecked { required: false, .. } => Transition(FlowState::idle()),
-            FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => {
-                Transition(FlowState::required(challenged.clone(), MethodOptions::unknown(), None))
-            }
+            FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => Transition(
+                FlowState::required(challenged.clone(), MethodOptions::unknown(), None),
+            ),
             FlowEvent::Reset => self.reset(),
             FlowEvent::Challenged { .. }
             | FlowEvent::PromptOpened { .. }
@@ -290,7 +361,11 @@ impl FlowMachine {
 
     // statig 0.4.1 swaps source and target in `before_transition` (DESIGN §12); `after_transition` is right.
     fn after_transition(&mut self, source: &FlowState, target: &FlowState) {
-        tracing::debug!(from = source.name(), to = target.name(), "step-up flow transition");
+        tracing::debug!(
+            from = source.name(),
+            to = target.name(),
+            "step-up flow transition"
+        );
     }
 }
 
@@ -324,6 +399,9 @@ impl FlowState {
     /// Whether the state is inside the `in_flow` superstate (`required`, `prompting`, `verifying`).
     #[must_use]
     pub fn is_in_flow(&self) -> bool {
-        matches!(self, FlowState::Required { .. } | FlowState::Prompting { .. } | FlowState::Verifying { .. })
+        matches!(
+            self,
+            FlowState::Required { .. } | FlowState::Prompting { .. } | FlowState::Verifying { .. }
+        )
     }
 }

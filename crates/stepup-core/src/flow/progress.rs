@@ -26,7 +26,12 @@ impl PromptProgress {
     /// A fresh prompt with these options.
     #[must_use]
     pub fn new(options: MethodOptions) -> Self {
-        Self { options, pending_otp: None, attempts_left: MAX_ATTEMPTS, last_error: None }
+        Self {
+            options,
+            pending_otp: None,
+            attempts_left: MAX_ATTEMPTS,
+            last_error: None,
+        }
     }
 
     /// Whether verification may start with `method` on `route`: the route allows it, the options offer it (when
@@ -35,7 +40,11 @@ impl PromptProgress {
     pub fn can_verify(&self, route: Route, method: Method) -> bool {
         route.allows(method)
             && self.options.allows(method)
-            && (!method.is_otp() || self.pending_otp.as_ref().is_some_and(|otp| otp.channel.method() == method))
+            && (!method.is_otp()
+                || self
+                    .pending_otp
+                    .as_ref()
+                    .is_some_and(|otp| otp.channel.method() == method))
     }
 
     /// Whether a code sent for `method` belongs in this prompt.

@@ -1,0 +1,357 @@
+//! `ReferenceFlow`: the flow rules restated as one plain `match`, without statig, beside a plain token list.
+//!
+//! It is deliberately written differently from the machine (one match over `(state, event)` instead of one
+//! handler per state and a superstate), so the two agreeing on random runs means something.
+
+use std::sync::Arc;
+
+use crate::credential::MethodOptions;
+use crate::error::StepUpError;
+use crate::flow::{FlowEvent, FlowId, FlowState, PromptProgress};
+use crate::method::Route;
+use crate::scope::{Scope, ScopeSet};
+use crate::time::UnixTime;
+use crate::token::{ElevatedToken, TokenError, TokenId};
+
+/// One thing a test does to a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowAction {
+    /// Feed an event.
+    Event(FlowEvent),
+    /// Let `secs` seconds pass; every token that expires is reported with `TokenExpired` (as the coordinator's
+    /// expiry timer does) and pruned.
+    Tick {
+        /// Seconds to pass.
+        secs: u64,
+    },
+    /// Spend a token for `scope` as a request would (`TokenCell::take`); a single-use token that is taken is
+    /// reported with `TokenConsumed`.
+    Take {
+        /// The scope of the request.
+        scope: Scope,
+    },
+}
+
+/// Whether the state took an event or ignored it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The state has a rule for this event (it may still leave everything as it was).
+    Taken,
+    /// The state does not take this event; nothing may change.
+    Ignored,
+}
+
+/// The reference model: a state, a token list (newest first), a clock, and counters for fresh ids.
+#[derive(Debug, Clone)]
+pub struct ReferenceFlow {
+    /// The state the rules say the flow is in.
+    pub state: FlowState,
+    /// The tokens the cell should hold, newest first (expired ones may linger until pruned).
+    pub tokens: Vec<Arc<ElevatedToken>>,
+    /// The current time.
+    pub now: UnixTime,
+    /// The next fresh verification number (strategies use it for `VerificationStarted`).
+    pub next_flow: FlowId,
+    /// The next fresh token id number.
+    pub next_token: u64,
+    /// The events the last action delivered and what the state did with each.
+    pub last_events: Vec<(FlowEvent, Outcome)>,
+}
+
+impl ReferenceFlow {
+    /// A model in `idle` with no tokens at `now`.
+    #[must_use]
+    pub fn new(now: UnixTime) -> Self {
+        Self {
+            state: FlowState::Idle {},
+            tokens: Vec::new(),
+            now,
+            next_flow: FlowId(1),
+            next_token: 1,
+            last_events: Vec::new(),
+        }
+    }
+
+    /// The ids of the unexpired tokens, newest first.
+    #[must_use]
+    pub fn live_token_ids(&self) -> Vec<TokenId> {
+        self.tokens
+            .iter()
+            .filter(|t| !t.is_expired_at(self.now))
+            .map(|t| t.id().clone())
+            .collect()
+    }
+
+    /// Applies an action; the events it delivered are in `last_events`.
+    pub fn apply_action(&mut self, action: &FlowAction) {
+        self.last_events.clear();
+        match action {
+            FlowAction::Event(event) => self.deliver(event.clone()),
+            FlowAction::Tick { secs } => {
+                self.now = self.now.plus_secs(*secs);
+                let now = self.now;
+                let expired: Vec<TokenId> = self
+                    .tokens
+                    .iter()
+                    .filter(|t| t.is_expired_at(now))
+                    .map(|t| t.id().clone())
+                    .collect();
+                for token_id in expired {
+                    self.deliver(FlowEvent::TokenExpired { token_id });
+                }
+                self.tokens.retain(|t| !t.is_expired_at(now));
+            }
+            FlowAction::Take { scope } => {
+                let now = self.now;
+                let found = self
+                    .tokens
+                    .iter()
+                    .find(|t| !t.is_expired_at(now) && t.covers(scope))
+                    .cloned();
+                if let Some(token) = found.filter(|t| t.is_single_use()) {
+                    self.tokens
+                        .retain(|t| t.id() != token.id() && !t.is_expired_at(now));
+                    self.deliver(FlowEvent::TokenConsumed {
+                        token_id: token.id().clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, event: FlowEvent) {
+        if let FlowEvent::VerificationStarted { flow, .. } = &event {
+            self.next_flow = FlowId(self.next_flow.0.max(flow.0 + 1));
+        }
+        let outcome = self.handle(&event);
+        self.last_events.push((event, outcome));
+    }
+
+    /// The rules, as one match. Returns whether the state took the event.
+    pub fn handle(&mut self, event: &FlowEvent) -> Outcome {
+        use FlowEvent as E;
+        use FlowState as S;
+
+        let now = self.now;
+        let next = match (&self.state, event) {
+            (_, E::Reset) => {
+                self.tokens.clear();
+                S::Idle {}
+            }
+            (S::Required { .. } | S::Prompting { .. } | S::Verifying { .. }, E::Cancel) => S::Idle {},
+
+            (
+                S::Idle {} | S::Elevated { .. } | S::Expired { .. },
+                E::RequirementChecked {
+                    scope,
+                    required: true,
+                    options,
+                },
+            ) => S::Required {
+                scopes: ScopeSet::one(scope.clone()),
+                options: options.clone(),
+                last_error: None,
+            },
+            (S::Idle {} | S::Elevated { .. } | S::Expired { .. }, E::Challenged { scopes })
+                if !scopes.is_empty() =>
+            {
+                S::Required {
+                    scopes: scopes.clone(),
+                    options: MethodOptions::unknown(),
+                    last_error: None,
+                }
+            }
+            (S::Expired { .. }, E::RequirementChecked { required: false, .. }) => S::Idle {},
+
+            (
+                S::Required { scopes, .. },
+                E::RequirementChecked {
+                    scope,
+                    required: true,
+                    options,
+                },
+            ) => S::Required {
+                scopes: scopes.union(&ScopeSet::one(scope.clone())),
+                options: options.clone(),
+                last_error: None,
+            },
+            (
+                S::Required {
+                    scopes,
+                    options,
+                    last_error,
+                },
+                E::Challenged { scopes: more },
+            ) => S::Required {
+                scopes: scopes.union(more),
+                options: options.clone(),
+                last_error: last_error.clone(),
+            },
+            (
+                S::Required { scopes, options, .. },
+                E::PromptOpened {
+                    route,
+                    options: offered,
+                },
+            ) => S::Prompting {
+                scopes: scopes.clone(),
+                route: *route,
+                progress: PromptProgress::new(if offered.is_known() {
+                    offered.clone()
+                } else {
+                    options.clone()
+                }),
+            },
+
+            (
+                S::Prompting { scopes, progress, .. },
+                E::PromptOpened {
+                    route,
+                    options: offered,
+                },
+            ) => S::Prompting {
+                scopes: scopes.clone(),
+                route: *route,
+                progress: PromptProgress::new(if offered.is_known() {
+                    offered.clone()
+                } else {
+                    progress.options.clone()
+                }),
+            },
+            (
+                S::Prompting {
+                    scopes,
+                    route,
+                    progress,
+                },
+                E::OtpSent { verification },
+            ) => {
+                let method = verification.channel.method();
+                let mut progress = progress.clone();
+                if *route == Route::Reauthenticate && progress.options.allows(method) {
+                    progress.pending_otp = Some(verification.clone());
+                }
+                S::Prompting {
+                    scopes: scopes.clone(),
+                    route: *route,
+                    progress,
+                }
+            }
+            (
+                S::Prompting {
+                    scopes,
+                    route,
+                    progress,
+                },
+                E::VerificationStarted { method, flow },
+            ) if method.route() == *route
+                && progress.options.allows(*method)
+                && (!method.is_otp()
+                    || progress.pending_otp.as_ref().map(|otp| otp.channel.method()) == Some(*method)) =>
+            {
+                S::Verifying {
+                    scopes: scopes.clone(),
+                    route: *route,
+                    method: *method,
+                    flow: *flow,
+                    progress: progress.clone(),
+                }
+            }
+
+            (
+                S::Verifying {
+                    scopes,
+                    flow,
+                    progress,
+                    ..
+                },
+                E::Verified {
+                    flow: finished,
+                    token,
+                },
+            ) if finished == flow => {
+                if token.expires_at() <= now {
+                    S::Required {
+                        scopes: scopes.clone(),
+                        options: progress.options.clone(),
+                        last_error: Some(
+                            TokenError::Expired {
+                                expires_at: token.expires_at(),
+                                now,
+                            }
+                            .into(),
+                        ),
+                    }
+                } else if !token.scopes().covers(scopes) {
+                    S::Required {
+                        scopes: scopes.clone(),
+                        options: progress.options.clone(),
+                        last_error: Some(StepUpError::ScopesNotGranted {
+                            requested: scopes.clone(),
+                            granted: token.scopes().clone(),
+                        }),
+                    }
+                } else {
+                    self.tokens.retain(|t| {
+                        t.scopes() != token.scopes() && t.id() != token.id() && !t.is_expired_at(now)
+                    });
+                    self.tokens.insert(0, Arc::clone(token));
+                    S::Elevated {
+                        scopes: token.scopes().clone(),
+                        token_id: token.id().clone(),
+                        expires_at: token.expires_at(),
+                    }
+                }
+            }
+            (
+                S::Verifying {
+                    scopes,
+                    route,
+                    flow,
+                    progress,
+                    ..
+                },
+                E::VerificationFailed {
+                    flow: finished,
+                    error,
+                },
+            ) if finished == flow => {
+                if error.is_retryable() && progress.attempts_left > 1 {
+                    let mut progress = progress.clone();
+                    progress.attempts_left -= 1;
+                    progress.last_error = Some(error.clone());
+                    S::Prompting {
+                        scopes: scopes.clone(),
+                        route: *route,
+                        progress,
+                    }
+                } else {
+                    S::Required {
+                        scopes: scopes.clone(),
+                        options: progress.options.clone(),
+                        last_error: Some(error.clone()),
+                    }
+                }
+            }
+
+            (S::Elevated { scopes, token_id, .. }, E::TokenExpired { token_id: expired })
+                if expired == token_id =>
+            {
+                self.tokens
+                    .retain(|t| t.id() != token_id && !t.is_expired_at(now));
+                S::Expired {
+                    scopes: scopes.clone(),
+                }
+            }
+            (S::Elevated { token_id, .. }, E::TokenConsumed { token_id: spent }) if spent == token_id => {
+                self.tokens
+                    .retain(|t| t.id() != token_id && !t.is_expired_at(now));
+                S::Idle {}
+            }
+
+            _ => return Outcome::Ignored,
+        };
+        self.state = next;
+        Outcome::Taken
+    }
+}

@@ -1,0 +1,482 @@
+//! Scenario tests of the flow machine: one test per path of `docs/state-machine.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+
+use stepup_core::testkit::token;
+use stepup_core::{
+    Credential, Flow, FlowEvent, FlowId, FlowState, ManualClock, Method, MethodOptions, OtpChannel,
+    OtpVerification, Route, Scope, ScopeSet, StepUpError, TokenCell, TokenError, UnixTime, VerificationId,
+};
+
+const NOW: UnixTime = UnixTime(1_000);
+
+fn flow() -> (Flow, ManualClock) {
+    let clock = ManualClock::new(NOW);
+    (Flow::new(TokenCell::with_clock(Arc::new(clock.clone()))), clock)
+}
+
+fn mfa_options() -> MethodOptions {
+    MethodOptions::known([
+        Credential::new("totp-1", Method::Totp, None),
+        Credential::new("pk-1", Method::Passkey, None),
+    ])
+}
+
+fn reauth_options() -> MethodOptions {
+    MethodOptions::known([Credential::new("email-1", Method::EmailOtp, None)])
+}
+
+fn export() -> ScopeSet {
+    ScopeSet::one(Scope::WalletExport)
+}
+
+fn checked(options: MethodOptions) -> FlowEvent {
+    FlowEvent::RequirementChecked {
+        scope: Scope::WalletExport,
+        required: true,
+        options,
+    }
+}
+
+fn opened(route: Route) -> FlowEvent {
+    FlowEvent::PromptOpened {
+        route,
+        options: MethodOptions::unknown(),
+    }
+}
+
+fn started(method: Method, flow: u64) -> FlowEvent {
+    FlowEvent::VerificationStarted {
+        method,
+        flow: FlowId(flow),
+    }
+}
+
+fn verified(flow: u64, jti: &str, ttl: u64, single_use: bool) -> FlowEvent {
+    FlowEvent::Verified {
+        flow: FlowId(flow),
+        token: token(&export(), NOW.plus_secs(ttl), single_use, jti),
+    }
+}
+
+fn email_sent() -> FlowEvent {
+    FlowEvent::OtpSent {
+        verification: OtpVerification {
+            id: VerificationId::new("v-1"),
+            channel: OtpChannel::Email,
+            destination_masked: "a***@example.com".into(),
+        },
+    }
+}
+
+fn drive(flow: &mut Flow, events: &[FlowEvent]) {
+    for event in events {
+        flow.handle(event);
+    }
+}
+
+#[test]
+fn starts_idle() {
+    let (flow, _) = flow();
+    assert_eq!(flow.state(), &FlowState::Idle {});
+    assert_eq!(flow.state().name(), "idle");
+}
+
+#[test]
+fn totp_happy_path_elevates_and_stores_the_token() {
+    let (mut flow, _) = flow();
+    flow.handle(&checked(mfa_options()));
+    assert_eq!(
+        flow.state(),
+        &FlowState::Required {
+            scopes: export(),
+            options: mfa_options(),
+            last_error: None
+        }
+    );
+    assert!(flow.state().is_in_flow());
+    drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp, 1)]);
+    assert_eq!(flow.state().name(), "verifying");
+    flow.handle(&verified(1, "t1", 300, false));
+    assert_eq!(
+        flow.state(),
+        &FlowState::Elevated {
+            scopes: export(),
+            token_id: stepup_core::TokenId::new("t1"),
+            expires_at: NOW.plus_secs(300)
+        }
+    );
+    assert_eq!(
+        flow.tokens().get(&Scope::WalletExport).unwrap().id().as_str(),
+        "t1"
+    );
+}
+
+#[test]
+fn not_required_check_stays_idle() {
+    let (mut flow, _) = flow();
+    flow.handle(&FlowEvent::RequirementChecked {
+        scope: Scope::WalletSign,
+        required: false,
+        options: mfa_options(),
+    });
+    assert_eq!(flow.state(), &FlowState::Idle {});
+}
+
+#[test]
+fn challenge_without_scopes_is_ignored_and_with_scopes_requires() {
+    let (mut flow, _) = flow();
+    flow.handle(&FlowEvent::Challenged {
+        scopes: ScopeSet::empty(),
+    });
+    assert_eq!(flow.state(), &FlowState::Idle {});
+    flow.handle(&FlowEvent::Challenged { scopes: export() });
+    assert_eq!(
+        flow.state(),
+        &FlowState::Required {
+            scopes: export(),
+            options: MethodOptions::unknown(),
+            last_error: None
+        }
+    );
+    // A second challenge joins the flow's scopes.
+    flow.handle(&FlowEvent::Challenged {
+        scopes: ScopeSet::one(Scope::UserDelete),
+    });
+    assert_eq!(
+        flow.state().scopes(),
+        ScopeSet::from([Scope::WalletExport, Scope::UserDelete])
+    );
+}
+
+#[test]
+fn mfa_route_refuses_reauthentication_methods_and_methods_not_offered() {
+    let (mut flow, _) = flow();
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
+    flow.handle(&started(Method::EmailOtp, 1));
+    assert_eq!(flow.state().name(), "prompting", "email is not an MFA method");
+    let only_totp = MethodOptions::known([Credential::new("totp-1", Method::Totp, None)]);
+    flow.handle(&FlowEvent::PromptOpened {
+        route: Route::Mfa,
+        options: only_totp,
+    });
+    flow.handle(&started(Method::Passkey, 1));
+    assert_eq!(flow.state().name(), "prompting", "no passkey offered");
+    flow.handle(&started(Method::RecoveryCode, 1));
+    assert_eq!(
+        flow.state().name(),
+        "verifying",
+        "recovery codes back up any MFA method"
+    );
+}
+
+#[test]
+fn otp_verification_needs_a_sent_code_on_its_channel() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[checked(reauth_options()), opened(Route::Reauthenticate)],
+    );
+    flow.handle(&started(Method::EmailOtp, 1));
+    assert_eq!(flow.state().name(), "prompting", "no code sent yet");
+    flow.handle(&email_sent());
+    let FlowState::Prompting { progress, .. } = flow.state() else {
+        panic!()
+    };
+    assert_eq!(progress.pending_otp.as_ref().unwrap().id.as_str(), "v-1");
+    flow.handle(&started(Method::SmsOtp, 1));
+    assert_eq!(
+        flow.state().name(),
+        "prompting",
+        "SMS not offered and no SMS sent"
+    );
+    flow.handle(&started(Method::EmailOtp, 1));
+    assert_eq!(flow.state().name(), "verifying");
+}
+
+#[test]
+fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
+    let (mut flow, _) = flow();
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
+    for (try_no, left) in [(1, 2), (2, 1)] {
+        flow.handle(&started(Method::Totp, try_no));
+        flow.handle(&FlowEvent::VerificationFailed {
+            flow: FlowId(try_no),
+            error: StepUpError::MfaInvalidCode,
+        });
+        let FlowState::Prompting { progress, .. } = flow.state() else {
+            panic!("{:?}", flow.state())
+        };
+        assert_eq!(progress.attempts_left, left);
+        assert_eq!(progress.last_error, Some(StepUpError::MfaInvalidCode));
+    }
+    flow.handle(&started(Method::Totp, 3));
+    flow.handle(&FlowEvent::VerificationFailed {
+        flow: FlowId(3),
+        error: StepUpError::MfaInvalidCode,
+    });
+    assert_eq!(
+        flow.state(),
+        &FlowState::Required {
+            scopes: export(),
+            options: mfa_options(),
+            last_error: Some(StepUpError::MfaInvalidCode)
+        }
+    );
+}
+
+#[test]
+fn fatal_error_goes_back_to_required_with_the_error() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+        ],
+    );
+    let locked = StepUpError::Locked { retry_after: None };
+    flow.handle(&FlowEvent::VerificationFailed {
+        flow: FlowId(1),
+        error: locked.clone(),
+    });
+    assert_eq!(
+        flow.state(),
+        &FlowState::Required {
+            scopes: export(),
+            options: mfa_options(),
+            last_error: Some(locked)
+        }
+    );
+}
+
+#[test]
+fn stale_results_after_cancel_or_reset_never_elevate() {
+    for stop in [FlowEvent::Cancel, FlowEvent::Reset] {
+        let (mut flow, _) = flow();
+        drive(
+            &mut flow,
+            &[
+                checked(mfa_options()),
+                opened(Route::Mfa),
+                started(Method::Totp, 7),
+                stop,
+            ],
+        );
+        assert_eq!(flow.state(), &FlowState::Idle {});
+        flow.handle(&verified(7, "late", 300, false));
+        assert_eq!(flow.state(), &FlowState::Idle {});
+        assert!(flow.tokens().snapshot().is_empty());
+    }
+}
+
+#[test]
+fn result_of_an_older_verification_is_dropped() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+        ],
+    );
+    flow.handle(&FlowEvent::VerificationFailed {
+        flow: FlowId(1),
+        error: StepUpError::MfaInvalidCode,
+    });
+    flow.handle(&started(Method::Totp, 2));
+    flow.handle(&verified(1, "old", 300, false));
+    assert_eq!(flow.state().name(), "verifying");
+    flow.handle(&verified(2, "new", 300, false));
+    assert_eq!(flow.state().name(), "elevated");
+}
+
+#[test]
+fn token_that_does_not_cover_the_scopes_or_is_expired_is_refused() {
+    let (mut flow, clock) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+        ],
+    );
+    let narrow = token(
+        &ScopeSet::one(Scope::WalletSign),
+        NOW.plus_secs(300),
+        false,
+        "narrow",
+    );
+    flow.handle(&FlowEvent::Verified {
+        flow: FlowId(1),
+        token: narrow,
+    });
+    let FlowState::Required { last_error, .. } = flow.state() else {
+        panic!()
+    };
+    assert_eq!(
+        last_error,
+        &Some(StepUpError::ScopesNotGranted {
+            requested: export(),
+            granted: ScopeSet::one(Scope::WalletSign)
+        })
+    );
+    drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp, 2)]);
+    clock.advance(301);
+    flow.handle(&verified(2, "late", 300, false));
+    let FlowState::Required { last_error, .. } = flow.state() else {
+        panic!()
+    };
+    assert_eq!(
+        last_error,
+        &Some(StepUpError::InvalidToken(TokenError::Expired {
+            expires_at: NOW.plus_secs(300),
+            now: NOW.plus_secs(301)
+        }))
+    );
+    assert!(flow.tokens().snapshot().is_empty());
+}
+
+#[test]
+fn expiry_moves_elevated_to_expired_and_the_next_check_to_required() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+            verified(1, "t1", 60, false),
+        ],
+    );
+    flow.handle(&FlowEvent::TokenExpired {
+        token_id: stepup_core::TokenId::new("someone-else"),
+    });
+    assert_eq!(flow.state().name(), "elevated");
+    flow.handle(&FlowEvent::TokenExpired {
+        token_id: stepup_core::TokenId::new("t1"),
+    });
+    assert_eq!(flow.state(), &FlowState::Expired { scopes: export() });
+    assert!(flow.tokens().snapshot().is_empty());
+    flow.handle(&checked(mfa_options()));
+    assert_eq!(flow.state().name(), "required");
+}
+
+#[test]
+fn expired_with_a_not_required_check_goes_idle() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+            verified(1, "t1", 60, false),
+        ],
+    );
+    flow.handle(&FlowEvent::TokenExpired {
+        token_id: stepup_core::TokenId::new("t1"),
+    });
+    flow.handle(&FlowEvent::RequirementChecked {
+        scope: Scope::WalletExport,
+        required: false,
+        options: mfa_options(),
+    });
+    assert_eq!(flow.state(), &FlowState::Idle {});
+}
+
+#[test]
+fn consumed_single_use_token_goes_idle() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+            verified(1, "once", 60, true),
+        ],
+    );
+    let taken = flow.tokens().take(&Scope::WalletExport).unwrap();
+    assert!(flow.tokens().take(&Scope::WalletExport).is_none());
+    flow.handle(&FlowEvent::TokenConsumed {
+        token_id: taken.id().clone(),
+    });
+    assert_eq!(flow.state(), &FlowState::Idle {});
+}
+
+#[test]
+fn reset_from_any_state_empties_the_cell() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+            verified(1, "t1", 60, false),
+        ],
+    );
+    assert!(!flow.tokens().snapshot().is_empty());
+    flow.handle(&FlowEvent::Reset);
+    assert_eq!(flow.state(), &FlowState::Idle {});
+    assert!(flow.tokens().snapshot().is_empty());
+}
+
+#[test]
+fn cancel_outside_a_flow_is_ignored() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(mfa_options()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+            verified(1, "t1", 60, false),
+        ],
+    );
+    let before = flow.state().clone();
+    flow.handle(&FlowEvent::Cancel);
+    assert_eq!(flow.state(), &before);
+}
+
+#[test]
+fn prompt_can_switch_route_and_starts_fresh() {
+    let (mut flow, _) = flow();
+    let both = MethodOptions::known([
+        Credential::new("totp-1", Method::Totp, None),
+        Credential::new("email-1", Method::EmailOtp, None),
+    ]);
+    drive(
+        &mut flow,
+        &[
+            checked(both.clone()),
+            opened(Route::Mfa),
+            started(Method::Totp, 1),
+        ],
+    );
+    flow.handle(&FlowEvent::VerificationFailed {
+        flow: FlowId(1),
+        error: StepUpError::MfaInvalidCode,
+    });
+    flow.handle(&opened(Route::Reauthenticate));
+    let FlowState::Prompting { route, progress, .. } = flow.state() else {
+        panic!()
+    };
+    assert_eq!(*route, Route::Reauthenticate);
+    assert_eq!(progress.attempts_left, stepup_core::MAX_ATTEMPTS);
+    assert_eq!(progress.options, both);
+}
+
+#[test]
+fn the_machine_is_cheap_to_clone_and_clones_are_independent_of_state() {
+    let (mut flow, _) = flow();
+    let snapshot = flow.clone();
+    flow.handle(&checked(mfa_options()));
+    assert_eq!(snapshot.state(), &FlowState::Idle {});
+    assert_eq!(flow.state().name(), "required");
+}
