@@ -9,13 +9,16 @@
 //!
 //! An app can property-test its own flows against the same rules:
 //!
-//! ```ignore
+//! ```
 //! use proptest_state_machine::prop_state_machine;
 //! use stepup_core::testkit::FlowMachineTest;
+//!
 //! prop_state_machine! {
-//!     #[test]
+//!     #![proptest_config(proptest::test_runner::Config { cases: 50, ..Default::default() })]
+//!     // In a test file, put `#[test]` here.
 //!     fn flow_matches_model(sequential 1..40 => FlowMachineTest);
 //! }
+//! flow_matches_model();
 //! ```
 
 mod harness;
