@@ -9,15 +9,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use stepup_core::testkit::token;
-use stepup_core::{ElevatedToken, Scope, ScopeSet, TokenCell, UnixTime};
+use stepup_core::{CoarseClock, ElevatedToken, Scope, ScopeSet, SystemClock, TokenCell, UnixTime};
 
 /// Tokens in the cell: a realistic handful (one per scope set in use).
-const TOKENS: [Scope; 4] = [
-    Scope::WalletSign,
-    Scope::CredentialLink,
-    Scope::UserUpdate,
-    Scope::WalletExport,
-];
+const TOKENS: [Scope; 4] = [Scope::WalletSign, Scope::CredentialLink, Scope::UserUpdate, Scope::WalletExport];
 /// What a request looks up: the last token, so both sides scan the whole list.
 const WANTED: Scope = Scope::WalletExport;
 /// Reader threads in the concurrent case: one per core of the 2-core reference machine.
@@ -30,10 +25,7 @@ fn far_future() -> UnixTime {
 }
 
 fn tokens() -> Vec<Arc<ElevatedToken>> {
-    TOKENS
-        .iter()
-        .map(|s| token(&ScopeSet::one(s.clone()), far_future(), false, s.as_str()))
-        .collect()
+    TOKENS.iter().map(|s| token(&ScopeSet::one(s.clone()), far_future(), false, s.as_str())).collect()
 }
 
 /// The baseline: the obvious locked list.
@@ -41,12 +33,7 @@ struct LockedList(RwLock<Vec<Arc<ElevatedToken>>>);
 
 impl LockedList {
     fn get(&self, scope: &Scope, now: UnixTime) -> Option<Arc<ElevatedToken>> {
-        self.0
-            .read()
-            .unwrap()
-            .iter()
-            .find(|t| !t.is_expired_at(now) && t.covers(scope))
-            .cloned()
+        self.0.read().unwrap().iter().find(|t| !t.is_expired_at(now) && t.covers(scope)).cloned()
     }
     fn insert(&self, token: Arc<ElevatedToken>) {
         let mut list = self.0.write().unwrap();
@@ -55,8 +42,12 @@ impl LockedList {
     }
 }
 
+/// The cell as the engine builds it: on a coarse clock that its coordinator refreshes.
 fn cell() -> TokenCell {
-    let cell = TokenCell::new();
+    fill(TokenCell::with_clock(Arc::new(CoarseClock::new())))
+}
+
+fn fill(cell: TokenCell) -> TokenCell {
     for t in tokens().into_iter().rev() {
         cell.insert_at(t, UnixTime(0));
     }
@@ -67,17 +58,20 @@ fn single_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("token_get_single_thread");
     group.throughput(Throughput::Elements(1));
     let cell = cell();
-    group.bench_function("token_cell_get", |b| {
-        b.iter(|| black_box(cell.get(black_box(&WANTED))))
+    group.bench_function("token_cell_get", |b| b.iter(|| black_box(cell.get(black_box(&WANTED)))));
+    let precise = fill(TokenCell::with_clock(Arc::new(SystemClock)));
+    group.bench_function("token_cell_get_system_clock", |b| {
+        b.iter(|| black_box(precise.get(black_box(&WANTED))))
     });
     let now = cell.now();
-    group.bench_function("token_cell_get_at", |b| {
-        b.iter(|| black_box(cell.get_at(black_box(&WANTED), now)))
-    });
+    group.bench_function("token_cell_get_at", |b| b.iter(|| black_box(cell.get_at(black_box(&WANTED), now))));
     let locked = LockedList(RwLock::new(tokens()));
     group.bench_function("rwlock_vec_get_baseline", |b| {
         b.iter(|| black_box(locked.get(black_box(&WANTED), now)))
     });
+    // The floor: arc-swap's own load of a set of the same size, with no lookup at all.
+    let bare = arc_swap::ArcSwap::from_pointee(tokens());
+    group.bench_function("arc_swap_load_floor", |b| b.iter(|| black_box(bare.load().len())));
     group.finish();
 }
 
@@ -122,14 +116,7 @@ fn concurrent_writer(c: &mut Criterion) {
     let mut group = c.benchmark_group("token_get_with_writer_every_100us");
     group.throughput(Throughput::Elements(1));
     let fresh: Vec<Arc<ElevatedToken>> = (0..64)
-        .map(|i| {
-            token(
-                &ScopeSet::one(Scope::WalletSign),
-                far_future(),
-                false,
-                &format!("w{i}"),
-            )
-        })
+        .map(|i| token(&ScopeSet::one(Scope::WalletSign), far_future(), false, &format!("w{i}")))
         .collect();
 
     let cell = cell();

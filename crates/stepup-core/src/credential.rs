@@ -70,11 +70,7 @@ impl Credential {
     /// A credential of the given method.
     #[must_use]
     pub fn new(id: impl AsRef<str>, method: Method, alias: Option<String>) -> Self {
-        Self {
-            id: CredentialId::new(id),
-            method,
-            alias,
-        }
+        Self { id: CredentialId::new(id), method, alias }
     }
 
     /// Reads a credential offered by `POST /stepUp/check`. For `blockchain`, `type` carries the wallet provider.
@@ -85,11 +81,7 @@ impl Credential {
     pub fn from_step_up(credential: &StepUpCredential) -> Result<Self, CredentialError> {
         let embedded = credential.kind.as_deref() == Some(WalletProvider::EmbeddedWallet.as_str());
         let method = method_for(&credential.format, embedded)?;
-        Ok(Self {
-            id: CredentialId::new(&credential.id),
-            method,
-            alias: credential.alias.clone(),
-        })
+        Ok(Self { id: CredentialId::new(&credential.id), method, alias: credential.alias.clone() })
     }
 
     /// Reads one of the user's verified credentials (`SdkUser.verifiedCredentials`).
@@ -103,11 +95,7 @@ impl Credential {
             .clone()
             .or_else(|| credential.email.clone())
             .or_else(|| credential.address.clone());
-        Ok(Self {
-            id: CredentialId::new(&credential.id),
-            method,
-            alias,
-        })
+        Ok(Self { id: CredentialId::new(&credential.id), method, alias })
     }
 }
 
@@ -122,9 +110,7 @@ fn method_for(format: &CredentialFormat, embedded_wallet: bool) -> Result<Method
         CredentialFormat::Totp => Ok(Method::Totp),
         CredentialFormat::RecoveryCode => Ok(Method::RecoveryCode),
         CredentialFormat::Oauth | CredentialFormat::ExternalUser | CredentialFormat::Unknown(_) => {
-            Err(CredentialError::UnsupportedFormat {
-                format: format.clone(),
-            })
+            Err(CredentialError::UnsupportedFormat { format: format.clone() })
         }
     }
 }
@@ -150,12 +136,7 @@ impl MethodOptions {
     /// The usable credentials of a step-up check; embedded wallets and unsupported formats are left out.
     #[must_use]
     pub fn from_check(check: &StepUpCheckResponse) -> Self {
-        Self::known(
-            check
-                .credentials
-                .iter()
-                .filter_map(|c| Credential::from_step_up(c).ok()),
-        )
+        Self::known(check.credentials.iter().filter_map(|c| Credential::from_step_up(c).ok()))
     }
 
     /// Whether the options are known.
@@ -238,10 +219,7 @@ mod tests {
             ("recoveryCode", Method::RecoveryCode),
         ];
         for (format, method) in cases {
-            assert_eq!(
-                Credential::from_step_up(&offered(format, None)).unwrap().method,
-                method
-            );
+            assert_eq!(Credential::from_step_up(&offered(format, None)).unwrap().method, method);
         }
     }
 
@@ -253,15 +231,11 @@ mod tests {
         );
         assert_eq!(
             Credential::from_step_up(&offered("oauth", None)),
-            Err(CredentialError::UnsupportedFormat {
-                format: CredentialFormat::Oauth
-            })
+            Err(CredentialError::UnsupportedFormat { format: CredentialFormat::Oauth })
         );
         assert_eq!(
             Credential::from_step_up(&offered("smoke-signal", None)),
-            Err(CredentialError::UnsupportedFormat {
-                format: CredentialFormat::parse("smoke-signal")
-            })
+            Err(CredentialError::UnsupportedFormat { format: CredentialFormat::parse("smoke-signal") })
         );
     }
 
@@ -282,31 +256,19 @@ mod tests {
             sign_in_enabled: true,
             embedded_wallet_id: None,
         };
-        assert_eq!(
-            Credential::from_verified(&wallet).unwrap().alias.as_deref(),
-            Some("0xabc")
-        );
+        assert_eq!(Credential::from_verified(&wallet).unwrap().alias.as_deref(), Some("0xabc"));
         wallet.embedded_wallet_id = Some("emb-1".into());
-        assert_eq!(
-            Credential::from_verified(&wallet),
-            Err(CredentialError::EmbeddedWallet)
-        );
+        assert_eq!(Credential::from_verified(&wallet), Err(CredentialError::EmbeddedWallet));
         wallet.embedded_wallet_id = None;
         wallet.wallet_provider = Some(WalletProvider::EmbeddedWallet);
-        assert_eq!(
-            Credential::from_verified(&wallet),
-            Err(CredentialError::EmbeddedWallet)
-        );
+        assert_eq!(Credential::from_verified(&wallet), Err(CredentialError::EmbeddedWallet));
     }
 
     #[test]
     fn options_allow_offered_methods_and_recovery_with_mfa() {
         let check = StepUpCheckResponse {
             is_required: true,
-            credentials: vec![
-                offered("totp", None),
-                offered("blockchain", Some("embeddedWallet")),
-            ],
+            credentials: vec![offered("totp", None), offered("blockchain", Some("embeddedWallet"))],
             default_credential_id: None,
         };
         let options = MethodOptions::from_check(&check);

@@ -154,9 +154,7 @@ pub enum StepUpError {
 }
 
 fn retry_hint(retry_after: Option<Duration>) -> String {
-    retry_after
-        .map(|d| format!(" (retry after {} s)", d.as_secs()))
-        .unwrap_or_default()
+    retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default()
 }
 
 impl StepUpError {
@@ -171,12 +169,12 @@ impl StepUpError {
         match (status, &code) {
             (_, ErrorCode::ElevatedAccessTokenRequired) => StepUpError::ElevatedAccessTokenRequired,
             (_, ErrorCode::MfaInvalidCode) => StepUpError::MfaInvalidCode,
-            (_, ErrorCode::WrongEmailVerificationToken) => StepUpError::WrongVerificationToken {
-                channel: OtpChannel::Email,
-            },
-            (_, ErrorCode::WrongSmsVerificationToken) => StepUpError::WrongVerificationToken {
-                channel: OtpChannel::Sms,
-            },
+            (_, ErrorCode::WrongEmailVerificationToken) => {
+                StepUpError::WrongVerificationToken { channel: OtpChannel::Email }
+            }
+            (_, ErrorCode::WrongSmsVerificationToken) => {
+                StepUpError::WrongVerificationToken { channel: OtpChannel::Sms }
+            }
             (_, ErrorCode::InvalidVerification) => StepUpError::InvalidVerification { message },
             (_, ErrorCode::InvalidScopes) => StepUpError::InvalidScopes,
             (_, ErrorCode::MfaDeviceNotFound) => StepUpError::MfaDeviceNotFound,
@@ -188,11 +186,7 @@ impl StepUpError {
             (400, _) | (413, _) => StepUpError::BadRequest { message },
             (401, _) => StepUpError::Unauthorized,
             (404, _) => StepUpError::NotFound { message },
-            _ => StepUpError::Server {
-                status,
-                code,
-                message,
-            },
+            _ => StepUpError::Server { status, code, message },
         }
     }
 
@@ -219,12 +213,12 @@ impl StepUpError {
             StepUpError::ElevatedAccessTokenRequired => ErrorCode::ElevatedAccessTokenRequired,
             StepUpError::NotFound { .. } => ErrorCode::NotFound,
             StepUpError::MfaInvalidCode => ErrorCode::MfaInvalidCode,
-            StepUpError::WrongVerificationToken {
-                channel: OtpChannel::Email,
-            } => ErrorCode::WrongEmailVerificationToken,
-            StepUpError::WrongVerificationToken {
-                channel: OtpChannel::Sms,
-            } => ErrorCode::WrongSmsVerificationToken,
+            StepUpError::WrongVerificationToken { channel: OtpChannel::Email } => {
+                ErrorCode::WrongEmailVerificationToken
+            }
+            StepUpError::WrongVerificationToken { channel: OtpChannel::Sms } => {
+                ErrorCode::WrongSmsVerificationToken
+            }
             StepUpError::InvalidVerification { .. } => ErrorCode::InvalidVerification,
             StepUpError::InvalidScopes => ErrorCode::InvalidScopes,
             StepUpError::MfaDeviceNotFound => ErrorCode::MfaDeviceNotFound,
@@ -252,65 +246,31 @@ mod tests {
     fn every_known_server_code_maps_to_its_own_variant_and_back() {
         let secs = Some(Duration::from_secs(60));
         let cases = [
-            (
-                400,
-                "bad_request",
-                StepUpError::BadRequest {
-                    message: "msg".into(),
-                },
-            ),
+            (400, "bad_request", StepUpError::BadRequest { message: "msg".into() }),
             (401, "unauthorized", StepUpError::Unauthorized),
-            (
-                403,
-                "elevated_access_token_required",
-                StepUpError::ElevatedAccessTokenRequired,
-            ),
-            (
-                404,
-                "not_found",
-                StepUpError::NotFound {
-                    message: "msg".into(),
-                },
-            ),
+            (403, "elevated_access_token_required", StepUpError::ElevatedAccessTokenRequired),
+            (404, "not_found", StepUpError::NotFound { message: "msg".into() }),
             (422, "mfa_invalid_code", StepUpError::MfaInvalidCode),
             (
                 422,
                 "wrong_email_verification_token",
-                StepUpError::WrongVerificationToken {
-                    channel: OtpChannel::Email,
-                },
+                StepUpError::WrongVerificationToken { channel: OtpChannel::Email },
             ),
             (
                 422,
                 "wrong_sms_verification_token",
-                StepUpError::WrongVerificationToken {
-                    channel: OtpChannel::Sms,
-                },
+                StepUpError::WrongVerificationToken { channel: OtpChannel::Sms },
             ),
-            (
-                422,
-                "invalid_verification",
-                StepUpError::InvalidVerification {
-                    message: "msg".into(),
-                },
-            ),
+            (422, "invalid_verification", StepUpError::InvalidVerification { message: "msg".into() }),
             (422, "invalid_scopes", StepUpError::InvalidScopes),
             (422, "mfa_device_not_found", StepUpError::MfaDeviceNotFound),
-            (
-                422,
-                "lock_too_many_attempts",
-                StepUpError::Locked { retry_after: secs },
-            ),
+            (422, "lock_too_many_attempts", StepUpError::Locked { retry_after: secs }),
             (
                 429,
                 "too_many_verification_attempts",
                 StepUpError::TooManyVerificationAttempts { retry_after: secs },
             ),
-            (
-                429,
-                "mfa_rate_limited",
-                StepUpError::MfaRateLimited { retry_after: secs },
-            ),
+            (429, "mfa_rate_limited", StepUpError::MfaRateLimited { retry_after: secs }),
         ];
         assert_eq!(cases.len(), ErrorCode::KNOWN.len());
         for (status, code, expected) in cases {
@@ -324,21 +284,12 @@ mod tests {
     fn unknown_codes_and_bodiless_answers_keep_what_is_known() {
         assert_eq!(
             StepUpError::from_response(500, body("db_down"), None),
-            StepUpError::Server {
-                status: 500,
-                code: ErrorCode::parse("db_down"),
-                message: "msg".into()
-            }
+            StepUpError::Server { status: 500, code: ErrorCode::parse("db_down"), message: "msg".into() }
         );
-        assert_eq!(
-            StepUpError::from_response(401, None, None),
-            StepUpError::Unauthorized
-        );
+        assert_eq!(StepUpError::from_response(401, None, None), StepUpError::Unauthorized);
         assert_eq!(
             StepUpError::from_response(413, None, None),
-            StepUpError::BadRequest {
-                message: String::new()
-            }
+            StepUpError::BadRequest { message: String::new() }
         );
         assert!(matches!(
             StepUpError::from_response(502, None, None),
@@ -349,12 +300,7 @@ mod tests {
     #[test]
     fn wrong_codes_are_retryable_locks_are_not() {
         assert!(StepUpError::MfaInvalidCode.is_retryable());
-        assert!(
-            StepUpError::WrongVerificationToken {
-                channel: OtpChannel::Sms
-            }
-            .is_retryable()
-        );
+        assert!(StepUpError::WrongVerificationToken { channel: OtpChannel::Sms }.is_retryable());
         assert!(!StepUpError::Locked { retry_after: None }.is_retryable());
         assert!(!StepUpError::Cancelled.is_retryable());
         assert!(!StepUpError::VerifierFailed { method: Method::Totp }.is_retryable());
@@ -363,17 +309,11 @@ mod tests {
     #[test]
     fn messages_are_human() {
         assert_eq!(
-            StepUpError::Locked {
-                retry_after: Some(Duration::from_secs(900))
-            }
-            .to_string(),
+            StepUpError::Locked { retry_after: Some(Duration::from_secs(900)) }.to_string(),
             "too many failed attempts; locked (retry after 900 s)"
         );
         assert_eq!(
-            StepUpError::NoMethodsAvailable {
-                route: Some(Route::Mfa)
-            }
-            .to_string(),
+            StepUpError::NoMethodsAvailable { route: Some(Route::Mfa) }.to_string(),
             "no verification method is available for MFA"
         );
     }

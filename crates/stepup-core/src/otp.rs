@@ -79,11 +79,7 @@ pub fn mask_email(email: &str) -> String {
 pub fn mask_phone(phone: &str) -> String {
     let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
     let keep = digits.len().saturating_sub(4);
-    digits
-        .iter()
-        .enumerate()
-        .map(|(i, d)| if i < keep { '*' } else { *d })
-        .collect()
+    digits.iter().enumerate().map(|(i, d)| if i < keep { '*' } else { *d }).collect()
 }
 
 #[cfg(test)]

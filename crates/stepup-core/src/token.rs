@@ -160,17 +160,7 @@ impl ElevatedToken {
         if expires_at <= now {
             return Err(TokenError::Expired { expires_at, now });
         }
-        Ok(Self {
-            raw,
-            info: TokenInfo {
-                id,
-                scopes,
-                expires_at,
-                single_use,
-            },
-            issued_at,
-            amr,
-        })
+        Ok(Self { raw, info: TokenInfo { id, scopes, expires_at, single_use }, issued_at, amr })
     }
 
     /// The raw JWT, to put in the `x-dyn-elevated-access-token` header.
@@ -251,9 +241,8 @@ fn decode_payload(raw: &str) -> Result<Map<String, Value>, TokenError> {
         return Err(TokenError::Malformed);
     };
     // Some encoders pad; the JWT form has no padding.
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|_| TokenError::PayloadNotBase64)?;
+    let bytes =
+        URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).map_err(|_| TokenError::PayloadNotBase64)?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(claims)) => Ok(claims),
         _ => Err(TokenError::PayloadNotJson),
@@ -294,17 +283,12 @@ mod tests {
     #[test]
     fn parses_scopes_expiry_single_use_and_id() {
         let token = ElevatedToken::parse(
-            jwt(
-                &json!({"scope": "wallet:export user:delete", "exp": 1300, "singleUse": true, "jti": "t-1",
-                        "iat": 1000, "amr": ["totp"]}),
-            ),
+            jwt(&json!({"scope": "wallet:export user:delete", "exp": 1300, "singleUse": true, "jti": "t-1",
+                        "iat": 1000, "amr": ["totp"]})),
             NOW,
         )
         .unwrap();
-        assert_eq!(
-            token.scopes(),
-            &ScopeSet::from([Scope::UserDelete, Scope::WalletExport])
-        );
+        assert_eq!(token.scopes(), &ScopeSet::from([Scope::UserDelete, Scope::WalletExport]));
         assert_eq!(token.expires_at(), UnixTime(1300));
         assert!(token.is_single_use());
         assert_eq!(token.id().as_str(), "t-1");
@@ -327,11 +311,9 @@ mod tests {
 
     #[test]
     fn fractional_expiry_and_amr_string_are_accepted() {
-        let token = ElevatedToken::parse(
-            jwt(&json!({"scope": "wallet:sign", "exp": 2000.7, "amr": "email"})),
-            NOW,
-        )
-        .unwrap();
+        let token =
+            ElevatedToken::parse(jwt(&json!({"scope": "wallet:sign", "exp": 2000.7, "amr": "email"})), NOW)
+                .unwrap();
         assert_eq!(token.expires_at(), UnixTime(2000));
         assert_eq!(token.amr(), &["email".to_owned()]);
     }
@@ -344,14 +326,8 @@ mod tests {
         assert_eq!(parse("a.b.c.d"), TokenError::Malformed);
         assert_eq!(parse(&"a".repeat(MAX_TOKEN_LEN + 1)), TokenError::Malformed);
         assert_eq!(parse("a.!!!.c"), TokenError::PayloadNotBase64);
-        assert_eq!(
-            parse(&format!("a.{}.c", URL_SAFE_NO_PAD.encode("[1,2]"))),
-            TokenError::PayloadNotJson
-        );
-        assert_eq!(
-            parse(&format!("a.{}.c", URL_SAFE_NO_PAD.encode("not json"))),
-            TokenError::PayloadNotJson
-        );
+        assert_eq!(parse(&format!("a.{}.c", URL_SAFE_NO_PAD.encode("[1,2]"))), TokenError::PayloadNotJson);
+        assert_eq!(parse(&format!("a.{}.c", URL_SAFE_NO_PAD.encode("not json"))), TokenError::PayloadNotJson);
 
         let claims = |claims: Value| ElevatedToken::parse(jwt(&claims), NOW).unwrap_err();
         assert_eq!(claims(json!({"exp": 2000})), TokenError::NoScopes);
@@ -387,10 +363,7 @@ mod tests {
         );
         assert_eq!(
             claims(json!({"scope": "wallet:sign", "exp": 1000})),
-            TokenError::Expired {
-                expires_at: UnixTime(1000),
-                now: NOW
-            }
+            TokenError::Expired { expires_at: UnixTime(1000), now: NOW }
         );
     }
 

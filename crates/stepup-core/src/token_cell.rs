@@ -4,9 +4,11 @@
 //! cell is an [`ArcSwap`] of an immutable [`TokenSet`]. A read is one atomic load and a scan of a short list.
 //! Writers build a new set and swap it in; a writer never blocks a reader.
 
+use std::fmt;
+use std::ops::Deref;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 
 use crate::scope::{Scope, ScopeSet};
 use crate::time::{SharedClock, SystemClock, UnixTime};
@@ -40,17 +42,21 @@ impl TokenSet {
     /// The newest unexpired token that grants `scope`.
     #[must_use]
     pub fn find(&self, scope: &Scope, now: UnixTime) -> Option<&Arc<ElevatedToken>> {
-        self.tokens
-            .iter()
-            .find(|token| !token.is_expired_at(now) && token.covers(scope))
+        self.position(scope, now).and_then(|i| self.tokens.get(i))
     }
 
     /// The newest unexpired token that grants every scope of `scopes`.
     #[must_use]
     pub fn find_covering(&self, scopes: &ScopeSet, now: UnixTime) -> Option<&Arc<ElevatedToken>> {
-        self.tokens
-            .iter()
-            .find(|token| !token.is_expired_at(now) && token.covers_all(scopes))
+        self.position_covering(scopes, now).and_then(|i| self.tokens.get(i))
+    }
+
+    fn position(&self, scope: &Scope, now: UnixTime) -> Option<usize> {
+        self.tokens.iter().position(|token| !token.is_expired_at(now) && token.covers(scope))
+    }
+
+    fn position_covering(&self, scopes: &ScopeSet, now: UnixTime) -> Option<usize> {
+        self.tokens.iter().position(|token| !token.is_expired_at(now) && token.covers_all(scopes))
     }
 
     /// The token with this id, expired or not.
@@ -75,13 +81,45 @@ impl TokenSet {
 
     fn without(&self, id: &TokenId, now: UnixTime) -> TokenSet {
         TokenSet {
-            tokens: self
-                .tokens
-                .iter()
-                .filter(|t| t.id() != id && !t.is_expired_at(now))
-                .cloned()
-                .collect(),
+            tokens: self.tokens.iter().filter(|t| t.id() != id && !t.is_expired_at(now)).cloned().collect(),
         }
+    }
+}
+
+/// A token found by [`TokenCell::get`], read in place from the cell's current set.
+///
+/// Why not an `Arc<ElevatedToken>`: cloning one touches the token's shared reference count, which every
+/// concurrent request would contend on. A `TokenRef` pins the set through arc-swap's per-thread slots instead.
+/// Keep it briefly (long enough to build a header); call [`to_arc`](Self::to_arc) to keep the token longer.
+pub struct TokenRef {
+    set: Guard<Arc<TokenSet>>,
+    index: usize,
+}
+
+impl TokenRef {
+    fn new(set: Guard<Arc<TokenSet>>, index: Option<usize>) -> Option<Self> {
+        // Only positions of tokens that exist become a TokenRef, so `deref` always finds its token.
+        index.filter(|i| *i < set.tokens.len()).map(|index| Self { set, index })
+    }
+
+    /// The token, kept alive on its own.
+    #[must_use]
+    pub fn to_arc(&self) -> Arc<ElevatedToken> {
+        Arc::clone(&self.set.tokens[self.index])
+    }
+}
+
+impl Deref for TokenRef {
+    type Target = ElevatedToken;
+
+    fn deref(&self) -> &ElevatedToken {
+        &self.set.tokens[self.index]
+    }
+}
+
+impl fmt::Debug for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
     }
 }
 
@@ -113,10 +151,7 @@ impl TokenCell {
     /// An empty cell that reads time from `clock`.
     #[must_use]
     pub fn with_clock(clock: SharedClock) -> Self {
-        Self {
-            inner: Arc::new(ArcSwap::from_pointee(TokenSet::default())),
-            clock,
-        }
+        Self { inner: Arc::new(ArcSwap::from_pointee(TokenSet::default())), clock }
     }
 
     /// The cell's clock.
@@ -132,22 +167,26 @@ impl TokenCell {
     }
 
     /// The newest unexpired token granting `scope`, without removing it (even if single-use: use
-    /// [`take`](Self::take) to spend one). Lock-free.
+    /// [`take`](Self::take) to spend one). Lock-free and wait-free for readers.
     #[must_use]
-    pub fn get(&self, scope: &Scope) -> Option<Arc<ElevatedToken>> {
+    pub fn get(&self, scope: &Scope) -> Option<TokenRef> {
         self.get_at(scope, self.clock.now())
     }
 
     /// [`get`](Self::get) at a given time.
     #[must_use]
-    pub fn get_at(&self, scope: &Scope, now: UnixTime) -> Option<Arc<ElevatedToken>> {
-        self.inner.load().find(scope, now).cloned()
+    pub fn get_at(&self, scope: &Scope, now: UnixTime) -> Option<TokenRef> {
+        let set = self.inner.load();
+        let index = set.position(scope, now);
+        TokenRef::new(set, index)
     }
 
     /// The newest unexpired token granting every scope of `scopes`. Lock-free.
     #[must_use]
-    pub fn get_covering(&self, scopes: &ScopeSet) -> Option<Arc<ElevatedToken>> {
-        self.inner.load().find_covering(scopes, self.clock.now()).cloned()
+    pub fn get_covering(&self, scopes: &ScopeSet) -> Option<TokenRef> {
+        let set = self.inner.load();
+        let index = set.position_covering(scopes, self.clock.now());
+        TokenRef::new(set, index)
     }
 
     /// A token to send with a request for `scope`: a multi-use token is returned and stays; a single-use token is
@@ -184,13 +223,18 @@ impl TokenCell {
 
     /// [`insert`](Self::insert) of a shared token at a given time.
     pub fn insert_at(&self, token: Arc<ElevatedToken>, now: UnixTime) -> Arc<ElevatedToken> {
-        self.inner
-            .rcu(|current| current.with_inserted(Arc::clone(&token), now));
+        self.inner.rcu(|current| current.with_inserted(Arc::clone(&token), now));
         token
     }
 
-    /// Removes the token with this id (and prunes expired ones). Returns whether it was there.
+    /// Removes the token with this id, pruning expired ones in the same write. Returns whether it was there; when
+    /// it was not, nothing is written.
     pub fn remove(&self, id: &TokenId) -> bool {
+        // Usually the token is already gone (a single-use token is removed by `take` before the flow hears of
+        // it): a read is enough then, and readers never see a write.
+        if self.inner.load().by_id(id).is_none() {
+            return false;
+        }
         let now = self.clock.now();
         let previous = self.inner.rcu(|current| current.without(id, now));
         previous.by_id(id).is_some()
@@ -205,12 +249,7 @@ impl TokenCell {
     pub fn prune_at(&self, now: UnixTime) -> usize {
         let mut pruned = 0;
         self.inner.rcu(|current| {
-            let kept: Vec<_> = current
-                .tokens
-                .iter()
-                .filter(|t| !t.is_expired_at(now))
-                .cloned()
-                .collect();
+            let kept: Vec<_> = current.tokens.iter().filter(|t| !t.is_expired_at(now)).cloned().collect();
             pruned = current.len() - kept.len();
             TokenSet { tokens: kept }
         });
@@ -219,7 +258,9 @@ impl TokenCell {
 
     /// Empties the cell.
     pub fn clear(&self) {
-        self.inner.store(Arc::new(TokenSet::default()));
+        if !self.inner.load().is_empty() {
+            self.inner.store(Arc::new(TokenSet::default()));
+        }
     }
 
     /// A consistent view of all tokens at this moment (expired ones not yet pruned included).

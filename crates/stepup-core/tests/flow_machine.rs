@@ -32,32 +32,19 @@ fn export() -> ScopeSet {
 }
 
 fn checked(options: MethodOptions) -> FlowEvent {
-    FlowEvent::RequirementChecked {
-        scope: Scope::WalletExport,
-        required: true,
-        options,
-    }
+    FlowEvent::RequirementChecked { scope: Scope::WalletExport, required: true, options }
 }
 
 fn opened(route: Route) -> FlowEvent {
-    FlowEvent::PromptOpened {
-        route,
-        options: MethodOptions::unknown(),
-    }
+    FlowEvent::PromptOpened { route, options: MethodOptions::unknown() }
 }
 
 fn started(method: Method, flow: u64) -> FlowEvent {
-    FlowEvent::VerificationStarted {
-        method,
-        flow: FlowId(flow),
-    }
+    FlowEvent::VerificationStarted { method, flow: FlowId(flow) }
 }
 
 fn verified(flow: u64, jti: &str, ttl: u64, single_use: bool) -> FlowEvent {
-    FlowEvent::Verified {
-        flow: FlowId(flow),
-        token: token(&export(), NOW.plus_secs(ttl), single_use, jti),
-    }
+    FlowEvent::Verified { flow: FlowId(flow), token: token(&export(), NOW.plus_secs(ttl), single_use, jti) }
 }
 
 fn email_sent() -> FlowEvent {
@@ -89,11 +76,7 @@ fn totp_happy_path_elevates_and_stores_the_token() {
     flow.handle(&checked(mfa_options()));
     assert_eq!(
         flow.state(),
-        &FlowState::Required {
-            scopes: export(),
-            options: mfa_options(),
-            last_error: None
-        }
+        &FlowState::Required { scopes: export(), options: mfa_options(), last_error: None }
     );
     assert!(flow.state().is_in_flow());
     drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp, 1)]);
@@ -107,10 +90,7 @@ fn totp_happy_path_elevates_and_stores_the_token() {
             expires_at: NOW.plus_secs(300)
         }
     );
-    assert_eq!(
-        flow.tokens().get(&Scope::WalletExport).unwrap().id().as_str(),
-        "t1"
-    );
+    assert_eq!(flow.tokens().get(&Scope::WalletExport).unwrap().id().as_str(), "t1");
 }
 
 #[test]
@@ -127,27 +107,16 @@ fn not_required_check_stays_idle() {
 #[test]
 fn challenge_without_scopes_is_ignored_and_with_scopes_requires() {
     let (mut flow, _) = flow();
-    flow.handle(&FlowEvent::Challenged {
-        scopes: ScopeSet::empty(),
-    });
+    flow.handle(&FlowEvent::Challenged { scopes: ScopeSet::empty() });
     assert_eq!(flow.state(), &FlowState::Idle {});
     flow.handle(&FlowEvent::Challenged { scopes: export() });
     assert_eq!(
         flow.state(),
-        &FlowState::Required {
-            scopes: export(),
-            options: MethodOptions::unknown(),
-            last_error: None
-        }
+        &FlowState::Required { scopes: export(), options: MethodOptions::unknown(), last_error: None }
     );
     // A second challenge joins the flow's scopes.
-    flow.handle(&FlowEvent::Challenged {
-        scopes: ScopeSet::one(Scope::UserDelete),
-    });
-    assert_eq!(
-        flow.state().scopes(),
-        ScopeSet::from([Scope::WalletExport, Scope::UserDelete])
-    );
+    flow.handle(&FlowEvent::Challenged { scopes: ScopeSet::one(Scope::UserDelete) });
+    assert_eq!(flow.state().scopes(), ScopeSet::from([Scope::WalletExport, Scope::UserDelete]));
 }
 
 #[test]
@@ -157,40 +126,24 @@ fn mfa_route_refuses_reauthentication_methods_and_methods_not_offered() {
     flow.handle(&started(Method::EmailOtp, 1));
     assert_eq!(flow.state().name(), "prompting", "email is not an MFA method");
     let only_totp = MethodOptions::known([Credential::new("totp-1", Method::Totp, None)]);
-    flow.handle(&FlowEvent::PromptOpened {
-        route: Route::Mfa,
-        options: only_totp,
-    });
+    flow.handle(&FlowEvent::PromptOpened { route: Route::Mfa, options: only_totp });
     flow.handle(&started(Method::Passkey, 1));
     assert_eq!(flow.state().name(), "prompting", "no passkey offered");
     flow.handle(&started(Method::RecoveryCode, 1));
-    assert_eq!(
-        flow.state().name(),
-        "verifying",
-        "recovery codes back up any MFA method"
-    );
+    assert_eq!(flow.state().name(), "verifying", "recovery codes back up any MFA method");
 }
 
 #[test]
 fn otp_verification_needs_a_sent_code_on_its_channel() {
     let (mut flow, _) = flow();
-    drive(
-        &mut flow,
-        &[checked(reauth_options()), opened(Route::Reauthenticate)],
-    );
+    drive(&mut flow, &[checked(reauth_options()), opened(Route::Reauthenticate)]);
     flow.handle(&started(Method::EmailOtp, 1));
     assert_eq!(flow.state().name(), "prompting", "no code sent yet");
     flow.handle(&email_sent());
-    let FlowState::Prompting { progress, .. } = flow.state() else {
-        panic!()
-    };
+    let FlowState::Prompting { progress, .. } = flow.state() else { panic!() };
     assert_eq!(progress.pending_otp.as_ref().unwrap().id.as_str(), "v-1");
     flow.handle(&started(Method::SmsOtp, 1));
-    assert_eq!(
-        flow.state().name(),
-        "prompting",
-        "SMS not offered and no SMS sent"
-    );
+    assert_eq!(flow.state().name(), "prompting", "SMS not offered and no SMS sent");
     flow.handle(&started(Method::EmailOtp, 1));
     assert_eq!(flow.state().name(), "verifying");
 }
@@ -205,17 +158,12 @@ fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
             flow: FlowId(try_no),
             error: StepUpError::MfaInvalidCode,
         });
-        let FlowState::Prompting { progress, .. } = flow.state() else {
-            panic!("{:?}", flow.state())
-        };
+        let FlowState::Prompting { progress, .. } = flow.state() else { panic!("{:?}", flow.state()) };
         assert_eq!(progress.attempts_left, left);
         assert_eq!(progress.last_error, Some(StepUpError::MfaInvalidCode));
     }
     flow.handle(&started(Method::Totp, 3));
-    flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(3),
-        error: StepUpError::MfaInvalidCode,
-    });
+    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(3), error: StepUpError::MfaInvalidCode });
     assert_eq!(
         flow.state(),
         &FlowState::Required {
@@ -229,26 +177,12 @@ fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
 #[test]
 fn fatal_error_goes_back_to_required_with_the_error() {
     let (mut flow, _) = flow();
-    drive(
-        &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-        ],
-    );
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
     let locked = StepUpError::Locked { retry_after: None };
-    flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(1),
-        error: locked.clone(),
-    });
+    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: locked.clone() });
     assert_eq!(
         flow.state(),
-        &FlowState::Required {
-            scopes: export(),
-            options: mfa_options(),
-            last_error: Some(locked)
-        }
+        &FlowState::Required { scopes: export(), options: mfa_options(), last_error: Some(locked) }
     );
 }
 
@@ -256,15 +190,7 @@ fn fatal_error_goes_back_to_required_with_the_error() {
 fn stale_results_after_cancel_or_reset_never_elevate() {
     for stop in [FlowEvent::Cancel, FlowEvent::Reset] {
         let (mut flow, _) = flow();
-        drive(
-            &mut flow,
-            &[
-                checked(mfa_options()),
-                opened(Route::Mfa),
-                started(Method::Totp, 7),
-                stop,
-            ],
-        );
+        drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 7), stop]);
         assert_eq!(flow.state(), &FlowState::Idle {});
         flow.handle(&verified(7, "late", 300, false));
         assert_eq!(flow.state(), &FlowState::Idle {});
@@ -275,18 +201,8 @@ fn stale_results_after_cancel_or_reset_never_elevate() {
 #[test]
 fn result_of_an_older_verification_is_dropped() {
     let (mut flow, _) = flow();
-    drive(
-        &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-        ],
-    );
-    flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(1),
-        error: StepUpError::MfaInvalidCode,
-    });
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
     flow.handle(&started(Method::Totp, 2));
     flow.handle(&verified(1, "old", 300, false));
     assert_eq!(flow.state().name(), "verifying");
@@ -297,27 +213,10 @@ fn result_of_an_older_verification_is_dropped() {
 #[test]
 fn token_that_does_not_cover_the_scopes_or_is_expired_is_refused() {
     let (mut flow, clock) = flow();
-    drive(
-        &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-        ],
-    );
-    let narrow = token(
-        &ScopeSet::one(Scope::WalletSign),
-        NOW.plus_secs(300),
-        false,
-        "narrow",
-    );
-    flow.handle(&FlowEvent::Verified {
-        flow: FlowId(1),
-        token: narrow,
-    });
-    let FlowState::Required { last_error, .. } = flow.state() else {
-        panic!()
-    };
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    let narrow = token(&ScopeSet::one(Scope::WalletSign), NOW.plus_secs(300), false, "narrow");
+    flow.handle(&FlowEvent::Verified { flow: FlowId(1), token: narrow });
+    let FlowState::Required { last_error, .. } = flow.state() else { panic!() };
     assert_eq!(
         last_error,
         &Some(StepUpError::ScopesNotGranted {
@@ -328,9 +227,7 @@ fn token_that_does_not_cover_the_scopes_or_is_expired_is_refused() {
     drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp, 2)]);
     clock.advance(301);
     flow.handle(&verified(2, "late", 300, false));
-    let FlowState::Required { last_error, .. } = flow.state() else {
-        panic!()
-    };
+    let FlowState::Required { last_error, .. } = flow.state() else { panic!() };
     assert_eq!(
         last_error,
         &Some(StepUpError::InvalidToken(TokenError::Expired {
@@ -346,20 +243,11 @@ fn expiry_moves_elevated_to_expired_and_the_next_check_to_required() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-            verified(1, "t1", 60, false),
-        ],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
     );
-    flow.handle(&FlowEvent::TokenExpired {
-        token_id: stepup_core::TokenId::new("someone-else"),
-    });
+    flow.handle(&FlowEvent::TokenExpired { token_id: stepup_core::TokenId::new("someone-else") });
     assert_eq!(flow.state().name(), "elevated");
-    flow.handle(&FlowEvent::TokenExpired {
-        token_id: stepup_core::TokenId::new("t1"),
-    });
+    flow.handle(&FlowEvent::TokenExpired { token_id: stepup_core::TokenId::new("t1") });
     assert_eq!(flow.state(), &FlowState::Expired { scopes: export() });
     assert!(flow.tokens().snapshot().is_empty());
     flow.handle(&checked(mfa_options()));
@@ -371,16 +259,9 @@ fn expired_with_a_not_required_check_goes_idle() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-            verified(1, "t1", 60, false),
-        ],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
     );
-    flow.handle(&FlowEvent::TokenExpired {
-        token_id: stepup_core::TokenId::new("t1"),
-    });
+    flow.handle(&FlowEvent::TokenExpired { token_id: stepup_core::TokenId::new("t1") });
     flow.handle(&FlowEvent::RequirementChecked {
         scope: Scope::WalletExport,
         required: false,
@@ -403,9 +284,7 @@ fn consumed_single_use_token_goes_idle() {
     );
     let taken = flow.tokens().take(&Scope::WalletExport).unwrap();
     assert!(flow.tokens().take(&Scope::WalletExport).is_none());
-    flow.handle(&FlowEvent::TokenConsumed {
-        token_id: taken.id().clone(),
-    });
+    flow.handle(&FlowEvent::TokenConsumed { token_id: taken.id().clone() });
     assert_eq!(flow.state(), &FlowState::Idle {});
 }
 
@@ -414,12 +293,7 @@ fn reset_from_any_state_empties_the_cell() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-            verified(1, "t1", 60, false),
-        ],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
     );
     assert!(!flow.tokens().snapshot().is_empty());
     flow.handle(&FlowEvent::Reset);
@@ -432,12 +306,7 @@ fn cancel_outside_a_flow_is_ignored() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-            verified(1, "t1", 60, false),
-        ],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
     );
     let before = flow.state().clone();
     flow.handle(&FlowEvent::Cancel);
@@ -451,22 +320,10 @@ fn prompt_can_switch_route_and_starts_fresh() {
         Credential::new("totp-1", Method::Totp, None),
         Credential::new("email-1", Method::EmailOtp, None),
     ]);
-    drive(
-        &mut flow,
-        &[
-            checked(both.clone()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-        ],
-    );
-    flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(1),
-        error: StepUpError::MfaInvalidCode,
-    });
+    drive(&mut flow, &[checked(both.clone()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
     flow.handle(&opened(Route::Reauthenticate));
-    let FlowState::Prompting { route, progress, .. } = flow.state() else {
-        panic!()
-    };
+    let FlowState::Prompting { route, progress, .. } = flow.state() else { panic!() };
     assert_eq!(*route, Route::Reauthenticate);
     assert_eq!(progress.attempts_left, stepup_core::MAX_ATTEMPTS);
     assert_eq!(progress.options, both);

@@ -58,9 +58,6 @@ fn generated_runs_reach_every_state_and_transition() {
         ("expired", "idle"),
     ];
     for transition in expected {
-        assert!(
-            seen.contains(&transition),
-            "never generated {transition:?}; seen {seen:?}"
-        );
+        assert!(seen.contains(&transition), "never generated {transition:?}; seen {seen:?}");
     }
 }

@@ -54,10 +54,7 @@ impl ErrorBody {
     /// An error body with the given code and message.
     #[must_use]
     pub fn new(code: ErrorCode, error: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            code,
-        }
+        Self { error: error.into(), code }
     }
 }
 
@@ -69,10 +66,7 @@ mod tests {
     fn error_body_has_exact_field_names() {
         let body = ErrorBody::new(ErrorCode::MfaInvalidCode, "Invalid code");
         let json = serde_json::to_value(&body).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"error": "Invalid code", "code": "mfa_invalid_code"})
-        );
+        assert_eq!(json, serde_json::json!({"error": "Invalid code", "code": "mfa_invalid_code"}));
         assert_eq!(serde_json::from_value::<ErrorBody>(json).unwrap(), body);
     }
 

@@ -43,10 +43,7 @@ pub fn parse_step_up_challenge(header: &str) -> Option<StepUpChallenge> {
         if name.eq_ignore_ascii_case("error") {
             error = Some(value);
         } else if name.eq_ignore_ascii_case("scope") {
-            scopes = value
-                .split_ascii_whitespace()
-                .map(crate::TokenScope::parse)
-                .collect();
+            scopes = value.split_ascii_whitespace().map(crate::TokenScope::parse).collect();
         }
     }
     (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION)).then_some(StepUpChallenge { scopes })
@@ -97,30 +94,22 @@ mod tests {
 
     #[test]
     fn challenge_round_trips_through_the_parser() {
-        let header = step_up_challenge(
-            "step-up required",
-            &[TokenScope::WalletExport, TokenScope::UserDelete],
-        );
+        let header =
+            step_up_challenge("step-up required", &[TokenScope::WalletExport, TokenScope::UserDelete]);
         assert_eq!(
             header,
             "Bearer error=\"insufficient_user_authentication\", error_description=\"step-up required\", \
              scope=\"wallet:export user:delete\""
         );
         let parsed = parse_step_up_challenge(&header).unwrap();
-        assert_eq!(
-            parsed.scopes,
-            vec![TokenScope::WalletExport, TokenScope::UserDelete]
-        );
+        assert_eq!(parsed.scopes, vec![TokenScope::WalletExport, TokenScope::UserDelete]);
     }
 
     #[test]
     fn rfc_9470_example_with_acr_values_parses() {
         let header = "Bearer error=\"insufficient_user_authentication\", \
                       error_description=\"A different authentication level is required\", acr_values=\"myACR\"";
-        assert_eq!(
-            parse_step_up_challenge(header),
-            Some(StepUpChallenge { scopes: vec![] })
-        );
+        assert_eq!(parse_step_up_challenge(header), Some(StepUpChallenge { scopes: vec![] }));
     }
 
     #[test]

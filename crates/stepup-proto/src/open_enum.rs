@@ -43,6 +43,19 @@ macro_rules! open_enum {
                 }
             }
 
+            /// The value's position in [`Self::KNOWN`], or `None` for `Unknown`. Lets callers keep sets of known
+            /// values as bit masks.
+            #[must_use]
+            pub fn known_index(&self) -> Option<usize> {
+                // A field-less twin of the enum gives each variant its position as a constant.
+                #[allow(dead_code)]
+                enum Position { $($variant,)+ }
+                match self {
+                    $( $name::$variant => Some(Position::$variant as usize), )+
+                    $name::Unknown(_) => None,
+                }
+            }
+
             /// Whether this version knows the value (it is not `Unknown`).
             #[must_use]
             pub fn is_known(&self) -> bool {
@@ -52,7 +65,12 @@ macro_rules! open_enum {
 
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
-                self.as_str() == other.as_str()
+                match (self, other) {
+                    // Hot path (token lookups compare scopes on every request): two known values are equal
+                    // exactly when they are the same variant.
+                    ($name::Unknown(_), _) | (_, $name::Unknown(_)) => self.as_str() == other.as_str(),
+                    _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+                }
             }
         }
 

@@ -80,6 +80,19 @@ mod tests {
     }
 
     #[test]
+    fn known_index_is_the_position_in_known() {
+        for (i, scope) in TokenScope::KNOWN.iter().enumerate() {
+            assert_eq!(scope.known_index(), Some(i));
+        }
+        assert_eq!(TokenScope::Unknown("x:y".into()).known_index(), None);
+        assert_eq!(
+            TokenScope::Unknown("wallet:export".into()).known_index(),
+            None,
+            "hand-built unknowns stay unknown"
+        );
+    }
+
+    #[test]
     fn unknown_scope_is_kept_verbatim() {
         let scope: TokenScope = serde_json::from_str("\"wallet:teleport\"").unwrap();
         assert_eq!(scope, TokenScope::Unknown("wallet:teleport".to_owned()));
@@ -94,27 +107,17 @@ mod tests {
 
     #[test]
     fn hand_built_unknown_equals_the_known_variant() {
-        assert_eq!(
-            TokenScope::Unknown("wallet:export".into()),
-            TokenScope::WalletExport
-        );
+        assert_eq!(TokenScope::Unknown("wallet:export".into()), TokenScope::WalletExport);
     }
 
     #[test]
     fn order_is_by_wire_form() {
-        let mut scopes = vec![
-            TokenScope::WalletExport,
-            TokenScope::Unknown("a:b".into()),
-            TokenScope::UserDelete,
-        ];
+        let mut scopes =
+            vec![TokenScope::WalletExport, TokenScope::Unknown("a:b".into()), TokenScope::UserDelete];
         scopes.sort();
         assert_eq!(
             scopes,
-            vec![
-                TokenScope::Unknown("a:b".into()),
-                TokenScope::UserDelete,
-                TokenScope::WalletExport
-            ]
+            vec![TokenScope::Unknown("a:b".into()), TokenScope::UserDelete, TokenScope::WalletExport]
         );
     }
 }

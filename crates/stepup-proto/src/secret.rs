@@ -97,10 +97,7 @@ mod tests {
         assert_eq!(format!("{code:?}"), "OtpCode([redacted])");
         assert_eq!(format!("{code}"), "[redacted]");
         assert_eq!(format!("{:?}", Jwt::new("a.b.c")), "Jwt([redacted])");
-        assert_eq!(
-            format!("{:#?}", Some(TotpCode::new("654321"))),
-            "Some(\n    TotpCode([redacted]),\n)"
-        );
+        assert_eq!(format!("{:#?}", Some(TotpCode::new("654321"))), "Some(\n    TotpCode([redacted]),\n)");
         assert_eq!(code.expose_secret(), "123456");
     }
 

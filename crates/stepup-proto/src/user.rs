@@ -91,11 +91,7 @@ pub struct VerifiedCredential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iso_country_code: Option<String>,
     /// A display identifier (address, email...).
-    #[serde(
-        rename = "public_identifier",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "public_identifier", default, skip_serializing_if = "Option::is_none")]
     pub public_identifier: Option<String>,
     /// Wallet name, e.g. `metamask`.
     #[serde(rename = "wallet_name", default, skip_serializing_if = "Option::is_none")]
@@ -106,11 +102,7 @@ pub struct VerifiedCredential {
     /// Whether the user can sign in with this credential.
     pub sign_in_enabled: bool,
     /// The embedded wallet's id, for embedded wallets.
-    #[serde(
-        rename = "embedded_wallet_id",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "embedded_wallet_id", default, skip_serializing_if = "Option::is_none")]
     pub embedded_wallet_id: Option<String>,
 }
 

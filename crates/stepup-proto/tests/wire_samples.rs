@@ -56,10 +56,7 @@ fn sdk_user_and_verified_credentials() {
     let user: SdkUser = round_trip(user());
     assert!(user.verified_credentials[2].is_embedded_wallet());
     assert!(!user.verified_credentials[1].is_embedded_wallet());
-    assert_eq!(
-        user.verified_credentials[1].wallet_provider,
-        Some(WalletProvider::BrowserExtension)
-    );
+    assert_eq!(user.verified_credentials[1].wallet_provider, Some(WalletProvider::BrowserExtension));
 }
 
 #[test]
@@ -92,11 +89,7 @@ fn email_and_sms_verifications() {
     let verify: OtpVerifyRequest = round_trip(json!({
         "verificationUUID": "v-1", "verificationToken": "123456", "requestedScopes": ["wallet:export", "user:delete"]
     }));
-    assert_eq!(
-        format!("{verify:?}").matches("123456").count(),
-        0,
-        "the code is redacted in Debug"
-    );
+    assert_eq!(format!("{verify:?}").matches("123456").count(), 0, "the code is redacted in Debug");
 }
 
 #[test]
@@ -170,10 +163,8 @@ fn mfa_methods_totp_and_recovery() {
 
 #[test]
 fn environment_calls() {
-    round_trip::<JwksResponse>(
-        json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "eA", "kid": "k1",
-                                               "alg": "EdDSA", "use": "sig"}]}),
-    );
+    round_trip::<JwksResponse>(json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "eA", "kid": "k1",
+                                               "alg": "EdDSA", "use": "sig"}]}));
     round_trip::<ProjectSettings>(json!({
         "chains": [{"name": "EVM", "enabled": true}], "kyc": [], "design": {}, "general": {"appName": "Stepup"},
         "privacy": {}, "sdk": {}, "security": {"mfa": {"enabled": true}}

@@ -36,9 +36,7 @@ pub struct Flow {
 
 impl std::fmt::Debug for Flow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flow")
-            .field("state", self.state())
-            .finish_non_exhaustive()
+        f.debug_struct("Flow").field("state", self.state()).finish_non_exhaustive()
     }
 }
 

@@ -26,12 +26,7 @@ impl PromptProgress {
     /// A fresh prompt with these options.
     #[must_use]
     pub fn new(options: MethodOptions) -> Self {
-        Self {
-            options,
-            pending_otp: None,
-            attempts_left: MAX_ATTEMPTS,
-            last_error: None,
-        }
+        Self { options, pending_otp: None, attempts_left: MAX_ATTEMPTS, last_error: None }
     }
 
     /// Whether verification may start with `method` on `route`: the route allows it, the options offer it (when
@@ -41,10 +36,7 @@ impl PromptProgress {
         route.allows(method)
             && self.options.allows(method)
             && (!method.is_otp()
-                || self
-                    .pending_otp
-                    .as_ref()
-                    .is_some_and(|otp| otp.channel.method() == method))
+                || self.pending_otp.as_ref().is_some_and(|otp| otp.channel.method() == method))
     }
 
     /// Whether a code sent for `method` belongs in this prompt.

@@ -49,11 +49,7 @@ impl FlowHarness {
     pub fn new(now: UnixTime) -> Self {
         let clock = ManualClock::new(now);
         let tokens = TokenCell::with_clock(Arc::new(clock.clone()));
-        Self {
-            flow: Flow::new(tokens),
-            clock,
-            steps: Vec::new(),
-        }
+        Self { flow: Flow::new(tokens), clock, steps: Vec::new() }
     }
 
     /// Applies an action the way the engine would: events go to the machine, time moves and expiries are
@@ -81,9 +77,7 @@ impl FlowHarness {
             }
             FlowAction::Take { scope } => {
                 if let Some(token) = self.flow.tokens().take(scope).filter(|t| t.is_single_use()) {
-                    self.deliver(FlowEvent::TokenConsumed {
-                        token_id: token.id().clone(),
-                    });
+                    self.deliver(FlowEvent::TokenConsumed { token_id: token.id().clone() });
                 }
             }
         }
@@ -95,13 +89,7 @@ impl FlowHarness {
         self.flow.handle(&event);
         let after = self.flow.state().clone();
         let tokens_after = self.flow.tokens().snapshot();
-        self.steps.push(DeliveredStep {
-            before,
-            tokens_before,
-            event,
-            after,
-            tokens_after,
-        });
+        self.steps.push(DeliveredStep { before, tokens_before, event, after, tokens_after });
     }
 
     /// The ids of the unexpired tokens in the cell, newest first.
@@ -158,11 +146,7 @@ impl StateMachineTest for FlowMachineTest {
     fn apply(mut state: FlowHarness, ref_state: &ReferenceFlow, transition: FlowAction) -> FlowHarness {
         state.apply(&transition);
         let now = state.flow.tokens().now();
-        assert_eq!(
-            state.steps.len(),
-            ref_state.last_events.len(),
-            "machine and model saw different events"
-        );
+        assert_eq!(state.steps.len(), ref_state.last_events.len(), "machine and model saw different events");
         for (step, (model_event, outcome)) in state.steps.iter().zip(&ref_state.last_events) {
             assert_eq!(&step.event, model_event);
             let view = Step {
@@ -186,11 +170,7 @@ impl StateMachineTest for FlowMachineTest {
     }
 
     fn check_invariants(state: &FlowHarness, ref_state: &ReferenceFlow) {
-        assert_eq!(
-            state.flow.state(),
-            &ref_state.state,
-            "machine and model disagree on the state"
-        );
+        assert_eq!(state.flow.state(), &ref_state.state, "machine and model disagree on the state");
         assert_eq!(
             state.live_token_ids(),
             ref_state.live_token_ids(),

@@ -32,20 +32,11 @@ pub fn check_state(state: &FlowState, tokens: &TokenSet, now: UnixTime) -> Resul
         if token.is_expired_at(now) {
             return violated(
                 2,
-                format!(
-                    "elevated with {token_id:?}, which expired at {}",
-                    token.expires_at()
-                ),
+                format!("elevated with {token_id:?}, which expired at {}", token.expires_at()),
             );
         }
         if !token.covers_all(scopes) {
-            return violated(
-                2,
-                format!(
-                    "elevated for {scopes:?} but the token grants {:?}",
-                    token.scopes()
-                ),
-            );
+            return violated(2, format!("elevated for {scopes:?} but the token grants {:?}", token.scopes()));
         }
     }
     Ok(())
@@ -78,14 +69,7 @@ fn same_tokens(a: &TokenSet, b: &TokenSet) -> bool {
 /// # Errors
 /// The first violation found.
 pub fn check_step(step: Step<'_>) -> Result<(), InvariantViolation> {
-    let Step {
-        before,
-        tokens_before,
-        event,
-        after,
-        tokens_after,
-        now,
-    } = step;
+    let Step { before, tokens_before, event, after, tokens_after, now } = step;
     check_state(after, tokens_after, now)?;
 
     // 3. A result for a verification that is not the current one changes nothing.
@@ -105,31 +89,20 @@ pub fn check_step(step: Step<'_>) -> Result<(), InvariantViolation> {
     // 4. Reset gives idle with an empty cell.
     if matches!(event, FlowEvent::Reset) && (!matches!(after, FlowState::Idle {}) || !tokens_after.is_empty())
     {
-        return violated(
-            4,
-            format!("after Reset: {after:?} with {} tokens", tokens_after.len()),
-        );
+        return violated(4, format!("after Reset: {after:?} with {} tokens", tokens_after.len()));
     }
 
     // 5. verifying is entered only with a method the route allows and the options offer.
     if let FlowState::Verifying { method, route, .. } = after
         && !matches!(before, FlowState::Verifying { .. })
     {
-        let FlowState::Prompting {
-            route: prompt_route,
-            progress,
-            ..
-        } = before
-        else {
+        let FlowState::Prompting { route: prompt_route, progress, .. } = before else {
             return violated(5, format!("verifying entered from {}", before.name()));
         };
         if !route.allows(*method) || prompt_route != route || !progress.options.allows(*method) {
             return violated(
                 5,
-                format!(
-                    "verifying with {method:?} on {route:?}, options {:?}",
-                    progress.options
-                ),
+                format!("verifying with {method:?} on {route:?}, options {:?}", progress.options),
             );
         }
     }
@@ -151,12 +124,7 @@ pub fn check_ignored(step: Step<'_>) -> Result<(), InvariantViolation> {
     if step.before != step.after || !same_tokens(step.tokens_before, step.tokens_after) {
         return violated(
             1,
-            format!(
-                "ignored {} changed {:?} to {:?}",
-                step.event.name(),
-                step.before,
-                step.after
-            ),
+            format!("ignored {} changed {:?} to {:?}", step.event.name(), step.before, step.after),
         );
     }
     Ok(())

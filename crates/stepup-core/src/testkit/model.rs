@@ -75,11 +75,7 @@ impl ReferenceFlow {
     /// The ids of the unexpired tokens, newest first.
     #[must_use]
     pub fn live_token_ids(&self) -> Vec<TokenId> {
-        self.tokens
-            .iter()
-            .filter(|t| !t.is_expired_at(self.now))
-            .map(|t| t.id().clone())
-            .collect()
+        self.tokens.iter().filter(|t| !t.is_expired_at(self.now)).map(|t| t.id().clone()).collect()
     }
 
     /// Applies an action; the events it delivered are in `last_events`.
@@ -90,12 +86,8 @@ impl ReferenceFlow {
             FlowAction::Tick { secs } => {
                 self.now = self.now.plus_secs(*secs);
                 let now = self.now;
-                let expired: Vec<TokenId> = self
-                    .tokens
-                    .iter()
-                    .filter(|t| t.is_expired_at(now))
-                    .map(|t| t.id().clone())
-                    .collect();
+                let expired: Vec<TokenId> =
+                    self.tokens.iter().filter(|t| t.is_expired_at(now)).map(|t| t.id().clone()).collect();
                 for token_id in expired {
                     self.deliver(FlowEvent::TokenExpired { token_id });
                 }
@@ -103,17 +95,10 @@ impl ReferenceFlow {
             }
             FlowAction::Take { scope } => {
                 let now = self.now;
-                let found = self
-                    .tokens
-                    .iter()
-                    .find(|t| !t.is_expired_at(now) && t.covers(scope))
-                    .cloned();
+                let found = self.tokens.iter().find(|t| !t.is_expired_at(now) && t.covers(scope)).cloned();
                 if let Some(token) = found.filter(|t| t.is_single_use()) {
-                    self.tokens
-                        .retain(|t| t.id() != token.id() && !t.is_expired_at(now));
-                    self.deliver(FlowEvent::TokenConsumed {
-                        token_id: token.id().clone(),
-                    });
+                    self.tokens.retain(|t| t.id() != token.id() && !t.is_expired_at(now));
+                    self.deliver(FlowEvent::TokenConsumed { token_id: token.id().clone() });
                 }
             }
         }
@@ -142,11 +127,7 @@ impl ReferenceFlow {
 
             (
                 S::Idle {} | S::Elevated { .. } | S::Expired { .. },
-                E::RequirementChecked {
-                    scope,
-                    required: true,
-                    options,
-                },
+                E::RequirementChecked { scope, required: true, options },
             ) => S::Required {
                 scopes: ScopeSet::one(scope.clone()),
                 options: options.clone(),
@@ -155,99 +136,59 @@ impl ReferenceFlow {
             (S::Idle {} | S::Elevated { .. } | S::Expired { .. }, E::Challenged { scopes })
                 if !scopes.is_empty() =>
             {
-                S::Required {
-                    scopes: scopes.clone(),
-                    options: MethodOptions::unknown(),
-                    last_error: None,
-                }
+                S::Required { scopes: scopes.clone(), options: MethodOptions::unknown(), last_error: None }
             }
             (S::Expired { .. }, E::RequirementChecked { required: false, .. }) => S::Idle {},
 
-            (
-                S::Required { scopes, .. },
-                E::RequirementChecked {
-                    scope,
-                    required: true,
-                    options,
-                },
-            ) => S::Required {
-                scopes: scopes.union(&ScopeSet::one(scope.clone())),
-                options: options.clone(),
-                last_error: None,
-            },
-            (
+            (S::Required { scopes, .. }, E::RequirementChecked { scope, required: true, options }) => {
                 S::Required {
-                    scopes,
-                    options,
-                    last_error,
-                },
-                E::Challenged { scopes: more },
-            ) => S::Required {
+                    scopes: scopes.union(&ScopeSet::one(scope.clone())),
+                    options: options.clone(),
+                    last_error: None,
+                }
+            }
+            (S::Required { scopes, options, last_error }, E::Challenged { scopes: more }) => S::Required {
                 scopes: scopes.union(more),
                 options: options.clone(),
                 last_error: last_error.clone(),
             },
-            (
-                S::Required { scopes, options, .. },
-                E::PromptOpened {
-                    route,
-                    options: offered,
-                },
-            ) => S::Prompting {
-                scopes: scopes.clone(),
-                route: *route,
-                progress: PromptProgress::new(if offered.is_known() {
-                    offered.clone()
-                } else {
-                    options.clone()
-                }),
-            },
-
-            (
-                S::Prompting { scopes, progress, .. },
-                E::PromptOpened {
-                    route,
-                    options: offered,
-                },
-            ) => S::Prompting {
-                scopes: scopes.clone(),
-                route: *route,
-                progress: PromptProgress::new(if offered.is_known() {
-                    offered.clone()
-                } else {
-                    progress.options.clone()
-                }),
-            },
-            (
+            (S::Required { scopes, options, .. }, E::PromptOpened { route, options: offered }) => {
                 S::Prompting {
-                    scopes,
-                    route,
-                    progress,
-                },
-                E::OtpSent { verification },
-            ) => {
+                    scopes: scopes.clone(),
+                    route: *route,
+                    progress: PromptProgress::new(if offered.is_known() {
+                        offered.clone()
+                    } else {
+                        options.clone()
+                    }),
+                }
+            }
+
+            (S::Prompting { scopes, progress, .. }, E::PromptOpened { route, options: offered }) => {
+                S::Prompting {
+                    scopes: scopes.clone(),
+                    route: *route,
+                    progress: PromptProgress::new(if offered.is_known() {
+                        offered.clone()
+                    } else {
+                        progress.options.clone()
+                    }),
+                }
+            }
+            (S::Prompting { scopes, route, progress }, E::OtpSent { verification }) => {
                 let method = verification.channel.method();
                 let mut progress = progress.clone();
                 if *route == Route::Reauthenticate && progress.options.allows(method) {
                     progress.pending_otp = Some(verification.clone());
                 }
-                S::Prompting {
-                    scopes: scopes.clone(),
-                    route: *route,
-                    progress,
-                }
+                S::Prompting { scopes: scopes.clone(), route: *route, progress }
             }
-            (
-                S::Prompting {
-                    scopes,
-                    route,
-                    progress,
-                },
-                E::VerificationStarted { method, flow },
-            ) if method.route() == *route
-                && progress.options.allows(*method)
-                && (!method.is_otp()
-                    || progress.pending_otp.as_ref().map(|otp| otp.channel.method()) == Some(*method)) =>
+            (S::Prompting { scopes, route, progress }, E::VerificationStarted { method, flow })
+                if method.route() == *route
+                    && progress.options.allows(*method)
+                    && (!method.is_otp()
+                        || progress.pending_otp.as_ref().map(|otp| otp.channel.method())
+                            == Some(*method)) =>
             {
                 S::Verifying {
                     scopes: scopes.clone(),
@@ -258,29 +199,14 @@ impl ReferenceFlow {
                 }
             }
 
-            (
-                S::Verifying {
-                    scopes,
-                    flow,
-                    progress,
-                    ..
-                },
-                E::Verified {
-                    flow: finished,
-                    token,
-                },
-            ) if finished == flow => {
+            (S::Verifying { scopes, flow, progress, .. }, E::Verified { flow: finished, token })
+                if finished == flow =>
+            {
                 if token.expires_at() <= now {
                     S::Required {
                         scopes: scopes.clone(),
                         options: progress.options.clone(),
-                        last_error: Some(
-                            TokenError::Expired {
-                                expires_at: token.expires_at(),
-                                now,
-                            }
-                            .into(),
-                        ),
+                        last_error: Some(TokenError::Expired { expires_at: token.expires_at(), now }.into()),
                     }
                 } else if !token.scopes().covers(scopes) {
                     S::Required {
@@ -304,27 +230,14 @@ impl ReferenceFlow {
                 }
             }
             (
-                S::Verifying {
-                    scopes,
-                    route,
-                    flow,
-                    progress,
-                    ..
-                },
-                E::VerificationFailed {
-                    flow: finished,
-                    error,
-                },
+                S::Verifying { scopes, route, flow, progress, .. },
+                E::VerificationFailed { flow: finished, error },
             ) if finished == flow => {
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut progress = progress.clone();
                     progress.attempts_left -= 1;
                     progress.last_error = Some(error.clone());
-                    S::Prompting {
-                        scopes: scopes.clone(),
-                        route: *route,
-                        progress,
-                    }
+                    S::Prompting { scopes: scopes.clone(), route: *route, progress }
                 } else {
                     S::Required {
                         scopes: scopes.clone(),
@@ -337,15 +250,11 @@ impl ReferenceFlow {
             (S::Elevated { scopes, token_id, .. }, E::TokenExpired { token_id: expired })
                 if expired == token_id =>
             {
-                self.tokens
-                    .retain(|t| t.id() != token_id && !t.is_expired_at(now));
-                S::Expired {
-                    scopes: scopes.clone(),
-                }
+                self.tokens.retain(|t| t.id() != token_id && !t.is_expired_at(now));
+                S::Expired { scopes: scopes.clone() }
             }
             (S::Elevated { token_id, .. }, E::TokenConsumed { token_id: spent }) if spent == token_id => {
-                self.tokens
-                    .retain(|t| t.id() != token_id && !t.is_expired_at(now));
+                self.tokens.retain(|t| t.id() != token_id && !t.is_expired_at(now));
                 S::Idle {}
             }
 

@@ -19,12 +19,8 @@ use crate::time::UnixTime;
 use crate::token::TokenId;
 
 /// The scopes the strategies draw from: few, so sets overlap.
-pub const SCOPE_POOL: [Scope; 4] = [
-    Scope::WalletExport,
-    Scope::UserDelete,
-    Scope::CredentialLink,
-    Scope::WalletSign,
-];
+pub const SCOPE_POOL: [Scope; 4] =
+    [Scope::WalletExport, Scope::UserDelete, Scope::CredentialLink, Scope::WalletSign];
 
 /// One scope from [`SCOPE_POOL`].
 pub fn arb_scope() -> impl Strategy<Value = Scope> {
@@ -60,9 +56,7 @@ pub fn arb_options() -> impl Strategy<Value = MethodOptions> {
 pub fn arb_error() -> impl Strategy<Value = StepUpError> {
     prop_oneof![
         Just(StepUpError::MfaInvalidCode),
-        Just(StepUpError::WrongVerificationToken {
-            channel: OtpChannel::Email
-        }),
+        Just(StepUpError::WrongVerificationToken { channel: OtpChannel::Email }),
         Just(StepUpError::Timeout),
         Just(StepUpError::Locked { retry_after: None }),
         Just(StepUpError::Cancelled),
@@ -72,15 +66,13 @@ pub fn arb_error() -> impl Strategy<Value = StepUpError> {
 
 /// A sent code on either channel.
 pub fn arb_otp() -> impl Strategy<Value = OtpVerification> {
-    (
-        prop_oneof![Just(OtpChannel::Email), Just(OtpChannel::Sms)],
-        0..3u8,
-    )
-        .prop_map(|(channel, n)| OtpVerification {
+    (prop_oneof![Just(OtpChannel::Email), Just(OtpChannel::Sms)], 0..3u8).prop_map(|(channel, n)| {
+        OtpVerification {
             id: VerificationId::new(format!("otp-{n}")),
             channel,
             destination_masked: "a***@example.com".to_owned(),
-        })
+        }
+    })
 }
 
 /// A verification number from a small range (stale or current).
@@ -100,25 +92,18 @@ pub fn arb_token_for(
     now: UnixTime,
     jti: String,
 ) -> impl Strategy<Value = std::sync::Arc<crate::token::ElevatedToken>> {
-    (
-        prop_oneof![6 => Just(scopes), 1 => arb_scope_set()],
-        0..=20u64,
-        any::<bool>(),
-    )
-        .prop_map(move |(scopes, ttl, single_use)| {
+    (prop_oneof![6 => Just(scopes), 1 => arb_scope_set()], 0..=20u64, any::<bool>()).prop_map(
+        move |(scopes, ttl, single_use)| {
             token(&scopes, now.plus_secs(ttl).max(UnixTime(1)), single_use, &jti)
-        })
+        },
+    )
 }
 
 /// Any event, with parameters from small pools.
 pub fn arb_event(now: UnixTime) -> impl Strategy<Value = FlowEvent> {
     prop_oneof![
         (arb_scope(), any::<bool>(), arb_options()).prop_map(|(scope, required, options)| {
-            FlowEvent::RequirementChecked {
-                scope,
-                required,
-                options,
-            }
+            FlowEvent::RequirementChecked { scope, required, options }
         }),
         prop_oneof![arb_scope_set(), Just(ScopeSet::empty())]
             .prop_map(|scopes| FlowEvent::Challenged { scopes }),
@@ -161,12 +146,8 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
                 .boxed()
         }
         FlowState::Prompting { route, progress, .. } => {
-            let allowed: Vec<Method> = route
-                .methods()
-                .iter()
-                .copied()
-                .filter(|m| progress.options.allows(*m))
-                .collect();
+            let allowed: Vec<Method> =
+                route.methods().iter().copied().filter(|m| progress.options.allows(*m)).collect();
             let flow = model.next_flow;
             let route = *route;
             let pending = progress.pending_otp.as_ref().map(|otp| otp.channel.method());
@@ -176,11 +157,8 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
             prop::sample::select(allowed)
                 .prop_flat_map(move |method| {
                     if method.is_otp() && pending != Some(method) {
-                        let channel = if method == Method::EmailOtp {
-                            OtpChannel::Email
-                        } else {
-                            OtpChannel::Sms
-                        };
+                        let channel =
+                            if method == Method::EmailOtp { OtpChannel::Email } else { OtpChannel::Sms };
                         Just(FlowEvent::OtpSent {
                             verification: OtpVerification {
                                 id: VerificationId::new("otp-live"),
@@ -206,12 +184,8 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
             .boxed()
         }
         FlowState::Elevated { token_id, .. } => prop_oneof![
-            Just(FlowEvent::TokenExpired {
-                token_id: token_id.clone()
-            }),
-            Just(FlowEvent::TokenConsumed {
-                token_id: token_id.clone()
-            }),
+            Just(FlowEvent::TokenExpired { token_id: token_id.clone() }),
+            Just(FlowEvent::TokenConsumed { token_id: token_id.clone() }),
             (arb_scope(), arb_options()).prop_map(|(scope, options)| FlowEvent::RequirementChecked {
                 scope,
                 required: true,
