@@ -19,3 +19,8 @@ pub use stepup_core::{
     Credential, ElevatedToken, Flow, FlowEvent, FlowState, Method, MethodOptions, Route, Scope, ScopeSet,
     StepUpError, TokenCell, TokenInfo,
 };
+
+// The README's code runs as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -83,9 +83,14 @@ impl ScopeSet {
     #[must_use]
     pub fn contains(&self, scope: &Scope) -> bool {
         match scope.known_index() {
-            Some(i) => self.known & (1 << i) != 0,
+            Some(i) => self.contains_known(i),
             None => self.scopes.binary_search(scope).is_ok(),
         }
+    }
+
+    /// Whether the set holds the known scope at `Scope::KNOWN[index]` (a bit test).
+    pub(crate) fn contains_known(&self, index: usize) -> bool {
+        index < 64 && self.known & (1 << index) != 0
     }
 
     /// Whether every scope of `other` is in this set.

@@ -52,7 +52,14 @@ impl TokenSet {
     }
 
     fn position(&self, scope: &Scope, now: UnixTime) -> Option<usize> {
-        self.tokens.iter().position(|token| !token.is_expired_at(now) && token.covers(scope))
+        // The hot path of every scoped request: resolve the scope to its bit once, then test each token's mask.
+        match scope.known_index() {
+            Some(index) => self
+                .tokens
+                .iter()
+                .position(|token| !token.is_expired_at(now) && token.scopes().contains_known(index)),
+            None => self.tokens.iter().position(|token| !token.is_expired_at(now) && token.covers(scope)),
+        }
     }
 
     fn position_covering(&self, scopes: &ScopeSet, now: UnixTime) -> Option<usize> {
