@@ -5,20 +5,18 @@
 //! code, external-wallet signature, passkey, TOTP or recovery code), keep the short-lived elevated access token
 //! it yields, and apply it to later API calls automatically.
 //!
-//! This crate re-exports the workspace's crates:
+//! The domain (`stepup-core`) is re-exported at the root: `stepup::Scope`, `stepup::TokenCell`,
+//! `stepup::Flow`, ... The crates themselves are reachable as modules:
 //!
 //! - [`proto`] — wire types of the SDK API (`stepup-proto`).
-//! - [`core`] — the domain without I/O: scopes, tokens, the token cell, the flow machine (`stepup-core`).
-//! - [`engine`] — actors, API client and the `StepUpAuth` facade (`stepup-engine`).
+//! - [`domain`] — the domain without I/O: scopes, tokens, the token cell, the flow machine (`stepup-core`).
+//! - [`engine`] — the engine crate (`stepup-engine`; its actors, API client and facade are being built).
 
-pub use stepup_core as core;
+pub use stepup_core as domain;
 pub use stepup_engine as engine;
 pub use stepup_proto as proto;
 
-pub use stepup_core::{
-    Credential, ElevatedToken, Flow, FlowEvent, FlowState, Method, MethodOptions, Route, Scope, ScopeSet,
-    StepUpError, TokenCell, TokenInfo,
-};
+pub use stepup_core::*;
 
 // The README's code runs as a doctest, so it cannot rot.
 #[cfg(doctest)]

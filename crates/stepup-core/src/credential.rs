@@ -8,6 +8,7 @@ use stepup_proto::{
     CredentialFormat, StepUpCheckResponse, StepUpCredential, VerifiedCredential, WalletProvider,
 };
 
+use crate::error::StepUpError;
 use crate::method::{Method, Route};
 
 /// The server's id of a credential (verified credential, MFA device or passkey).
@@ -183,6 +184,22 @@ impl MethodOptions {
         }
     }
 
+    /// Whether a prompt on `route` could be finished with these options.
+    ///
+    /// # Errors
+    /// [`StepUpError::ReauthenticationNotAllowed`] for re-authentication when MFA credentials are offered (a user
+    /// with MFA must use it); [`StepUpError::NoMethodsAvailable`] when the options are known and offer no method of
+    /// the route.
+    pub fn check_route(&self, route: Route) -> Result<(), StepUpError> {
+        if route == Route::Reauthenticate && self.route() == Some(Route::Mfa) {
+            return Err(StepUpError::ReauthenticationNotAllowed);
+        }
+        if self.is_known() && !route.methods().iter().any(|m| self.allows(*m)) {
+            return Err(StepUpError::NoMethodsAvailable { route: Some(route) });
+        }
+        Ok(())
+    }
+
     /// Only the credentials of `route` (unknown stays unknown).
     #[must_use]
     pub fn for_route(&self, route: Route) -> MethodOptions {
@@ -195,9 +212,48 @@ impl MethodOptions {
     }
 }
 
+impl From<CredentialError> for StepUpError {
+    fn from(error: CredentialError) -> Self {
+        match error {
+            CredentialError::EmbeddedWallet => StepUpError::EmbeddedWalletNotAllowed,
+            CredentialError::UnsupportedFormat { format } => StepUpError::UnsupportedCredential { format },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_errors_become_step_up_errors() {
+        assert_eq!(StepUpError::from(CredentialError::EmbeddedWallet), StepUpError::EmbeddedWalletNotAllowed);
+        assert_eq!(
+            StepUpError::from(CredentialError::UnsupportedFormat { format: CredentialFormat::Oauth }),
+            StepUpError::UnsupportedCredential { format: CredentialFormat::Oauth }
+        );
+    }
+
+    #[test]
+    fn routes_are_refused_when_the_options_rule_them_out() {
+        let mfa = MethodOptions::known([
+            Credential::new("t", Method::Totp, None),
+            Credential::new("e", Method::EmailOtp, None),
+        ]);
+        assert_eq!(mfa.check_route(Route::Reauthenticate), Err(StepUpError::ReauthenticationNotAllowed));
+        assert_eq!(mfa.check_route(Route::Mfa), Ok(()));
+        let reauth = MethodOptions::known([Credential::new("e", Method::EmailOtp, None)]);
+        assert_eq!(
+            reauth.check_route(Route::Mfa),
+            Err(StepUpError::NoMethodsAvailable { route: Some(Route::Mfa) })
+        );
+        assert_eq!(reauth.check_route(Route::Reauthenticate), Ok(()));
+        assert_eq!(
+            MethodOptions::known([]).check_route(Route::Reauthenticate),
+            Err(StepUpError::NoMethodsAvailable { route: Some(Route::Reauthenticate) })
+        );
+        assert_eq!(MethodOptions::unknown().check_route(Route::Mfa), Ok(()));
+    }
 
     fn offered(format: &str, kind: Option<&str>) -> StepUpCredential {
         StepUpCredential {

@@ -74,6 +74,14 @@ pub enum StepUpError {
         /// How long to wait, from `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// 429 with a code this version does not know.
+    #[error("too many requests; try again later{}", retry_hint(*.retry_after))]
+    TooManyRequests {
+        /// How long to wait, from `Retry-After`.
+        retry_after: Option<Duration>,
+        /// The body's code.
+        code: ErrorCode,
+    },
     /// Any other error answer (an unknown code or an unexpected status).
     #[error("the server answered {status} `{code}`: {message}")]
     Server {
@@ -110,6 +118,12 @@ pub enum StepUpError {
     /// Wallet verification was asked for with an embedded wallet; only external wallets qualify.
     #[error("embedded wallets cannot be used for step-up")]
     EmbeddedWalletNotAllowed,
+    /// A credential of a format no step-up method verifies.
+    #[error("credentials of format `{format}` cannot be used for step-up")]
+    UnsupportedCredential {
+        /// The credential's format.
+        format: stepup_proto::CredentialFormat,
+    },
     /// The user has verified MFA methods, so re-authentication is refused.
     #[error("the user has MFA methods; re-authentication is not allowed")]
     ReauthenticationNotAllowed,
@@ -185,6 +199,7 @@ impl StepUpError {
             (_, ErrorCode::MfaRateLimited) => StepUpError::MfaRateLimited { retry_after },
             (400, _) | (413, _) => StepUpError::BadRequest { message },
             (401, _) => StepUpError::Unauthorized,
+            (429, _) => StepUpError::TooManyRequests { retry_after, code },
             (404, _) => StepUpError::NotFound { message },
             _ => StepUpError::Server { status, code, message },
         }
@@ -225,7 +240,7 @@ impl StepUpError {
             StepUpError::Locked { .. } => ErrorCode::LockTooManyAttempts,
             StepUpError::TooManyVerificationAttempts { .. } => ErrorCode::TooManyVerificationAttempts,
             StepUpError::MfaRateLimited { .. } => ErrorCode::MfaRateLimited,
-            StepUpError::Server { code, .. } => code.clone(),
+            StepUpError::Server { code, .. } | StepUpError::TooManyRequests { code, .. } => code.clone(),
             _ => return None,
         })
     }

@@ -58,7 +58,7 @@ pub struct OtpVerification {
     pub id: VerificationId,
     /// Where it went.
     pub channel: OtpChannel,
-    /// The destination with most of it hidden (`a***@example.com`, `+1 *** *** 4567`), safe to show and log.
+    /// The destination with most of it hidden (`a***@example.com`, `*******4567`), safe to show and log.
     pub destination_masked: String,
 }
 
@@ -74,7 +74,8 @@ pub fn mask_email(email: &str) -> String {
     }
 }
 
-/// Masks a phone number for display: everything but the last four digits becomes `*`.
+/// Masks a phone number for display: only its digits are kept, and all but the last four become `*` (a number of
+/// four digits or fewer is shown as it is: there is nothing left to hide).
 #[must_use]
 pub fn mask_phone(phone: &str) -> String {
     let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();

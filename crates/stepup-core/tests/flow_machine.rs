@@ -316,24 +316,104 @@ fn cancel_outside_a_flow_is_ignored() {
 #[test]
 fn prompt_can_switch_route_and_starts_fresh() {
     let (mut flow, _) = flow();
-    let both = MethodOptions::known([
-        Credential::new("totp-1", Method::Totp, None),
-        Credential::new("email-1", Method::EmailOtp, None),
-    ]);
-    drive(&mut flow, &[checked(both.clone()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    // After a server challenge the options are unknown, so either route may be tried.
+    drive(
+        &mut flow,
+        &[FlowEvent::Challenged { scopes: export() }, opened(Route::Mfa), started(Method::Totp, 1)],
+    );
     flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
     flow.handle(&opened(Route::Reauthenticate));
     let FlowState::Prompting { route, progress, .. } = flow.state() else { panic!() };
     assert_eq!(*route, Route::Reauthenticate);
     assert_eq!(progress.attempts_left, stepup_core::MAX_ATTEMPTS);
-    assert_eq!(progress.options, both);
+    assert_eq!(progress.last_error, None);
 }
 
 #[test]
-fn the_machine_is_cheap_to_clone_and_clones_are_independent_of_state() {
+fn users_with_mfa_cannot_reauthenticate() {
+    let (mut flow, _) = flow();
+    let both = MethodOptions::known([
+        Credential::new("totp-1", Method::Totp, None),
+        Credential::new("email-1", Method::EmailOtp, None),
+    ]);
+    flow.handle(&checked(both.clone()));
+    flow.handle(&opened(Route::Reauthenticate));
+    assert_eq!(
+        flow.state(),
+        &FlowState::Required {
+            scopes: export(),
+            options: both,
+            last_error: Some(StepUpError::ReauthenticationNotAllowed)
+        }
+    );
+    flow.handle(&opened(Route::Mfa));
+    assert_eq!(flow.state().name(), "prompting");
+    flow.handle(&opened(Route::Reauthenticate));
+    let FlowState::Prompting { route, .. } = flow.state() else { panic!() };
+    assert_eq!(*route, Route::Mfa, "an open MFA prompt is not switched to re-authentication");
+}
+
+#[test]
+fn a_route_without_methods_is_refused() {
+    let (mut flow, _) = flow();
+    flow.handle(&checked(reauth_options()));
+    flow.handle(&opened(Route::Mfa));
+    let FlowState::Required { last_error, .. } = flow.state() else { panic!() };
+    assert_eq!(last_error, &Some(StepUpError::NoMethodsAvailable { route: Some(Route::Mfa) }));
+}
+
+#[test]
+fn a_reused_flow_number_never_starts_a_verification() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), FlowEvent::Cancel],
+    );
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    assert_eq!(flow.state().name(), "prompting", "flow 1 was used: its late result must not match");
+    flow.handle(&verified(1, "late", 300, false));
+    assert_eq!(flow.state().name(), "prompting");
+    flow.handle(&started(Method::Totp, 2));
+    assert_eq!(flow.state().name(), "verifying");
+}
+
+#[test]
+fn a_dead_one_time_code_must_be_sent_again() {
+    let (mut flow, _) = flow();
+    drive(
+        &mut flow,
+        &[
+            checked(reauth_options()),
+            opened(Route::Reauthenticate),
+            email_sent(),
+            started(Method::EmailOtp, 1),
+        ],
+    );
+    flow.handle(&FlowEvent::VerificationFailed {
+        flow: FlowId(1),
+        error: StepUpError::InvalidVerification { message: "expired".into() },
+    });
+    let FlowState::Prompting { progress, .. } = flow.state() else { panic!() };
+    assert_eq!(progress.pending_otp, None);
+    flow.handle(&started(Method::EmailOtp, 2));
+    assert_eq!(flow.state().name(), "prompting", "no code pending");
+    // A merely wrong code keeps the code pending.
+    drive(&mut flow, &[email_sent(), started(Method::EmailOtp, 3)]);
+    flow.handle(&FlowEvent::VerificationFailed {
+        flow: FlowId(3),
+        error: StepUpError::WrongVerificationToken { channel: OtpChannel::Email },
+    });
+    let FlowState::Prompting { progress, .. } = flow.state() else { panic!() };
+    assert!(progress.pending_otp.is_some());
+}
+
+#[test]
+fn clones_have_their_own_state_but_share_the_token_cell() {
     let (mut flow, _) = flow();
     let snapshot = flow.clone();
     flow.handle(&checked(mfa_options()));
     assert_eq!(snapshot.state(), &FlowState::Idle {});
     assert_eq!(flow.state().name(), "required");
+    flow.tokens().insert((*token(&export(), NOW.plus_secs(60), false, "shared")).clone());
+    assert!(snapshot.tokens().get(&Scope::WalletExport).is_some(), "the cell is shared, as documented");
 }

@@ -9,16 +9,24 @@ pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentica
 /// Builds the RFC 9470 challenge sent with a 403 `elevated_access_token_required`, e.g.
 /// `Bearer error="insufficient_user_authentication", error_description="...", scope="wallet:export"`.
 ///
-/// The description must not contain `"` or `\`; callers pass fixed text.
+/// Quotes and backslashes in the description and in (unknown) scope strings are escaped, as RFC 9110
+/// quoted-strings require.
 #[must_use]
 pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> String {
-    let mut value =
-        format!("Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{description}\"");
+    let mut value = format!(
+        "Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{}\"",
+        quote(description)
+    );
     if !scopes.is_empty() {
         let joined: Vec<&str> = scopes.iter().map(crate::TokenScope::as_str).collect();
-        value.push_str(&format!(", scope=\"{}\"", joined.join(" ")));
+        value.push_str(&format!(", scope=\"{}\"", quote(&joined.join(" "))));
     }
     value
+}
+
+/// Escapes `"` and `\` for a quoted-string.
+fn quote(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 /// What a `WWW-Authenticate` header says about step-up, per RFC 9470.
@@ -122,6 +130,13 @@ mod tests {
             parse_step_up_challenge("Bearer error=\"insufficient_user_authentication"),
             parse_step_up_challenge("Bearer error=\"insufficient_user_authentication\"")
         );
+    }
+
+    #[test]
+    fn quotes_in_descriptions_and_scopes_are_escaped_and_read_back() {
+        let header = step_up_challenge("say \"hi\"", &[TokenScope::parse("odd\"scope")]);
+        assert!(header.contains(r#"error_description="say \"hi\"""#), "{header}");
+        assert_eq!(parse_step_up_challenge(&header).unwrap().scopes, vec![TokenScope::parse("odd\"scope")]);
     }
 
     #[test]

@@ -31,9 +31,9 @@ pub use otp::{
     SmsVerificationCreateRequest, SmsVerificationCreateResponse,
 };
 pub use passkey::{
-    AuthenticatorAssertionResponse, AuthenticatorAttestationResponse, PasskeyAllowCredential,
-    PasskeyAuthRequest, PasskeyAuthenticationOptions, PasskeyRegisterRequest, PasskeyRegistrationOptions,
-    UserVerification,
+    AuthenticatorAssertionResponse, AuthenticatorAttestationResponse, AuthenticatorSelection,
+    PasskeyAllowCredential, PasskeyAuthRequest, PasskeyAuthenticationOptions, PasskeyRegisterRequest,
+    PasskeyRegistrationOptions, PasskeyUser, PubKeyCredParam, RelyingParty, UserVerification,
 };
 pub use scope::TokenScope;
 pub use secret::{Jwt, OtpCode, RecoveryCode, SecretString, TotpCode};

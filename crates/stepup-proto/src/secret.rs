@@ -45,7 +45,9 @@ macro_rules! secret_string {
             }
         }
 
-        /// Constant time in the length of the shorter value: no early exit on the first differing byte.
+        /// Constant time for values of equal length: no early exit on the first differing byte. Values of
+        /// different lengths compare unequal at once, so the comparison reveals whether the lengths match (codes
+        /// of one kind have one length, so this tells an attacker nothing new).
         impl PartialEq for $name {
             fn eq(&self, other: &Self) -> bool {
                 self.0.as_bytes().ct_eq(other.0.as_bytes()).into()

@@ -32,10 +32,14 @@ use crate::time::UnixTime;
 use crate::token::{TokenError, TokenId};
 use crate::token_cell::TokenCell;
 
-/// The machine's shared storage: the token cell it writes (and, through it, the clock).
+/// The machine's shared storage: the token cell it writes (and, through it, the clock), and the highest
+/// verification number it has accepted.
 #[derive(Debug, Clone)]
 pub struct FlowMachine {
     tokens: TokenCell,
+    /// Verification numbers only grow: a `VerificationStarted` must carry a number above this one, so a late
+    /// result of an old verification can never match a new one that reused its number.
+    last_flow: FlowId,
 }
 
 #[state_machine(
@@ -89,6 +93,12 @@ impl FlowMachine {
                 Handled
             }
             FlowEvent::PromptOpened { route, options: offered } => {
+                let chosen = if offered.is_known() { offered } else { &*options };
+                if let Err(refused) = chosen.check_route(*route) {
+                    // No prompt the user could finish: stay, and say why.
+                    *last_error = Some(refused);
+                    return Handled;
+                }
                 let options = if offered.is_known() { offered.clone() } else { take(options) };
                 Transition(FlowState::prompting(take(scopes), *route, PromptProgress::new(options)))
             }
@@ -113,10 +123,13 @@ impl FlowMachine {
     ) -> Outcome<FlowState> {
         match event {
             FlowEvent::PromptOpened { route: new_route, options: offered } => {
-                // Re-opened (e.g. the user switched route): a fresh prompt, known options kept if none given.
+                // Re-opened (e.g. the user switched route): a fresh prompt, known options kept if none given. A
+                // route the options rule out leaves the current prompt as it is.
                 let options = if offered.is_known() { offered.clone() } else { progress.options.clone() };
-                *route = *new_route;
-                *progress = PromptProgress::new(options);
+                if options.check_route(*new_route).is_ok() {
+                    *route = *new_route;
+                    *progress = PromptProgress::new(options);
+                }
                 Handled
             }
             FlowEvent::OtpSent { verification } => {
@@ -125,7 +138,10 @@ impl FlowMachine {
                 }
                 Handled
             }
-            FlowEvent::VerificationStarted { method, flow } if progress.can_verify(*route, *method) => {
+            FlowEvent::VerificationStarted { method, flow }
+                if *flow > self.last_flow && progress.can_verify(*route, *method) =>
+            {
+                self.last_flow = *flow;
                 Transition(FlowState::verifying(
                     take(scopes),
                     *route,
@@ -155,7 +171,6 @@ impl FlowMachine {
         progress: &mut PromptProgress,
         event: &FlowEvent,
     ) -> Outcome<FlowState> {
-        let _ = method;
         match event {
             FlowEvent::Verified { flow: finished, token } if finished == flow => {
                 let now = self.now();
@@ -190,6 +205,10 @@ impl FlowMachine {
                     let mut retry = take_progress(progress);
                     retry.attempts_left -= 1;
                     retry.last_error = Some(error.clone());
+                    if method.is_otp() && matches!(error, StepUpError::InvalidVerification { .. }) {
+                        // The server killed this code (expired, used up): a retry needs a new one.
+                        retry.pending_otp = None;
+                    }
                     Transition(FlowState::prompting(take(scopes), *route, retry))
                 } else {
                     Transition(FlowState::required(
@@ -300,7 +319,13 @@ impl FlowMachine {
     /// A machine that stores tokens in `tokens`.
     #[must_use]
     pub fn new(tokens: TokenCell) -> Self {
-        Self { tokens }
+        Self { tokens, last_flow: FlowId(0) }
+    }
+
+    /// The highest verification number accepted so far (numbers at or below it are refused).
+    #[must_use]
+    pub fn last_flow(&self) -> FlowId {
+        self.last_flow
     }
 
     /// The token cell.

@@ -2,6 +2,8 @@
 //!
 //! [`Flow`] wraps the machine: feed it [`FlowEvent`]s, read its [`FlowState`]. It is pure (no I/O, no async, no
 //! sleeping) and cheap to clone, so the engine's coordinator owns one and property tests drive one directly.
+//! A clone has its own state but shares the [`TokenCell`] (a cell is a shared handle): to explore "what if" on a
+//! copy without touching the original's tokens, build the copy with [`Flow::new`] on a cell of its own.
 
 mod event;
 mod machine;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::credential::MethodOptions;
 use crate::error::StepUpError;
 use crate::flow::{FlowEvent, FlowId, FlowState, PromptProgress};
-use crate::method::Route;
+use crate::method::{Method, Route};
 use crate::scope::{Scope, ScopeSet};
 use crate::time::UnixTime;
 use crate::token::{ElevatedToken, TokenError, TokenId};
@@ -52,6 +52,8 @@ pub struct ReferenceFlow {
     pub now: UnixTime,
     /// The next fresh verification number (strategies use it for `VerificationStarted`).
     pub next_flow: FlowId,
+    /// The highest verification number the flow accepted; only higher ones start a verification.
+    pub last_flow: FlowId,
     /// The next fresh token id number.
     pub next_token: u64,
     /// The events the last action delivered and what the state did with each.
@@ -67,6 +69,7 @@ impl ReferenceFlow {
             tokens: Vec::new(),
             now,
             next_flow: FlowId(1),
+            last_flow: FlowId(0),
             next_token: 1,
             last_events: Vec::new(),
         }
@@ -153,26 +156,35 @@ impl ReferenceFlow {
                 last_error: last_error.clone(),
             },
             (S::Required { scopes, options, .. }, E::PromptOpened { route, options: offered }) => {
-                S::Prompting {
-                    scopes: scopes.clone(),
-                    route: *route,
-                    progress: PromptProgress::new(if offered.is_known() {
-                        offered.clone()
-                    } else {
-                        options.clone()
-                    }),
+                let chosen = if offered.is_known() { offered.clone() } else { options.clone() };
+                match route_refusal(&chosen, *route) {
+                    Some(refused) => S::Required {
+                        scopes: scopes.clone(),
+                        options: options.clone(),
+                        last_error: Some(refused),
+                    },
+                    None => S::Prompting {
+                        scopes: scopes.clone(),
+                        route: *route,
+                        progress: PromptProgress::new(chosen),
+                    },
                 }
             }
 
-            (S::Prompting { scopes, progress, .. }, E::PromptOpened { route, options: offered }) => {
-                S::Prompting {
-                    scopes: scopes.clone(),
-                    route: *route,
-                    progress: PromptProgress::new(if offered.is_known() {
-                        offered.clone()
-                    } else {
-                        progress.options.clone()
-                    }),
+            (
+                S::Prompting { scopes, route: current, progress },
+                E::PromptOpened { route, options: offered },
+            ) => {
+                let chosen = if offered.is_known() { offered.clone() } else { progress.options.clone() };
+                match route_refusal(&chosen, *route) {
+                    Some(_) => {
+                        S::Prompting { scopes: scopes.clone(), route: *current, progress: progress.clone() }
+                    }
+                    None => S::Prompting {
+                        scopes: scopes.clone(),
+                        route: *route,
+                        progress: PromptProgress::new(chosen),
+                    },
                 }
             }
             (S::Prompting { scopes, route, progress }, E::OtpSent { verification }) => {
@@ -184,12 +196,14 @@ impl ReferenceFlow {
                 S::Prompting { scopes: scopes.clone(), route: *route, progress }
             }
             (S::Prompting { scopes, route, progress }, E::VerificationStarted { method, flow })
-                if method.route() == *route
+                if *flow > self.last_flow
+                    && method.route() == *route
                     && progress.options.allows(*method)
                     && (!method.is_otp()
                         || progress.pending_otp.as_ref().map(|otp| otp.channel.method())
                             == Some(*method)) =>
             {
+                self.last_flow = *flow;
                 S::Verifying {
                     scopes: scopes.clone(),
                     route: *route,
@@ -230,13 +244,18 @@ impl ReferenceFlow {
                 }
             }
             (
-                S::Verifying { scopes, route, flow, progress, .. },
+                S::Verifying { scopes, route, method, flow, progress },
                 E::VerificationFailed { flow: finished, error },
             ) if finished == flow => {
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut progress = progress.clone();
                     progress.attempts_left -= 1;
                     progress.last_error = Some(error.clone());
+                    if matches!(method, Method::EmailOtp | Method::SmsOtp)
+                        && matches!(error, StepUpError::InvalidVerification { .. })
+                    {
+                        progress.pending_otp = None;
+                    }
                     S::Prompting { scopes: scopes.clone(), route: *route, progress }
                 } else {
                     S::Required {
@@ -263,4 +282,25 @@ impl ReferenceFlow {
         self.state = next;
         Outcome::Taken
     }
+}
+
+/// Why a prompt on `route` cannot be opened with `options`, restated from DESIGN §1: a user with MFA credentials
+/// must use MFA, and known options must offer some method of the route (recovery codes ride along with MFA).
+fn route_refusal(options: &MethodOptions, route: Route) -> Option<StepUpError> {
+    let credentials = options.credentials();
+    let has_mfa =
+        credentials.iter().any(|c| matches!(c.method, Method::Passkey | Method::Totp | Method::RecoveryCode));
+    if route == Route::Reauthenticate && has_mfa {
+        return Some(StepUpError::ReauthenticationNotAllowed);
+    }
+    let offers_route = match route {
+        Route::Mfa => has_mfa,
+        Route::Reauthenticate => credentials
+            .iter()
+            .any(|c| matches!(c.method, Method::EmailOtp | Method::SmsOtp | Method::ExternalWallet)),
+    };
+    if options.is_known() && !offers_route {
+        return Some(StepUpError::NoMethodsAvailable { route: Some(route) });
+    }
+    None
 }
