@@ -1,9 +1,10 @@
 //! `Credential` and `MethodOptions`: what a user can step up with.
 
-use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::id::shared_id;
 use stepup_proto::{
     CredentialFormat, StepUpCheckResponse, StepUpCredential, VerifiedCredential, WalletProvider,
 };
@@ -11,34 +12,9 @@ use stepup_proto::{
 use crate::error::StepUpError;
 use crate::method::{Method, Route};
 
-/// The server's id of a credential (verified credential, MFA device or passkey).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CredentialId(Arc<str>);
-
-impl CredentialId {
-    /// Wraps a server id.
-    #[must_use]
-    pub fn new(id: impl AsRef<str>) -> Self {
-        Self(Arc::from(id.as_ref()))
-    }
-
-    /// The id as sent on the wire.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for CredentialId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CredentialId({:?})", &*self.0)
-    }
-}
-
-impl fmt::Display for CredentialId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+shared_id! {
+    /// The server's id of a credential (verified credential, MFA device or passkey).
+    CredentialId
 }
 
 /// Why a credential cannot be used for step-up.

@@ -8,6 +8,7 @@
 pub mod credential;
 pub mod error;
 pub mod flow;
+mod id;
 pub mod method;
 pub mod otp;
 pub mod scope;

@@ -1,9 +1,8 @@
 //! `OtpVerification`: a one-time code that was sent and awaits its code.
 
-use std::fmt;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
+
+use crate::id::shared_id;
 
 /// Where a one-time code went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -26,28 +25,10 @@ impl OtpChannel {
     }
 }
 
-/// The server's id for a sent code (`verificationUUID`). Not a secret on its own: it is useless without the code.
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct VerificationId(Arc<str>);
-
-impl VerificationId {
-    /// Wraps the server's id.
-    #[must_use]
-    pub fn new(id: impl AsRef<str>) -> Self {
-        Self(Arc::from(id.as_ref()))
-    }
-
-    /// The id as sent on the wire.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for VerificationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VerificationId({:?})", &*self.0)
-    }
+shared_id! {
+    /// The server's id for a sent code (`verificationUUID`). Not a secret on its own: it is useless without the
+    /// code.
+    VerificationId
 }
 
 /// A sent one-time code, waiting for the user to type it.

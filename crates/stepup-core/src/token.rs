@@ -4,12 +4,11 @@
 //! signature: it cannot (it has no key it trusts for that) and need not (the server checks every use). These
 //! claims steer what the client *attaches*, never what it *allows*.
 
-use std::fmt;
-use std::sync::Arc;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
+
+use crate::id::shared_id;
 use serde_json::{Map, Value};
 
 use crate::scope::{Scope, ScopeSet};
@@ -55,34 +54,9 @@ pub enum TokenError {
     },
 }
 
-/// A token's identity: its `jti` claim, or, for a token without one, a digest of the token.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TokenId(Arc<str>);
-
-impl TokenId {
-    /// A token id from a string (a `jti`).
-    #[must_use]
-    pub fn new(id: impl AsRef<str>) -> Self {
-        Self(Arc::from(id.as_ref()))
-    }
-
-    /// The id as a string.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenId({:?})", &*self.0)
-    }
-}
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+shared_id! {
+    /// A token's identity: its `jti` claim, or, for a token without one, a digest of the token.
+    TokenId
 }
 
 /// The public description of a stored token: everything but the token itself. This is what verify and prompt
