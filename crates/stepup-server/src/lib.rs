@@ -1,6 +1,115 @@
-//! The reference server of the step-up API.
+//! The reference server of the step-up API: the same wire protocol as Dynamic's SDK API, implemented for real
+//! (TOTP, recovery codes, one-time codes with limits, signed JWTs, a resource guard), on SQLite by default and
+//! PostgreSQL for many replicas.
 //!
-//! A skeleton for now: the routes, storage and token issuance arrive with the reference-server issue. It builds
-//! on the same wire types as the engine, so both sides speak one protocol.
+//! Embed it (tests, demos) with [`Server::start`]; run it with the `stepup-server` binary.
 
-pub use stepup_proto as proto;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod random;
+pub mod routes;
+pub mod state;
+pub mod store;
+pub mod tokens;
+pub mod verify;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use stepup_core::{SharedClock, SystemClock};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::{EnvironmentConfig, Policy, ServerConfig};
+pub use state::{AppState, StartError};
+pub use store::Store;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Connects the database, loads the keys, binds `config.listen` (port 0 picks one) and serves in the
+    /// background on the current tokio runtime, with the system clock.
+    ///
+    /// # Errors
+    /// [`StartError`] if the configuration, the database or the listener fails.
+    pub async fn start(config: ServerConfig) -> Result<Self, StartError> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::start`] with a chosen clock (tests move time by hand).
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub async fn start_with_clock(config: ServerConfig, clock: SharedClock) -> Result<Self, StartError> {
+        let store = Store::connect(&config.database_url).await?;
+        let state = AppState::new(&config, store, clock).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.listen.to_string(), source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: config.listen.to_string(), source })?;
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let app = routes::router(state.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "stepup reference server listening");
+        Ok(Self { addr, state, shutdown: Some(shutdown), task: Some(task) })
+    }
+
+    /// The bound address.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`.
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://<addr>/sdk/<environment_id>`.
+    #[must_use]
+    pub fn sdk_url(&self, environment_id: &str) -> String {
+        format!("http://{}/sdk/{environment_id}", self.addr)
+    }
+
+    /// The shared state (storage, environments).
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, and waits for the server task.
+    pub async fn shutdown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `ApiError`: every refusal the server sends, as `{error, code}` with the right status and headers.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use stepup_proto::headers::{ELEVATED_ACCESS_TOKEN, step_up_challenge};
+use stepup_proto::{ErrorBody, ErrorCode, TokenScope};
+
+use crate::store::StoreError;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+    retry_after: Option<u64>,
+    challenge: Option<Vec<TokenScope>>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody::new(code, message), retry_after: None, challenge: None }
+    }
+
+    /// 400 `bad_request`.
+    #[must_use]
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    }
+
+    /// 401 `unauthorized`.
+    #[must_use]
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
+    }
+
+    /// 404 `not_found`.
+    #[must_use]
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+    }
+
+    /// 403 `elevated_access_token_required` with the RFC 9470 challenge for `scopes`.
+    #[must_use]
+    pub fn elevated_required(scopes: Vec<TokenScope>, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::FORBIDDEN, ErrorCode::ElevatedAccessTokenRequired, message);
+        error.challenge = Some(scopes);
+        error
+    }
+
+    /// 422 with `code`.
+    #[must_use]
+    pub fn unprocessable(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 422 `lock_too_many_attempts`, with `Retry-After`.
+    #[must_use]
+    pub fn locked(retry_after_secs: u64) -> Self {
+        let mut error = Self::unprocessable(
+            ErrorCode::LockTooManyAttempts,
+            "Too many failed attempts; MFA is locked for a while",
+        );
+        error.retry_after = Some(retry_after_secs.max(1));
+        error
+    }
+
+    /// 429 with `code` and `Retry-After`.
+    #[must_use]
+    pub fn too_many(code: ErrorCode, message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, code, message);
+        error.retry_after = Some(retry_after_secs.max(1));
+        error
+    }
+
+    /// 500 without details (they go to the log, never to the client).
+    #[must_use]
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Unknown("internal_error".into()),
+            "Internal error",
+        )
+    }
+
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The code.
+    #[must_use]
+    pub fn code(&self) -> &ErrorCode {
+        &self.body.code
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body.clone())).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(scopes) = &self.challenge {
+            let value = step_up_challenge(
+                &format!("An elevated access token ({ELEVATED_ACCESS_TOKEN}) is required"),
+                scopes,
+            );
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "storage error");
+        ApiError::internal()
+    }
+}

@@ -1,0 +1,63 @@
+//! The resource guard: what a protected call checks before it acts.
+//!
+//! `check` verifies the `x-dyn-elevated-access-token` header: the environment's signature, the `elevated` use,
+//! audience, subject (the session's user: a token is not transferable), expiry and scope, and spends a
+//! single-use token in the database so no replica accepts it twice. Anything else is the 403
+//! `elevated_access_token_required` challenge with the RFC 9470 `WWW-Authenticate` header.
+//!
+//! Other axum servers use it through the [`Elevated`] extractor-style helper or by calling [`check`] from their
+//! own middleware; the reference server's routes call it directly.
+
+use axum::http::HeaderMap;
+use stepup_core::ScopeSet;
+use stepup_proto::TokenScope;
+use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
+
+use crate::auth::Session;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::time;
+use crate::tokens::ElevatedClaims;
+
+/// A verified elevated token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Elevated {
+    /// Its claims.
+    pub claims: ElevatedClaims,
+}
+
+/// Checks the request's elevated token for `scope` on behalf of `session`'s user; see the module docs.
+///
+/// # Errors
+/// The 403 challenge (token missing, unreadable, forged, another environment's or user's, expired, without the
+/// scope, or already spent), or 500 on storage failure.
+pub async fn check(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    scope: &TokenScope,
+) -> Result<Elevated, ApiError> {
+    let challenge = |why: &str| ApiError::elevated_required(vec![scope.clone()], why.to_owned());
+    let token = headers
+        .get(ELEVATED_ACCESS_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| challenge("An elevated access token is required for this scope"))?;
+    let claims: ElevatedClaims =
+        session.env.key.verify(token).map_err(|_| challenge("The elevated access token is invalid"))?;
+    if claims.token_use != "elevated" || claims.aud != session.env.id() || claims.sub != session.user_id {
+        return Err(challenge("The elevated access token is invalid"));
+    }
+    if time(i64::try_from(claims.exp).unwrap_or(0)) <= state.now() {
+        return Err(challenge("The elevated access token has expired"));
+    }
+    if !ScopeSet::from_space_delimited(&claims.scope).contains(scope) {
+        return Err(challenge("The elevated access token does not grant this scope"));
+    }
+    if claims.single_use {
+        let exp = i64::try_from(claims.exp).unwrap_or(i64::MAX);
+        if !state.store().consume_token(&claims.jti, exp).await? {
+            return Err(challenge("The elevated access token was already used"));
+        }
+    }
+    Ok(Elevated { claims })
+}

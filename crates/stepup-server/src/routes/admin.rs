@@ -1,0 +1,219 @@
+//! The admin API (`Authorization: Bearer <admin token>`; mounted only when a token is configured): seed users,
+//! mint sessions, link wallets, read the OTP outbox. Used by tests and demos, and by the CLI.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use stepup_core::Jwt;
+use stepup_proto::{SdkUser, VerifiedCredential, WalletProvider};
+
+use super::{sdk_user, verified_credential};
+use crate::auth::{Admin, ApiJson};
+use crate::error::ApiError;
+use crate::random;
+use crate::state::{AppState, Environment};
+use crate::store::{NewCredential, UserRow, secs};
+use crate::verify::otp::{validate_email, validate_phone};
+
+/// Body of `POST /admin/environments/{env}/users`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// An email credential to create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// A phone credential to create (digits, without country code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_number: Option<String>,
+    /// The phone's country calling code (default `1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_country_code: Option<String>,
+    /// The phone's ISO country code (default `US`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iso_country_code: Option<String>,
+}
+
+/// Answer of `POST /admin/environments/{env}/users/{userId}/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSession {
+    /// The session JWT.
+    pub jwt: Jwt,
+    /// Its expiry, Unix seconds.
+    pub expires_at: u64,
+}
+
+/// Body of `POST /admin/environments/{env}/users/{userId}/wallets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkWalletRequest {
+    /// The address (`0x` + 40 hex digits).
+    pub address: String,
+    /// The chain, e.g. `EVM`.
+    pub chain: String,
+    /// The wallet's name, e.g. `metamask`.
+    pub wallet_name: String,
+    /// How it is connected.
+    pub wallet_provider: WalletProvider,
+    /// An embedded wallet (stored, never qualifies for step-up).
+    #[serde(default)]
+    pub embedded: bool,
+}
+
+/// One message of `GET /admin/environments/{env}/outbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxMessage {
+    /// The email address or `+<country code><number>`.
+    pub to: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// The code.
+    pub code: String,
+    /// The verification it belongs to.
+    #[serde(rename = "verificationUUID")]
+    pub verification_uuid: String,
+    /// When it was sent, Unix seconds.
+    pub created_at: i64,
+}
+
+/// `?to=`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OutboxQuery {
+    to: Option<String>,
+}
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/environments/{environment_id}/users", post(create_user))
+        .route("/environments/{environment_id}/users/{user_id}/sessions", post(create_session))
+        .route("/environments/{environment_id}/users/{user_id}/wallets", post(link_wallet))
+        .route("/environments/{environment_id}/outbox", get(outbox))
+}
+
+fn environment(state: &AppState, id: &str) -> Result<std::sync::Arc<Environment>, ApiError> {
+    state.environment(id).cloned().ok_or_else(|| ApiError::not_found("Unknown environment"))
+}
+
+async fn create_user(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(environment_id): Path<String>,
+    ApiJson(request): ApiJson<CreateUserRequest>,
+) -> Result<Json<SdkUser>, ApiError> {
+    let env = environment(&state, &environment_id)?;
+    let internal = |_| ApiError::internal();
+    let email = request.email.as_deref().map(validate_email).transpose()?;
+    let phone = match &request.phone_number {
+        Some(number) => {
+            let cc = request.phone_country_code.clone().unwrap_or_else(|| "1".into());
+            let iso = request.iso_country_code.clone().unwrap_or_else(|| "US".into());
+            let destination = validate_phone(&cc, number, &iso)?;
+            Some((number.clone(), cc, iso, destination))
+        }
+        None => None,
+    };
+    let user_id = random::uuid().map_err(internal)?;
+    let now = secs(state.now());
+    let user = UserRow {
+        id: user_id.clone(),
+        environment_id: env.id().to_owned(),
+        email: email.clone(),
+        phone_number: phone.as_ref().map(|p| p.3.clone()),
+    };
+    state.store().insert_user(&user, now).await?;
+    if let Some(email) = email {
+        let credential = NewCredential {
+            id: random::uuid().map_err(internal)?,
+            user_id: user_id.clone(),
+            format: "email".into(),
+            email: Some(email),
+            sign_in_enabled: true,
+            ..NewCredential::default()
+        };
+        state.store().insert_credential(&credential, now).await?;
+    }
+    if let Some((number, cc, iso, _)) = phone {
+        let credential = NewCredential {
+            id: random::uuid().map_err(internal)?,
+            user_id: user_id.clone(),
+            format: "phoneNumber".into(),
+            phone_number: Some(number),
+            phone_country_code: Some(cc),
+            iso_country_code: Some(iso),
+            sign_in_enabled: true,
+            ..NewCredential::default()
+        };
+        state.store().insert_credential(&credential, now).await?;
+    }
+    let credentials = state.store().credentials(&user_id).await?;
+    Ok(Json(sdk_user(&env, &user_id, user.email, user.phone_number, &credentials)))
+}
+
+async fn create_session(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((environment_id, user_id)): Path<(String, String)>,
+) -> Result<Json<AdminSession>, ApiError> {
+    let env = environment(&state, &environment_id)?;
+    state.store().user(env.id(), &user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    let (jwt, expires_at) = state.issue_session(&env, &user_id).await?;
+    Ok(Json(AdminSession { jwt, expires_at }))
+}
+
+/// An EVM address: `0x` and 40 hex digits.
+fn valid_address(address: &str) -> bool {
+    address.len() == 42 && address.starts_with("0x") && address[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+async fn link_wallet(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((environment_id, user_id)): Path<(String, String)>,
+    ApiJson(request): ApiJson<LinkWalletRequest>,
+) -> Result<Json<VerifiedCredential>, ApiError> {
+    let env = environment(&state, &environment_id)?;
+    state.store().user(env.id(), &user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    if !valid_address(&request.address) || request.chain.is_empty() || request.wallet_name.is_empty() {
+        return Err(ApiError::bad_request(
+            "Invalid wallet: address must be 0x and 40 hex digits; chain and name are required",
+        ));
+    }
+    let embedded = request.embedded || request.wallet_provider == WalletProvider::EmbeddedWallet;
+    let credential = NewCredential {
+        id: random::uuid().map_err(|_| ApiError::internal())?,
+        user_id,
+        format: "blockchain".into(),
+        address: Some(request.address),
+        chain: Some(request.chain),
+        wallet_name: Some(request.wallet_name),
+        wallet_provider: Some(request.wallet_provider.as_str().to_owned()),
+        embedded,
+        sign_in_enabled: !embedded,
+        ..NewCredential::default()
+    };
+    state.store().insert_credential(&credential, secs(state.now())).await?;
+    Ok(Json(verified_credential(&credential)))
+}
+
+async fn outbox(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(environment_id): Path<String>,
+    Query(query): Query<OutboxQuery>,
+) -> Result<Json<Vec<OutboxMessage>>, ApiError> {
+    let env = environment(&state, &environment_id)?;
+    let rows = state.store().outbox(env.id(), query.to.as_deref()).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| OutboxMessage {
+                to: r.recipient,
+                channel: r.channel,
+                code: r.code,
+                verification_uuid: r.verification_id,
+                created_at: r.created_at,
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,219 @@
+//! MFA: methods, TOTP registration and authentication, recovery codes, device deletion.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use stepup_core::{RecoveryCode, SecretString};
+use stepup_proto::{
+    ErrorCode, MfaDevice, MfaDeviceType, MfaMethodsResponse, RecoveryAuthRequest, RecoveryCodesResponse,
+    TokenScope, TotpAuthRequest, TotpRegistration, VerifyResponse,
+};
+
+use super::verify_response;
+use crate::auth::{ApiJson, Session};
+use crate::error::ApiError;
+use crate::guard;
+use crate::random;
+use crate::state::AppState;
+use crate::store::secs;
+use crate::verify::{mfa_lock, recovery, totp};
+
+fn rfc3339(unix: i64) -> String {
+    // Civil-from-days (Howard Hinnant's algorithm): dates without a date crate.
+    let days = unix.div_euclid(86_400);
+    let rem = unix.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `GET /users/mfa/methods`.
+pub(crate) async fn methods(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<MfaMethodsResponse>, ApiError> {
+    let devices = state.store().totp_devices(&session.user_id).await?;
+    let user_has_verified_mfa_methods = devices.iter().any(|d| d.verified);
+    Ok(Json(MfaMethodsResponse {
+        devices: devices
+            .into_iter()
+            .map(|d| MfaDevice {
+                id: Some(d.id),
+                kind: Some(MfaDeviceType::Totp),
+                verified: Some(d.verified),
+                created_at: Some(rfc3339(d.created_at)),
+                verified_at: d.verified_at.map(rfc3339),
+                default: None,
+                alias: None,
+            })
+            .collect(),
+        passkeys: vec![],
+        user_has_verified_mfa_methods,
+    }))
+}
+
+/// `GET /users/mfa/register/totp`: a new, unverified TOTP device. Needs `credential:link`. The first
+/// successful `/users/mfa/auth/totp` with its id verifies it.
+pub(crate) async fn register_totp(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Json<TotpRegistration>, ApiError> {
+    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    let user = state
+        .store()
+        .user(session.env.id(), &session.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    let secret = totp::new_secret().map_err(|_| ApiError::internal())?;
+    let account = user.email.unwrap_or_else(|| user.id.clone());
+    let uri = totp::otpauth_uri(&secret, &session.env.config.app_name, &account)
+        .map_err(|_| ApiError::internal())?;
+    let id = random::uuid().map_err(|_| ApiError::internal())?;
+    state.store().insert_totp_device(&id, &session.user_id, &secret, secs(state.now())).await?;
+    Ok(Json(TotpRegistration {
+        id,
+        kind: MfaDeviceType::Totp,
+        secret: SecretString::new(secret),
+        uri: SecretString::new(uri),
+    }))
+}
+
+/// `POST /users/mfa/auth/totp`: a TOTP code, for the given device or the user's first verified one.
+pub(crate) async fn auth_totp(
+    State(state): State<AppState>,
+    session: Session,
+    ApiJson(request): ApiJson<TotpAuthRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    mfa_lock::ensure_unlocked(&state, &session.user_id).await?;
+    let devices = state.store().totp_devices(&session.user_id).await?;
+    let device = match &request.id {
+        Some(id) => devices.iter().find(|d| &d.id == id),
+        None => devices.iter().find(|d| d.verified),
+    }
+    .ok_or_else(|| ApiError::unprocessable(ErrorCode::MfaDeviceNotFound, "No such MFA device"))?;
+    let checker =
+        totp::totp(&device.secret, &session.env.config.app_name, "user").map_err(|_| ApiError::internal())?;
+    let now = state.now();
+    let invalid = || ApiError::unprocessable(ErrorCode::MfaInvalidCode, "The code is not valid");
+    let Some(step) = totp::matched_step(&checker, request.code.expose_secret(), now.as_secs()) else {
+        return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
+    };
+    // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails.
+    if !state.store().accept_totp_step(&device.id, i64::try_from(step).unwrap_or(i64::MAX), secs(now)).await?
+    {
+        return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
+    }
+    mfa_lock::succeeded(&state, &session.user_id).await?;
+    let response = verify_response(
+        &state,
+        &session.env,
+        &session.user_id,
+        session.expires_at,
+        None,
+        request.requested_scopes.as_deref(),
+        "totp",
+    )
+    .await?;
+    Ok(Json(response))
+}
+
+/// `POST /users/mfa/auth/recovery`: one recovery code, spent on success.
+pub(crate) async fn auth_recovery(
+    State(state): State<AppState>,
+    session: Session,
+    ApiJson(request): ApiJson<RecoveryAuthRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    mfa_lock::ensure_unlocked(&state, &session.user_id).await?;
+    let (unused, _) = state.store().unused_recovery_codes(&session.user_id).await?;
+    let code = request.code.clone();
+    // Argon2 is deliberately slow: keep it off the async workers.
+    let matched = tokio::task::spawn_blocking(move || recovery::find(code.expose_secret(), &unused))
+        .await
+        .map_err(|_| ApiError::internal())?;
+    let invalid = || ApiError::unprocessable(ErrorCode::MfaInvalidCode, "The recovery code is not valid");
+    let spent = match matched {
+        Some(id) => state.store().use_recovery_code(&id).await?,
+        None => false,
+    };
+    if !spent {
+        return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
+    }
+    mfa_lock::succeeded(&state, &session.user_id).await?;
+    let response = verify_response(
+        &state,
+        &session.env,
+        &session.user_id,
+        session.expires_at,
+        None,
+        request.requested_scopes.as_deref(),
+        "recovery",
+    )
+    .await?;
+    Ok(Json(response))
+}
+
+async fn new_codes(state: &AppState, user_id: &str) -> Result<RecoveryCodesResponse, ApiError> {
+    let (codes, rows) = tokio::task::spawn_blocking(recovery::generate)
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|_| ApiError::internal())?;
+    state.store().replace_recovery_codes(user_id, &rows, secs(state.now())).await?;
+    Ok(RecoveryCodesResponse {
+        count: codes.len(),
+        recovery_codes: codes.into_iter().map(RecoveryCode::new).collect(),
+    })
+}
+
+/// `GET /users/mfa/recovery`: creates the user's 10 codes if there are none and shows them, once. Codes are
+/// stored hashed, so later calls answer the count of unused codes and no codes (regenerate to see new ones).
+pub(crate) async fn get_recovery_codes(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<RecoveryCodesResponse>, ApiError> {
+    let (unused, total) = state.store().unused_recovery_codes(&session.user_id).await?;
+    if total == 0 {
+        return Ok(Json(new_codes(&state, &session.user_id).await?));
+    }
+    Ok(Json(RecoveryCodesResponse { count: unused.len(), recovery_codes: vec![] }))
+}
+
+/// `POST /users/mfa/recovery`: replaces all codes with 10 new ones.
+pub(crate) async fn regenerate_recovery_codes(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<RecoveryCodesResponse>, ApiError> {
+    Ok(Json(new_codes(&state, &session.user_id).await?))
+}
+
+/// `DELETE /users/mfa/{id}`: removes an MFA device. Needs `credential:unlink`.
+pub(crate) async fn delete_device(
+    State(state): State<AppState>,
+    session: Session,
+    Path((_environment_id, device_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    guard::check(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
+    if state.store().delete_mfa_device(&session.user_id, &device_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("No such MFA device"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

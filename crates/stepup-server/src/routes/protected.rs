@@ -1,0 +1,35 @@
+//! `/protected/{scope}`: one demo resource per scope, behind the resource guard.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method};
+use serde_json::{Value, json};
+use stepup_proto::TokenScope;
+
+use crate::auth::Session;
+use crate::error::ApiError;
+use crate::guard;
+use crate::state::AppState;
+
+/// Any method: 200 with the token's `jti` and the scope, or the 403 step-up challenge.
+pub(crate) async fn protected(
+    State(state): State<AppState>,
+    session: Session,
+    method: Method,
+    Path((_environment_id, scope)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let scope = TokenScope::parse(&scope);
+    if !scope.is_known() {
+        return Err(ApiError::not_found("Unknown scope"));
+    }
+    let elevated = guard::check(&state, &session, &headers, &scope).await?;
+    Ok(Json(json!({
+        "ok": true,
+        "method": method.as_str(),
+        "scope": scope,
+        "jti": elevated.claims.jti,
+        "singleUse": elevated.claims.single_use,
+        "amr": elevated.claims.amr,
+    })))
+}

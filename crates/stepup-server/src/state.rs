@@ -1,0 +1,214 @@
+//! `AppState`: what every handler shares — storage, environments and their keys, the clock, the OTP key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+use stepup_core::{Jwt, SecretString, SharedClock, UnixTime};
+use stepup_proto::TokenScope;
+
+use crate::config::{EnvironmentConfig, ServerConfig};
+use crate::error::ApiError;
+use crate::random;
+use crate::store::{Store, StoreError, secs};
+use crate::tokens::{ElevatedClaims, EnvironmentKey, SessionClaims};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored key is corrupt.
+    #[error("stored key material is corrupt: {0}")]
+    Keys(String),
+    /// The OS random source failed.
+    #[error(transparent)]
+    Random(#[from] random::RandomError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// One environment: its configuration and signing key.
+#[derive(Debug)]
+pub struct Environment {
+    /// Configuration.
+    pub config: EnvironmentConfig,
+    /// Signing key for its sessions and elevated tokens.
+    pub key: EnvironmentKey,
+}
+
+impl Environment {
+    /// The environment id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+}
+
+/// The state handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    environments: HashMap<String, Arc<Environment>>,
+    admin_token: Option<SecretString>,
+    clock: SharedClock,
+    otp_key: [u8; 32],
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("environments", &self.0.environments.keys()).finish_non_exhaustive()
+    }
+}
+
+/// The issuer (`iss`) of every token this server signs.
+pub const ISSUER: &str = "stepup-reference-server";
+
+fn decode_key(hex: &str) -> Result<[u8; 32], StartError> {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| StartError::Keys("not hex".into()))?;
+    bytes.try_into().map_err(|_| StartError::Keys("not 32 bytes".into()))
+}
+
+impl AppState {
+    /// Loads (or, on first start, creates) every environment's signing key and the OTP key.
+    ///
+    /// # Errors
+    /// [`StartError`] for a bad configuration, a database failure or corrupt keys.
+    pub async fn new(config: &ServerConfig, store: Store, clock: SharedClock) -> Result<Self, StartError> {
+        config.validate()?;
+        let now = secs(clock.now());
+        let mut environments = HashMap::new();
+        for env in &config.environments {
+            let candidate = random::bytes::<32>()?;
+            let candidate_kid = random::uuid()?;
+            let (kid, secret) =
+                store.signing_key(&env.id, "primary", &candidate_kid, &random::hex(&candidate), now).await?;
+            let key = EnvironmentKey::from_secret(kid, &decode_key(&secret)?);
+            environments.insert(env.id.clone(), Arc::new(Environment { config: env.clone(), key }));
+        }
+        let otp_key =
+            decode_key(&store.server_secret("otp_hmac_key", &random::hex(&random::bytes::<32>()?)).await?)?;
+        Ok(Self(Arc::new(Inner {
+            store,
+            environments,
+            admin_token: config.admin_token.clone(),
+            clock,
+            otp_key,
+        })))
+    }
+
+    /// Storage.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// The current time.
+    #[must_use]
+    pub fn now(&self) -> UnixTime {
+        self.0.clock.now()
+    }
+
+    /// An environment by id.
+    #[must_use]
+    pub fn environment(&self, id: &str) -> Option<&Arc<Environment>> {
+        self.0.environments.get(id)
+    }
+
+    /// The admin token, if the admin API is on.
+    #[must_use]
+    pub fn admin_token(&self) -> Option<&SecretString> {
+        self.0.admin_token.as_ref()
+    }
+
+    /// The keyed hash a one-time code is stored as: HMAC-SHA256 over the verification id and the code, so a
+    /// database dump does not reveal codes and a hash cannot be replayed for another verification.
+    #[must_use]
+    pub fn otp_hash(&self, verification_id: &str, code: &str) -> String {
+        // HMAC accepts keys of any length; the error branch cannot happen for a 32-byte key.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0.otp_key) else { return String::new() };
+        mac.update(verification_id.as_bytes());
+        mac.update(b":");
+        mac.update(code.as_bytes());
+        random::hex(&mac.finalize().into_bytes())
+    }
+
+    /// Starts a session for a user and signs its JWT. Returns the JWT and its expiry.
+    ///
+    /// # Errors
+    /// [`ApiError::internal`] on storage or randomness failure.
+    pub async fn issue_session(&self, env: &Environment, user_id: &str) -> Result<(Jwt, u64), ApiError> {
+        let now = self.now();
+        let expires_at = now.plus_secs(env.config.policy.session_ttl_secs);
+        let session_id = random::uuid().map_err(|_| ApiError::internal())?;
+        self.store().insert_session(&session_id, user_id, env.id(), secs(expires_at)).await?;
+        let claims = SessionClaims {
+            iss: ISSUER.into(),
+            sub: user_id.into(),
+            aud: env.id().into(),
+            exp: expires_at.as_secs(),
+            iat: now.as_secs(),
+            jti: session_id,
+            token_use: "session".into(),
+        };
+        let jwt = env.key.sign(&claims).map_err(|_| ApiError::internal())?;
+        Ok((jwt, expires_at.as_secs()))
+    }
+
+    /// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the
+    /// environment's policy: single-use if any scope is, with the matching lifetime.
+    ///
+    /// # Errors
+    /// 422 `invalid_scopes` for an empty list or a scope this server does not know; 500 on signing failure.
+    pub fn issue_elevated(
+        &self,
+        env: &Environment,
+        user_id: &str,
+        scopes: &[TokenScope],
+        amr: &str,
+    ) -> Result<Jwt, ApiError> {
+        if scopes.is_empty() || scopes.iter().any(|s| !s.is_known()) {
+            return Err(ApiError::unprocessable(
+                stepup_proto::ErrorCode::InvalidScopes,
+                "Requested scopes must be known token scopes",
+            ));
+        }
+        let mut sorted = scopes.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let (single_use, ttl) = env.config.policy.token_terms(&sorted);
+        let now = self.now();
+        let names: Vec<&str> = sorted.iter().map(TokenScope::as_str).collect();
+        let claims = ElevatedClaims {
+            iss: ISSUER.into(),
+            sub: user_id.into(),
+            aud: env.id().into(),
+            scope: names.join(" "),
+            exp: now.plus_secs(ttl).as_secs(),
+            iat: now.as_secs(),
+            jti: random::uuid().map_err(|_| ApiError::internal())?,
+            single_use,
+            amr: vec![amr.into()],
+            token_use: "elevated".into(),
+        };
+        env.key.sign(&claims).map_err(|_| ApiError::internal())
+    }
+}

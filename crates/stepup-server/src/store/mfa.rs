@@ -1,0 +1,228 @@
+//! MFA: TOTP devices (with the last accepted step), recovery codes, and the failure lockout.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A TOTP device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaDeviceRow {
+    /// Id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Base32 secret.
+    pub secret: String,
+    /// Whether a first code was accepted.
+    pub verified: bool,
+    /// The last accepted time step (RFC 6238 §5.2: a step is accepted once).
+    pub last_step: Option<i64>,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// Verified, Unix seconds.
+    pub verified_at: Option<i64>,
+}
+
+/// A recovery code (hashed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryCodeRow {
+    /// Id.
+    pub id: String,
+    /// Argon2id PHC string.
+    pub code_hash: String,
+}
+
+impl Store {
+    /// Adds an unverified TOTP device.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_totp_device(
+        &self,
+        id: &str,
+        user_id: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mfa_devices (id, user_id, kind, secret, verified, created_at) VALUES ($1, $2, 'totp', $3, 0, $4)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(secret)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A user's TOTP devices, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn totp_devices(&self, user_id: &str) -> Result<Vec<MfaDeviceRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM mfa_devices WHERE user_id = $1 AND kind = 'totp' ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(MfaDeviceRow {
+                    id: row.try_get("id")?,
+                    user_id: row.try_get("user_id")?,
+                    secret: row.try_get("secret")?,
+                    verified: row.try_get::<i64, _>("verified")? != 0,
+                    last_step: row.try_get("last_step")?,
+                    created_at: row.try_get("created_at")?,
+                    verified_at: row.try_get("verified_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Accepts time step `step` for a device if it is later than the last accepted one, and marks the device
+    /// verified. Returns `false` if the step (or a later one) was accepted before: a replayed code.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn accept_totp_step(&self, device_id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
+             WHERE id = $2 AND (last_step IS NULL OR last_step < $1)",
+        )
+        .bind(step)
+        .bind(device_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Deletes an MFA device of a user. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_mfa_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM mfa_devices WHERE id = $1 AND user_id = $2")
+            .bind(device_id)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Replaces the user's recovery codes.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        codes: &[RecoveryCodeRow],
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        for code in codes {
+            sqlx::query("INSERT INTO recovery_codes (id, user_id, code_hash, used, created_at) VALUES ($1, $2, $3, 0, $4)")
+                .bind(&code.id)
+                .bind(user_id)
+                .bind(&code.code_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The user's unused recovery codes, and how many codes (used or not) exist.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn unused_recovery_codes(
+        &self,
+        user_id: &str,
+    ) -> Result<(Vec<RecoveryCodeRow>, i64), StoreError> {
+        let rows =
+            sqlx::query("SELECT id, code_hash, used FROM recovery_codes WHERE user_id = $1 ORDER BY id")
+                .bind(user_id)
+                .fetch_all(self.pool())
+                .await?;
+        let total = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        let mut unused = Vec::new();
+        for row in rows {
+            if row.try_get::<i64, _>("used")? == 0 {
+                unused.push(RecoveryCodeRow { id: row.try_get("id")?, code_hash: row.try_get("code_hash")? });
+            }
+        }
+        Ok((unused, total))
+    }
+
+    /// Spends a recovery code. Returns `false` if it was spent before.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn use_recovery_code(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("UPDATE recovery_codes SET used = 1 WHERE id = $1 AND used = 0")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Until when the user's MFA is locked (0 if not).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mfa_locked_until(&self, user_id: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT locked_until FROM mfa_lockouts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("locked_until")?,
+            None => 0,
+        })
+    }
+
+    /// Counts a failed MFA attempt; the `max`-th failure in a row locks MFA until `lock_until` and restarts the
+    /// count. Returns whether this failure caused the lock.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mfa_failed(&self, user_id: &str, max: i64, lock_until: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 RETURNING failures",
+        )
+        .bind(user_id)
+        .fetch_one(self.pool())
+        .await?;
+        let failures: i64 = row.try_get("failures")?;
+        if failures >= max {
+            sqlx::query("UPDATE mfa_lockouts SET failures = 0, locked_until = $2 WHERE user_id = $1")
+                .bind(user_id)
+                .bind(lock_until)
+                .execute(self.pool())
+                .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A successful MFA attempt ends the run of failures.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mfa_succeeded(&self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

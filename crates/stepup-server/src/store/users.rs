@@ -1,0 +1,182 @@
+//! Users and their verified credentials.
+
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError};
+
+/// A user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Environment.
+    pub environment_id: String,
+    /// Email, if any.
+    pub email: Option<String>,
+    /// Phone number (E.164-ish, as given), if any.
+    pub phone_number: Option<String>,
+}
+
+/// A verified credential of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CredentialRow {
+    /// Id (UUID).
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// `email`, `phoneNumber` or `blockchain`.
+    pub format: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Phone number without country code.
+    pub phone_number: Option<String>,
+    /// Country calling code.
+    pub phone_country_code: Option<String>,
+    /// ISO country code.
+    pub iso_country_code: Option<String>,
+    /// Wallet address (checksummed).
+    pub address: Option<String>,
+    /// Wallet chain.
+    pub chain: Option<String>,
+    /// Wallet name.
+    pub wallet_name: Option<String>,
+    /// Wallet provider.
+    pub wallet_provider: Option<String>,
+    /// An embedded wallet (never qualifies for step-up).
+    pub embedded: bool,
+    /// Whether the user may sign in with it.
+    pub sign_in_enabled: bool,
+}
+
+/// What is needed to add a credential.
+pub type NewCredential = CredentialRow;
+
+fn credential(row: &AnyRow) -> Result<CredentialRow, sqlx::Error> {
+    Ok(CredentialRow {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        format: row.try_get("format")?,
+        email: row.try_get("email")?,
+        phone_number: row.try_get("phone_number")?,
+        phone_country_code: row.try_get("phone_country_code")?,
+        iso_country_code: row.try_get("iso_country_code")?,
+        address: row.try_get("address")?,
+        chain: row.try_get("chain")?,
+        wallet_name: row.try_get("wallet_name")?,
+        wallet_provider: row.try_get("wallet_provider")?,
+        embedded: row.try_get::<i64, _>("embedded")? != 0,
+        sign_in_enabled: row.try_get::<i64, _>("sign_in_enabled")? != 0,
+    })
+}
+
+impl Store {
+    /// Inserts a user.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_user(&self, user: &UserRow, now: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO users (id, environment_id, email, phone_number, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&user.id)
+            .bind(&user.environment_id)
+            .bind(&user.email)
+            .bind(&user.phone_number)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A user of an environment.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn user(&self, environment_id: &str, user_id: &str) -> Result<Option<UserRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, environment_id, email, phone_number FROM users WHERE id = $1 AND environment_id = $2",
+        )
+        .bind(user_id)
+        .bind(environment_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(row) => Some(UserRow {
+                id: row.try_get("id")?,
+                environment_id: row.try_get("environment_id")?,
+                email: row.try_get("email")?,
+                phone_number: row.try_get("phone_number")?,
+            }),
+            None => None,
+        })
+    }
+
+    /// Adds a credential.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_credential(&self, c: &NewCredential, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credentials (id, user_id, format, email, phone_number, phone_country_code, iso_country_code, \
+             address, chain, wallet_name, wallet_provider, embedded, sign_in_enabled, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&c.id)
+        .bind(&c.user_id)
+        .bind(&c.format)
+        .bind(&c.email)
+        .bind(&c.phone_number)
+        .bind(&c.phone_country_code)
+        .bind(&c.iso_country_code)
+        .bind(&c.address)
+        .bind(&c.chain)
+        .bind(&c.wallet_name)
+        .bind(&c.wallet_provider)
+        .bind(i64::from(c.embedded))
+        .bind(i64::from(c.sign_in_enabled))
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A user's credentials, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn credentials(&self, user_id: &str) -> Result<Vec<CredentialRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM credentials WHERE user_id = $1 ORDER BY created_at, id")
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.iter().map(credential).collect::<Result<_, _>>()?)
+    }
+}
+
+impl Store {
+    /// The user of `environment_id` who has a sign-in-enabled credential at `destination` (an email address,
+    /// or `+<country code><number>`).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn user_by_destination(
+        &self,
+        environment_id: &str,
+        destination: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.user_id AS user_id FROM credentials c JOIN users u ON u.id = c.user_id \
+             WHERE u.environment_id = $1 AND c.sign_in_enabled = 1 AND \
+             ((c.format = 'email' AND c.email = $2) OR \
+              (c.format = 'phoneNumber' AND '+' || c.phone_country_code || c.phone_number = $2)) \
+             ORDER BY c.created_at LIMIT 1",
+        )
+        .bind(environment_id)
+        .bind(destination)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("user_id")?),
+            None => None,
+        })
+    }
+}

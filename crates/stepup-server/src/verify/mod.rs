@@ -1,0 +1,7 @@
+//! The checks behind the routes, free of HTTP: each takes plain values and answers with an `ApiError` that
+//! carries the protocol's code.
+
+pub mod mfa_lock;
+pub mod otp;
+pub mod recovery;
+pub mod totp;

@@ -1,0 +1,130 @@
+//! One-time codes: input rules, the send limit, and the check of a typed code.
+
+use stepup_proto::ErrorCode;
+use subtle::ConstantTimeEq as _;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{OtpRow, secs};
+
+/// Digits of a code.
+pub const CODE_DIGITS: u32 = 6;
+/// How long a code lives.
+pub const CODE_TTL_SECS: u64 = 10 * 60;
+/// Wrong codes a verification survives; the next one kills it.
+pub const MAX_WRONG_CODES: i64 = 3;
+/// Codes one address may receive per window.
+pub const MAX_SENDS: i64 = 3;
+/// The send-limit window.
+pub const SEND_WINDOW_SECS: u64 = 10 * 60;
+
+/// Checks an email address enough to send to it.
+///
+/// # Errors
+/// 400 for an address that cannot be one.
+pub fn validate_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email.to_ascii_lowercase()) } else { Err(ApiError::bad_request("Invalid email address")) }
+}
+
+/// Checks a phone number and returns the destination `+<country code><number>`.
+///
+/// # Errors
+/// 400 for a country code that is not 1–3 digits, a number that is not 4–14 digits, or an ISO code that is not
+/// two letters.
+pub fn validate_phone(country_code: &str, number: &str, iso: &str) -> Result<String, ApiError> {
+    let digits = |s: &str, min: usize, max: usize| {
+        (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let iso_ok = iso.len() == 2 && iso.bytes().all(|b| b.is_ascii_alphabetic());
+    if !(digits(country_code, 1, 3) && digits(number, 4, 14) && iso_ok) {
+        return Err(ApiError::bad_request("Invalid phone number"));
+    }
+    Ok(format!("+{country_code}{number}"))
+}
+
+/// Refuses a send when `destination` already got [`MAX_SENDS`] codes in the window.
+///
+/// # Errors
+/// 429 `too_many_verification_attempts` with the seconds until the oldest send leaves the window.
+pub async fn check_send_limit(
+    state: &AppState,
+    environment_id: &str,
+    destination: &str,
+) -> Result<(), ApiError> {
+    let now = state.now();
+    let window_start = secs(now) - i64::try_from(SEND_WINDOW_SECS).unwrap_or(0);
+    let (sent, oldest) = state.store().recent_sends(environment_id, destination, window_start).await?;
+    if sent >= MAX_SENDS {
+        let retry_after = oldest.map_or(SEND_WINDOW_SECS, |t| u64::try_from(t - window_start).unwrap_or(1));
+        return Err(ApiError::too_many(
+            ErrorCode::TooManyVerificationAttempts,
+            "Too many codes sent to this address; try again later",
+            retry_after,
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a typed code against a verification and uses the verification up if it is right.
+///
+/// # Errors
+/// 404 for an unknown verification; 422 `invalid_verification` for one that is expired, used, or dead after
+/// [`MAX_WRONG_CODES`] wrong codes; 422 `wrong_email_verification_token` / `wrong_sms_verification_token` for a
+/// wrong code (counted).
+pub async fn check_code(
+    state: &AppState,
+    environment_id: &str,
+    verification_id: &str,
+    code: &str,
+) -> Result<OtpRow, ApiError> {
+    let invalid =
+        || ApiError::unprocessable(ErrorCode::InvalidVerification, "This verification can no longer be used");
+    let otp = state
+        .store()
+        .otp(environment_id, verification_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Unknown verification"))?;
+    let now = secs(state.now());
+    if otp.used || otp.expires_at <= now || otp.failed_attempts >= MAX_WRONG_CODES {
+        return Err(invalid());
+    }
+    let given = state.otp_hash(&otp.id, code.trim());
+    if !bool::from(given.as_bytes().ct_eq(otp.code_hash.as_bytes())) {
+        if !state.store().otp_failed(&otp.id, MAX_WRONG_CODES).await? {
+            return Err(invalid());
+        }
+        let code = if otp.channel == "sms" {
+            ErrorCode::WrongSmsVerificationToken
+        } else {
+            ErrorCode::WrongEmailVerificationToken
+        };
+        return Err(ApiError::unprocessable(code, "The code is wrong"));
+    }
+    if !state.store().otp_use(&otp.id, MAX_WRONG_CODES, now).await? {
+        return Err(invalid());
+    }
+    Ok(otp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_rules() {
+        assert_eq!(validate_email(" Alice@Example.com ").unwrap(), "alice@example.com");
+        for bad in ["", "alice", "@example.com", "alice@", "alice@com", "a b@example.com", "alice@.com"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+        assert_eq!(validate_phone("1", "5551234567", "US").unwrap(), "+15551234567");
+        assert!(validate_phone("", "5551234567", "US").is_err());
+        assert!(validate_phone("1", "555-1234", "US").is_err());
+        assert!(validate_phone("1", "5551234567", "USA").is_err());
+    }
+}

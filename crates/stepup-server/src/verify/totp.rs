@@ -1,0 +1,110 @@
+//! TOTP (RFC 6238) with totp-rs: SHA-1, 6 digits, 30-second steps, one step of skew either way.
+
+use totp_rs::{Algorithm, Builder, Secret, Totp};
+
+/// Digits of a code.
+pub const DIGITS: u8 = 6;
+/// Seconds per step.
+pub const STEP_SECS: u64 = 30;
+/// Steps of clock skew accepted either way.
+pub const SKEW: u16 = 1;
+
+/// Why a TOTP secret cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid TOTP secret or parameters: {0}")]
+pub struct TotpSetupError(String);
+
+/// A TOTP generator/checker for a base32 secret. `issuer` and `account` only matter for the `otpauth://` URI
+/// (a `:` in them is replaced, as the URI format requires).
+///
+/// # Errors
+/// [`TotpSetupError`] for a secret that is not base32 of at least 128 bits.
+pub fn totp(secret_base32: &str, issuer: &str, account: &str) -> Result<Totp, TotpSetupError> {
+    let secret = Secret::try_from_base32(secret_base32).map_err(|e| TotpSetupError(e.to_string()))?;
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(DIGITS)
+        .with_skew(SKEW)
+        .with_step_duration(STEP_SECS)
+        .with_secret(secret)
+        .with_issuer(Some(issuer.replace(':', " ")))
+        .with_account_name(account.replace(':', " "))
+        .build()
+        .map_err(|e| TotpSetupError(e.to_string()))
+}
+
+/// The `otpauth://totp/...` URI authenticator apps scan (it contains the secret).
+///
+/// # Errors
+/// [`TotpSetupError`] as [`totp`], or if the URI cannot be formed.
+pub fn otpauth_uri(secret_base32: &str, issuer: &str, account: &str) -> Result<String, TotpSetupError> {
+    totp(secret_base32, issuer, account)?.to_url().map_err(|e| TotpSetupError(e.to_string()))
+}
+
+/// A new 160-bit secret, base32 (RFC 4226 recommends 160 bits).
+///
+/// # Errors
+/// If the OS random source fails.
+pub fn new_secret() -> Result<String, crate::random::RandomError> {
+    Ok(Secret::from(crate::random::bytes::<20>()?).to_base32())
+}
+
+/// The time step a code matches at `now` (within the skew), if any. The caller must refuse a step at or before
+/// the last one it accepted for the device (RFC 6238 §5.2).
+#[must_use]
+pub fn matched_step(totp: &Totp, code: &str, now: u64) -> Option<u64> {
+    let code = code.trim();
+    if code.len() != usize::from(DIGITS) || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    totp.check(code, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 appendix B: SHA-1 secret "12345678901234567890", 8 digits.
+    #[test]
+    fn rfc_6238_appendix_b_vectors() {
+        let totp = Builder::new()
+            .with_algorithm(Algorithm::SHA1)
+            .with_digits(8)
+            .with_skew(0)
+            .with_step_duration(30)
+            .with_secret(b"12345678901234567890".to_vec())
+            .build()
+            .unwrap();
+        for (time, code) in [
+            (59, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+            (20_000_000_000, "65353130"),
+        ] {
+            assert_eq!(totp.generate(time).to_string(), code, "t={time}");
+            assert_eq!(totp.check(code, time), Some(time / 30));
+        }
+    }
+
+    #[test]
+    fn skew_is_one_step_either_way() {
+        let secret = new_secret().unwrap();
+        let totp = totp(&secret, "App", "alice@example.com").unwrap();
+        let now = 1_700_000_000;
+        let step = now / STEP_SECS;
+        for offset in [-1i64, 0, 1] {
+            let t = (now as i64 + offset * 30) as u64;
+            let code = totp.generate(t).to_string();
+            assert_eq!(matched_step(&totp, &code, now), Some((step as i64 + offset) as u64));
+        }
+        for offset in [-2i64, 2] {
+            let code = totp.generate((now as i64 + offset * 30) as u64).to_string();
+            assert_eq!(matched_step(&totp, &code, now), None, "offset {offset}");
+        }
+        assert_eq!(matched_step(&totp, "12345", now), None);
+        assert_eq!(matched_step(&totp, "abcdef", now), None);
+        assert!(totp.to_url().unwrap().starts_with("otpauth://totp/"));
+    }
+}
