@@ -1,6 +1,14 @@
 //! Test harness: a real server on 127.0.0.1:0 (SQLite in memory, or PostgreSQL in a fresh schema when
 //! `STEPUP_TEST_DATABASE_URL` is set), a manual clock, and a reqwest client.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr, missing_docs, unreachable_pub)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_docs,
+    unreachable_pub
+)]
 
 use std::sync::Arc;
 
