@@ -61,10 +61,14 @@ pub(crate) async fn step_up_credentials(
         }
         return Ok(mfa);
     }
-    Ok(state
-        .store()
-        .credentials(user_id)
-        .await?
+    let mut credentials = state.store().credentials(user_id).await?;
+    // Offer email first, then phone, then wallets (the order DESIGN lists them in); oldest first within a kind.
+    credentials.sort_by_key(|c| match c.format.as_str() {
+        "email" => 0,
+        "phoneNumber" => 1,
+        _ => 2,
+    });
+    Ok(credentials
         .into_iter()
         .filter(|c| c.sign_in_enabled && !c.embedded)
         .filter_map(|c| {
