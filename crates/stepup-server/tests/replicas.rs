@@ -1,0 +1,136 @@
+//! Two replicas on one PostgreSQL: every single-use rule and counter holds across them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::{Backend, TestServer, assert_error, postgres_schema};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stepup_proto::UpdateSelfResponse;
+
+/// Two servers sharing one fresh schema.
+async fn replicas() -> Option<(TestServer, TestServer)> {
+    let Backend::Postgres(base) = Backend::postgres()? else { return None };
+    let (url, schema) = postgres_schema(&base).await;
+    let a = TestServer::start_on(url.clone(), Some((base, schema)), |_| {}).await;
+    let b = TestServer::start_on(url, None, |_| {}).await;
+    b.clock.set(a.now());
+    Some((a, b))
+}
+
+async fn code_for(server: &TestServer, jwt: &str, email: &str) -> (String, String) {
+    let response = server.post("/emailVerifications/create", Some(jwt), &json!({"email": email})).await;
+    let body: Value = response.json().await.unwrap();
+    let verification = body["verificationUUID"].as_str().unwrap().to_owned();
+    let code =
+        server.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
+    (verification, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_keys_are_shared() {
+    let Some((a, b)) = replicas().await else { return };
+    let (_, jwt, _) = a.signed_in().await;
+    assert_eq!(b.get("/users", Some(&jwt)).await.status(), StatusCode::OK);
+    assert_eq!(a.post("/revoke", Some(&jwt), &json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_error(b.get("/users", Some(&jwt)).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_use_token_spent_at_one_is_refused_at_the_other() {
+    let Some((a, b)) = replicas().await else { return };
+    let (_, jwt, email) = a.signed_in().await;
+    let (verification, code) = code_for(&a, &jwt, &email).await;
+    let response = b
+        .post(
+            "/emailVerifications/verify",
+            Some(&jwt),
+            &json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": ["wallet:export"]}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "a code sent by one replica verifies at the other");
+    let body: UpdateSelfResponse = response.json().await.unwrap();
+    let token = body.verify.elevated_access_token.unwrap().expose_secret().to_owned();
+    let at_a =
+        a.call::<Value>(Method::POST, "/protected/wallet:export", Some(&jwt), Some(&token), None).await;
+    assert_eq!(at_a.status(), StatusCode::OK);
+    let at_b =
+        b.call::<Value>(Method::POST, "/protected/wallet:export", Some(&jwt), Some(&token), None).await;
+    assert_error(at_b, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otp_attempt_limits_hold_across_replicas() {
+    let Some((a, b)) = replicas().await else { return };
+    let (_, jwt, email) = a.signed_in().await;
+    let (verification, code) = code_for(&a, &jwt, &email).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for server in [&a, &b, &a] {
+        let response = server
+            .post(
+                "/emailVerifications/verify",
+                Some(&jwt),
+                &json!({"verificationUUID": verification, "verificationToken": wrong}),
+            )
+            .await;
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "wrong_email_verification_token").await;
+    }
+    for server in [&b, &a] {
+        let response = server
+            .post(
+                "/emailVerifications/verify",
+                Some(&jwt),
+                &json!({"verificationUUID": verification, "verificationToken": code}),
+            )
+            .await;
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_verification").await;
+    }
+    // The send limit counts sends made through either replica.
+    for server in [&b, &a] {
+        assert_eq!(
+            server.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await.status(),
+            StatusCode::OK
+        );
+    }
+    let response = b.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await;
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_verification_attempts").await;
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_spends_of_one_single_use_token_admit_exactly_one() {
+    let Some((a, b)) = replicas().await else { return };
+    let (_, jwt, email) = a.signed_in().await;
+    let (verification, code) = code_for(&a, &jwt, &email).await;
+    let body: UpdateSelfResponse = a
+        .post(
+            "/emailVerifications/verify",
+            Some(&jwt),
+            &json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": ["user:delete"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body.verify.elevated_access_token.unwrap().expose_secret().to_owned();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let request = server
+            .http
+            .delete(server.url("/protected/user:delete"))
+            .bearer_auth(&jwt)
+            .header("x-dyn-elevated-access-token", &token);
+        calls.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let statuses: Vec<StatusCode> = calls.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::FORBIDDEN).count(), 15);
+    b.shutdown().await;
+    a.shutdown().await;
+}
