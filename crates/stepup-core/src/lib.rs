@@ -27,6 +27,6 @@ pub use otp::{OtpChannel, OtpVerification, VerificationId};
 pub use scope::{Scope, ScopeSet};
 pub use stepup_proto::secret;
 pub use stepup_proto::secret::{Jwt, OtpCode, RecoveryCode, SecretString, TotpCode};
-pub use time::{Clock, CoarseClock, ManualClock, SharedClock, SystemClock, UnixTime};
+pub use time::{Clock, CoarseClock, ManualClock, Rfc3339Error, SharedClock, SystemClock, UnixTime};
 pub use token::{ElevatedToken, TokenError, TokenId, TokenInfo};
 pub use token_cell::{TokenCell, TokenRef, TokenSet};

@@ -42,4 +42,4 @@ pub use user::{
     CredentialFormat, NextView, SdkUser, UpdateSelfResponse, VerifiedCredential, VerifyResponse,
     WalletProvider,
 };
-pub use wallet::{NoncesResponse, WalletVerifyRequest};
+pub use wallet::{NoncesResponse, WalletMessage, WalletMessageError, WalletVerifyRequest};

@@ -134,3 +134,42 @@ async fn concurrent_spends_of_one_single_use_token_admit_exactly_one() {
     b.shutdown().await;
     a.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_issued_by_one_replica_verifies_once_on_the_other() {
+    use alloy_primitives::{Address, Signature, eip191_hash_message};
+    let Some((a, b)) = replicas().await else { return };
+    let (user, jwt, _) = a.signed_in().await;
+    let key = k256::ecdsa::SigningKey::from_bytes(&[5u8; 32].into()).unwrap();
+    let address = Address::from_private_key(&key).to_checksum(None);
+    let link = json!({"address": address, "chain": "EVM", "walletName": "metamask", "walletProvider": "browserExtension"});
+    assert_eq!(a.admin_post(&format!("/users/{}/wallets", user.id), &link).await.status(), StatusCode::OK);
+    let body: Value = a.get("/nonces", None).await.json().await.unwrap();
+    let message = stepup_proto::WalletMessage {
+        domain: "localhost".into(),
+        address: address.clone(),
+        statement: stepup_proto::WalletMessage::statement_for("Stepup Demo"),
+        uri: "http://localhost".into(),
+        version: "1".into(),
+        chain_id: "1".into(),
+        nonce: body["nonces"][0].as_str().unwrap().into(),
+        issued_at: a.now().to_rfc3339(),
+        request_id: common::ENV.into(),
+    }
+    .to_string();
+    let (signature, recovery) =
+        key.sign_prehash_recoverable(eip191_hash_message(&message).as_slice()).unwrap();
+    let signature =
+        format!("0x{}", stepup_server::random::hex(&Signature::from((signature, recovery)).as_bytes()));
+    let request = json!({"signedMessage": signature, "messageToSign": message, "publicWalletAddress": address, "chain": "EVM",
+                         "walletName": "metamask", "walletProvider": "browserExtension", "requestedScopes": ["wallet:sign"]});
+    assert_eq!(b.post("/wallets/verify", Some(&jwt), &request).await.status(), StatusCode::OK);
+    assert_error(
+        a.post("/wallets/verify", Some(&jwt), &request).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "nonce_already_used",
+    )
+    .await;
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -19,19 +19,7 @@ use crate::store::secs;
 use crate::verify::{mfa_lock, recovery, totp};
 
 fn rfc3339(unix: i64) -> String {
-    // Civil-from-days (Howard Hinnant's algorithm): dates without a date crate.
-    let days = unix.div_euclid(86_400);
-    let rem = unix.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    crate::store::time(unix).to_rfc3339()
 }
 
 /// `GET /users/mfa/methods`.
@@ -205,15 +193,5 @@ pub(crate) async fn delete_device(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("No such MFA device"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

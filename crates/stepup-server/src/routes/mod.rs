@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/emailVerifications/signin", post(otp::signin))
         .route("/smsVerifications/signin", post(otp::signin))
         .route("/nonces", get(wallet::nonces))
+        .route("/wallets/verify", post(wallet::verify))
         .route("/users", get(users::current_user))
         .route("/users/mfa/methods", get(mfa::methods))
         .route("/users/mfa/register/totp", get(mfa::register_totp))

@@ -1,16 +1,21 @@
-//! Wallet step-up: nonces (wallet signature verification arrives next).
+//! Wallet step-up: nonces, and verification of an external wallet's signature.
 
+use std::str::FromStr as _;
+
+use alloy_primitives::Address;
 use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
-use stepup_proto::NoncesResponse;
 use stepup_proto::wallet::MAX_NONCES_PER_CALL;
+use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
 
-use crate::auth::Env;
+use super::verify_response;
+use crate::auth::{ApiJson, Env, Session};
 use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
 use crate::store::secs;
+use crate::verify::wallet::check_message;
 
 /// How long an unused nonce stays valid.
 pub(crate) const NONCE_TTL_SECS: u64 = 10 * 60;
@@ -44,4 +49,55 @@ pub(crate) async fn nonces(
         nonces.push(nonce);
     }
     Ok(Json(NoncesResponse { nonces }))
+}
+
+fn refuse(code: &str, message: &str) -> ApiError {
+    ApiError::unprocessable(ErrorCode::Unknown(code.to_owned()), message)
+}
+
+/// `POST /wallets/verify`: re-authentication with an external wallet's signature. The message and signature
+/// are checked (see `verify::wallet`), the signer must be an external wallet of this user (422
+/// `wallet_not_linked`, `embedded_wallet_not_allowed`), and the nonce is spent last (422 `invalid_nonce` for one
+/// this server never issued or that expired, `nonce_already_used` for a replay).
+pub(crate) async fn verify(
+    State(state): State<AppState>,
+    session: Session,
+    ApiJson(request): ApiJson<WalletVerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let now = state.now();
+    let checked = check_message(
+        &session.env.config,
+        &request.message_to_sign,
+        &request.signed_message,
+        &request.public_wallet_address,
+        now,
+    )?;
+    let credentials = state.store().credentials(&session.user_id).await?;
+    let wallet = credentials
+        .iter()
+        .find(|c| {
+            c.format == "blockchain"
+                && c.address.as_deref().and_then(|a| Address::from_str(a).ok()) == Some(checked.address)
+        })
+        .ok_or_else(|| refuse("wallet_not_linked", "This wallet is not one of your wallets"))?;
+    if wallet.embedded {
+        return Err(refuse("embedded_wallet_not_allowed", "Embedded wallets cannot be used for step-up"));
+    }
+    if !state.store().use_nonce(&checked.nonce, session.env.id(), secs(now)).await? {
+        return Err(match state.store().nonce_used(&checked.nonce, session.env.id()).await? {
+            Some(true) => refuse("nonce_already_used", "This nonce was already used"),
+            _ => refuse("invalid_nonce", "This nonce was not issued by this server or has expired"),
+        });
+    }
+    let response = verify_response(
+        &state,
+        &session.env,
+        &session.user_id,
+        session.expires_at,
+        None,
+        request.requested_scopes.as_deref(),
+        "wallet",
+    )
+    .await?;
+    Ok(Json(response))
 }

@@ -67,3 +67,22 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Whether a nonce exists for this environment, and whether it was used.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn nonce_used(&self, nonce: &str, environment_id: &str) -> Result<Option<bool>, StoreError> {
+        use sqlx::Row as _;
+        let row = sqlx::query("SELECT used FROM nonces WHERE nonce = $1 AND environment_id = $2")
+            .bind(nonce)
+            .bind(environment_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get::<i64, _>("used")? != 0),
+            None => None,
+        })
+    }
+}

@@ -5,3 +5,4 @@ pub mod mfa_lock;
 pub mod otp;
 pub mod recovery;
 pub mod totp;
+pub mod wallet;
