@@ -102,7 +102,19 @@ async fn create_user(
     Path(environment_id): Path<String>,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> Result<Json<SdkUser>, ApiError> {
-    let env = environment(&state, &environment_id)?;
+    Ok(Json(create_user_op(&state, &environment_id, request).await?))
+}
+
+/// Creates a user with the given email and/or phone credentials (the admin API's and the CLI's operation).
+///
+/// # Errors
+/// 404 for an unknown environment, 400 for a bad email or phone, 500 on storage failure.
+pub async fn create_user_op(
+    state: &AppState,
+    environment_id: &str,
+    request: CreateUserRequest,
+) -> Result<SdkUser, ApiError> {
+    let env = environment(state, environment_id)?;
     let internal = |_| ApiError::internal();
     let email = request.email.as_deref().map(validate_email).transpose()?;
     let phone = match &request.phone_number {
@@ -148,7 +160,7 @@ async fn create_user(
         state.store().insert_credential(&credential, now).await?;
     }
     let credentials = state.store().credentials(&user_id).await?;
-    Ok(Json(sdk_user(&env, &user_id, user.email, user.phone_number, &credentials)))
+    Ok(sdk_user(&env, &user_id, user.email, user.phone_number, &credentials))
 }
 
 async fn create_session(
@@ -156,10 +168,22 @@ async fn create_session(
     State(state): State<AppState>,
     Path((environment_id, user_id)): Path<(String, String)>,
 ) -> Result<Json<AdminSession>, ApiError> {
-    let env = environment(&state, &environment_id)?;
-    state.store().user(env.id(), &user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
-    let (jwt, expires_at) = state.issue_session(&env, &user_id).await?;
-    Ok(Json(AdminSession { jwt, expires_at }))
+    Ok(Json(create_session_op(&state, &environment_id, &user_id).await?))
+}
+
+/// Mints a session for a user.
+///
+/// # Errors
+/// 404 for an unknown environment or user, 500 on storage failure.
+pub async fn create_session_op(
+    state: &AppState,
+    environment_id: &str,
+    user_id: &str,
+) -> Result<AdminSession, ApiError> {
+    let env = environment(state, environment_id)?;
+    state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    let (jwt, expires_at) = state.issue_session(&env, user_id).await?;
+    Ok(AdminSession { jwt, expires_at })
 }
 
 /// An EVM address: `0x` and 40 hex digits.
@@ -173,7 +197,21 @@ async fn link_wallet(
     Path((environment_id, user_id)): Path<(String, String)>,
     ApiJson(request): ApiJson<LinkWalletRequest>,
 ) -> Result<Json<VerifiedCredential>, ApiError> {
-    let env = environment(&state, &environment_id)?;
+    Ok(Json(link_wallet_op(&state, &environment_id, &user_id, request).await?))
+}
+
+/// Links a wallet to a user (an embedded one is stored but never qualifies for step-up).
+///
+/// # Errors
+/// 404 for an unknown environment or user, 400 for a bad address, chain or name, 500 on storage failure.
+pub async fn link_wallet_op(
+    state: &AppState,
+    environment_id: &str,
+    user_id: &str,
+    request: LinkWalletRequest,
+) -> Result<VerifiedCredential, ApiError> {
+    let user_id = user_id.to_owned();
+    let env = environment(state, environment_id)?;
     state.store().user(env.id(), &user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
     if !valid_address(&request.address) || request.chain.is_empty() || request.wallet_name.is_empty() {
         return Err(ApiError::bad_request(
@@ -194,7 +232,7 @@ async fn link_wallet(
         ..NewCredential::default()
     };
     state.store().insert_credential(&credential, secs(state.now())).await?;
-    Ok(Json(verified_credential(&credential)))
+    Ok(verified_credential(&credential))
 }
 
 async fn outbox(
@@ -203,17 +241,28 @@ async fn outbox(
     Path(environment_id): Path<String>,
     Query(query): Query<OutboxQuery>,
 ) -> Result<Json<Vec<OutboxMessage>>, ApiError> {
-    let env = environment(&state, &environment_id)?;
-    let rows = state.store().outbox(env.id(), query.to.as_deref()).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|r| OutboxMessage {
-                to: r.recipient,
-                channel: r.channel,
-                code: r.code,
-                verification_uuid: r.verification_id,
-                created_at: r.created_at,
-            })
-            .collect(),
-    ))
+    Ok(Json(outbox_op(&state, &environment_id, query.to.as_deref()).await?))
+}
+
+/// The outbox, newest first, optionally for one recipient.
+///
+/// # Errors
+/// 404 for an unknown environment, 500 on storage failure.
+pub async fn outbox_op(
+    state: &AppState,
+    environment_id: &str,
+    to: Option<&str>,
+) -> Result<Vec<OutboxMessage>, ApiError> {
+    let env = environment(state, environment_id)?;
+    let rows = state.store().outbox(env.id(), to).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OutboxMessage {
+            to: r.recipient,
+            channel: r.channel,
+            code: r.code,
+            verification_uuid: r.verification_id,
+            created_at: r.created_at,
+        })
+        .collect())
 }

@@ -19,7 +19,10 @@ use crate::error::ApiError;
 use crate::state::{AppState, Environment};
 use crate::store::CredentialRow;
 
-pub use admin::{AdminSession, CreateUserRequest, LinkWalletRequest, OutboxMessage};
+pub use admin::{
+    AdminSession, CreateUserRequest, LinkWalletRequest, OutboxMessage, create_session_op, create_user_op,
+    link_wallet_op, outbox_op,
+};
 
 /// Largest request body accepted; anything bigger is a 400.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

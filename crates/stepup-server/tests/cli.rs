@@ -1,0 +1,72 @@
+//! The `stepup-server` binary: `serve --dev` prints its URL and answers; admin subcommands work on a database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stepup-server");
+
+fn run(args: &[&str]) -> (bool, String) {
+    let output = Command::new(BIN).args(args).env_remove("STEPUP_DATABASE_URL").output().unwrap();
+    (output.status.success(), String::from_utf8(output.stdout).unwrap())
+}
+
+#[test]
+fn admin_subcommands_seed_a_database() {
+    let dir = std::env::temp_dir().join(format!("stepup-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("admin.db").display());
+    let (ok, out) = run(&["admin", "--database-url", &url, "create-user", "--email", "cli@example.com"]);
+    assert!(ok, "{out}");
+    let user: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let user_id = user["id"].as_str().unwrap();
+    assert_eq!(user["verifiedCredentials"][0]["format"], "email");
+    let (ok, out) = run(&["admin", "--database-url", &url, "session", "--user-id", user_id]);
+    assert!(ok);
+    let session: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(session["jwt"].as_str().unwrap().split('.').count(), 3);
+    let (ok, out) = run(&[
+        "admin",
+        "--database-url",
+        &url,
+        "link-wallet",
+        "--user-id",
+        user_id,
+        "--address",
+        "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["admin", "--database-url", &url, "outbox"]);
+    assert!(ok);
+    assert_eq!(out.trim(), "[]");
+    let (ok, _) = run(&["admin", "--database-url", &url, "session", "--user-id", "nobody"]);
+    assert!(!ok, "an unknown user is an error");
+    let (ok, _) = run(&["admin", "--database-url", "sqlite::memory:", "outbox"]);
+    assert!(!ok, "a memory database cannot be administered from outside");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_dev_prints_its_url_and_answers() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .env("STEPUP_ADMIN_TOKEN", "t")
+        .env_remove("STEPUP_DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let health = reqwest::get(format!("{url}/health")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        let jwks = reqwest::get(format!("{url}/sdk/dev/.well-known/jwks")).await.unwrap();
+        assert_eq!(jwks.status(), 200);
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
