@@ -214,15 +214,24 @@ impl Store {
         Ok(false)
     }
 
-    /// A successful MFA attempt ends the run of failures.
+    /// A successful MFA attempt ends the run of failures (no write when there was none: the common case).
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn mfa_succeeded(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
+        let failures = sqlx::query("SELECT failures FROM mfa_lockouts WHERE user_id = $1")
             .bind(user_id)
-            .execute(self.pool())
-            .await?;
+            .fetch_optional(self.pool())
+            .await?
+            .map(|row| row.try_get::<i64, _>("failures"))
+            .transpose()?
+            .unwrap_or(0);
+        if failures > 0 {
+            sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
+                .bind(user_id)
+                .execute(self.pool())
+                .await?;
+        }
         Ok(())
     }
 }

@@ -77,7 +77,17 @@ impl Store {
             (pool, Dialect::Sqlite)
         } else if url.starts_with("sqlite:") {
             let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
-            let pool = AnyPoolOptions::new().max_connections(8).connect(&url).await?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // In WAL mode NORMAL is corruption-safe; a power cut may lose the last commits, not the file.
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        Ok(())
+                    })
+                })
+                .connect(&url)
+                .await?;
             pool.execute("PRAGMA journal_mode = WAL").await?;
             (pool, Dialect::Sqlite)
         } else {
@@ -118,11 +128,11 @@ impl Store {
 }
 
 /// Unix seconds as the database stores them.
-pub(crate) fn secs(time: stepup_core::UnixTime) -> i64 {
+pub fn secs(time: stepup_core::UnixTime) -> i64 {
     i64::try_from(time.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// A stored time back to `UnixTime` (negative values, which the server never writes, read as the epoch).
-pub(crate) fn time(secs: i64) -> stepup_core::UnixTime {
+pub fn time(secs: i64) -> stepup_core::UnixTime {
     stepup_core::UnixTime(u64::try_from(secs).unwrap_or(0))
 }
