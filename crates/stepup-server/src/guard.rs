@@ -5,10 +5,26 @@
 //! single-use token in the database so no replica accepts it twice. Anything else is the 403
 //! `elevated_access_token_required` challenge with the RFC 9470 `WWW-Authenticate` header.
 //!
-//! Other axum servers use it through the [`Elevated`] extractor-style helper or by calling [`check`] from their
-//! own middleware; the reference server's routes call it directly.
+//! Other axum servers put [`RequiredScope`] on a route (`route_layer(Extension(RequiredScope(scope)))`) and take
+//! [`Elevated`] as an extractor in the handler; or they call [`check`] themselves. The reference server's routes
+//! call [`check`] directly.
+//!
+//! ```ignore
+//! use axum::{Extension, Router, routing::post};
+//! use stepup_server::guard::{Elevated, RequiredScope};
+//!
+//! async fn export_key(elevated: Elevated) -> String {
+//!     format!("exported under token {}", elevated.claims.jti)
+//! }
+//!
+//! let app: Router<AppState> = Router::new()
+//!     .route("/sdk/{environment_id}/wallet/export", post(export_key))
+//!     .route_layer(Extension(RequiredScope(TokenScope::WalletExport)));
+//! ```
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use stepup_core::ScopeSet;
 use stepup_proto::TokenScope;
 use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
@@ -19,7 +35,12 @@ use crate::state::AppState;
 use crate::store::time;
 use crate::tokens::ElevatedClaims;
 
-/// A verified elevated token.
+/// The scope a route requires, set with `route_layer(Extension(RequiredScope(scope)))`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredScope(pub TokenScope);
+
+/// A verified elevated token; as an extractor it runs [`check`] for the route's [`RequiredScope`] (and needs a
+/// session: 401 without one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elevated {
     /// Its claims.
@@ -60,4 +81,18 @@ pub async fn check(
         }
     }
     Ok(Elevated { claims })
+}
+
+impl FromRequestParts<AppState> for Elevated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(RequiredScope(scope)) = parts.extensions.get::<RequiredScope>().cloned() else {
+            // A route that takes `Elevated` without saying which scope is a server bug, not a client error.
+            tracing::error!("Elevated extractor used on a route without a RequiredScope extension");
+            return Err(ApiError::internal());
+        };
+        let session = Session::from_request_parts(parts, state).await?;
+        check(state, &session, &parts.headers, &scope).await
+    }
 }

@@ -40,13 +40,38 @@ pub enum StartError {
     },
 }
 
-/// One environment: its configuration and signing key.
-#[derive(Debug)]
+/// One environment: its configuration, signing key and WebAuthn relying party.
 pub struct Environment {
     /// Configuration.
     pub config: EnvironmentConfig,
     /// Signing key for its sessions and elevated tokens.
     pub key: EnvironmentKey,
+    /// The WebAuthn relying party (RP id and origin from the configuration; any port of the origin is accepted,
+    /// as development servers move between ports).
+    pub webauthn: webauthn_rs::Webauthn,
+}
+
+impl std::fmt::Debug for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Environment")
+            .field("config", &self.config)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn relying_party(env: &EnvironmentConfig) -> Result<webauthn_rs::Webauthn, StartError> {
+    let invalid = |why: String| {
+        StartError::Config(crate::config::ConfigError::Invalid(format!("environment {}: {why}", env.id)))
+    };
+    let origin =
+        webauthn_rs::prelude::Url::parse(&env.rp_origin).map_err(|e| invalid(format!("rp_origin: {e}")))?;
+    webauthn_rs::WebauthnBuilder::new(&env.rp_id, &origin)
+        .map_err(|e| invalid(format!("rp_id and rp_origin do not match: {e}")))?
+        .rp_name(&env.app_name)
+        .allow_any_port(true)
+        .build()
+        .map_err(|e| invalid(format!("WebAuthn: {e}")))
 }
 
 impl Environment {
@@ -102,7 +127,8 @@ impl AppState {
             let (kid, secret) =
                 store.signing_key(&env.id, "primary", &candidate_kid, &random::hex(&candidate), now).await?;
             let key = EnvironmentKey::from_secret(kid, &decode_key(&secret)?);
-            environments.insert(env.id.clone(), Arc::new(Environment { config: env.clone(), key }));
+            let webauthn = relying_party(env)?;
+            environments.insert(env.id.clone(), Arc::new(Environment { config: env.clone(), key, webauthn }));
         }
         let otp_key =
             decode_key(&store.server_secret("otp_hmac_key", &random::hex(&random::bytes::<32>()?)).await?)?;

@@ -264,7 +264,38 @@ async fn admin_api_needs_its_token(backend: &Backend) {
     server.shutdown().await;
 }
 
+/// Another axum server guards its own route with the `Elevated` extractor and a `RequiredScope`.
+async fn the_extractor_guards_another_servers_route(backend: &Backend) {
+    use stepup_server::guard::{Elevated, RequiredScope};
+    let server = TestServer::start(backend).await;
+    let app = axum::Router::new()
+        .route(
+            "/sdk/{environment_id}/wallet/export",
+            axum::routing::post(|elevated: Elevated| async move { elevated.claims.jti }),
+        )
+        .route_layer(axum::Extension(RequiredScope(stepup_proto::TokenScope::WalletExport)))
+        .with_state(server.server.state().clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sdk/{ENV}/wallet/export", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_, jwt, email) = server.signed_in().await;
+    let response = server.http.post(&url).bearer_auth(&jwt).send().await.unwrap();
+    let (_, headers) = assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("wallet:export"));
+    let token = token_for(&server, &jwt, &email, &["wallet:export"]).await;
+    let send =
+        || server.http.post(&url).bearer_auth(&jwt).header("x-dyn-elevated-access-token", &token).send();
+    let response = send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.text().await.unwrap().is_empty());
+    assert_error(send().await.unwrap(), StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    let response = server.http.post(&url).send().await.unwrap();
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    the_extractor_guards_another_servers_route,
     every_bad_token_gets_the_challenge,
     single_use_tokens_open_once,
     sessions_are_checked,

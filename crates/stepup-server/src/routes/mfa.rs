@@ -28,7 +28,8 @@ pub(crate) async fn methods(
     session: Session,
 ) -> Result<Json<MfaMethodsResponse>, ApiError> {
     let devices = state.store().totp_devices(&session.user_id).await?;
-    let user_has_verified_mfa_methods = devices.iter().any(|d| d.verified);
+    let passkeys = super::passkey::list(&state, &session.user_id).await?;
+    let user_has_verified_mfa_methods = devices.iter().any(|d| d.verified) || !passkeys.is_empty();
     Ok(Json(MfaMethodsResponse {
         devices: devices
             .into_iter()
@@ -42,7 +43,7 @@ pub(crate) async fn methods(
                 alias: None,
             })
             .collect(),
-        passkeys: vec![],
+        passkeys,
         user_has_verified_mfa_methods,
     }))
 }

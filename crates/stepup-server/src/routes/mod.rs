@@ -5,6 +5,7 @@ mod admin;
 mod environment;
 mod mfa;
 mod otp;
+mod passkey;
 mod protected;
 mod step_up;
 mod users;
@@ -44,6 +45,10 @@ pub fn router(state: AppState) -> Router {
         .route("/users/mfa/register/totp", get(mfa::register_totp))
         .route("/users/mfa/auth/totp", post(mfa::auth_totp))
         .route("/users/mfa/auth/recovery", post(mfa::auth_recovery))
+        .route("/users/mfa/auth/passkey", post(passkey::authenticate))
+        .route("/users/passkeys/register", get(passkey::registration_options).post(passkey::register))
+        .route("/users/passkeys/authenticate", get(passkey::authentication_options))
+        .route("/users/passkeys", delete(passkey::delete))
         .route("/users/mfa/recovery", get(mfa::get_recovery_codes).post(mfa::regenerate_recovery_codes))
         .route("/users/mfa/{device_id}", delete(mfa::delete_device))
         .route("/revoke", post(users::revoke))

@@ -49,6 +49,12 @@ pub(crate) async fn step_up_credentials(
             alias: Some("Authenticator app".into()),
         })
         .collect();
+    mfa.extend(super::passkey::list(state, user_id).await?.into_iter().map(|p| StepUpCredential {
+        id: p.id,
+        format: CredentialFormat::Passkey,
+        kind: Some("passkey".into()),
+        alias: Some("Passkey".into()),
+    }));
     if !mfa.is_empty() {
         let (unused, _) = state.store().unused_recovery_codes(user_id).await?;
         if !unused.is_empty() {

@@ -11,12 +11,14 @@
 mod keys;
 mod mfa;
 mod otp;
+mod passkeys;
 mod sessions;
 mod tokens;
 mod users;
 
 pub use mfa::{MfaDeviceRow, RecoveryCodeRow};
 pub use otp::{OtpRow, OutboxRow};
+pub use passkeys::PasskeyRow;
 pub use sessions::SessionRow;
 pub use users::{CredentialRow, NewCredential, UserRow};
 

@@ -1,0 +1,149 @@
+//! Passkeys (webauthn-rs `Passkey` as JSON, with its counter) and single-use ceremony states.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// A stored passkey.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyRow {
+    /// Record id.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// WebAuthn credential id, base64url.
+    pub credential_id: String,
+    /// webauthn-rs `Passkey`, JSON.
+    pub passkey: String,
+    /// Origin it was registered at.
+    pub origin: Option<String>,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// Last used or changed, Unix seconds.
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// Stores a passkey.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_passkey(&self, row: &PasskeyRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO passkeys (id, user_id, credential_id, passkey, origin, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&row.id)
+        .bind(&row.user_id)
+        .bind(&row.credential_id)
+        .bind(&row.passkey)
+        .bind(&row.origin)
+        .bind(row.created_at)
+        .bind(row.updated_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A user's passkeys, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn passkeys(&self, user_id: &str) -> Result<Vec<PasskeyRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM passkeys WHERE user_id = $1 ORDER BY created_at, id")
+            .bind(user_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PasskeyRow {
+                    id: row.try_get("id")?,
+                    user_id: row.try_get("user_id")?,
+                    credential_id: row.try_get("credential_id")?,
+                    passkey: row.try_get("passkey")?,
+                    origin: row.try_get("origin")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Saves a passkey's new state (its counter) after a use.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn update_passkey(&self, id: &str, passkey: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE passkeys SET passkey = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(passkey)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a passkey of a user. Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_passkey(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Stores a ceremony state under its challenge.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_challenge(
+        &self,
+        challenge: &str,
+        user_id: &str,
+        kind: &str,
+        state: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO webauthn_challenges (challenge, user_id, kind, state, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(challenge)
+            .bind(user_id)
+            .bind(kind)
+            .bind(state)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Takes a ceremony state: deletes it and returns it if it is this user's, of this kind and unexpired. A
+    /// challenge is thus used once, success or failure (webauthn-rs itself would accept it twice).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn take_challenge(
+        &self,
+        challenge: &str,
+        user_id: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM webauthn_challenges WHERE challenge = $1 RETURNING user_id, kind, state, expires_at",
+        )
+        .bind(challenge)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let owner: String = row.try_get("user_id")?;
+        let stored_kind: String = row.try_get("kind")?;
+        let expires_at: i64 = row.try_get("expires_at")?;
+        Ok((owner == user_id && stored_kind == kind && expires_at > now)
+            .then(|| row.try_get("state"))
+            .transpose()?)
+    }
+}

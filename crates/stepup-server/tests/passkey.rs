@@ -1,0 +1,199 @@
+//! Passkeys over real HTTP against webauthn-rs, with 1Password's software authenticator (real CTAP2 and
+//! WebAuthn cryptography) as the user's device.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::{Backend, TestServer, assert_error};
+use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
+use passkey::client::{Client, DefaultClientData};
+use passkey::crypto::rust_crypto::RustCryptoBackend;
+use passkey::types::Passkey;
+use passkey::types::ctap2::{Aaguid, Ctap2Error};
+use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stepup_proto::{MfaMethodsResponse, UpdateSelfResponse, VerifyResponse};
+use url::Url;
+
+/// The user at the authenticator: present, and verified (PIN/biometrics) unless told otherwise.
+struct User {
+    verified: bool,
+}
+
+#[async_trait::async_trait]
+impl UserValidationMethod for User {
+    type PasskeyItem = Passkey;
+
+    async fn check_user<'a>(
+        &self,
+        _hint: UiHint<'a, Passkey>,
+        presence: bool,
+        _verification: bool,
+    ) -> Result<UserCheck, Ctap2Error> {
+        Ok(UserCheck { presence, verification: self.verified })
+    }
+
+    fn is_verification_enabled(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    fn is_presence_enabled(&self) -> bool {
+        true
+    }
+}
+
+type Device = Client<Option<Passkey>, User, RustCryptoBackend, public_suffix::PublicSuffixList, ()>;
+
+fn device(store: Option<Passkey>, verified: bool) -> Device {
+    let mut authenticator =
+        Authenticator::new(Aaguid::new_empty(), store, User { verified }, RustCryptoBackend);
+    // Signature counters on, as on most hardware keys, so a cloned credential can be caught.
+    authenticator.set_make_credentials_with_signature_counter(true);
+    Client::new(authenticator).allows_insecure_localhost(true)
+}
+
+async fn link_token(server: &TestServer, jwt: &str, email: &str) -> String {
+    let body: Value = server
+        .post("/emailVerifications/create", Some(jwt), &json!({"email": email}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let verification = body["verificationUUID"].as_str().unwrap().to_owned();
+    let code =
+        server.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
+    let response = server
+        .post(
+            "/emailVerifications/verify",
+            Some(jwt),
+            &json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": ["credential:link"]}),
+        )
+        .await;
+    let body: UpdateSelfResponse = response.json().await.unwrap();
+    body.verify.elevated_access_token.unwrap().expose_secret().to_owned()
+}
+
+fn origin(server: &TestServer) -> Url {
+    Url::parse(&format!("http://localhost:{}", server.server.addr().port())).unwrap()
+}
+
+/// Registers a passkey on `device`; returns the user's session.
+async fn register(server: &TestServer, device: &mut Device) -> String {
+    let (_, jwt, email) = server.signed_in().await;
+    let options: Value = server.get("/users/passkeys/register", Some(&jwt)).await.json().await.unwrap();
+    assert_eq!(options["authenticatorSelection"]["userVerification"], "required");
+    let request: CredentialCreationOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
+    let created = device.register(&origin(server), request, DefaultClientData).await.unwrap();
+    let attestation = serde_json::to_value(&created).unwrap();
+    let response =
+        server.call(Method::POST, "/users/passkeys/register", Some(&jwt), None, Some(&attestation)).await;
+    assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    // The guard refused before the challenge was looked at, so the same attestation still works with the token.
+    let link = link_token(server, &jwt, &email).await;
+    let response = server
+        .call(Method::POST, "/users/passkeys/register", Some(&jwt), Some(&link), Some(&attestation))
+        .await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    jwt
+}
+
+/// Runs an assertion on `device` and returns the request body (with scopes).
+async fn assertion(server: &TestServer, jwt: &str, device: &mut Device, at: &Url) -> Value {
+    let options: Value = server.get("/users/passkeys/authenticate", Some(jwt)).await.json().await.unwrap();
+    let request: CredentialRequestOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
+    let authenticated = device.authenticate(at, request, DefaultClientData).await.unwrap();
+    let mut body = serde_json::to_value(&authenticated).unwrap();
+    body["requestedScopes"] = json!(["wallet:export"]);
+    body
+}
+
+async fn passkey_step_up_elevates(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let mut device = device(None, true);
+    let jwt = register(&server, &mut device).await;
+    let methods: MfaMethodsResponse =
+        server.get("/users/mfa/methods", Some(&jwt)).await.json().await.unwrap();
+    assert_eq!(methods.passkeys.len(), 1);
+    assert!(methods.user_has_verified_mfa_methods);
+    let body = assertion(&server, &jwt, &mut device, &origin(&server)).await;
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let verified: VerifyResponse = serde_json::from_str(&text).unwrap();
+    let token =
+        stepup_core::ElevatedToken::parse(verified.elevated_access_token.unwrap(), server.now()).unwrap();
+    assert_eq!(token.amr(), &["passkey".to_owned()]);
+    // The same assertion again: its challenge was used.
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "passkey_challenge_invalid").await;
+    server.shutdown().await;
+}
+
+async fn wrong_origin_is_refused(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let mut device = device(None, true);
+    let jwt = register(&server, &mut device).await;
+    let evil = Url::parse(&format!("http://evil.localhost:{}", server.server.addr().port())).unwrap();
+    let body = assertion(&server, &jwt, &mut device, &evil).await;
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "passkey_origin_mismatch").await;
+    server.shutdown().await;
+}
+
+async fn counter_going_backwards_is_refused(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let mut device = device(None, true);
+    let jwt = register(&server, &mut device).await;
+    // A clone of the authenticator as it is now: after the original signs again, the clone's counter is behind.
+    let mut clone = self::device(device.authenticator().store().clone(), true);
+    let body = assertion(&server, &jwt, &mut device, &origin(&server)).await;
+    assert_eq!(server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await.status(), StatusCode::OK);
+    let body = assertion(&server, &jwt, &mut clone, &origin(&server)).await;
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "passkey_counter_regression").await;
+    server.shutdown().await;
+}
+
+async fn missing_user_verification_is_refused(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let mut device = device(None, true);
+    let jwt = register(&server, &mut device).await;
+    // A client that drops the server's "userVerification: required" (buggy or hostile), on an authenticator
+    // that does not verify the user: the assertion is signed with UV = 0, and the server must refuse it.
+    let mut unverified = self::device(device.authenticator().store().clone(), false);
+    let mut options: Value =
+        server.get("/users/passkeys/authenticate", Some(&jwt)).await.json().await.unwrap();
+    options["userVerification"] = json!("discouraged");
+    let request: CredentialRequestOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
+    let authenticated = unverified.authenticate(&origin(&server), request, DefaultClientData).await.unwrap();
+    let body = serde_json::to_value(&authenticated).unwrap();
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "passkey_user_not_verified").await;
+    server.shutdown().await;
+}
+
+async fn no_passkey_and_bad_assertions(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, jwt, _) = server.signed_in().await;
+    assert_error(
+        server.get("/users/passkeys/authenticate", Some(&jwt)).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &json!({"id": "x"})).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    server.shutdown().await;
+}
+
+on_both_databases!(
+    passkey_step_up_elevates,
+    wrong_origin_is_refused,
+    counter_going_backwards_is_refused,
+    missing_user_verification_is_refused,
+    no_passkey_and_bad_assertions,
+);
