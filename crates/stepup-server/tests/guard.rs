@@ -116,6 +116,55 @@ async fn every_bad_token_gets_the_challenge(backend: &Backend) {
     // A session of "other" is not a session of "dev".
     assert_error(server.get("/users", Some(other_session)).await, StatusCode::UNAUTHORIZED, "unauthorized")
         .await;
+    // An elevated token of "other" (a real one, from its own email step-up) does not open "dev"'s resource.
+    let other = |path: &str| format!("{}/sdk/other{path}", server.server.base_url());
+    let created: Value = server
+        .http
+        .post(other("/emailVerifications/create"))
+        .bearer_auth(other_session)
+        .json(&json!({"email": "x@other.example"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outbox: Vec<Value> = server
+        .http
+        .get(format!("{}/admin/environments/other/outbox", server.server.base_url()))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified: UpdateSelfResponse = server
+        .http
+        .post(other("/emailVerifications/verify"))
+        .bearer_auth(other_session)
+        .json(
+            &json!({"verificationUUID": created["verificationUUID"], "verificationToken": outbox[0]["code"],
+                      "requestedScopes": ["wallet:sign"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_token = verified.verify.elevated_access_token.unwrap().expose_secret().to_owned();
+    let at_other = server
+        .http
+        .get(other("/protected/wallet:sign"))
+        .bearer_auth(other_session)
+        .header("x-dyn-elevated-access-token", &other_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(at_other.status(), StatusCode::OK, "the token works where it was issued");
+    let at_dev = open(&server, &jwt, "wallet:sign", Some(&other_token)).await;
+    assert_error(at_dev, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
     // Expired.
     server.clock.advance(600);
     assert_error(
