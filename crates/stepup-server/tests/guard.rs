@@ -13,23 +13,6 @@ use stepup_proto::{
 };
 use stepup_server::EnvironmentConfig;
 
-async fn token_for(server: &TestServer, jwt: &str, email: &str, scopes: &[&str]) -> String {
-    let response = server.post("/emailVerifications/create", Some(jwt), &json!({"email": email})).await;
-    let body: Value = response.json().await.unwrap();
-    let verification = body["verificationUUID"].as_str().unwrap().to_owned();
-    let code =
-        server.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
-    let response = server
-        .post(
-            "/emailVerifications/verify",
-            Some(jwt),
-            &json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": scopes}),
-        )
-        .await;
-    let body: UpdateSelfResponse = response.json().await.unwrap();
-    body.verify.elevated_access_token.unwrap().expose_secret().to_owned()
-}
-
 async fn open(server: &TestServer, jwt: &str, scope: &str, token: Option<&str>) -> reqwest::Response {
     server.call::<Value>(Method::GET, &format!("/protected/{scope}"), Some(jwt), token, None).await
 }
@@ -40,7 +23,7 @@ async fn every_bad_token_gets_the_challenge(backend: &Backend) {
     })
     .await;
     let (_, jwt, email) = server.signed_in().await;
-    let token = token_for(&server, &jwt, &email, &["wallet:sign"]).await;
+    let token = server.elevated_via_email(&jwt, &email, &["wallet:sign"]).await;
     assert_eq!(open(&server, &jwt, "wallet:sign", Some(&token)).await.status(), StatusCode::OK);
 
     // Missing.
@@ -186,7 +169,7 @@ async fn every_bad_token_gets_the_challenge(backend: &Backend) {
 async fn single_use_tokens_open_once(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let (_, jwt, email) = server.signed_in().await;
-    let token = token_for(&server, &jwt, &email, &["user:delete", "wallet:sign"]).await;
+    let token = server.elevated_via_email(&jwt, &email, &["user:delete", "wallet:sign"]).await;
     let parsed = stepup_core::ElevatedToken::parse(stepup_core::Jwt::new(&token), server.now()).unwrap();
     assert!(parsed.is_single_use(), "a set with a single-use scope is single-use");
     assert_eq!(open(&server, &jwt, "wallet:sign", Some(&token)).await.status(), StatusCode::OK);
@@ -331,7 +314,7 @@ async fn the_extractor_guards_another_servers_route(backend: &Backend) {
     let response = server.http.post(&url).bearer_auth(&jwt).send().await.unwrap();
     let (_, headers) = assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
     assert!(headers["www-authenticate"].to_str().unwrap().contains("wallet:export"));
-    let token = token_for(&server, &jwt, &email, &["wallet:export"]).await;
+    let token = server.elevated_via_email(&jwt, &email, &["wallet:export"]).await;
     let send =
         || server.http.post(&url).bearer_auth(&jwt).header("x-dyn-elevated-access-token", &token).send();
     let response = send().await.unwrap();

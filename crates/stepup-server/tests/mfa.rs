@@ -7,29 +7,9 @@ use common::{Backend, TestServer, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{
-    MfaMethodsResponse, RecoveryCodesResponse, StepUpCheckResponse, TotpRegistration, UpdateSelfResponse,
-    VerifyResponse,
+    MfaMethodsResponse, RecoveryCodesResponse, StepUpCheckResponse, TotpRegistration, VerifyResponse,
 };
 use totp_rs::{Algorithm, Builder, Secret};
-
-/// An elevated token for `scope` through an email code.
-async fn via_email(server: &TestServer, jwt: &str, email: &str, scope: &str) -> String {
-    let response = server.post("/emailVerifications/create", Some(jwt), &json!({"email": email})).await;
-    let body: Value = response.json().await.unwrap();
-    let verification = body["verificationUUID"].as_str().unwrap().to_owned();
-    let code =
-        server.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
-    let response = server
-        .post(
-            "/emailVerifications/verify",
-            Some(jwt),
-            &json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": [scope]}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: UpdateSelfResponse = response.json().await.unwrap();
-    body.verify.elevated_access_token.unwrap().expose_secret().to_owned()
-}
 
 fn code_at(secret: &str, time: u64) -> String {
     let totp = Builder::new()
@@ -52,7 +32,7 @@ async fn totp_user(server: &TestServer) -> (String, String, String) {
         challenge.contains("insufficient_user_authentication") && challenge.contains("credential:link"),
         "{challenge}"
     );
-    let link = via_email(server, &jwt, &email, "credential:link").await;
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let response =
         server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
     assert_eq!(response.status(), StatusCode::OK);

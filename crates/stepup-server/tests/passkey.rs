@@ -13,7 +13,7 @@ use passkey::types::ctap2::{Aaguid, Ctap2Error};
 use passkey::types::webauthn::{CredentialCreationOptions, CredentialRequestOptions};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use stepup_proto::{MfaMethodsResponse, UpdateSelfResponse, VerifyResponse};
+use stepup_proto::{MfaMethodsResponse, VerifyResponse};
 use url::Url;
 
 /// The user at the authenticator: present, and verified (PIN/biometrics) unless told otherwise.
@@ -53,27 +53,6 @@ fn device(store: Option<Passkey>, verified: bool) -> Device {
     Client::new(authenticator).allows_insecure_localhost(true)
 }
 
-async fn link_token(server: &TestServer, jwt: &str, email: &str) -> String {
-    let body: Value = server
-        .post("/emailVerifications/create", Some(jwt), &json!({"email": email}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let verification = body["verificationUUID"].as_str().unwrap().to_owned();
-    let code =
-        server.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
-    let response = server
-        .post(
-            "/emailVerifications/verify",
-            Some(jwt),
-            &json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": ["credential:link"]}),
-        )
-        .await;
-    let body: UpdateSelfResponse = response.json().await.unwrap();
-    body.verify.elevated_access_token.unwrap().expose_secret().to_owned()
-}
-
 fn origin(server: &TestServer) -> Url {
     Url::parse(&format!("http://localhost:{}", server.server.addr().port())).unwrap()
 }
@@ -90,7 +69,7 @@ async fn register(server: &TestServer, device: &mut Device) -> String {
         server.call(Method::POST, "/users/passkeys/register", Some(&jwt), None, Some(&attestation)).await;
     assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
     // The guard refused before the challenge was looked at, so the same attestation still works with the token.
-    let link = link_token(server, &jwt, &email).await;
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let response = server
         .call(Method::POST, "/users/passkeys/register", Some(&jwt), Some(&link), Some(&attestation))
         .await;

@@ -13,7 +13,7 @@ use crate::auth::{ApiJson, Env, Session, bearer};
 use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
-use crate::store::{NewCredential, OtpRow, OutboxRow, UserRow, secs};
+use crate::store::{OtpRow, OutboxRow, secs};
 use crate::verify::otp::{self as rules, CODE_DIGITS, CODE_TTL_SECS};
 
 /// A session if the request carries one (creating a code works signed in or out; a bad token is still a 401).
@@ -163,35 +163,14 @@ pub(crate) async fn signin(
 }
 
 async fn create_user_for(state: &AppState, environment_id: &str, otp: &OtpRow) -> Result<String, ApiError> {
-    let internal = |_| ApiError::internal();
-    let user_id = random::uuid().map_err(internal)?;
-    let now = secs(state.now());
-    let email = (otp.channel == "email").then(|| otp.destination.clone());
-    let phone = (otp.channel == "sms").then(|| otp.destination.clone());
-    state
-        .store()
-        .insert_user(
-            &UserRow {
-                id: user_id.clone(),
-                environment_id: environment_id.to_owned(),
-                email: email.clone(),
-                phone_number: phone,
-            },
-            now,
-        )
-        .await?;
-    if let Some(email) = email {
-        let credential = NewCredential {
-            id: random::uuid().map_err(internal)?,
-            user_id: user_id.clone(),
-            format: "email".into(),
-            email: Some(email),
-            sign_in_enabled: true,
-            ..NewCredential::default()
-        };
-        state.store().insert_credential(&credential, now).await?;
-    }
     // A phone sign-in without a known user cannot split the number into country code and number reliably, so
     // it creates the user without a phone credential; the admin API links phones with both parts.
-    Ok(user_id)
+    let email = (otp.channel == "email").then(|| otp.destination.clone());
+    let user = super::admin::create_user_op(
+        state,
+        environment_id,
+        super::CreateUserRequest { email, ..Default::default() },
+    )
+    .await?;
+    Ok(user.id)
 }

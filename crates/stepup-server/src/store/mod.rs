@@ -5,8 +5,9 @@
 //! `UPDATE`/`INSERT ... ON CONFLICT DO NOTHING` statements whose affected-row count says who won, which is atomic
 //! on both databases without explicit locks.
 //!
-//! Portability rules (sqlx `Any`): `$1`-style placeholders (SQLite binds them by number too), columns of TEXT,
-//! BIGINT (flags 0/1, times in Unix seconds) and BLOB/BYTEA only.
+//! Portability rules (sqlx `Any`): `$1`-style placeholders (SQLite binds them by number too), columns of TEXT
+//! and BIGINT only (flags 0/1, times in Unix seconds), `ON CONFLICT ... DO NOTHING/UPDATE` and `RETURNING`, which
+//! both databases speak. One migration directory serves both.
 
 mod keys;
 mod mfa;
@@ -100,10 +101,9 @@ impl Store {
                 .await?;
             (pool, Dialect::Postgres)
         };
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        // One set of migrations serves both databases: they use only the types and statements the two share
+        // (see the module docs), which is also what the `Any` driver needs.
+        sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool, dialect })
     }
 

@@ -169,6 +169,22 @@ impl TestServer {
         (user, jwt, email)
     }
 
+    /// An elevated token for `scopes` through an email code to `email` (the user's own address).
+    pub async fn elevated_via_email(&self, jwt: &str, email: &str, scopes: &[&str]) -> String {
+        let response =
+            self.post("/emailVerifications/create", Some(jwt), &serde_json::json!({"email": email})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        let verification = body["verificationUUID"].as_str().unwrap().to_owned();
+        let code =
+            self.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
+        let body = serde_json::json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": scopes});
+        let response = self.post("/emailVerifications/verify", Some(jwt), &body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: stepup_proto::UpdateSelfResponse = response.json().await.unwrap();
+        body.verify.elevated_access_token.unwrap().expose_secret().to_owned()
+    }
+
     pub async fn outbox(&self, to: &str) -> Vec<OutboxMessage> {
         let response = self
             .http

@@ -1,4 +1,5 @@
--- Portable through sqlx's Any driver: TEXT, BIGINT (flags are 0/1, times are Unix seconds), BYTEA.
+-- One schema for SQLite and PostgreSQL, through sqlx's Any driver: TEXT and BIGINT only (flags are 0/1, times
+-- are Unix seconds).
 CREATE TABLE signing_keys (
     environment_id TEXT NOT NULL,
     slot TEXT NOT NULL,
