@@ -9,7 +9,7 @@ use stepup_proto::{
     TokenScope, TotpAuthRequest, TotpRegistration, VerifyResponse,
 };
 
-use super::verify_response;
+use super::step_up_response;
 use crate::auth::{ApiJson, Session};
 use crate::error::ApiError;
 use crate::guard;
@@ -101,16 +101,7 @@ pub(crate) async fn auth_totp(
         return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
-    let response = verify_response(
-        &state,
-        &session.env,
-        &session.user_id,
-        session.expires_at,
-        None,
-        request.requested_scopes.as_deref(),
-        "totp",
-    )
-    .await?;
+    let response = step_up_response(&state, &session, request.requested_scopes.as_deref(), "totp").await?;
     Ok(Json(response))
 }
 
@@ -136,16 +127,8 @@ pub(crate) async fn auth_recovery(
         return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
-    let response = verify_response(
-        &state,
-        &session.env,
-        &session.user_id,
-        session.expires_at,
-        None,
-        request.requested_scopes.as_deref(),
-        "recovery",
-    )
-    .await?;
+    let response =
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), "recovery").await?;
     Ok(Json(response))
 }
 

@@ -106,6 +106,18 @@ pub(crate) fn verified_credential(c: &CredentialRow) -> VerifiedCredential {
     }
 }
 
+/// The answer to a step-up verification inside a session: the user, the session's expiry, and an elevated token
+/// for `requested_scopes` (recording `amr`) when any were requested.
+pub(crate) async fn step_up_response(
+    state: &AppState,
+    session: &crate::auth::Session,
+    requested_scopes: Option<&[TokenScope]>,
+    amr: &str,
+) -> Result<VerifyResponse, ApiError> {
+    verify_response(state, &session.env, &session.user_id, session.expires_at, None, requested_scopes, amr)
+        .await
+}
+
 /// A `VerifyResponse` for a user, with an elevated token when scopes were requested.
 pub(crate) async fn verify_response(
     state: &AppState,

@@ -8,7 +8,7 @@ use stepup_proto::{
     SmsVerificationCreateRequest, SmsVerificationCreateResponse, UpdateSelfResponse, VerifyResponse,
 };
 
-use super::verify_response;
+use super::{step_up_response, verify_response};
 use crate::auth::{ApiJson, Env, Session, bearer};
 use crate::error::ApiError;
 use crate::random;
@@ -121,16 +121,7 @@ pub(crate) async fn verify(
         ));
     }
     let amr = if otp.channel == "sms" { "sms" } else { "email" };
-    let verify = verify_response(
-        &state,
-        &session.env,
-        &session.user_id,
-        session.expires_at,
-        None,
-        request.requested_scopes.as_deref(),
-        amr,
-    )
-    .await?;
+    let verify = step_up_response(&state, &session, request.requested_scopes.as_deref(), amr).await?;
     Ok(Json(UpdateSelfResponse {
         verify,
         next_view: NextView::Done,

@@ -18,7 +18,7 @@ use webauthn_rs::prelude::{
     Uuid, WebauthnError,
 };
 
-use super::verify_response;
+use super::step_up_response;
 use crate::auth::{ApiJson, Session};
 use crate::error::ApiError;
 use crate::guard;
@@ -226,16 +226,7 @@ pub(crate) async fn authenticate(
         }
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
-    let response = verify_response(
-        &state,
-        &session.env,
-        &session.user_id,
-        session.expires_at,
-        None,
-        requested_scopes.as_deref(),
-        "passkey",
-    )
-    .await?;
+    let response = step_up_response(&state, &session, requested_scopes.as_deref(), "passkey").await?;
     Ok(Json(response))
 }
 

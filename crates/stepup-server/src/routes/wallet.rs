@@ -9,7 +9,7 @@ use serde::Deserialize;
 use stepup_proto::wallet::MAX_NONCES_PER_CALL;
 use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
 
-use super::verify_response;
+use super::step_up_response;
 use crate::auth::{ApiJson, Env, Session};
 use crate::error::ApiError;
 use crate::random;
@@ -89,15 +89,6 @@ pub(crate) async fn verify(
             _ => refuse("invalid_nonce", "This nonce was not issued by this server or has expired"),
         });
     }
-    let response = verify_response(
-        &state,
-        &session.env,
-        &session.user_id,
-        session.expires_at,
-        None,
-        request.requested_scopes.as_deref(),
-        "wallet",
-    )
-    .await?;
+    let response = step_up_response(&state, &session, request.requested_scopes.as_deref(), "wallet").await?;
     Ok(Json(response))
 }
