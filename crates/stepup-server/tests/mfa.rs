@@ -194,9 +194,18 @@ async fn five_failures_lock_mfa_for_fifteen_minutes(backend: &Backend) {
 
 async fn recovery_codes_work_once_and_regenerate_replaces_all(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (jwt, _, _) = totp_user(&server).await;
-    let first: RecoveryCodesResponse =
-        server.get("/users/mfa/recovery", Some(&jwt)).await.json().await.unwrap();
+    let (jwt, _, secret) = totp_user(&server).await;
+    // Making recovery codes mints a factor: it takes a credential:link step-up (here by TOTP).
+    let response = server.get("/users/mfa/recovery", Some(&jwt)).await;
+    assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    let now = server.now().as_secs();
+    let body = json!({"code": code_at(&secret, now), "requestedScopes": ["credential:link"]});
+    let verified: VerifyResponse =
+        server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
+    let link = verified.elevated_access_token.unwrap().expose_secret().to_owned();
+    let get =
+        |method: Method| server.call::<Value>(method, "/users/mfa/recovery", Some(&jwt), Some(&link), None);
+    let first: RecoveryCodesResponse = get(Method::GET).await.json().await.unwrap();
     assert_eq!(first.count, 10);
     assert_eq!(first.recovery_codes.len(), 10);
     let check: StepUpCheckResponse = server
@@ -219,11 +228,9 @@ async fn recovery_codes_work_once_and_regenerate_replaces_all(backend: &Backend)
     assert!(body.elevated_access_token.is_some());
     let response = server.post("/users/mfa/auth/recovery", Some(&jwt), &json!({"code": code})).await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_invalid_code").await;
-    let again: RecoveryCodesResponse =
-        server.get("/users/mfa/recovery", Some(&jwt)).await.json().await.unwrap();
+    let again: RecoveryCodesResponse = get(Method::GET).await.json().await.unwrap();
     assert_eq!((again.count, again.recovery_codes.len()), (9, 0), "codes are shown once");
-    let regenerated: RecoveryCodesResponse =
-        server.post("/users/mfa/recovery", Some(&jwt), &json!({})).await.json().await.unwrap();
+    let regenerated: RecoveryCodesResponse = get(Method::POST).await.json().await.unwrap();
     assert_eq!(regenerated.recovery_codes.len(), 10);
     let old = first.recovery_codes[1].expose_secret().to_owned();
     let response = server.post("/users/mfa/auth/recovery", Some(&jwt), &json!({"code": old})).await;
@@ -265,7 +272,86 @@ async fn deleting_a_device_needs_a_fresh_unlink_token(backend: &Backend) {
     server.shutdown().await;
 }
 
+async fn mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, jwt, email) = server.signed_in().await;
+    // Before MFA, email works; the registration below gives the user MFA.
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+    let registration: TotpRegistration = server
+        .call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = registration.secret.expose_secret().to_owned();
+    let now = server.now().as_secs();
+    let body = json!({"code": code_at(&secret, now), "id": registration.id});
+    assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.status(), StatusCode::OK);
+    // Now email re-authentication grants no scope.
+    let created: Value = server
+        .post("/emailVerifications/create", Some(&jwt), &json!({"email": email}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let verification = created["verificationUUID"].as_str().unwrap().to_owned();
+    let code =
+        server.outbox(&email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
+    let body = json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": ["wallet:export"]});
+    let response = server.post("/emailVerifications/verify", Some(&jwt), &body).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_required").await;
+    // An unknown scope is refused before the TOTP step is spent: the same code then works.
+    let code = code_at(&secret, now + 30);
+    let response = server
+        .post(
+            "/users/mfa/auth/totp",
+            Some(&jwt),
+            &json!({"code": code, "requestedScopes": ["wallet:teleport"]}),
+        )
+        .await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes").await;
+    let response = server
+        .post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code, "requestedScopes": ["wallet:sign"]}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Recovery codes without MFA are no factor.
+    let (_, plain_jwt, _) = server.signed_in().await;
+    let response =
+        server.post("/users/mfa/auth/recovery", Some(&plain_jwt), &json!({"code": "aaaaa-aaaaa"})).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_device_not_found").await;
+    server.shutdown().await;
+}
+
+async fn parallel_guesses_get_five_tries_in_all(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (jwt, _, secret) = totp_user(&server).await;
+    let good = code_at(&secret, server.now().as_secs());
+    let bad = if good == "000000" { "111111" } else { "000000" };
+    let mut guesses = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let request = server
+            .http
+            .post(server.url("/users/mfa/auth/totp"))
+            .bearer_auth(&jwt)
+            .json(&json!({"code": bad}));
+        guesses.spawn(async move {
+            let response = request.send().await.unwrap();
+            let body: Value = response.json().await.unwrap();
+            body["code"].as_str().unwrap().to_owned()
+        });
+    }
+    let codes = guesses.join_all().await;
+    let tried = codes.iter().filter(|c| *c == "mfa_invalid_code").count();
+    assert!(tried <= 4, "at most 4 plain refusals before the 5th failure locks: {codes:?}");
+    assert!(codes.iter().all(|c| c == "mfa_invalid_code" || c == "lock_too_many_attempts"), "{codes:?}");
+    let response = server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": good})).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "lock_too_many_attempts").await;
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing,
+    parallel_guesses_get_five_tries_in_all,
     totp_step_up_elevates,
     totp_replay_and_skew,
     unknown_device_is_refused,

@@ -293,7 +293,27 @@ async fn bad_input_is_a_400_never_a_500(backend: &Backend) {
     server.shutdown().await;
 }
 
+async fn parallel_sends_never_exceed_the_limit(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, jwt, email) = server.signed_in().await;
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let request = server
+            .http
+            .post(server.url("/emailVerifications/create"))
+            .bearer_auth(&jwt)
+            .json(&json!({"email": email}));
+        sends.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let statuses = sends.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 7, "{statuses:?}");
+    assert_eq!(server.outbox(&email).await.len(), 3);
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    parallel_sends_never_exceed_the_limit,
     email_otp_step_up_elevates_and_opens_the_resource,
     three_wrong_codes_kill_the_verification,
     fourth_send_in_ten_minutes_is_refused_with_retry_after,

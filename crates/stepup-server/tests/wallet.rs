@@ -118,6 +118,10 @@ async fn every_bad_wallet_message_has_its_code(backend: &Backend) {
     m.uri = "http://evil.example".into();
     assert_error(attempt(m, "self").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_message_uri").await;
     let mut m = fresh().await;
+    m.chain_id = "one".into();
+    assert_error(attempt(m, "self").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_message_chain_id")
+        .await;
+    let mut m = fresh().await;
     m.version = "2".into();
     assert_error(attempt(m, "self").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid_message_version").await;
     for minutes in [-11i64, 11] {

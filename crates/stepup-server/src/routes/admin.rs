@@ -61,8 +61,8 @@ pub struct LinkWalletRequest {
     pub embedded: bool,
 }
 
-/// One message of `GET /admin/environments/{env}/outbox`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One message of `GET /admin/environments/{env}/outbox`. `Debug` leaves the code out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxMessage {
     /// The email address or `+<country code><number>`.
@@ -76,6 +76,17 @@ pub struct OutboxMessage {
     pub verification_uuid: String,
     /// When it was sent, Unix seconds.
     pub created_at: i64,
+}
+
+impl std::fmt::Debug for OutboxMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxMessage")
+            .field("to", &self.to)
+            .field("channel", &self.channel)
+            .field("code", &stepup_core::secret::REDACTED)
+            .field("verification_uuid", &self.verification_uuid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `?to=`.

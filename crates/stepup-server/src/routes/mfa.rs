@@ -81,24 +81,25 @@ pub(crate) async fn auth_totp(
     session: Session,
     ApiJson(request): ApiJson<TotpAuthRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    mfa_lock::ensure_unlocked(&state, &session.user_id).await?;
+    super::check_scopes(request.requested_scopes.as_deref())?;
     let devices = state.store().totp_devices(&session.user_id).await?;
     let device = match &request.id {
         Some(id) => devices.iter().find(|d| &d.id == id),
         None => devices.iter().find(|d| d.verified),
     }
     .ok_or_else(|| ApiError::unprocessable(ErrorCode::MfaDeviceNotFound, "No such MFA device"))?;
+    let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
     let checker =
         totp::totp(&device.secret, &session.env.config.app_name, "user").map_err(|_| ApiError::internal())?;
     let now = state.now();
     let invalid = || ApiError::unprocessable(ErrorCode::MfaInvalidCode, "The code is not valid");
     let Some(step) = totp::matched_step(&checker, request.code.expose_secret(), now.as_secs()) else {
-        return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
+        return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
     };
     // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails.
     if !state.store().accept_totp_step(&device.id, i64::try_from(step).unwrap_or(i64::MAX), secs(now)).await?
     {
-        return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
+        return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response = step_up_response(&state, &session, request.requested_scopes.as_deref(), "totp").await?;
@@ -111,7 +112,15 @@ pub(crate) async fn auth_recovery(
     session: Session,
     ApiJson(request): ApiJson<RecoveryAuthRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    mfa_lock::ensure_unlocked(&state, &session.user_id).await?;
+    super::check_scopes(request.requested_scopes.as_deref())?;
+    // Recovery codes back up MFA: without an MFA method they are no factor at all.
+    if !super::has_mfa(&state, &session.user_id).await? {
+        return Err(ApiError::unprocessable(
+            ErrorCode::MfaDeviceNotFound,
+            "Recovery codes need an MFA method",
+        ));
+    }
+    let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
     let (unused, _) = state.store().unused_recovery_codes(&session.user_id).await?;
     let code = request.code.clone();
     // Argon2 is deliberately slow: keep it off the async workers.
@@ -124,7 +133,7 @@ pub(crate) async fn auth_recovery(
         None => false,
     };
     if !spent {
-        return Err(mfa_lock::failed(&state, &session.user_id, invalid()).await);
+        return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response =
@@ -149,7 +158,10 @@ async fn new_codes(state: &AppState, user_id: &str) -> Result<RecoveryCodesRespo
 pub(crate) async fn get_recovery_codes(
     State(state): State<AppState>,
     session: Session,
+    headers: HeaderMap,
 ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
+    // Creating codes mints a factor: it needs the same step-up as linking one.
+    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
     let (unused, total) = state.store().unused_recovery_codes(&session.user_id).await?;
     if total == 0 {
         return Ok(Json(new_codes(&state, &session.user_id).await?));
@@ -161,7 +173,9 @@ pub(crate) async fn get_recovery_codes(
 pub(crate) async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     session: Session,
+    headers: HeaderMap,
 ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
+    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
     Ok(Json(new_codes(&state, &session.user_id).await?))
 }
 

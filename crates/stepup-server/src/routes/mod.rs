@@ -106,6 +106,46 @@ pub(crate) fn verified_credential(c: &CredentialRow) -> VerifiedCredential {
     }
 }
 
+/// Refuses scopes the server would not grant, before any factor is spent (a wrong scope must not cost the user a
+/// one-time code, a TOTP step, a recovery code or a nonce).
+///
+/// # Errors
+/// 422 `invalid_scopes`.
+pub(crate) fn check_scopes(requested: Option<&[TokenScope]>) -> Result<(), ApiError> {
+    match requested {
+        Some(scopes) if scopes.iter().any(|s| !s.is_known()) => Err(ApiError::unprocessable(
+            stepup_proto::ErrorCode::InvalidScopes,
+            "Requested scopes must be known token scopes",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the user has a verified MFA method (a verified TOTP device or a passkey).
+pub(crate) async fn has_mfa(state: &AppState, user_id: &str) -> Result<bool, ApiError> {
+    Ok(state.store().totp_devices(user_id).await?.iter().any(|d| d.verified)
+        || !state.store().passkeys(user_id).await?.is_empty())
+}
+
+/// DESIGN §1: a user with verified MFA methods must use MFA; re-authentication (email, SMS, wallet) does not
+/// grant scopes to them.
+///
+/// # Errors
+/// 422 `mfa_required` when scopes are requested by a user with MFA.
+pub(crate) async fn refuse_reauthentication_for_mfa_users(
+    state: &AppState,
+    user_id: &str,
+    requested: Option<&[TokenScope]>,
+) -> Result<(), ApiError> {
+    if requested.is_some_and(|s| !s.is_empty()) && has_mfa(state, user_id).await? {
+        return Err(ApiError::unprocessable(
+            stepup_proto::ErrorCode::Unknown("mfa_required".into()),
+            "This user has MFA methods: step up with MFA, not re-authentication",
+        ));
+    }
+    Ok(())
+}
+
 /// The answer to a step-up verification inside a session: the user, the session's expiry, and an elevated token
 /// for `requested_scopes` (recording `amr`) when any were requested.
 pub(crate) async fn step_up_response(

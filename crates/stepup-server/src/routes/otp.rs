@@ -105,6 +105,13 @@ pub(crate) async fn verify(
     session: Session,
     ApiJson(request): ApiJson<OtpVerifyRequest>,
 ) -> Result<Json<UpdateSelfResponse>, ApiError> {
+    super::check_scopes(request.requested_scopes.as_deref())?;
+    super::refuse_reauthentication_for_mfa_users(
+        &state,
+        &session.user_id,
+        request.requested_scopes.as_deref(),
+    )
+    .await?;
     let otp = rules::check_code(
         &state,
         session.env.id(),
@@ -154,14 +161,22 @@ pub(crate) async fn signin(
 }
 
 async fn create_user_for(state: &AppState, environment_id: &str, otp: &OtpRow) -> Result<String, ApiError> {
-    // A phone sign-in without a known user cannot split the number into country code and number reliably, so
-    // it creates the user without a phone credential; the admin API links phones with both parts.
     let email = (otp.channel == "email").then(|| otp.destination.clone());
-    let user = super::admin::create_user_op(
-        state,
-        environment_id,
-        super::CreateUserRequest { email, ..Default::default() },
-    )
-    .await?;
+    let request = super::CreateUserRequest { email, ..Default::default() };
+    let user = super::admin::create_user_op(state, environment_id, request).await?;
+    if otp.channel == "sms" {
+        // The destination is `+<country code><number>` and cannot be split reliably, so the credential keeps it
+        // whole (empty country code): the next sign-in and step-up find it by the same destination.
+        let credential = crate::store::NewCredential {
+            id: crate::random::uuid().map_err(|_| ApiError::internal())?,
+            user_id: user.id.clone(),
+            format: "phoneNumber".into(),
+            phone_number: Some(otp.destination.trim_start_matches('+').to_owned()),
+            phone_country_code: Some(String::new()),
+            sign_in_enabled: true,
+            ..crate::store::NewCredential::default()
+        };
+        state.store().insert_credential(&credential, secs(state.now())).await?;
+    }
     Ok(user.id)
 }

@@ -198,9 +198,10 @@ pub(crate) async fn authenticate(
                 .map_err(|_| ApiError::bad_request("requestedScopes must be a list of scopes"))?,
         ),
     };
+    super::check_scopes(requested_scopes.as_deref())?;
     let credential: PublicKeyCredential = serde_json::from_value(Value::Object(body))
         .map_err(|e| ApiError::bad_request(format!("Invalid assertion: {e}")))?;
-    mfa_lock::ensure_unlocked(&state, &session.user_id).await?;
+    let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
     let client_data = URL_SAFE_NO_PAD.encode(&credential.response.client_data_json);
     let challenge =
         challenge_of(&client_data).ok_or_else(|| ApiError::bad_request("clientDataJSON has no challenge"))?;
@@ -210,13 +211,15 @@ pub(crate) async fn authenticate(
         .await?
     else {
         let error = refuse("passkey_challenge_invalid", "Unknown, used or expired passkey challenge");
-        return Err(mfa_lock::failed(&state, &session.user_id, error).await);
+        return Err(mfa_lock::failed(&state, &session.user_id, attempt, error).await);
     };
     let authentication: PasskeyAuthentication =
         serde_json::from_str(&authentication).map_err(|_| ApiError::internal())?;
     let result = match session.env.webauthn.finish_passkey_authentication(&credential, &authentication) {
         Ok(result) => result,
-        Err(error) => return Err(mfa_lock::failed(&state, &session.user_id, webauthn_refusal(error)).await),
+        Err(error) => {
+            return Err(mfa_lock::failed(&state, &session.user_id, attempt, webauthn_refusal(error)).await);
+        }
     };
     // Keep the new counter, so a later assertion with an older one is caught.
     for row in state.store().passkeys(&session.user_id).await? {

@@ -4,8 +4,8 @@ use sqlx::Row as _;
 
 use super::{Store, StoreError};
 
-/// A TOTP device.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A TOTP device. `Debug` leaves the secret out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MfaDeviceRow {
     /// Id.
     pub id: String,
@@ -30,6 +30,18 @@ pub struct RecoveryCodeRow {
     pub id: String,
     /// Argon2id PHC string.
     pub code_hash: String,
+}
+
+impl std::fmt::Debug for MfaDeviceRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaDeviceRow")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("secret", &stepup_core::secret::REDACTED)
+            .field("verified", &self.verified)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
@@ -174,64 +186,54 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Until when the user's MFA is locked (0 if not).
+    /// Reserves one MFA attempt before the factor is checked: counts it as a failure up front, unless MFA is
+    /// locked. Returns the count including this attempt, or `Err(locked_until)` while locked. Counting first (one
+    /// conditional upsert) is what keeps parallel guesses from all passing a lock check.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn mfa_locked_until(&self, user_id: &str) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT locked_until FROM mfa_lockouts WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get("locked_until")?,
-            None => 0,
-        })
-    }
-
-    /// Counts a failed MFA attempt; the `max`-th failure in a row locks MFA until `lock_until` and restarts the
-    /// count. Returns whether this failure caused the lock.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn mfa_failed(&self, user_id: &str, max: i64, lock_until: i64) -> Result<bool, StoreError> {
+    pub async fn mfa_reserve(&self, user_id: &str, now: i64) -> Result<Result<i64, i64>, StoreError> {
         let row = sqlx::query(
             "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 RETURNING failures",
+             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
+             WHERE mfa_lockouts.locked_until <= $2 RETURNING failures",
         )
         .bind(user_id)
-        .fetch_one(self.pool())
+        .bind(now)
+        .fetch_optional(self.pool())
         .await?;
-        let failures: i64 = row.try_get("failures")?;
-        if failures >= max {
-            sqlx::query("UPDATE mfa_lockouts SET failures = 0, locked_until = $2 WHERE user_id = $1")
-                .bind(user_id)
-                .bind(lock_until)
-                .execute(self.pool())
-                .await?;
-            return Ok(true);
+        if let Some(row) = row {
+            return Ok(Ok(row.try_get("failures")?));
         }
-        Ok(false)
+        let row = sqlx::query("SELECT locked_until FROM mfa_lockouts WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(Err(row.try_get("locked_until")?))
     }
 
-    /// A successful MFA attempt ends the run of failures (no write when there was none: the common case).
+    /// Locks MFA until `until` and restarts the count.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn mfa_lock(&self, user_id: &str, until: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mfa_lockouts SET failures = 0, locked_until = $2 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(until)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A successful MFA attempt ends the run of failures.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn mfa_succeeded(&self, user_id: &str) -> Result<(), StoreError> {
-        let failures = sqlx::query("SELECT failures FROM mfa_lockouts WHERE user_id = $1")
+        sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
             .bind(user_id)
-            .fetch_optional(self.pool())
-            .await?
-            .map(|row| row.try_get::<i64, _>("failures"))
-            .transpose()?
-            .unwrap_or(0);
-        if failures > 0 {
-            sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
-                .bind(user_id)
-                .execute(self.pool())
-                .await?;
-        }
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 }

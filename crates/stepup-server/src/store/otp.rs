@@ -27,8 +27,8 @@ pub struct OtpRow {
     pub used: bool,
 }
 
-/// A message in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message in the outbox. `Debug` leaves the code out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OutboxRow {
     /// Recipient (email or phone).
     pub recipient: String,
@@ -42,27 +42,54 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+impl std::fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("recipient", &self.recipient)
+            .field("channel", &self.channel)
+            .field("code", &stepup_core::secret::REDACTED)
+            .field("verification_id", &self.verification_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
-    /// How many codes went to `destination` since `since`, and when the oldest of them was sent.
+    /// Claims one of `slots` send slots for `destination`: a slot is free if unused or last used at or before
+    /// `window_start`. Returns whether a slot was claimed, and otherwise when the oldest slot was used.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn recent_sends(
+    pub async fn claim_send_slot(
         &self,
         environment_id: &str,
         destination: &str,
-        since: i64,
-    ) -> Result<(i64, Option<i64>), StoreError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM otp_verifications \
-             WHERE environment_id = $1 AND destination = $2 AND created_at > $3",
-        )
-        .bind(environment_id)
-        .bind(destination)
-        .bind(since)
-        .fetch_one(self.pool())
-        .await?;
-        Ok((row.try_get("n")?, row.try_get("oldest")?))
+        slots: i64,
+        now: i64,
+        window_start: i64,
+    ) -> Result<Result<(), i64>, StoreError> {
+        for slot in 0..slots {
+            let claimed = sqlx::query(
+                "INSERT INTO otp_send_slots (environment_id, destination, slot, sent_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (environment_id, destination, slot) DO UPDATE SET sent_at = $4 \
+                 WHERE otp_send_slots.sent_at <= $5 RETURNING slot",
+            )
+            .bind(environment_id)
+            .bind(destination)
+            .bind(slot)
+            .bind(now)
+            .bind(window_start)
+            .fetch_optional(self.pool())
+            .await?;
+            if claimed.is_some() {
+                return Ok(Ok(()));
+            }
+        }
+        let row = sqlx::query("SELECT MIN(sent_at) AS oldest FROM otp_send_slots WHERE environment_id = $1 AND destination = $2")
+            .bind(environment_id)
+            .bind(destination)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(Err(row.try_get::<Option<i64>, _>("oldest")?.unwrap_or(now)))
     }
 
     /// Stores a sent code and its outbox message in one transaction.

@@ -1,4 +1,7 @@
 //! The MFA lockout: 5 failed MFA attempts in a row lock the user's MFA for 15 minutes.
+//!
+//! An attempt is counted *before* its factor is checked ([`reserve`]) and forgiven on success, so any number of
+//! parallel guesses get at most [`MAX_FAILURES`] tries between them.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -9,30 +12,43 @@ pub const MAX_FAILURES: i64 = 5;
 /// How long the lock lasts.
 pub const LOCK_SECS: u64 = 15 * 60;
 
-/// Refuses MFA while the user is locked.
-///
-/// # Errors
-/// 422 `lock_too_many_attempts` with `Retry-After` while locked.
-pub async fn ensure_unlocked(state: &AppState, user_id: &str) -> Result<(), ApiError> {
-    let now = secs(state.now());
-    let locked_until = state.store().mfa_locked_until(user_id).await?;
-    if locked_until > now {
-        return Err(ApiError::locked(u64::try_from(locked_until - now).unwrap_or(1)));
-    }
-    Ok(())
+/// A reserved attempt: its place in the current run of failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt(i64);
+
+fn locked_for(state: &AppState, until: i64) -> ApiError {
+    ApiError::locked(u64::try_from(until - secs(state.now())).unwrap_or(1))
 }
 
-/// Counts a failed attempt and returns what to answer: the lock if this failure caused it, else `error`.
-pub async fn failed(state: &AppState, user_id: &str, error: ApiError) -> ApiError {
-    let lock_until = secs(state.now().plus_secs(LOCK_SECS));
-    match state.store().mfa_failed(user_id, MAX_FAILURES, lock_until).await {
-        Ok(true) => ApiError::locked(LOCK_SECS),
-        Ok(false) => error,
+/// Reserves an attempt.
+///
+/// # Errors
+/// 422 `lock_too_many_attempts` with `Retry-After` while locked, or when this attempt is beyond the limit (it
+/// then starts the lock).
+pub async fn reserve(state: &AppState, user_id: &str) -> Result<Attempt, ApiError> {
+    match state.store().mfa_reserve(user_id, secs(state.now())).await? {
+        Err(until) => Err(locked_for(state, until)),
+        Ok(count) if count > MAX_FAILURES => {
+            let until = secs(state.now().plus_secs(LOCK_SECS));
+            state.store().mfa_lock(user_id, until).await?;
+            Err(ApiError::locked(LOCK_SECS))
+        }
+        Ok(count) => Ok(Attempt(count)),
+    }
+}
+
+/// The attempt failed: returns what to answer, the lock if this was the last allowed failure, else `error`.
+pub async fn failed(state: &AppState, user_id: &str, attempt: Attempt, error: ApiError) -> ApiError {
+    if attempt.0 < MAX_FAILURES {
+        return error;
+    }
+    match state.store().mfa_lock(user_id, secs(state.now().plus_secs(LOCK_SECS))).await {
+        Ok(()) => ApiError::locked(LOCK_SECS),
         Err(store_error) => store_error.into(),
     }
 }
 
-/// Ends a run of failures after a success.
+/// The attempt succeeded: the run of failures ends.
 ///
 /// # Errors
 /// 500 on storage failure.

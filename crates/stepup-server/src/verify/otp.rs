@@ -57,11 +57,13 @@ pub async fn check_send_limit(
     environment_id: &str,
     destination: &str,
 ) -> Result<(), ApiError> {
-    let now = state.now();
-    let window_start = secs(now) - i64::try_from(SEND_WINDOW_SECS).unwrap_or(0);
-    let (sent, oldest) = state.store().recent_sends(environment_id, destination, window_start).await?;
-    if sent >= MAX_SENDS {
-        let retry_after = oldest.map_or(SEND_WINDOW_SECS, |t| u64::try_from(t - window_start).unwrap_or(1));
+    let now = secs(state.now());
+    let window_start = now - i64::try_from(SEND_WINDOW_SECS).unwrap_or(0);
+    // Claiming a slot is one atomic statement per slot, so concurrent sends cannot all pass a count.
+    if let Err(oldest) =
+        state.store().claim_send_slot(environment_id, destination, MAX_SENDS, now, window_start).await?
+    {
+        let retry_after = u64::try_from(oldest - window_start).unwrap_or(1);
         return Err(ApiError::too_many(
             ErrorCode::TooManyVerificationAttempts,
             "Too many codes sent to this address; try again later",

@@ -40,6 +40,7 @@ pub struct CheckedMessage {
 /// # Errors
 /// 422 with `invalid_message` (not the format), `invalid_message_domain`, `invalid_message_address` (message
 /// and request disagree, or not an address), `invalid_message_uri`, `invalid_message_version`,
+/// `invalid_message_chain_id` (not a decimal chain id),
 /// `invalid_message_request_id`, `invalid_message_issued_at` (unreadable or more than 10 minutes off), or
 /// `invalid_signature` (unreadable, or recovers to another address).
 pub fn check_message(
@@ -66,6 +67,12 @@ pub fn check_message(
     }
     if message.version != "1" {
         return Err(refuse("invalid_message_version", "The message version must be 1"));
+    }
+    if message.chain_id.is_empty()
+        || message.chain_id.len() > 20
+        || !message.chain_id.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(refuse("invalid_message_chain_id", "Chain ID must be a decimal chain id"));
     }
     if message.request_id != env.id {
         return Err(refuse("invalid_message_request_id", "The message is for another environment"));
