@@ -60,12 +60,26 @@ impl Server {
             .map_err(|source| StartError::Bind { addr: config.listen.to_string(), source })?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = routes::router(state.clone());
+        // Expired rows (nonces, spent tokens, codes, ceremony states) are deleted once a minute. Any replica may do
+        // it; the deletes are idempotent.
+        let janitor = state.clone();
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(error) = janitor.store().purge_expired(store::secs(janitor.now())).await {
+                    tracing::warn!(%error, "purging expired rows failed");
+                }
+            }
+        });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = stop.await;
                 })
-                .await
+                .await;
+            purge.abort();
+            served
         });
         tracing::info!(%addr, "stepup reference server listening");
         Ok(Self { addr, state, shutdown: Some(shutdown), task: Some(task) })

@@ -326,7 +326,22 @@ async fn the_extractor_guards_another_servers_route(backend: &Backend) {
     server.shutdown().await;
 }
 
+async fn expired_rows_are_purged(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let nonces: Value = server.get("/nonces", None).await.json().await.unwrap();
+    let nonce = nonces["nonces"][0].as_str().unwrap().to_owned();
+    let store = server.server.state().store().clone();
+    assert_eq!(store.nonce_used(&nonce, ENV).await.unwrap(), Some(false));
+    store.purge_expired(stepup_server::store::secs(server.now())).await.unwrap();
+    assert_eq!(store.nonce_used(&nonce, ENV).await.unwrap(), Some(false), "a live nonce stays");
+    server.clock.advance(11 * 60);
+    store.purge_expired(stepup_server::store::secs(server.now())).await.unwrap();
+    assert_eq!(store.nonce_used(&nonce, ENV).await.unwrap(), None, "an expired nonce is gone");
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    expired_rows_are_purged,
     the_extractor_guards_another_servers_route,
     every_bad_token_gets_the_challenge,
     single_use_tokens_open_once,

@@ -54,16 +54,22 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Deletes spent tokens and nonces past their expiry (they can no longer be presented anyway).
+    /// Deletes what can no longer be used: spent tokens, nonces, one-time codes and ceremony states past their
+    /// expiry (a spent token past its `exp` is refused for expiry anyway), and outbox messages a day old.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM consumed_tokens WHERE expires_at <= $1")
-            .bind(now)
+        for table in ["consumed_tokens", "nonces", "otp_verifications", "webauthn_challenges"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+        }
+        sqlx::query("DELETE FROM outbox WHERE created_at <= $1")
+            .bind(now - 24 * 3600)
             .execute(self.pool())
             .await?;
-        sqlx::query("DELETE FROM nonces WHERE expires_at <= $1").bind(now).execute(self.pool()).await?;
         Ok(())
     }
 }
