@@ -127,16 +127,17 @@ pub(crate) async fn has_mfa(state: &AppState, user_id: &str) -> Result<bool, Api
         || !state.store().passkeys(user_id).await?.is_empty())
 }
 
-/// DESIGN §1: a user with verified MFA methods must use MFA; re-authentication (email, SMS, wallet) does not
-/// grant scopes to them.
+/// The scope checks of a re-authentication (email, SMS, wallet) before its factor is spent: the scopes must be
+/// known ([`check_scopes`]), and, per DESIGN §1, a user with verified MFA methods must use MFA instead.
 ///
 /// # Errors
-/// 422 `mfa_required` when scopes are requested by a user with MFA.
-pub(crate) async fn refuse_reauthentication_for_mfa_users(
+/// 422 `invalid_scopes`, or 422 `mfa_required` when scopes are requested by a user with MFA.
+pub(crate) async fn check_reauthentication_scopes(
     state: &AppState,
     user_id: &str,
     requested: Option<&[TokenScope]>,
 ) -> Result<(), ApiError> {
+    check_scopes(requested)?;
     if requested.is_some_and(|s| !s.is_empty()) && has_mfa(state, user_id).await? {
         return Err(ApiError::unprocessable(
             stepup_proto::ErrorCode::Unknown("mfa_required".into()),

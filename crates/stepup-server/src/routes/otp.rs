@@ -105,13 +105,8 @@ pub(crate) async fn verify(
     session: Session,
     ApiJson(request): ApiJson<OtpVerifyRequest>,
 ) -> Result<Json<UpdateSelfResponse>, ApiError> {
-    super::check_scopes(request.requested_scopes.as_deref())?;
-    super::refuse_reauthentication_for_mfa_users(
-        &state,
-        &session.user_id,
-        request.requested_scopes.as_deref(),
-    )
-    .await?;
+    super::check_reauthentication_scopes(&state, &session.user_id, request.requested_scopes.as_deref())
+        .await?;
     let otp = rules::check_code(
         &state,
         session.env.id(),

@@ -68,6 +68,17 @@ fn user_passkey(row: &PasskeyRow) -> UserPasskey {
     }
 }
 
+/// The user's passkeys as webauthn-rs keeps them (a row that no longer parses is skipped).
+async fn stored_passkeys(state: &AppState, user_id: &str) -> Result<Vec<Passkey>, ApiError> {
+    Ok(state
+        .store()
+        .passkeys(user_id)
+        .await?
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.passkey).ok())
+        .collect())
+}
+
 /// `GET /users/passkeys/register`: WebAuthn creation options (user verification required).
 pub(crate) async fn registration_options(
     State(state): State<AppState>,
@@ -78,13 +89,7 @@ pub(crate) async fn registration_options(
         .user(session.env.id(), &session.user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Unknown user"))?;
-    let existing: Vec<Passkey> = state
-        .store()
-        .passkeys(&session.user_id)
-        .await?
-        .iter()
-        .filter_map(|r| serde_json::from_str(&r.passkey).ok())
-        .collect();
+    let existing = stored_passkeys(&state, &session.user_id).await?;
     let exclude = existing.iter().map(|p| p.cred_id().clone()).collect();
     let name = user.email.unwrap_or_else(|| user.id.clone());
     let (options, registration) = session
@@ -143,13 +148,7 @@ pub(crate) async fn authentication_options(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Json<Value>, ApiError> {
-    let passkeys: Vec<Passkey> = state
-        .store()
-        .passkeys(&session.user_id)
-        .await?
-        .iter()
-        .filter_map(|r| serde_json::from_str(&r.passkey).ok())
-        .collect();
+    let passkeys = stored_passkeys(&state, &session.user_id).await?;
     if passkeys.is_empty() {
         return Err(ApiError::not_found("The user has no passkey"));
     }
