@@ -74,6 +74,48 @@ pub enum StepUpError {
         /// How long to wait, from `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// 422 `wallet_not_linked`: the signing wallet is not one of this user's wallets.
+    #[error("this wallet is not linked to the user")]
+    WalletNotLinked,
+    /// 422 `invalid_nonce`: the wallet message's nonce was not issued by the server or has expired.
+    #[error("the wallet message's nonce is unknown or expired")]
+    InvalidNonce,
+    /// 422 `nonce_already_used`: the wallet message's nonce was used before.
+    #[error("the wallet message's nonce was already used")]
+    NonceAlreadyUsed,
+    /// 422 `invalid_signature`: the wallet signature is malformed, does not verify, or is by another address.
+    #[error("the wallet signature is not valid: {message}")]
+    InvalidSignature {
+        /// The server's message.
+        message: String,
+    },
+    /// 422 `invalid_message` or `invalid_message_<field>`: the server refused the wallet message; `code` names
+    /// the field (domain, address, uri, version, chain id, request id, issued at).
+    #[error("the wallet message was refused ({code}): {message}")]
+    InvalidWalletMessage {
+        /// The exact code.
+        code: ErrorCode,
+        /// The server's message.
+        message: String,
+    },
+    /// 422 `passkey_challenge_invalid`: the passkey challenge is unknown, used or expired.
+    #[error("the passkey challenge is unknown, used or expired")]
+    PasskeyChallengeInvalid,
+    /// 422 `passkey_origin_mismatch`: the assertion was made for another origin.
+    #[error("the passkey was used at another origin")]
+    PasskeyOriginMismatch,
+    /// 422 `passkey_user_not_verified`: the authenticator did not verify the user.
+    #[error("the authenticator did not verify the user")]
+    PasskeyUserNotVerified,
+    /// 422 `passkey_counter_regression`: the signature counter went backwards (a cloned credential?).
+    #[error("the passkey's signature counter went backwards; it may be cloned")]
+    PasskeyCounterRegression,
+    /// 422 `passkey_invalid`: the passkey response is not valid.
+    #[error("the passkey response is not valid: {message}")]
+    PasskeyInvalid {
+        /// The server's message.
+        message: String,
+    },
     /// 429 with a code this version does not know.
     #[error("too many requests; try again later{}", retry_hint(*.retry_after))]
     TooManyRequests {
@@ -124,7 +166,29 @@ pub enum StepUpError {
         /// The credential's format.
         format: stepup_proto::CredentialFormat,
     },
-    /// The user has verified MFA methods, so re-authentication is refused.
+    /// The engine has stopped (its coordinator actor is gone); build a new one.
+    #[error("the step-up engine has stopped")]
+    EngineStopped,
+    /// A one-time code was to be checked, but none was sent in this flow (call `send_otp` first).
+    #[error("no one-time code was sent; send one first")]
+    OtpNotSent,
+    /// The method needs a collaborator the engine was built without (a wallet signer, a passkey authenticator,
+    /// a front end).
+    #[error("no {what} is configured")]
+    NotConfigured {
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The wallet or the passkey authenticator failed (not a refusal by the user, which is `Cancelled`).
+    #[error("the {what} failed: {message}")]
+    SignerFailed {
+        /// `wallet` or `passkey authenticator`.
+        what: &'static str,
+        /// What failed, without secrets.
+        message: String,
+    },
+    /// The user has verified MFA methods, so re-authentication is refused (the server's 422 `mfa_required`, or
+    /// known before asking it).
     #[error("the user has MFA methods; re-authentication is not allowed")]
     ReauthenticationNotAllowed,
     /// The verifier actor for this method crashed; only this flow failed and the engine goes on.
@@ -197,6 +261,28 @@ impl StepUpError {
                 StepUpError::TooManyVerificationAttempts { retry_after }
             }
             (_, ErrorCode::MfaRateLimited) => StepUpError::MfaRateLimited { retry_after },
+            (_, ErrorCode::MfaRequired) => StepUpError::ReauthenticationNotAllowed,
+            (_, ErrorCode::EmbeddedWalletNotAllowed) => StepUpError::EmbeddedWalletNotAllowed,
+            (_, ErrorCode::WalletNotLinked) => StepUpError::WalletNotLinked,
+            (_, ErrorCode::InvalidNonce) => StepUpError::InvalidNonce,
+            (_, ErrorCode::NonceAlreadyUsed) => StepUpError::NonceAlreadyUsed,
+            (_, ErrorCode::InvalidSignature) => StepUpError::InvalidSignature { message },
+            (
+                _,
+                ErrorCode::InvalidMessage
+                | ErrorCode::InvalidMessageDomain
+                | ErrorCode::InvalidMessageAddress
+                | ErrorCode::InvalidMessageUri
+                | ErrorCode::InvalidMessageVersion
+                | ErrorCode::InvalidMessageChainId
+                | ErrorCode::InvalidMessageRequestId
+                | ErrorCode::InvalidMessageIssuedAt,
+            ) => StepUpError::InvalidWalletMessage { code, message },
+            (_, ErrorCode::PasskeyChallengeInvalid) => StepUpError::PasskeyChallengeInvalid,
+            (_, ErrorCode::PasskeyOriginMismatch) => StepUpError::PasskeyOriginMismatch,
+            (_, ErrorCode::PasskeyUserNotVerified) => StepUpError::PasskeyUserNotVerified,
+            (_, ErrorCode::PasskeyCounterRegression) => StepUpError::PasskeyCounterRegression,
+            (_, ErrorCode::PasskeyInvalid) => StepUpError::PasskeyInvalid { message },
             (400, _) | (413, _) => StepUpError::BadRequest { message },
             (401, _) => StepUpError::Unauthorized,
             (429, _) => StepUpError::TooManyRequests { retry_after, code },
@@ -205,8 +291,8 @@ impl StepUpError {
         }
     }
 
-    /// Whether the user may try again within the same prompt (a wrong code, a refused signature, a network
-    /// hiccup). Everything else ends the prompt.
+    /// Whether the user may try again within the same prompt (a wrong code, a refused signature, a used
+    /// challenge, a network hiccup). Everything else ends the prompt.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         matches!(
@@ -214,6 +300,11 @@ impl StepUpError {
             StepUpError::MfaInvalidCode
                 | StepUpError::WrongVerificationToken { .. }
                 | StepUpError::InvalidVerification { .. }
+                | StepUpError::InvalidNonce
+                | StepUpError::NonceAlreadyUsed
+                | StepUpError::InvalidSignature { .. }
+                | StepUpError::PasskeyChallengeInvalid
+                | StepUpError::PasskeyUserNotVerified
                 | StepUpError::Timeout
                 | StepUpError::Transport { .. }
         )
@@ -240,7 +331,20 @@ impl StepUpError {
             StepUpError::Locked { .. } => ErrorCode::LockTooManyAttempts,
             StepUpError::TooManyVerificationAttempts { .. } => ErrorCode::TooManyVerificationAttempts,
             StepUpError::MfaRateLimited { .. } => ErrorCode::MfaRateLimited,
-            StepUpError::Server { code, .. } | StepUpError::TooManyRequests { code, .. } => code.clone(),
+            StepUpError::ReauthenticationNotAllowed => ErrorCode::MfaRequired,
+            StepUpError::EmbeddedWalletNotAllowed => ErrorCode::EmbeddedWalletNotAllowed,
+            StepUpError::WalletNotLinked => ErrorCode::WalletNotLinked,
+            StepUpError::InvalidNonce => ErrorCode::InvalidNonce,
+            StepUpError::NonceAlreadyUsed => ErrorCode::NonceAlreadyUsed,
+            StepUpError::InvalidSignature { .. } => ErrorCode::InvalidSignature,
+            StepUpError::PasskeyChallengeInvalid => ErrorCode::PasskeyChallengeInvalid,
+            StepUpError::PasskeyOriginMismatch => ErrorCode::PasskeyOriginMismatch,
+            StepUpError::PasskeyUserNotVerified => ErrorCode::PasskeyUserNotVerified,
+            StepUpError::PasskeyCounterRegression => ErrorCode::PasskeyCounterRegression,
+            StepUpError::PasskeyInvalid { .. } => ErrorCode::PasskeyInvalid,
+            StepUpError::InvalidWalletMessage { code, .. }
+            | StepUpError::Server { code, .. }
+            | StepUpError::TooManyRequests { code, .. } => code.clone(),
             _ => return None,
         })
     }
@@ -286,8 +390,33 @@ mod tests {
                 StepUpError::TooManyVerificationAttempts { retry_after: secs },
             ),
             (429, "mfa_rate_limited", StepUpError::MfaRateLimited { retry_after: secs }),
+            (422, "mfa_required", StepUpError::ReauthenticationNotAllowed),
+            (422, "embedded_wallet_not_allowed", StepUpError::EmbeddedWalletNotAllowed),
+            (422, "wallet_not_linked", StepUpError::WalletNotLinked),
+            (422, "invalid_nonce", StepUpError::InvalidNonce),
+            (422, "nonce_already_used", StepUpError::NonceAlreadyUsed),
+            (422, "invalid_signature", StepUpError::InvalidSignature { message: "msg".into() }),
+            (422, "passkey_challenge_invalid", StepUpError::PasskeyChallengeInvalid),
+            (422, "passkey_origin_mismatch", StepUpError::PasskeyOriginMismatch),
+            (422, "passkey_user_not_verified", StepUpError::PasskeyUserNotVerified),
+            (422, "passkey_counter_regression", StepUpError::PasskeyCounterRegression),
+            (422, "passkey_invalid", StepUpError::PasskeyInvalid { message: "msg".into() }),
         ];
-        assert_eq!(cases.len(), ErrorCode::KNOWN.len());
+        let wallet_message_codes =
+            ErrorCode::KNOWN.iter().filter(|c| c.as_str().starts_with("invalid_message"));
+        let mut wallet_message_count = 0;
+        for code in wallet_message_codes {
+            wallet_message_count += 1;
+            let error = StepUpError::from_response(422, body(code.as_str()), None);
+            assert_eq!(
+                error,
+                StepUpError::InvalidWalletMessage { code: code.clone(), message: "msg".into() }
+            );
+            assert_eq!(error.code().as_ref(), Some(code));
+        }
+        assert_eq!(wallet_message_count, 8);
+        let cases: Vec<_> = cases.into_iter().collect();
+        assert_eq!(cases.len() + wallet_message_count, ErrorCode::KNOWN.len());
         for (status, code, expected) in cases {
             let error = StepUpError::from_response(status, body(code), secs);
             assert_eq!(error, expected, "{code}");

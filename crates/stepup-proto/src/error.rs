@@ -33,6 +33,45 @@ open_enum! {
         TooManyVerificationAttempts => "too_many_verification_attempts",
         /// 429: too many MFA attempts; see `Retry-After`.
         MfaRateLimited => "mfa_rate_limited",
+        // --- Codes of the reference server beyond Dynamic's published list (docs/wire-protocol.md). ---
+        /// 422: the user has verified MFA methods, so re-authentication (email, SMS, wallet) cannot step up.
+        MfaRequired => "mfa_required",
+        /// 422: the wallet is embedded in the app; only external wallets qualify for step-up.
+        EmbeddedWalletNotAllowed => "embedded_wallet_not_allowed",
+        /// 422: the signing wallet is not one of this user's wallets.
+        WalletNotLinked => "wallet_not_linked",
+        /// 422: the nonce was not issued by this server or has expired.
+        InvalidNonce => "invalid_nonce",
+        /// 422: the nonce was already used.
+        NonceAlreadyUsed => "nonce_already_used",
+        /// 422: the wallet signature is malformed, does not verify, or is by another address.
+        InvalidSignature => "invalid_signature",
+        /// 422: the wallet message is not an EIP-4361 message of the expected shape.
+        InvalidMessage => "invalid_message",
+        /// 422: the wallet message is for another domain.
+        InvalidMessageDomain => "invalid_message_domain",
+        /// 422: the wallet message's address is malformed or is not `publicWalletAddress`.
+        InvalidMessageAddress => "invalid_message_address",
+        /// 422: the wallet message is for another URI.
+        InvalidMessageUri => "invalid_message_uri",
+        /// 422: the wallet message's version is not 1.
+        InvalidMessageVersion => "invalid_message_version",
+        /// 422: the wallet message's Chain ID is not a decimal chain id.
+        InvalidMessageChainId => "invalid_message_chain_id",
+        /// 422: the wallet message is for another environment (Request ID).
+        InvalidMessageRequestId => "invalid_message_request_id",
+        /// 422: the wallet message's Issued At is malformed or too far from the server's time.
+        InvalidMessageIssuedAt => "invalid_message_issued_at",
+        /// 422: the passkey challenge is unknown, used or expired.
+        PasskeyChallengeInvalid => "passkey_challenge_invalid",
+        /// 422: the passkey was used at another origin.
+        PasskeyOriginMismatch => "passkey_origin_mismatch",
+        /// 422: the authenticator did not verify the user (PIN or biometrics).
+        PasskeyUserNotVerified => "passkey_user_not_verified",
+        /// 422: the passkey's signature counter went backwards: the credential may be cloned.
+        PasskeyCounterRegression => "passkey_counter_regression",
+        /// 422: the passkey response is not valid (bad signature, unknown credential...).
+        PasskeyInvalid => "passkey_invalid",
     }
 }
 

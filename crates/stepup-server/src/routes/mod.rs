@@ -140,7 +140,7 @@ pub(crate) async fn check_reauthentication_scopes(
     check_scopes(requested)?;
     if requested.is_some_and(|s| !s.is_empty()) && has_mfa(state, user_id).await? {
         return Err(ApiError::unprocessable(
-            stepup_proto::ErrorCode::Unknown("mfa_required".into()),
+            stepup_proto::ErrorCode::MfaRequired,
             "This user has MFA methods: step up with MFA, not re-authentication",
         ));
     }
