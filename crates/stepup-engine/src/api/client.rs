@@ -1,0 +1,287 @@
+//! `ApiClient`: the HTTP connection to the SDK API — session header, timeouts, error mapping, GET retries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use reqwest::{Method, RequestBuilder, Response, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use stepup_core::StepUpError;
+use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
+use stepup_proto::{ErrorBody, Jwt};
+
+/// Timeouts and retries of the [`ApiClient`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// The longest one request may take, connection included. Default 10 s.
+    pub request_timeout: Duration,
+    /// The longest a connection may take to open. Default 3 s.
+    pub connect_timeout: Duration,
+    /// How many times an idempotent GET is retried after a connection error (never after an answer, and never
+    /// for POST or DELETE). Default 2.
+    pub get_retries: u32,
+    /// The pause before the first retry; it doubles for each next one. Default 50 ms.
+    pub retry_backoff: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            get_retries: 2,
+            retry_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Why an [`ApiClient`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiClientError {
+    /// The base URL is not an `http://` or `https://` URL.
+    #[error("the base URL `{url}` is not an http:// or https:// URL")]
+    InvalidBaseUrl {
+        /// The URL given.
+        url: String,
+    },
+    /// The environment id is empty or holds characters that cannot appear in a path segment.
+    #[error("the environment id `{id}` is empty or not a plain path segment")]
+    InvalidEnvironmentId {
+        /// The id given.
+        id: String,
+    },
+    /// The TLS configuration could not be built (no usable root certificates on this platform).
+    #[error("TLS setup failed: {message}")]
+    Tls {
+        /// What failed.
+        message: String,
+    },
+    /// reqwest refused the client configuration.
+    #[error("HTTP client setup failed: {message}")]
+    Http {
+        /// What failed.
+        message: String,
+    },
+}
+
+/// The typed HTTP client of the SDK API (DESIGN §8). Cheap to clone: clones share one connection pool and one
+/// session.
+///
+/// Every call sends the session JWT as `Authorization: Bearer`; calls that need a scope take the elevated token
+/// and send it as `x-dyn-elevated-access-token`. A failed call gives the [`StepUpError`] variant of the server's
+/// `{error, code}` body; a call that got no answer gives [`StepUpError::Timeout`] or [`StepUpError::Transport`].
+#[derive(Clone)]
+pub struct ApiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    /// `{base}/sdk/{environmentId}`, without a trailing slash.
+    sdk_base: String,
+    environment_id: String,
+    session: ArcSwapOption<Jwt>,
+    config: ApiConfig,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("sdk_base", &self.inner.sdk_base)
+            .field("has_session", &self.inner.session.load().is_some())
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl ApiClient {
+    /// A client for environment `environment_id` of the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    ///
+    /// TLS is rustls with the `ring` provider and the platform's certificate verifier, built here rather than
+    /// installed as a process-wide default, so the embedding app's own rustls setup is left alone.
+    ///
+    /// # Errors
+    /// [`ApiClientError`] for a base URL that is not http(s), an environment id that is not a plain path
+    /// segment, or a TLS/HTTP setup failure.
+    pub fn new(
+        base_url: &str,
+        environment_id: &str,
+        session: Option<Jwt>,
+        config: ApiConfig,
+    ) -> Result<Self, ApiClientError> {
+        let base = base_url.trim_end_matches('/');
+        let scheme_ok = base.starts_with("http://") || base.starts_with("https://");
+        if !scheme_ok || base.len() <= "https://".len() || base.contains(char::is_whitespace) {
+            return Err(ApiClientError::InvalidBaseUrl { url: base_url.to_owned() });
+        }
+        let plain_segment = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if environment_id.is_empty() || !environment_id.chars().all(plain_segment) {
+            return Err(ApiClientError::InvalidEnvironmentId { id: environment_id.to_owned() });
+        }
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config()?)
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            .user_agent(concat!("stepup/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ApiClientError::Http { message: e.to_string() })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                sdk_base: format!("{base}/sdk/{environment_id}"),
+                environment_id: environment_id.to_owned(),
+                session: ArcSwapOption::from(session.map(Arc::new)),
+                config,
+            }),
+        })
+    }
+
+    /// The environment id.
+    #[must_use]
+    pub fn environment_id(&self) -> &str {
+        &self.inner.environment_id
+    }
+
+    /// `{base}/sdk/{environmentId}`: the prefix of every call.
+    #[must_use]
+    pub fn sdk_base(&self) -> &str {
+        &self.inner.sdk_base
+    }
+
+    /// The underlying reqwest client (shared pool, TLS and timeouts), for apps that call their own API with it.
+    #[must_use]
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// Replaces the session JWT (after a sign-in or a refresh); `None` signs out.
+    pub fn set_session(&self, session: Option<Jwt>) {
+        self.inner.session.store(session.map(Arc::new));
+    }
+
+    /// Whether a session JWT is set.
+    #[must_use]
+    pub fn has_session(&self) -> bool {
+        self.inner.session.load().is_some()
+    }
+
+    /// A request to `path` (below the SDK base) with the session and, if given, the elevated token.
+    pub(crate) fn request(&self, method: Method, path: &str, elevated: Option<&Jwt>) -> RequestBuilder {
+        let mut request = self.inner.http.request(method, format!("{}{path}", self.inner.sdk_base));
+        if let Some(session) = self.inner.session.load().as_deref() {
+            request = request.bearer_auth(session.expose_secret());
+        }
+        if let Some(token) = elevated {
+            request = request.header(ELEVATED_ACCESS_TOKEN, token.expose_secret());
+        }
+        request
+    }
+
+    /// GET, retried on connection errors only (the request never reached the server, so a retry is safe), with
+    /// a doubling pause.
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        elevated: Option<&Jwt>,
+    ) -> Result<T, StepUpError> {
+        let mut pause = self.inner.config.retry_backoff;
+        let mut retries_left = self.inner.config.get_retries;
+        loop {
+            match self.request(Method::GET, path, elevated).send().await {
+                Ok(response) => return read_json(response).await,
+                Err(error) if error.is_connect() && retries_left > 0 => {
+                    tracing::debug!(path, retries_left, "GET failed to connect; retrying");
+                    retries_left -= 1;
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                }
+                Err(error) => return Err(transport_error(&error)),
+            }
+        }
+    }
+
+    /// POST a JSON body; never retried (the server may have acted on it).
+    pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        elevated: Option<&Jwt>,
+    ) -> Result<T, StepUpError> {
+        let response = self
+            .request(Method::POST, path, elevated)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        read_json(response).await
+    }
+
+    /// A call whose success has no body (POST or DELETE answering 204).
+    pub(crate) async fn send_empty(
+        &self,
+        method: Method,
+        path: &str,
+        elevated: Option<&Jwt>,
+    ) -> Result<(), StepUpError> {
+        let response = self.request(method, path, elevated).send().await.map_err(|e| transport_error(&e))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(error_from(response).await)
+    }
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, ApiClientError> {
+    use rustls_platform_verifier::BuilderVerifierExt as _;
+    let tls_error = |e: rustls::Error| ApiClientError::Tls { message: e.to_string() };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls_error)?
+        .with_platform_verifier()
+        .map_err(tls_error)?
+        .with_no_client_auth())
+}
+
+/// Reads a JSON answer, or the typed error of an error answer.
+pub(crate) async fn read_json<T: DeserializeOwned>(response: Response) -> Result<T, StepUpError> {
+    if !response.status().is_success() {
+        return Err(error_from(response).await);
+    }
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
+    serde_json::from_slice(&bytes).map_err(|e| StepUpError::UnexpectedResponse {
+        message: format!("{status} answer is not the expected JSON: {e}"),
+    })
+}
+
+/// The typed error of an error answer: the `{error, code}` body (if readable) and `Retry-After`.
+pub(crate) async fn error_from(response: Response) -> StepUpError {
+    let status = response.status();
+    let retry_after = retry_after(&response);
+    let body = response.bytes().await.ok().and_then(|bytes| serde_json::from_slice::<ErrorBody>(&bytes).ok());
+    StepUpError::from_response(status.as_u16(), body, retry_after)
+}
+
+fn retry_after(response: &Response) -> Option<Duration> {
+    let value = response.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A request that got no answer: a timeout, or a transport failure described without the URL.
+pub(crate) fn transport_error(error: &reqwest::Error) -> StepUpError {
+    if error.is_timeout() {
+        return StepUpError::Timeout;
+    }
+    let mut message =
+        if error.is_connect() { "connection failed".to_owned() } else { "request failed".to_owned() };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StepUpError::Transport { message }
+}

@@ -1,0 +1,240 @@
+//! One typed method per SDK API call the client makes (DESIGN §8).
+
+use reqwest::Method;
+use stepup_core::{Scope, StepUpError};
+use stepup_proto::{
+    EmailVerificationCreateRequest, EmailVerificationCreateResponse, JwksResponse, Jwt, MfaMethodsResponse,
+    NoncesResponse, OtpVerifyRequest, PasskeyAuthRequest, PasskeyAuthenticationOptions,
+    PasskeyRegisterRequest, PasskeyRegistrationOptions, ProjectSettings, RecoveryAuthRequest,
+    RecoveryCodesResponse, SdkUser, SmsVerificationCreateRequest, SmsVerificationCreateResponse,
+    StepUpCheckRequest, StepUpCheckResponse, TotpAuthRequest, TotpRegistration, UpdateSelfResponse,
+    UserPasskey, VerifyResponse, WalletVerifyRequest,
+};
+
+use super::client::ApiClient;
+
+/// The most nonces one call may ask for (the server's limit).
+pub const MAX_NONCES: u8 = 5;
+
+// Every method's errors are the same: the server's refusal as its `StepUpError` variant, `Timeout` or
+// `Transport` when no answer came, `UnexpectedResponse` when the answer was not the expected JSON. The doc
+// comments below say `# Errors` once per method for rustdoc's lint and name what is specific to the call.
+impl ApiClient {
+    /// `POST /stepUp/check`: whether `scope` needs step-up, and the user's credentials.
+    ///
+    /// # Errors
+    /// [`StepUpError::Unauthorized`] without a valid session; otherwise as every call.
+    pub async fn step_up_check(&self, scope: &Scope) -> Result<StepUpCheckResponse, StepUpError> {
+        self.post("/stepUp/check", &StepUpCheckRequest { scope: scope.clone() }, None).await
+    }
+
+    /// `POST /emailVerifications/create`: sends a one-time code to `email`.
+    ///
+    /// # Errors
+    /// [`StepUpError::TooManyVerificationAttempts`] after too many sends to this address.
+    pub async fn create_email_verification(
+        &self,
+        email: &str,
+    ) -> Result<EmailVerificationCreateResponse, StepUpError> {
+        let body = EmailVerificationCreateRequest { email: email.to_owned(), captcha_token: None };
+        self.post("/emailVerifications/create", &body, None).await
+    }
+
+    /// `POST /smsVerifications/create`: sends a one-time code by SMS.
+    ///
+    /// # Errors
+    /// [`StepUpError::TooManyVerificationAttempts`] after too many sends to this number.
+    pub async fn create_sms_verification(
+        &self,
+        request: &SmsVerificationCreateRequest,
+    ) -> Result<SmsVerificationCreateResponse, StepUpError> {
+        self.post("/smsVerifications/create", request, None).await
+    }
+
+    /// `POST /emailVerifications/verify`: checks an email code and, with scopes, returns an elevated token.
+    ///
+    /// # Errors
+    /// [`StepUpError::WrongVerificationToken`] for a wrong code, [`StepUpError::InvalidVerification`] for a code
+    /// that is expired or used up.
+    pub async fn verify_email(&self, request: &OtpVerifyRequest) -> Result<UpdateSelfResponse, StepUpError> {
+        self.post("/emailVerifications/verify", request, None).await
+    }
+
+    /// `POST /smsVerifications/verify`: as [`ApiClient::verify_email`], for SMS codes.
+    ///
+    /// # Errors
+    /// As [`ApiClient::verify_email`].
+    pub async fn verify_sms(&self, request: &OtpVerifyRequest) -> Result<UpdateSelfResponse, StepUpError> {
+        self.post("/smsVerifications/verify", request, None).await
+    }
+
+    /// `GET /nonces?count=`: nonces for wallet messages (1 to [`MAX_NONCES`]).
+    ///
+    /// # Errors
+    /// [`StepUpError::BadRequest`] for a count the server refuses.
+    pub async fn nonces(&self, count: u8) -> Result<NoncesResponse, StepUpError> {
+        self.get(&format!("/nonces?count={count}"), None).await
+    }
+
+    /// `POST /wallets/verify`: checks a signed wallet message and, with scopes, returns an elevated token.
+    ///
+    /// # Errors
+    /// [`StepUpError::InvalidSignature`], [`StepUpError::InvalidWalletMessage`], [`StepUpError::InvalidNonce`],
+    /// [`StepUpError::NonceAlreadyUsed`], [`StepUpError::WalletNotLinked`],
+    /// [`StepUpError::EmbeddedWalletNotAllowed`], [`StepUpError::ReauthenticationNotAllowed`].
+    pub async fn verify_wallet(&self, request: &WalletVerifyRequest) -> Result<VerifyResponse, StepUpError> {
+        self.post("/wallets/verify", request, None).await
+    }
+
+    /// `GET /users/passkeys/authenticate`: a WebAuthn assertion challenge for the user's passkeys.
+    ///
+    /// # Errors
+    /// [`StepUpError::NotFound`] when the user has no passkey.
+    pub async fn passkey_authentication_options(&self) -> Result<PasskeyAuthenticationOptions, StepUpError> {
+        self.get("/users/passkeys/authenticate", None).await
+    }
+
+    /// `POST /users/mfa/auth/passkey`: checks a WebAuthn assertion and returns an elevated token.
+    ///
+    /// # Errors
+    /// The `Passkey*` variants of [`StepUpError`] for each way the server refuses an assertion,
+    /// [`StepUpError::Locked`] after too many failures.
+    pub async fn passkey_auth(&self, request: &PasskeyAuthRequest) -> Result<VerifyResponse, StepUpError> {
+        self.post("/users/mfa/auth/passkey", request, None).await
+    }
+
+    /// `POST /users/mfa/auth/totp`: checks a TOTP code and returns an elevated token.
+    ///
+    /// # Errors
+    /// [`StepUpError::MfaInvalidCode`], [`StepUpError::MfaDeviceNotFound`], [`StepUpError::Locked`].
+    pub async fn totp_auth(&self, request: &TotpAuthRequest) -> Result<VerifyResponse, StepUpError> {
+        self.post("/users/mfa/auth/totp", request, None).await
+    }
+
+    /// `POST /users/mfa/auth/recovery`: spends a recovery code and returns an elevated token.
+    ///
+    /// # Errors
+    /// [`StepUpError::MfaInvalidCode`], [`StepUpError::Locked`].
+    pub async fn recovery_auth(&self, request: &RecoveryAuthRequest) -> Result<VerifyResponse, StepUpError> {
+        self.post("/users/mfa/auth/recovery", request, None).await
+    }
+
+    /// `GET /users/mfa/methods`: the user's MFA devices and passkeys.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn mfa_methods(&self) -> Result<MfaMethodsResponse, StepUpError> {
+        self.get("/users/mfa/methods", None).await
+    }
+
+    /// `GET /users/mfa/register/totp`: starts a TOTP device (needs a `credential:link` token). Finish it with a
+    /// first [`ApiClient::totp_auth`] naming the device id.
+    ///
+    /// # Errors
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid `credential:link` token.
+    pub async fn register_totp(&self, link_token: Option<&Jwt>) -> Result<TotpRegistration, StepUpError> {
+        self.get("/users/mfa/register/totp", link_token).await
+    }
+
+    /// `GET /users/passkeys/register`: WebAuthn registration options.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn passkey_registration_options(&self) -> Result<PasskeyRegistrationOptions, StepUpError> {
+        self.get("/users/passkeys/register", None).await
+    }
+
+    /// `POST /users/passkeys/register`: saves a new passkey (needs a `credential:link` token).
+    ///
+    /// # Errors
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid `credential:link` token; the `Passkey*`
+    /// variants for a refused attestation.
+    pub async fn register_passkey(
+        &self,
+        request: &PasskeyRegisterRequest,
+        link_token: Option<&Jwt>,
+    ) -> Result<UserPasskey, StepUpError> {
+        self.post("/users/passkeys/register", request, link_token).await
+    }
+
+    /// `GET /users/mfa/recovery`: the user's recovery codes, created if there are none (needs `credential:link`).
+    /// The server shows codes once: later calls answer with the count and no codes.
+    ///
+    /// # Errors
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token; [`StepUpError::ReauthenticationNotAllowed`]
+    /// when the user has no other MFA method.
+    pub async fn recovery_codes(
+        &self,
+        link_token: Option<&Jwt>,
+    ) -> Result<RecoveryCodesResponse, StepUpError> {
+        self.get("/users/mfa/recovery", link_token).await
+    }
+
+    /// `POST /users/mfa/recovery`: replaces every recovery code with 10 new ones (needs `credential:link`).
+    ///
+    /// # Errors
+    /// As [`ApiClient::recovery_codes`].
+    pub async fn regenerate_recovery_codes(
+        &self,
+        link_token: Option<&Jwt>,
+    ) -> Result<RecoveryCodesResponse, StepUpError> {
+        self.post("/users/mfa/recovery", &serde_json::Value::Null, link_token).await
+    }
+
+    /// `DELETE /users/mfa/{id}`: removes an MFA device (needs a `credential:unlink` token).
+    ///
+    /// # Errors
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token; [`StepUpError::NotFound`] for an
+    /// unknown id; [`StepUpError::MfaDeviceNotFound`], without a call, for an id that is not a plain path segment.
+    pub async fn delete_mfa_device(
+        &self,
+        device_id: &str,
+        unlink_token: Option<&Jwt>,
+    ) -> Result<(), StepUpError> {
+        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+        if device_id.is_empty() || !device_id.chars().all(plain) {
+            return Err(StepUpError::MfaDeviceNotFound);
+        }
+        self.send_empty(Method::DELETE, &format!("/users/mfa/{device_id}"), unlink_token).await
+    }
+
+    /// `DELETE /users/passkeys`: removes the user's passkeys (needs a `credential:unlink` token).
+    ///
+    /// # Errors
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token.
+    pub async fn delete_passkeys(&self, unlink_token: Option<&Jwt>) -> Result<(), StepUpError> {
+        self.send_empty(Method::DELETE, "/users/passkeys", unlink_token).await
+    }
+
+    /// `GET /users`: the signed-in user.
+    ///
+    /// # Errors
+    /// [`StepUpError::Unauthorized`] without a valid session.
+    pub async fn user(&self) -> Result<SdkUser, StepUpError> {
+        self.get("/users", None).await
+    }
+
+    /// `GET /settings`: the project settings.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn settings(&self) -> Result<ProjectSettings, StepUpError> {
+        self.get("/settings", None).await
+    }
+
+    /// `GET /.well-known/jwks`: the environment's public signing keys.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn jwks(&self) -> Result<JwksResponse, StepUpError> {
+        self.get("/.well-known/jwks", None).await
+    }
+
+    /// `POST /revoke`: ends the session; its JWT is refused afterwards.
+    ///
+    /// # Errors
+    /// [`StepUpError::Unauthorized`] when the session is already invalid.
+    pub async fn revoke(&self) -> Result<(), StepUpError> {
+        self.send_empty(Method::POST, "/revoke", None).await
+    }
+}

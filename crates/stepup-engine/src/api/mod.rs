@@ -1,0 +1,7 @@
+//! The HTTP layer: [`ApiClient`] and its typed calls to the SDK API (DESIGN §7, §8).
+
+mod client;
+mod endpoints;
+
+pub use client::{ApiClient, ApiClientError, ApiConfig};
+pub use endpoints::MAX_NONCES;
