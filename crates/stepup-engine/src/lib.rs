@@ -1,8 +1,40 @@
-//! The step-up engine: the coordinator and verifier actors, the API client, the middleware that applies
-//! elevated tokens, and the `StepUpAuth` facade.
+//! The step-up engine: the coordinator and verifier actors, the API client, the front-end trait, the signers
+//! and the [`StepUpAuth`] facade.
 //!
-//! This crate is a skeleton for now: it re-exports the domain it builds on. The actors, the client and the
-//! facade arrive with the engine issue.
+//! ```text
+//! StepUpAuth (facade) ──call/cast──▶ Coordinator (ractor; owns the statig Flow, the token cell's writes,
+//!        │                              expiry timers, flow numbers, waiting callers; publishes StepUpState)
+//!        │ lock-free reads                 │ linked, restarted on panic
+//!        ▼                                 ▼
+//!    TokenCell (arc-swap)       OtpVerifier · WalletVerifier · PasskeyVerifier · TotpVerifier · RecoveryVerifier
+//!                                          │ ApiClient (reqwest + rustls)
+//!                                          ▼
+//!                                   the SDK API (reference server or Dynamic)
+//! ```
+//!
+//! See `docs/architecture.md` for who owns what and how a flow moves.
+
+pub mod api;
+mod builder;
+pub mod coordinator;
+mod facade;
+pub mod frontend;
+mod prompt;
+pub mod signers;
+pub mod verifiers;
+
+pub use api::{ApiClient, ApiClientError, ApiConfig};
+pub use builder::{BuildError, DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT, StepUpAuthBuilder};
+pub use coordinator::{CoordinatorMsg, StepUpState};
+pub use facade::{StepUpAuth, StepUpRequirement};
+pub use frontend::{Frontend, PromptReply, PromptRequest};
+pub use prompt::PromptId;
+#[cfg(feature = "local-wallet")]
+pub use signers::LocalWalletSigner;
+#[cfg(feature = "software-passkey")]
+pub use signers::SoftwarePasskey;
+pub use signers::{PasskeyAuthenticator, PasskeyError, SignerError, WalletSigner};
+pub use verifiers::{VerifyRequest, WalletMessageSettings};
 
 pub use stepup_core as core;
 pub use stepup_proto as proto;

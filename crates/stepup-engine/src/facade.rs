@@ -1,0 +1,316 @@
+//! `StepUpAuth`: the engine's public face, mirroring Dynamic's `StepUpAuthModule` (DESIGN §1).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+use stepup_core::{
+    CredentialId, ElevatedToken, MethodOptions, OtpCode, OtpVerification, RecoveryCode, Route, Scope,
+    ScopeSet, StepUpError, TokenCell, TokenInfo, TotpCode,
+};
+use tokio::sync::watch;
+
+use crate::api::ApiClient;
+use crate::builder::StepUpAuthBuilder;
+use crate::coordinator::{CoordinatorMsg, StepUpState};
+use crate::verifiers::VerifyRequest;
+
+/// What a step-up check found: whether step-up is needed and with which credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpRequirement {
+    /// Whether the scope needs step-up now.
+    pub required: bool,
+    /// The user's usable credentials (unknown when a stored token answered without asking the server).
+    pub options: MethodOptions,
+    /// The credential the server suggests.
+    pub default_credential: Option<CredentialId>,
+}
+
+/// The step-up engine. Cheap to clone; every clone drives the same coordinator. The actors stop when the last
+/// clone is dropped.
+///
+/// Verify and prompt calls return the stored token's public description ([`TokenInfo`]); the raw JWT stays in
+/// the token cell, from where the HTTP layer applies it.
+#[derive(Clone)]
+pub struct StepUpAuth {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) coordinator: ActorRef<CoordinatorMsg>,
+    pub(crate) api: ApiClient,
+    pub(crate) tokens: TokenCell,
+    pub(crate) state: watch::Receiver<StepUpState>,
+    pub(crate) verify_timeout: Duration,
+    pub(crate) prompt_timeout: Duration,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The coordinator stops its verifiers (they are linked) and fails any waiting caller.
+        self.coordinator.stop(None);
+    }
+}
+
+impl std::fmt::Debug for StepUpAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepUpAuth")
+            .field("api", &self.inner.api)
+            .field("state", &self.inner.state.borrow().name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A coordinator answer that never came in time: the call's own timeout, on top of the verification's.
+const CALL_MARGIN: Duration = Duration::from_secs(5);
+
+fn scope_set(scopes: &[Scope]) -> ScopeSet {
+    scopes.iter().cloned().collect()
+}
+
+impl StepUpAuth {
+    /// A builder: `StepUpAuth::builder().base_url(..).environment_id(..).session(..).build().await`.
+    pub fn builder() -> StepUpAuthBuilder {
+        StepUpAuthBuilder::default()
+    }
+
+    pub(crate) fn from_inner(inner: Inner) -> Self {
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Whether `scope` needs step-up. `false` at once, without a network call, while a stored token covers it;
+    /// otherwise the server decides (`POST /stepUp/check`) and the answer moves the flow machine.
+    ///
+    /// # Errors
+    /// [`StepUpError::Unauthorized`] without a valid session; [`StepUpError::Timeout`] or
+    /// [`StepUpError::Transport`] when the server does not answer.
+    pub async fn is_step_up_required(&self, scope: Scope) -> Result<bool, StepUpError> {
+        Ok(self.check(scope).await?.required)
+    }
+
+    /// As [`StepUpAuth::is_step_up_required`], with the user's usable credentials.
+    ///
+    /// # Errors
+    /// As [`StepUpAuth::is_step_up_required`].
+    pub async fn check(&self, scope: Scope) -> Result<StepUpRequirement, StepUpError> {
+        if self.inner.tokens.get(&scope).is_some() {
+            return Ok(StepUpRequirement {
+                required: false,
+                options: MethodOptions::unknown(),
+                default_credential: None,
+            });
+        }
+        let answer = self.inner.api.step_up_check(&scope).await?;
+        let options = MethodOptions::from_check(&answer);
+        let requirement = StepUpRequirement {
+            required: answer.is_required,
+            options: options.clone(),
+            default_credential: answer.default_credential_id.as_deref().map(CredentialId::new),
+        };
+        let report = CoordinatorMsg::RequirementChecked { scope, required: answer.is_required, options };
+        self.inner.coordinator.cast(report).map_err(|_| StepUpError::EngineStopped)?;
+        Ok(requirement)
+    }
+
+    /// Sends a one-time code to the user's email or phone (`credential`, or the email, else the phone). The
+    /// next [`StepUpAuth::verify_otp`] checks the code against it.
+    ///
+    /// # Errors
+    /// [`StepUpError::TooManyVerificationAttempts`] after too many sends; [`StepUpError::NoMethodsAvailable`]
+    /// when the user has no email or phone; [`StepUpError::VerifierFailed`] if the OTP verifier crashed.
+    pub async fn send_otp(&self, credential: Option<CredentialId>) -> Result<OtpVerification, StepUpError> {
+        let dropped = StepUpError::VerifierFailed { method: stepup_core::Method::EmailOtp };
+        let timeout = self.inner.verify_timeout + CALL_MARGIN;
+        self.call(|reply| CoordinatorMsg::SendOtp { credential, reply }, timeout, dropped).await?
+    }
+
+    /// Checks the one-time code (Dynamic's `verificationToken`) of the code sent last and stores the token for
+    /// `scopes`.
+    ///
+    /// # Errors
+    /// [`StepUpError::OtpNotSent`] without a sent code; [`StepUpError::WrongVerificationToken`] for a wrong code;
+    /// [`StepUpError::InvalidVerification`] once the code is used up or expired;
+    /// [`StepUpError::ReauthenticationNotAllowed`] for a user with MFA methods.
+    pub async fn verify_otp(
+        &self,
+        code: impl Into<OtpCode>,
+        scopes: &[Scope],
+    ) -> Result<TokenInfo, StepUpError> {
+        self.verify(VerifyRequest::Otp { code: code.into() }, scopes).await
+    }
+
+    /// Signs a fresh EIP-4361 message with the external wallet and stores the token for `scopes`.
+    /// `wallet_id` names one of the user's wallets (it must be the signer's); `None` uses the signer's.
+    ///
+    /// # Errors
+    /// [`StepUpError::EmbeddedWalletNotAllowed`] for an embedded wallet (before anything is signed);
+    /// [`StepUpError::NotConfigured`] without a wallet signer; [`StepUpError::WalletNotLinked`] for a wallet
+    /// that is not the user's; [`StepUpError::Cancelled`] when the user declines to sign.
+    pub async fn verify_wallet(
+        &self,
+        wallet_id: Option<CredentialId>,
+        scopes: &[Scope],
+    ) -> Result<TokenInfo, StepUpError> {
+        self.verify(VerifyRequest::Wallet { wallet_id }, scopes).await
+    }
+
+    /// Runs a passkey assertion with the authenticator and stores the token for `scopes`.
+    ///
+    /// # Errors
+    /// [`StepUpError::NoPasskeyCredentials`] when the user has no passkey; the `Passkey*` variants when the
+    /// server refuses the assertion; [`StepUpError::NotConfigured`] without an authenticator.
+    pub async fn verify_passkey_mfa(&self, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
+        self.verify(VerifyRequest::Passkey, scopes).await
+    }
+
+    /// Checks a TOTP code (of `device_id`, or the default device) and stores the token for `scopes`.
+    ///
+    /// # Errors
+    /// [`StepUpError::MfaInvalidCode`] for a wrong or reused code; [`StepUpError::Locked`] after 5 failures in a
+    /// row; [`StepUpError::MfaDeviceNotFound`] for an unknown device.
+    pub async fn verify_totp_mfa(
+        &self,
+        code: impl Into<TotpCode>,
+        device_id: Option<CredentialId>,
+        scopes: &[Scope],
+    ) -> Result<TokenInfo, StepUpError> {
+        self.verify(VerifyRequest::Totp { code: code.into(), device_id }, scopes).await
+    }
+
+    /// Spends a recovery code and stores the token for `scopes`.
+    ///
+    /// # Errors
+    /// [`StepUpError::MfaInvalidCode`] for a wrong or used code; [`StepUpError::Locked`] after 5 failures.
+    pub async fn verify_recovery_code(
+        &self,
+        code: impl Into<RecoveryCode>,
+        scopes: &[Scope],
+    ) -> Result<TokenInfo, StepUpError> {
+        self.verify(VerifyRequest::RecoveryCode { code: code.into() }, scopes).await
+    }
+
+    /// Runs any verification: the message form of the `verify_*` methods.
+    ///
+    /// # Errors
+    /// As the `verify_*` method of the request; [`StepUpError::Busy`] while another verification runs;
+    /// [`StepUpError::InvalidScopes`] for no scopes; [`StepUpError::VerifierFailed`] if the verifier crashed;
+    /// [`StepUpError::Cancelled`] if the flow was cancelled or reset meanwhile.
+    pub async fn verify(&self, request: VerifyRequest, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
+        let method = request.method(None);
+        let scopes = scope_set(scopes);
+        let timeout = self.inner.verify_timeout + CALL_MARGIN;
+        let dropped = StepUpError::VerifierFailed { method };
+        self.call(|reply| CoordinatorMsg::Verify { scopes, request, reply }, timeout, dropped).await?
+    }
+
+    /// Runs a prompt flow through the front end: MFA if the user has MFA methods, else re-authentication.
+    /// Concurrent prompts for scopes the running flow covers join it (one prompt, one verification).
+    ///
+    /// # Errors
+    /// [`StepUpError::Cancelled`] when the person cancels or the state is reset; [`StepUpError::NotConfigured`]
+    /// without a front end; [`StepUpError::Busy`] while a flow for other scopes runs; the last verification's
+    /// error when the tries run out; [`StepUpError::Timeout`] after the prompt timeout.
+    pub async fn prompt_step_up_auth(&self, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
+        self.prompt(scopes, None).await
+    }
+
+    /// As [`StepUpAuth::prompt_step_up_auth`], MFA only (passkey, TOTP, recovery code).
+    ///
+    /// # Errors
+    /// As [`StepUpAuth::prompt_step_up_auth`]; [`StepUpError::NoMethodsAvailable`] without MFA methods.
+    pub async fn prompt_mfa(&self, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
+        self.prompt(scopes, Some(Route::Mfa)).await
+    }
+
+    /// As [`StepUpAuth::prompt_step_up_auth`], re-authentication only (email, SMS, external wallet).
+    ///
+    /// # Errors
+    /// As [`StepUpAuth::prompt_step_up_auth`]; [`StepUpError::ReauthenticationNotAllowed`] for a user with MFA.
+    pub async fn prompt_reauthenticate(&self, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
+        self.prompt(scopes, Some(Route::Reauthenticate)).await
+    }
+
+    async fn prompt(&self, scopes: &[Scope], route: Option<Route>) -> Result<TokenInfo, StepUpError> {
+        let scopes = scope_set(scopes);
+        let timeout = self.inner.prompt_timeout;
+        let message = |reply| CoordinatorMsg::Prompt { scopes, route, reply };
+        self.call(message, timeout, StepUpError::EngineStopped).await?
+    }
+
+    /// Cancels the running flow; every waiting caller gets [`StepUpError::Cancelled`]. Tokens are kept.
+    ///
+    /// # Errors
+    /// [`StepUpError::EngineStopped`] when the engine has stopped.
+    pub fn cancel(&self) -> Result<(), StepUpError> {
+        self.inner.coordinator.cast(CoordinatorMsg::Cancel).map_err(|_| StepUpError::EngineStopped)
+    }
+
+    /// Forgets everything: every token, the running flow, the sent code. Waiting callers get
+    /// [`StepUpError::Cancelled`]; a verification that finishes later never elevates.
+    ///
+    /// # Errors
+    /// [`StepUpError::EngineStopped`] when the engine has stopped.
+    pub async fn reset_state(&self) -> Result<(), StepUpError> {
+        let reply = |reply| CoordinatorMsg::Reset { reply: Some(reply) };
+        self.call(reply, CALL_MARGIN, StepUpError::EngineStopped).await
+    }
+
+    /// The current state of the flow.
+    #[must_use]
+    pub fn state(&self) -> StepUpState {
+        self.inner.state.borrow().clone()
+    }
+
+    /// A receiver that sees every state change (for UIs).
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<StepUpState> {
+        self.inner.state.clone()
+    }
+
+    /// The token cell: lock-free reads of the stored tokens.
+    #[must_use]
+    pub fn tokens(&self) -> &TokenCell {
+        &self.inner.tokens
+    }
+
+    /// The token to send with a request that needs `scope`: a multi-use token is returned and kept; a
+    /// single-use token is taken out of the cell (exactly once, whatever the concurrency) and the flow machine
+    /// is told it is spent. `None` when no unexpired token covers the scope.
+    #[must_use]
+    pub fn token_for(&self, scope: &Scope) -> Option<Arc<ElevatedToken>> {
+        let token = self.inner.tokens.take(scope)?;
+        if token.is_single_use() {
+            let spent = CoordinatorMsg::TokenConsumed { token_id: token.id().clone() };
+            // If the engine stopped there is no machine left to tell.
+            let _ = self.inner.coordinator.cast(spent);
+        }
+        Some(token)
+    }
+
+    /// The API client (shared connection pool and session).
+    #[must_use]
+    pub fn api(&self) -> &ApiClient {
+        &self.inner.api
+    }
+
+    /// The coordinator actor, for apps that send it messages directly.
+    #[must_use]
+    pub fn coordinator(&self) -> &ActorRef<CoordinatorMsg> {
+        &self.inner.coordinator
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        message: impl FnOnce(RpcReplyPort<T>) -> CoordinatorMsg,
+        timeout: Duration,
+        dropped: StepUpError,
+    ) -> Result<T, StepUpError> {
+        match self.inner.coordinator.call(message, Some(timeout)).await {
+            Ok(CallResult::Success(answer)) => Ok(answer),
+            Ok(CallResult::Timeout) => Err(StepUpError::Timeout),
+            Ok(CallResult::SenderError) => Err(dropped),
+            Err(_) => Err(StepUpError::EngineStopped),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The `Frontend` trait: how the engine talks to the person during a prompt flow (DESIGN §6).
+//!
+//! The coordinator's prompt driver sends a [`PromptRequest`] and waits for the [`PromptReply`]. A front end draws
+//! whatever fits its platform: a terminal, a game's own UI, a test script.
+
+use std::sync::Arc;
+
+use stepup_core::{Credential, Method, MethodOptions, Route, SecretString, StepUpError, TokenInfo};
+
+/// What the engine asks of the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PromptRequest {
+    /// Pick one of these credentials for `route` (skipped when there is only one).
+    ChooseMethod {
+        /// MFA or re-authentication.
+        route: Route,
+        /// The usable credentials, in the server's order.
+        options: MethodOptions,
+    },
+    /// Type the one-time code sent to `destination_masked`.
+    EnterOtp {
+        /// Where the code went, mostly hidden (`a***@example.com`).
+        destination_masked: String,
+        /// Whether [`PromptReply::Resend`] is accepted.
+        can_resend: bool,
+    },
+    /// Type the code the authenticator app shows.
+    EnterTotp,
+    /// Type one of the recovery codes.
+    EnterRecoveryCode,
+    /// Confirm signing `message` with the wallet `address`.
+    ConfirmWallet {
+        /// The wallet's address.
+        address: String,
+        /// The exact text the wallet will sign.
+        message: String,
+    },
+    /// Use the passkey (touch the key, look at the camera...). Answer [`PromptReply::Confirm`] to go on.
+    UsePasskey,
+    /// The last try failed. Any reply but [`PromptReply::Cancel`] goes on to the next try.
+    Failed {
+        /// Why.
+        error: StepUpError,
+        /// Tries left in this prompt.
+        attempts_left: u8,
+    },
+}
+
+/// What the person answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PromptReply {
+    /// This credential (an answer to [`PromptRequest::ChooseMethod`]).
+    Choose(Credential),
+    /// This code (an answer to the `Enter*` requests).
+    Code(SecretString),
+    /// Send the one-time code again.
+    Resend,
+    /// Go on (an answer to confirmations and notices).
+    Confirm,
+    /// Stop the flow: every caller waiting on it gets `Cancelled`.
+    Cancel,
+}
+
+impl PromptReply {
+    /// The method a [`PromptReply::Choose`] picked.
+    #[must_use]
+    pub fn chosen_method(&self) -> Option<Method> {
+        match self {
+            PromptReply::Choose(credential) => Some(credential.method),
+            _ => None,
+        }
+    }
+}
+
+/// A user interface for prompt flows. Implementations must answer every request eventually (a person who walks
+/// away is the caller's timeout, or [`PromptReply::Cancel`]).
+#[async_trait::async_trait]
+pub trait Frontend: Send + Sync {
+    /// Shows `request` and waits for the answer.
+    async fn prompt(&self, request: PromptRequest) -> PromptReply;
+
+    /// The flow ended: elevated with this token, or failed. The default does nothing.
+    async fn finished(&self, outcome: &Result<TokenInfo, StepUpError>) {
+        let _ = outcome;
+    }
+}
+
+/// A shared front end.
+pub type SharedFrontend = Arc<dyn Frontend>;

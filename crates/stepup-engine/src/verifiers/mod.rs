@@ -1,0 +1,313 @@
+//! The verifier actors: one per kind of proof (DESIGN §5).
+//!
+//! Each verifier is a plain struct implementing [`Verifier`] — the HTTP (and signer) work of one method — run
+//! inside the generic [`VerifierActor`]. The coordinator spawns the five linked to itself; a verifier that panics
+//! (a signer that crashes, a bug) is restarted by the coordinator, and only the flow it was serving fails with
+//! `VerifierFailed`.
+//!
+//! A verifier runs one job at a time: while it waits on the network its mailbox queues, but the coordinator never
+//! waits on it — results come back as [`CoordinatorMsg::VerifierDone`] casts.
+
+mod otp;
+mod passkey;
+mod recovery;
+mod totp;
+mod wallet;
+
+use std::sync::Arc;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use stepup_core::{
+    CredentialId, ElevatedToken, FlowId, Method, OtpCode, OtpVerification, RecoveryCode, ScopeSet,
+    SharedClock, StepUpError, TotpCode,
+};
+use stepup_proto::{TokenScope, VerifyResponse};
+
+pub use otp::OtpVerifier;
+pub use passkey::PasskeyVerifier;
+pub use recovery::RecoveryVerifier;
+pub use totp::TotpVerifier;
+pub use wallet::{WalletMessageSettings, WalletVerifier};
+
+use crate::api::ApiClient;
+use crate::coordinator::CoordinatorMsg;
+use crate::signers::{PasskeyAuthenticator, WalletSigner};
+
+/// A request to verify one proof, as the facade's verify calls make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyRequest {
+    /// The one-time code of the code sent last (`send_otp`).
+    Otp {
+        /// The code the user typed.
+        code: OtpCode,
+    },
+    /// A signature of the external wallet; `wallet_id` names which of the user's wallets (checked against the
+    /// signer's address), `None` means the signer's.
+    Wallet {
+        /// The user's wallet credential, if the app names one.
+        wallet_id: Option<CredentialId>,
+    },
+    /// A passkey assertion.
+    Passkey,
+    /// A TOTP code, of `device_id` or the user's default device.
+    Totp {
+        /// The code.
+        code: TotpCode,
+        /// The device, if the user has several.
+        device_id: Option<CredentialId>,
+    },
+    /// One of the recovery codes.
+    RecoveryCode {
+        /// The code.
+        code: RecoveryCode,
+    },
+}
+
+impl VerifyRequest {
+    /// The method that verifies this request; for a one-time code, the channel of the code that was sent.
+    #[must_use]
+    pub fn method(&self, pending_otp: Option<&OtpVerification>) -> Method {
+        match self {
+            VerifyRequest::Otp { .. } => pending_otp.map_or(Method::EmailOtp, |otp| otp.channel.method()),
+            VerifyRequest::Wallet { .. } => Method::ExternalWallet,
+            VerifyRequest::Passkey => Method::Passkey,
+            VerifyRequest::Totp { .. } => Method::Totp,
+            VerifyRequest::RecoveryCode { .. } => Method::RecoveryCode,
+        }
+    }
+
+    /// Which verifier actor runs it.
+    #[must_use]
+    pub fn kind(&self) -> VerifierKind {
+        match self {
+            VerifyRequest::Otp { .. } => VerifierKind::Otp,
+            VerifyRequest::Wallet { .. } => VerifierKind::Wallet,
+            VerifyRequest::Passkey => VerifierKind::Passkey,
+            VerifyRequest::Totp { .. } => VerifierKind::Totp,
+            VerifyRequest::RecoveryCode { .. } => VerifierKind::Recovery,
+        }
+    }
+}
+
+/// The five verifier actors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VerifierKind {
+    /// [`OtpVerifier`]: email and SMS one-time codes.
+    Otp,
+    /// [`WalletVerifier`]: external-wallet signatures.
+    Wallet,
+    /// [`PasskeyVerifier`]: WebAuthn assertions.
+    Passkey,
+    /// [`TotpVerifier`]: authenticator-app codes.
+    Totp,
+    /// [`RecoveryVerifier`]: recovery codes.
+    Recovery,
+}
+
+impl VerifierKind {
+    /// All five, in spawn order.
+    pub const ALL: [VerifierKind; 5] = [
+        VerifierKind::Otp,
+        VerifierKind::Wallet,
+        VerifierKind::Passkey,
+        VerifierKind::Totp,
+        VerifierKind::Recovery,
+    ];
+
+    /// The actor's name in logs.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            VerifierKind::Otp => "OtpVerifier",
+            VerifierKind::Wallet => "WalletVerifier",
+            VerifierKind::Passkey => "PasskeyVerifier",
+            VerifierKind::Totp => "TotpVerifier",
+            VerifierKind::Recovery => "RecoveryVerifier",
+        }
+    }
+}
+
+/// One verification for a verifier: flow number `flow`, for `scopes`.
+#[derive(Debug)]
+pub struct VerifyJob {
+    /// The verification's number; the result carries it back so stale results are dropped.
+    pub flow: FlowId,
+    /// The scopes to ask for.
+    pub scopes: ScopeSet,
+    /// What to verify.
+    pub request: VerifyRequest,
+    /// For one-time codes: the sent code the request answers.
+    pub otp: Option<OtpVerification>,
+    /// Where to send the result.
+    pub reply_to: ActorRef<CoordinatorMsg>,
+}
+
+impl VerifyJob {
+    fn requested_scopes(&self) -> Option<Vec<TokenScope>> {
+        Some(self.scopes.as_slice().to_vec())
+    }
+}
+
+/// A verifier actor's messages.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum VerifierMsg {
+    /// Run one verification and cast [`CoordinatorMsg::VerifierDone`] back.
+    Verify(VerifyJob),
+    /// Send a one-time code ([`OtpVerifier`] only) and cast [`CoordinatorMsg::OtpSent`] back, which answers
+    /// `reply`. If the verifier dies first, `reply` is dropped and the caller sees the failure.
+    SendOtp {
+        /// The email or phone credential; `None` picks the user's email, else phone.
+        credential: Option<CredentialId>,
+        /// Where to send the result.
+        reply_to: ActorRef<CoordinatorMsg>,
+        /// The caller waiting for it.
+        reply: RpcReplyPort<Result<OtpVerification, StepUpError>>,
+    },
+}
+
+/// What every verifier shares: the API client, the clock, the collaborators and the wallet message settings.
+#[derive(Clone)]
+pub struct VerifierConfig {
+    /// The API client.
+    pub api: ApiClient,
+    /// The engine's clock (token expiry, the wallet message's Issued At).
+    pub clock: SharedClock,
+    /// The external wallet, if the app has one.
+    pub wallet: Option<Arc<dyn WalletSigner>>,
+    /// The passkey authenticator, if the app has one.
+    pub passkey: Option<Arc<dyn PasskeyAuthenticator>>,
+    /// What goes into the wallet message besides the wallet's own fields.
+    pub wallet_message: WalletMessageSettings,
+}
+
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierConfig")
+            .field("api", &self.api)
+            .field("has_wallet", &self.wallet.is_some())
+            .field("has_passkey", &self.passkey.is_some())
+            .field("wallet_message", &self.wallet_message)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The work of one verification method, free of actor plumbing.
+#[async_trait::async_trait]
+pub trait Verifier: Send + Sync + 'static {
+    /// Which actor this is.
+    const KIND: VerifierKind;
+
+    /// Builds the verifier from the shared configuration.
+    fn new(config: &VerifierConfig) -> Self;
+
+    /// Runs one verification; the answer's elevated token is read by the actor.
+    ///
+    /// # Errors
+    /// The server's refusal, a transport failure, or the collaborator's failure, as [`StepUpError`].
+    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError>;
+
+    /// Sends a one-time code. Only [`OtpVerifier`] does; the others answer `MethodNotAvailable`.
+    ///
+    /// # Errors
+    /// As [`Verifier::verify`].
+    async fn send_otp(&self, credential: Option<&CredentialId>) -> Result<OtpVerification, StepUpError> {
+        let _ = credential;
+        Err(StepUpError::MethodNotAvailable { method: Method::EmailOtp })
+    }
+}
+
+/// Runs a [`Verifier`] as a ractor actor.
+#[derive(Debug)]
+pub struct VerifierActor<V>(std::marker::PhantomData<fn() -> V>);
+
+impl<V> Default for VerifierActor<V> {
+    fn default() -> Self {
+        Self(std::marker::PhantomData)
+    }
+}
+
+/// A verifier actor's state: the verifier and the clock.
+pub struct VerifierState<V> {
+    verifier: V,
+    clock: SharedClock,
+}
+
+impl<V: Verifier> Actor for VerifierActor<V> {
+    type Msg = VerifierMsg;
+    type State = VerifierState<V>;
+    type Arguments = VerifierConfig;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        config: VerifierConfig,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(VerifierState { verifier: V::new(&config), clock: config.clock.clone() })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        message: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            VerifierMsg::Verify(job) => {
+                let result = match state.verifier.verify(&job).await {
+                    Ok(response) => elevated_token(response, &job.scopes, &state.clock),
+                    Err(error) => Err(error),
+                };
+                // The coordinator may be gone (engine dropped): then nobody needs the answer.
+                let _ = job.reply_to.cast(CoordinatorMsg::VerifierDone { flow: job.flow, result });
+            }
+            VerifierMsg::SendOtp { credential, reply_to, reply } => {
+                let result = state.verifier.send_otp(credential.as_ref()).await;
+                let _ = reply_to.cast(CoordinatorMsg::OtpSent { result, reply });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the elevated token of a verify answer. Scopes were asked for, so an answer without a token is an
+/// error, not a sign-in.
+fn elevated_token(
+    response: VerifyResponse,
+    scopes: &ScopeSet,
+    clock: &SharedClock,
+) -> Result<Arc<ElevatedToken>, StepUpError> {
+    let raw = response.elevated_access_token.ok_or(StepUpError::MissingToken)?;
+    let token = ElevatedToken::parse(raw, clock.now())?;
+    if !token.covers_all(scopes) {
+        return Err(StepUpError::ScopesNotGranted {
+            requested: scopes.clone(),
+            granted: token.scopes().clone(),
+        });
+    }
+    Ok(Arc::new(token))
+}
+
+/// Spawns the verifier `kind`, linked to `supervisor`.
+pub(crate) async fn spawn(
+    kind: VerifierKind,
+    config: VerifierConfig,
+    supervisor: ractor::ActorCell,
+) -> Result<ActorRef<VerifierMsg>, ractor::SpawnErr> {
+    async fn linked<V: Verifier>(
+        config: VerifierConfig,
+        supervisor: ractor::ActorCell,
+    ) -> Result<ActorRef<VerifierMsg>, ractor::SpawnErr> {
+        let (actor, _join) =
+            Actor::spawn_linked(None, VerifierActor::<V>::default(), config, supervisor).await?;
+        Ok(actor)
+    }
+    match kind {
+        VerifierKind::Otp => linked::<OtpVerifier>(config, supervisor).await,
+        VerifierKind::Wallet => linked::<WalletVerifier>(config, supervisor).await,
+        VerifierKind::Passkey => linked::<PasskeyVerifier>(config, supervisor).await,
+        VerifierKind::Totp => linked::<TotpVerifier>(config, supervisor).await,
+        VerifierKind::Recovery => linked::<RecoveryVerifier>(config, supervisor).await,
+    }
+}

@@ -1,0 +1,35 @@
+//! `TotpVerifier`: checks an authenticator-app code (`POST /users/mfa/auth/totp`).
+
+use stepup_core::StepUpError;
+use stepup_proto::{TotpAuthRequest, VerifyResponse};
+
+use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
+use crate::api::ApiClient;
+
+/// Verifies TOTP codes.
+#[derive(Debug)]
+pub struct TotpVerifier {
+    api: ApiClient,
+}
+
+#[async_trait::async_trait]
+impl Verifier for TotpVerifier {
+    const KIND: VerifierKind = VerifierKind::Totp;
+
+    fn new(config: &VerifierConfig) -> Self {
+        Self { api: config.api.clone() }
+    }
+
+    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+        let VerifyRequest::Totp { code, device_id } = &job.request else {
+            return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
+        };
+        let request = TotpAuthRequest {
+            code: code.clone(),
+            id: device_id.as_ref().map(|id| id.as_str().to_owned()),
+            requested_scopes: job.requested_scopes(),
+            create_mfa_token: None,
+        };
+        self.api.totp_auth(&request).await
+    }
+}
