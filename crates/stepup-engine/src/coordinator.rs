@@ -40,6 +40,8 @@ pub enum CoordinatorMsg {
         required: bool,
         /// The user's usable credentials.
         options: MethodOptions,
+        /// Answered once the machine has taken the answer in (so the caller sees the new state).
+        reply: Option<RpcReplyPort<()>>,
     },
     /// A protected call met a step-up challenge for these scopes.
     Challenged {
@@ -77,6 +79,12 @@ pub enum CoordinatorMsg {
     Reset {
         /// Answered once the reset is done.
         reply: Option<RpcReplyPort<()>>,
+    },
+    /// The state and the tokens as the coordinator sees them between two messages: a consistent pair, for
+    /// tests and debugging (the published state and the token cell are read separately otherwise).
+    Inspect {
+        /// The answer.
+        reply: RpcReplyPort<EngineSnapshot>,
     },
     /// A single-use token was spent by a request.
     TokenConsumed {
@@ -127,6 +135,15 @@ pub enum CoordinatorMsg {
         /// The token.
         token_id: TokenId,
     },
+}
+
+/// The coordinator's state and tokens at one moment (see [`CoordinatorMsg::Inspect`]).
+#[derive(Debug, Clone)]
+pub struct EngineSnapshot {
+    /// The flow's state.
+    pub state: StepUpState,
+    /// The stored tokens.
+    pub tokens: std::sync::Arc<stepup_core::TokenSet>,
 }
 
 /// How the coordinator is set up.
@@ -278,8 +295,11 @@ impl Actor for Coordinator {
 impl CoordinatorState {
     fn handle(&mut self, myself: &ActorRef<CoordinatorMsg>, message: CoordinatorMsg) {
         match message {
-            CoordinatorMsg::RequirementChecked { scope, required, options } => {
+            CoordinatorMsg::RequirementChecked { scope, required, options, reply } => {
                 self.flow.handle(&FlowEvent::RequirementChecked { scope, required, options });
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
             }
             CoordinatorMsg::Challenged { scopes } => self.flow.handle(&FlowEvent::Challenged { scopes }),
             CoordinatorMsg::SendOtp { credential, reply } => {
@@ -333,6 +353,11 @@ impl CoordinatorState {
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
+            }
+            CoordinatorMsg::Inspect { reply } => {
+                let snapshot =
+                    EngineSnapshot { state: self.flow.state().clone(), tokens: self.args.tokens.snapshot() };
+                let _ = reply.send(snapshot);
             }
             CoordinatorMsg::TokenConsumed { token_id } => {
                 self.flow.handle(&FlowEvent::TokenConsumed { token_id: token_id.clone() });

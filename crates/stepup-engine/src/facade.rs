@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::api::ApiClient;
 use crate::builder::StepUpAuthBuilder;
-use crate::coordinator::{CoordinatorMsg, StepUpState};
+use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
 use crate::verifiers::VerifyRequest;
 
 /// What a step-up check found: whether step-up is needed and with which credentials.
@@ -108,8 +108,11 @@ impl StepUpAuth {
             options: options.clone(),
             default_credential: answer.default_credential_id.as_deref().map(CredentialId::new),
         };
-        let report = CoordinatorMsg::RequirementChecked { scope, required: answer.is_required, options };
-        self.inner.coordinator.cast(report).map_err(|_| StepUpError::EngineStopped)?;
+        let required = answer.is_required;
+        // A call, not a cast: when this returns, `state()` already shows the answer.
+        let report =
+            |reply| CoordinatorMsg::RequirementChecked { scope, required, options, reply: Some(reply) };
+        self.call(report, CALL_MARGIN, StepUpError::EngineStopped).await?;
         Ok(requirement)
     }
 
@@ -260,6 +263,16 @@ impl StepUpAuth {
     #[must_use]
     pub fn state(&self) -> StepUpState {
         self.inner.state.borrow().clone()
+    }
+
+    /// The state and the stored tokens as one consistent pair, read by the coordinator between two messages
+    /// (`state()` and `tokens()` are read separately and may straddle a change).
+    ///
+    /// # Errors
+    /// [`StepUpError::EngineStopped`] when the engine has stopped.
+    pub async fn snapshot(&self) -> Result<EngineSnapshot, StepUpError> {
+        let inspect = |reply| CoordinatorMsg::Inspect { reply };
+        self.call(inspect, CALL_MARGIN, StepUpError::EngineStopped).await
     }
 
     /// A receiver that sees every state change (for UIs).

@@ -23,9 +23,9 @@ mod prompt;
 pub mod signers;
 pub mod verifiers;
 
-pub use api::{ApiClient, ApiClientError, ApiConfig};
+pub use api::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
 pub use builder::{BuildError, DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT, StepUpAuthBuilder};
-pub use coordinator::{CoordinatorMsg, StepUpState};
+pub use coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
 pub use facade::{StepUpAuth, StepUpRequirement};
 pub use frontend::{Frontend, PromptReply, PromptRequest};
 pub use prompt::PromptId;

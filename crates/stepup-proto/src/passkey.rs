@@ -26,9 +26,17 @@ open_enum! {
 pub struct PasskeyAllowCredential {
     /// The credential id, base64url.
     pub id: String,
+    /// The credential type: `public-key` (the only one WebAuthn defines). Authenticators skip descriptors of
+    /// types they do not know, so it must be sent back as received.
+    #[serde(rename = "type", default = "public_key")]
+    pub kind: String,
     /// Transports hint (`usb`, `nfc`, `ble`, `internal`, `hybrid`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transports: Option<Vec<String>>,
+}
+
+fn public_key() -> String {
+    "public-key".to_owned()
 }
 
 /// Answer of `GET /users/passkeys/authenticate` (`GetPasskeyAuthenticationOptionsResponse`).

@@ -233,6 +233,18 @@ impl ApiClient {
     }
 }
 
+/// Installs rustls' `ring` provider as the process-wide default, unless one is installed already; `true` if this
+/// call installed it.
+///
+/// Why this exists: the engine builds reqwest with `rustls-no-provider` (ring instead of aws-lc-sys, DESIGN
+/// §12), and Cargo unifies features, so in an app whose other reqwest clients enable no TLS feature of their own,
+/// `reqwest::Client::new()` panics for want of a provider. The engine's own client never needs this (its TLS
+/// configuration is built with the provider, not looked up); call it once at start-up before building other
+/// clients.
+pub fn install_default_crypto_provider() -> bool {
+    rustls::crypto::ring::default_provider().install_default().is_ok()
+}
+
 fn tls_config() -> Result<rustls::ClientConfig, ApiClientError> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
     let tls_error = |e: rustls::Error| ApiClientError::Tls { message: e.to_string() };

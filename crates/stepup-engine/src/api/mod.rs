@@ -3,5 +3,5 @@
 mod client;
 mod endpoints;
 
-pub use client::{ApiClient, ApiClientError, ApiConfig};
+pub use client::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
 pub use endpoints::MAX_NONCES;

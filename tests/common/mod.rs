@@ -1,0 +1,339 @@
+//! End-to-end harness: the real reference server on `127.0.0.1:0` (SQLite in memory, system clock), users
+//! seeded through its admin API, and engines built against it. Nothing here stands in for the server: the
+//! only fakes are for things outside this repo (the OTP outbox instead of an SMS gateway, a local wallet key,
+//! a software passkey), and they are real implementations.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use stepup::engine::{
+    Frontend, LocalWalletSigner, PromptReply, PromptRequest, SoftwarePasskey, StepUpAuth, StepUpAuthBuilder,
+    WalletSigner,
+};
+use stepup::proto::SdkUser;
+use stepup::{ElevatedToken, Scope, SecretString};
+use stepup_server::routes::{AdminSession, CreateUserRequest, LinkWalletRequest, OutboxMessage};
+use stepup_server::{Server, ServerConfig};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use totp_rs::{Algorithm, Builder, Secret};
+
+pub const ENV: &str = "dev";
+pub const ADMIN: &str = "e2e-admin-token";
+/// The origin of the server's dev environment (WebAuthn RP origin, wallet message URI).
+pub const ORIGIN: &str = "http://localhost";
+
+/// The reference server and an HTTP client for the admin API and the protected resources.
+pub struct Harness {
+    pub server: Server,
+    pub http: reqwest::Client,
+}
+
+/// A signed-in user: the server's record, the session JWT and the email address.
+pub struct TestUser {
+    pub user: SdkUser,
+    pub jwt: String,
+    pub email: String,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A server whose dev environment `configure` may change (policy TTLs, scopes...).
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        let mut config = ServerConfig::dev(ENV);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin_token = Some(SecretString::new(ADMIN));
+        configure(&mut config);
+        let server = Server::start(config).await.expect("the reference server starts");
+        // This harness's own reqwest client needs a TLS provider (see the function's docs), though it speaks
+        // plain HTTP on loopback.
+        stepup::engine::install_default_crypto_provider();
+        Self { server, http: reqwest::Client::new() }
+    }
+
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// An engine builder pointed at this server for `user`.
+    pub fn engine_for(&self, user: &TestUser) -> StepUpAuthBuilder {
+        StepUpAuth::builder().base_url(self.base_url()).environment_id(ENV).session(user.jwt.as_str())
+    }
+
+    /// An engine for `user` with the builder's defaults.
+    pub async fn engine(&self, user: &TestUser) -> StepUpAuth {
+        self.engine_for(user).build().await.expect("the engine builds")
+    }
+
+    async fn admin_post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/admin/environments/{ENV}{path}", self.base_url()))
+            .bearer_auth(ADMIN)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A new user with a unique email address (and a phone when `phone` is given), signed in.
+    pub async fn user_with(&self, phone: Option<&str>) -> TestUser {
+        let tag = stepup_server::random::hex(&stepup_server::random::bytes::<5>().unwrap());
+        let email = format!("u{tag}@example.com");
+        let request = CreateUserRequest {
+            email: Some(email.clone()),
+            phone_number: phone.map(str::to_owned),
+            ..Default::default()
+        };
+        let response = self.admin_post("/users", &serde_json::to_value(&request).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let user: SdkUser = response.json().await.unwrap();
+        let response = self.admin_post(&format!("/users/{}/sessions", user.id), &serde_json::json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let session: AdminSession = response.json().await.unwrap();
+        TestUser { user, jwt: session.jwt.expose_secret().to_owned(), email }
+    }
+
+    pub async fn user(&self) -> TestUser {
+        self.user_with(None).await
+    }
+
+    /// Links `signer`'s address to `user` as an external (or embedded) wallet.
+    pub async fn link_wallet(&self, user: &TestUser, signer: &dyn WalletSigner, embedded: bool) {
+        let request = LinkWalletRequest {
+            address: signer.address(),
+            chain: signer.chain(),
+            wallet_name: signer.wallet_name(),
+            wallet_provider: signer.wallet_provider(),
+            embedded,
+        };
+        let path = format!("/users/{}/wallets", user.user.id);
+        let response = self.admin_post(&path, &serde_json::to_value(&request).unwrap()).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    }
+
+    /// The code of the newest message sent to `to` (an email address or `+<cc><number>`).
+    pub async fn last_code(&self, to: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/admin/environments/{ENV}/outbox", self.base_url()))
+            .query(&[("to", to)])
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let messages: Vec<OutboxMessage> = response.json().await.unwrap();
+        messages.into_iter().max_by_key(|m| m.created_at).expect("a code was sent").code
+    }
+
+    /// Calls `/protected/{scope}` with the session and `token` in the elevated-token header: the status.
+    pub async fn open_protected(&self, user: &TestUser, scope: &Scope, token: &ElevatedToken) -> StatusCode {
+        self.http
+            .post(format!("{}/sdk/{ENV}/protected/{}", self.base_url(), scope.as_str()))
+            .bearer_auth(&user.jwt)
+            .header("x-dyn-elevated-access-token", token.raw().expose_secret())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// The engine's email route end to end: send a code, read it from the outbox, verify it for `scopes`.
+pub async fn elevate_by_email(h: &Harness, engine: &StepUpAuth, user: &TestUser, scopes: &[Scope]) {
+    engine.send_otp(None).await.expect("the code is sent");
+    let code = h.last_code(&user.email).await;
+    engine.verify_otp(code.as_str(), scopes).await.expect("the right code elevates");
+}
+
+/// The TOTP code for `secret` (base32) at Unix time `at`.
+pub fn totp_code(secret: &str, at: u64) -> String {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap()
+        .generate(at)
+        .to_string()
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A user with a verified TOTP device, registered through the engine itself: an email code elevates
+/// `credential:link`, the engine's API client registers the device with that token, and the first code (of the
+/// previous 30-second step, so the current step stays fresh for the test) verifies it.
+/// Returns the engine, the user, the device id and the secret.
+pub async fn totp_user(h: &Harness) -> (StepUpAuth, TestUser, String, String) {
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    elevate_by_email(h, &engine, &user, &[Scope::CredentialLink]).await;
+    let link = engine.token_for(&Scope::CredentialLink).expect("a credential:link token");
+    let registration = engine.api().register_totp(Some(link.raw())).await.expect("TOTP registration starts");
+    let secret = registration.secret.expose_secret().to_owned();
+    let first = totp_code(&secret, unix_now() - 30);
+    let device = stepup::CredentialId::new(registration.id.as_str());
+    engine
+        .verify_totp_mfa(first.as_str(), Some(device), &[Scope::CredentialLink])
+        .await
+        .expect("the first code verifies the device");
+    (engine, user, registration.id, secret)
+}
+
+/// A user with a passkey registered through the engine (email code for `credential:link`, then the software
+/// authenticator's attestation), and the engine holding that authenticator.
+pub async fn passkey_user(h: &Harness) -> (StepUpAuth, TestUser, Arc<SoftwarePasskey>) {
+    let user = h.user().await;
+    let passkey = Arc::new(SoftwarePasskey::new(ORIGIN).unwrap());
+    let engine =
+        h.engine_for(&user).passkey_authenticator(passkey.clone()).build().await.expect("the engine builds");
+    elevate_by_email(h, &engine, &user, &[Scope::CredentialLink]).await;
+    let link = engine.token_for(&Scope::CredentialLink).expect("a credential:link token");
+    let options = engine.api().passkey_registration_options().await.expect("registration options");
+    let attestation = stepup::engine::PasskeyAuthenticator::register(passkey.as_ref(), &options)
+        .await
+        .expect("attestation");
+    engine
+        .api()
+        .register_passkey(&attestation, Some(link.raw()))
+        .await
+        .expect("the server saves the passkey");
+    (engine, user, passkey)
+}
+
+/// A wallet signer with a fresh local key.
+pub fn local_wallet() -> Arc<LocalWalletSigner> {
+    Arc::new(LocalWalletSigner::random("metamask").unwrap())
+}
+
+/// A front end driven by the test through a channel, the way a game or kiosk runtime drives its own UI: every
+/// request arrives on the receiver with a one-shot for the answer.
+pub struct ChannelFrontend {
+    requests: mpsc::UnboundedSender<(PromptRequest, oneshot::Sender<PromptReply>)>,
+}
+
+pub type PromptInbox = mpsc::UnboundedReceiver<(PromptRequest, oneshot::Sender<PromptReply>)>;
+
+impl ChannelFrontend {
+    pub fn new() -> (Arc<Self>, PromptInbox) {
+        let (requests, inbox) = mpsc::unbounded_channel();
+        (Arc::new(Self { requests }), inbox)
+    }
+}
+
+#[async_trait::async_trait]
+impl Frontend for ChannelFrontend {
+    async fn prompt(&self, request: PromptRequest) -> PromptReply {
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send((request, reply)).is_err() {
+            return PromptReply::Cancel;
+        }
+        answer.await.unwrap_or(PromptReply::Cancel)
+    }
+}
+
+/// The next prompt request, or a panic after 10 seconds.
+pub async fn next_prompt(inbox: &mut PromptInbox) -> (PromptRequest, oneshot::Sender<PromptReply>) {
+    tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+        .await
+        .expect("a prompt within 10 s")
+        .expect("the front end is alive")
+}
+
+/// A TCP proxy in front of `target` that holds every connection for `delay` before passing bytes on: a slow
+/// server, made of the real one.
+pub struct SlowProxy {
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SlowProxy {
+    pub async fn start(target: SocketAddr, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for SlowProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A wallet signer that panics on its first signature (a crashing wallet bridge), then signs with `inner`.
+pub struct PanicOnceSigner {
+    pub inner: Arc<LocalWalletSigner>,
+    pub panicked: Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl WalletSigner for PanicOnceSigner {
+    fn address(&self) -> String {
+        self.inner.address()
+    }
+
+    fn wallet_name(&self) -> String {
+        self.inner.wallet_name()
+    }
+
+    async fn sign_message(&self, message: &str) -> Result<String, stepup::engine::SignerError> {
+        let first = {
+            let mut panicked = self.panicked.lock().await;
+            !std::mem::replace(&mut *panicked, true)
+        };
+        if first {
+            panic!("the wallet bridge crashed");
+        }
+        self.inner.sign_message(message).await
+    }
+}
+
+/// A signer for a wallet the app embeds: it must never be asked to sign.
+pub struct EmbeddedSigner(pub Arc<LocalWalletSigner>);
+
+#[async_trait::async_trait]
+impl WalletSigner for EmbeddedSigner {
+    fn address(&self) -> String {
+        self.0.address()
+    }
+
+    fn wallet_name(&self) -> String {
+        "dynamicwaas".to_owned()
+    }
+
+    fn is_embedded(&self) -> bool {
+        true
+    }
+
+    async fn sign_message(&self, _message: &str) -> Result<String, stepup::engine::SignerError> {
+        panic!("an embedded wallet must never be asked to sign for step-up");
+    }
+}

@@ -1,0 +1,211 @@
+//! Each of the five methods elevates through the engine, against the real reference server, and the stored
+//! token opens the matching `/protected/{scope}` resource.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::{Harness, local_wallet, passkey_user, totp_code, totp_user, unix_now};
+use reqwest::StatusCode;
+use stepup::engine::{PromptReply, PromptRequest, StepUpState};
+use stepup::{Method, Scope, StepUpError};
+
+fn assert_elevated_for(state: &StepUpState, scope: &Scope) {
+    match state {
+        StepUpState::Elevated { scopes, .. } => assert!(scopes.contains(scope), "{state:?}"),
+        other => panic!("expected elevated, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_code_elevates_and_opens_the_resource() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    let scope = Scope::WalletExport;
+
+    assert!(engine.is_step_up_required(scope.clone()).await.unwrap());
+    assert!(matches!(engine.state(), StepUpState::Required { .. }), "{:?}", engine.state());
+    let sent = engine.send_otp(None).await.unwrap();
+    assert!(sent.destination_masked.contains("***@example.com"), "{}", sent.destination_masked);
+    let code = h.last_code(&user.email).await;
+    let info = engine.verify_otp(code.as_str(), std::slice::from_ref(&scope)).await.unwrap();
+    assert!(info.single_use, "wallet:export tokens are single-use by the default policy");
+    assert_elevated_for(&engine.state(), &scope);
+    // A covering token answers without asking the server.
+    assert!(!engine.is_step_up_required(scope.clone()).await.unwrap());
+
+    let token = engine.token_for(&scope).expect("the token is stored");
+    assert_eq!(token.id(), &info.id);
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    // Single-use: taken exactly once, and the server refuses it a second time.
+    assert!(engine.token_for(&scope).is_none());
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::FORBIDDEN);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_code_elevates_and_opens_the_resource() {
+    let h = Harness::start().await;
+    let user = h.user_with(Some("5551234567")).await;
+    let engine = h.engine(&user).await;
+    let scope = Scope::CredentialLink;
+    let phone = user
+        .user
+        .verified_credentials
+        .iter()
+        .find(|c| c.format.as_str() == "phoneNumber")
+        .expect("the phone credential")
+        .id
+        .clone();
+
+    let sent = engine.send_otp(Some(stepup::CredentialId::new(phone.as_str()))).await.unwrap();
+    assert!(sent.destination_masked.ends_with("4567"), "{}", sent.destination_masked);
+    let code = h.last_code("+15551234567").await;
+    let info = engine.verify_otp(code.as_str(), std::slice::from_ref(&scope)).await.unwrap();
+    assert!(!info.single_use);
+    let token = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    // Multi-use: still there, and accepted again.
+    let again = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &again).await, StatusCode::OK);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_wallet_signature_elevates_and_opens_the_resource() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let wallet = local_wallet();
+    h.link_wallet(&user, wallet.as_ref(), false).await;
+    let engine = h.engine_for(&user).wallet_signer(wallet).build().await.unwrap();
+    let scope = Scope::WalletExport;
+
+    let info = engine.verify_wallet(None, std::slice::from_ref(&scope)).await.unwrap();
+    assert!(info.scopes.contains(&scope));
+    let token = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_assertion_elevates_and_opens_the_resource() {
+    let h = Harness::start().await;
+    let (engine, user, passkey) = passkey_user(&h).await;
+    assert_eq!(passkey.passkey_count().await, 1);
+    let scope = Scope::UserDelete;
+
+    let check = engine.check(scope.clone()).await.unwrap();
+    assert!(check.required);
+    assert!(check.options.methods().contains(&Method::Passkey), "{:?}", check.options);
+    let info = engine.verify_passkey_mfa(std::slice::from_ref(&scope)).await.unwrap();
+    assert!(info.single_use);
+    let token = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    // The authenticator's signature counter moved on: a second assertion is accepted too.
+    engine.verify_passkey_mfa(std::slice::from_ref(&scope)).await.unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_code_elevates_and_opens_the_resource() {
+    let h = Harness::start().await;
+    let (engine, user, _device, secret) = totp_user(&h).await;
+    let scope = Scope::WalletExport;
+
+    let code = totp_code(&secret, unix_now());
+    let info = engine.verify_totp_mfa(code.as_str(), None, std::slice::from_ref(&scope)).await.unwrap();
+    assert!(info.scopes.contains(&scope));
+    let token = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_code_elevates_once_and_opens_the_resource() {
+    let h = Harness::start().await;
+    let (engine, user, _device, _secret) = totp_user(&h).await;
+    let link = engine.token_for(&Scope::CredentialLink).expect("the link token from the TOTP registration");
+    let codes = engine.api().recovery_codes(Some(link.raw())).await.unwrap();
+    let code = codes.recovery_codes.first().expect("ten codes on first read").expose_secret().to_owned();
+    let scope = Scope::WalletExport;
+
+    engine.verify_recovery_code(code.as_str(), std::slice::from_ref(&scope)).await.unwrap();
+    let token = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    // A recovery code is spent by its first use.
+    let error = engine.verify_recovery_code(code.as_str(), std::slice::from_ref(&scope)).await.unwrap_err();
+    assert_eq!(error, StepUpError::MfaInvalidCode);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_flow_runs_the_email_route_through_the_front_end() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let scope = Scope::WalletExport;
+
+    let waiting = {
+        let engine = engine.clone();
+        let scope = scope.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&[scope]).await })
+    };
+    // One email credential: no method choice, the code is sent at once.
+    let (request, reply) = common::next_prompt(&mut inbox).await;
+    let PromptRequest::EnterOtp { destination_masked, .. } = request else {
+        panic!("expected EnterOtp, got {request:?}");
+    };
+    assert!(destination_masked.ends_with("@example.com"));
+    assert!(matches!(engine.state(), StepUpState::Verifying { .. } | StepUpState::Prompting { .. }));
+    // A wrong code first: the front end hears why and how many tries are left.
+    reply.send(PromptReply::Code("000000".into())).unwrap();
+    let (request, reply) = common::next_prompt(&mut inbox).await;
+    assert!(
+        matches!(request, PromptRequest::Failed { error: StepUpError::WrongVerificationToken { .. }, .. }),
+        "{request:?}"
+    );
+    reply.send(PromptReply::Confirm).unwrap();
+    let (request, reply) = common::next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    let code = h.last_code(&user.email).await;
+    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+
+    let info = waiting.await.unwrap().unwrap();
+    assert!(info.scopes.contains(&scope));
+    assert_elevated_for(&engine.state(), &scope);
+    let token = engine.token_for(&scope).unwrap();
+    assert_eq!(h.open_protected(&user, &scope, &token).await, StatusCode::OK);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
+    let h = Harness::start().await;
+    let (_registering, user, _device, secret) = totp_user(&h).await;
+    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let scope = Scope::WalletExport;
+
+    // Dynamic's rule: a user with MFA methods steps up by MFA only.
+    let error = engine.prompt_reauthenticate(std::slice::from_ref(&scope)).await.unwrap_err();
+    assert_eq!(error, StepUpError::ReauthenticationNotAllowed);
+    // The server sends the code, but refuses to elevate by it (`mfa_required`).
+    engine.send_otp(None).await.unwrap();
+    let code = h.last_code(&user.email).await;
+    let error = engine.verify_otp(code.as_str(), std::slice::from_ref(&scope)).await.unwrap_err();
+    assert_eq!(error, StepUpError::ReauthenticationNotAllowed);
+
+    let waiting = {
+        let engine = engine.clone();
+        let scope = scope.clone();
+        tokio::spawn(async move { engine.prompt_mfa(&[scope]).await })
+    };
+    let (request, reply) = common::next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    reply.send(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into())).unwrap();
+    let info = waiting.await.unwrap().unwrap();
+    assert!(info.scopes.contains(&scope));
+    assert_elevated_for(&engine.state(), &scope);
+    h.shutdown().await;
+}
