@@ -168,7 +168,7 @@ async fn prompt_flow_runs_the_email_route_through_the_front_end() {
     reply.send(PromptReply::Confirm).unwrap();
     let (request, reply) = common::next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
-    let code = h.last_code(&user.email).await;
+    let code = common::pending_code(&h, &engine, &user.email).await;
     reply.send(PromptReply::Code(code.as_str().into())).unwrap();
 
     let info = waiting.await.unwrap().unwrap();

@@ -6,12 +6,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use stepup::engine::{
     Frontend, LocalWalletSigner, PromptReply, PromptRequest, SoftwarePasskey, StepUpAuth, StepUpAuthBuilder,
-    WalletSigner,
+    StepUpState, WalletSigner,
 };
 use stepup::proto::SdkUser;
 use stepup::{ElevatedToken, Scope, SecretString};
@@ -119,6 +120,18 @@ impl Harness {
 
     /// The code of the newest message sent to `to` (an email address or `+<cc><number>`).
     pub async fn last_code(&self, to: &str) -> String {
+        // Newest first, to the second: a test that sends several codes within a second uses `code_of`.
+        self.outbox(to).await.into_iter().next().expect("a code was sent").code
+    }
+
+    /// The code of the verification `sent` (sent to `to`).
+    pub async fn code_of(&self, to: &str, sent: &stepup::OtpVerification) -> String {
+        let messages = self.outbox(to).await;
+        let id = sent.id.as_str();
+        messages.into_iter().find(|m| m.verification_uuid == id).expect("the code was sent").code
+    }
+
+    async fn outbox(&self, to: &str) -> Vec<OutboxMessage> {
         let response = self
             .http
             .get(format!("{}/admin/environments/{ENV}/outbox", self.base_url()))
@@ -128,8 +141,7 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let messages: Vec<OutboxMessage> = response.json().await.unwrap();
-        messages.into_iter().max_by_key(|m| m.created_at).expect("a code was sent").code
+        response.json().await.unwrap()
     }
 
     /// Calls `/protected/{scope}` with the session and `token` in the elevated-token header: the status.
@@ -151,9 +163,21 @@ impl Harness {
 
 /// The engine's email route end to end: send a code, read it from the outbox, verify it for `scopes`.
 pub async fn elevate_by_email(h: &Harness, engine: &StepUpAuth, user: &TestUser, scopes: &[Scope]) {
-    engine.send_otp(None).await.expect("the code is sent");
-    let code = h.last_code(&user.email).await;
+    let sent = engine.send_otp(None).await.expect("the code is sent");
+    let code = h.code_of(&user.email, &sent).await;
     engine.verify_otp(code.as_str(), scopes).await.expect("the right code elevates");
+}
+
+/// The code of the one-time code the engine's running flow is waiting for (as a prompt's `EnterOtp` shows).
+pub async fn pending_code(h: &Harness, engine: &StepUpAuth, to: &str) -> String {
+    let state = engine.state();
+    let sent = match &state {
+        StepUpState::Prompting { progress, .. } | StepUpState::Verifying { progress, .. } => {
+            progress.pending_otp.clone()
+        }
+        _ => None,
+    };
+    h.code_of(to, &sent.unwrap_or_else(|| panic!("no code pending in {state:?}"))).await
 }
 
 /// The TOTP code for `secret` (base32) at Unix time `at`.
@@ -253,10 +277,11 @@ pub async fn next_prompt(inbox: &mut PromptInbox) -> (PromptRequest, oneshot::Se
         .expect("the front end is alive")
 }
 
-/// A TCP proxy in front of `target` that holds every connection for `delay` before passing bytes on: a slow
-/// server, made of the real one.
+/// A TCP proxy in front of `target` that holds every new connection for a delay before passing bytes on: a
+/// slow server, made of the real one. The delay can be changed while it runs.
 pub struct SlowProxy {
     pub addr: SocketAddr,
+    delay_ms: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -264,17 +289,25 @@ impl SlowProxy {
     pub async fn start(target: SocketAddr, delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let delay_ms = Arc::new(AtomicU64::new(u64::try_from(delay.as_millis()).unwrap()));
+        let delay = delay_ms.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                let wait = Duration::from_millis(delay.load(Ordering::Relaxed));
                 tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
+                    tokio::time::sleep(wait).await;
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
             }
         });
-        Self { addr, task }
+        Self { addr, delay_ms, task }
+    }
+
+    /// The delay for connections accepted from now on.
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(u64::try_from(delay.as_millis()).unwrap(), Ordering::Relaxed);
     }
 
     pub fn base_url(&self) -> String {

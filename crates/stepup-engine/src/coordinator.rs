@@ -297,6 +297,7 @@ impl CoordinatorState {
         match message {
             CoordinatorMsg::RequirementChecked { scope, required, options, reply } => {
                 self.flow.handle(&FlowEvent::RequirementChecked { scope, required, options });
+                self.publish();
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
@@ -317,6 +318,7 @@ impl CoordinatorState {
                     self.pending_otp = Some(sent.clone());
                     self.flow.handle(&FlowEvent::OtpSent { verification: sent.clone() });
                 }
+                self.publish();
                 let _ = reply.send(result);
             }
             CoordinatorMsg::Verify { scopes, request, reply } => {
@@ -330,7 +332,9 @@ impl CoordinatorState {
                 self.start_prompt(myself, scopes, route, reply)
             }
             CoordinatorMsg::PromptOpened { prompt, route, options, reply } => {
-                let _ = reply.send(self.open_prompt(prompt, route, options));
+                let answer = self.open_prompt(prompt, route, options);
+                self.publish();
+                let _ = reply.send(answer);
             }
             CoordinatorMsg::PromptFinished { prompt, result } => {
                 if self.prompt.as_ref().is_some_and(|p| p.id == prompt) {
@@ -350,6 +354,7 @@ impl CoordinatorState {
                 self.pending_otp = None;
                 self.fail_active(StepUpError::Cancelled);
                 self.end_prompt(&Err(StepUpError::Cancelled));
+                self.publish();
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
@@ -367,6 +372,9 @@ impl CoordinatorState {
         }
     }
 
+    /// Publishes the machine's state on the watch channel if it changed. Called after every message, and also
+    /// before every reply that follows a state change: a caller who hears back must see the state its call
+    /// produced (`verify_otp` returns, `state()` says `elevated`).
     fn publish(&self) {
         let state = self.flow.state();
         self.args.state.send_if_modified(|published| {
@@ -496,11 +504,13 @@ impl CoordinatorState {
             self.schedule_expiry(info);
             self.settle_waiters(info);
         }
+        self.publish();
         let _ = active.reply.send(outcome);
     }
 
     fn fail_active(&mut self, error: StepUpError) {
         if let Some(active) = self.active.take() {
+            self.publish();
             let _ = active.reply.send(Err(error));
         }
     }
@@ -528,6 +538,7 @@ impl CoordinatorState {
 
     /// Answers the prompt's waiters whose scopes the new token covers.
     fn settle_waiters(&mut self, info: &TokenInfo) {
+        self.publish();
         let Some(prompt) = self.prompt.as_mut() else { return };
         if info.scopes.covers(&prompt.scopes) {
             for waiter in prompt.waiters.drain(..) {
@@ -608,6 +619,7 @@ impl CoordinatorState {
     fn end_prompt(&mut self, result: &Result<TokenInfo, StepUpError>) {
         if let Some(prompt) = self.prompt.take() {
             prompt.task.abort();
+            self.publish();
             for waiter in prompt.waiters {
                 let _ = waiter.send(result.clone());
             }
