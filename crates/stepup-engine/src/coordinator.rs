@@ -448,11 +448,15 @@ impl CoordinatorState {
             return Err(StepUpError::InvalidScopes);
         }
         let state = self.flow.state();
-        if state.is_in_flow() && !state.scopes().covers(scopes) {
-            if self.prompt.is_some() {
+        if let Some(prompt) = &self.prompt {
+            // A prompt owns the flow: a verification for scopes it covers is part of it; others must wait.
+            if !prompt.scopes.covers(scopes) {
                 return Err(StepUpError::Busy);
             }
-            // A custom UI moved on to other scopes: the old flow is abandoned.
+        } else if state.is_in_flow() && state.scopes() != *scopes {
+            // Without a prompt the caller's scopes are the request, exactly: the flow may have gathered more
+            // scopes from earlier checks, and a token for those would grant more than was asked (least
+            // privilege; one single-use scope would also make the whole token single-use). Start over.
             self.flow.handle(&FlowEvent::Cancel);
         }
         if !self.flow.state().is_in_flow() {
