@@ -92,8 +92,10 @@ impl Harness {
             ..Default::default()
         };
         let response = self.admin_post("/users", &serde_json::to_value(&request).unwrap()).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let user: SdkUser = response.json().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let user: SdkUser = serde_json::from_str(&body).unwrap();
         let response = self.admin_post(&format!("/users/{}/sessions", user.id), &serde_json::json!({})).await;
         assert_eq!(response.status(), StatusCode::OK);
         let session: AdminSession = response.json().await.unwrap();
