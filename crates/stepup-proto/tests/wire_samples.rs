@@ -106,8 +106,11 @@ fn nonces_and_wallet_verify() {
 fn passkey_authentication() {
     round_trip::<PasskeyAuthenticationOptions>(json!({
         "challenge": "Y2hhbGxlbmdl", "timeout": 300000, "rpId": "localhost", "userVerification": "required",
-        "allowCredentials": [{"id": "Y3JlZA", "transports": ["internal"]}]
+        "allowCredentials": [{"id": "Y3JlZA", "type": "public-key", "transports": ["internal"]}]
     }));
+    // A descriptor without `type` (older servers) reads as `public-key`: authenticators skip untyped ones.
+    let lenient: PasskeyAllowCredential = serde_json::from_value(json!({"id": "Y3JlZA"})).unwrap();
+    assert_eq!(lenient.kind, "public-key");
     round_trip::<PasskeyAuthRequest>(json!({
         "id": "Y3JlZA", "rawId": "Y3JlZA",
         "response": {"clientDataJSON": "e30", "authenticatorData": "YXV0aA", "signature": "c2ln", "userHandle": "dQ"},
