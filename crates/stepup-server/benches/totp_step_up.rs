@@ -80,6 +80,8 @@ async fn run(clients_n: usize, rounds: usize) {
             .unwrap();
         clients.push((jwt.expose_secret().to_owned(), device, totp));
     }
+    // In a workspace build reqwest carries the engine's `rustls-no-provider` feature: install a provider first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let totp_url = format!("{}/users/mfa/auth/totp", server.sdk_url("dev"));
     let jwks_url = format!("{}/.well-known/jwks", server.sdk_url("dev"));

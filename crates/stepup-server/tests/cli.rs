@@ -61,10 +61,13 @@ fn serve_dev_prints_its_url_and_answers() {
     let url = line.trim().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // See `common::http_client` for why a provider is installed (this file does not use the common module).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
     runtime.block_on(async {
-        let health = reqwest::get(format!("{url}/health")).await.unwrap();
+        let health = http.get(format!("{url}/health")).send().await.unwrap();
         assert_eq!(health.status(), 200);
-        let jwks = reqwest::get(format!("{url}/sdk/dev/.well-known/jwks")).await.unwrap();
+        let jwks = http.get(format!("{url}/sdk/dev/.well-known/jwks")).send().await.unwrap();
         assert_eq!(jwks.status(), 200);
     });
     child.kill().unwrap();

@@ -92,7 +92,7 @@ impl TestServer {
         // Real time to start with (TOTP codes are computed from it), moved by hand afterwards.
         let clock = ManualClock::new(SystemClock.now());
         let server = Server::start_with_clock(config, Arc::new(clock.clone())).await.expect("server starts");
-        Self { server, clock, http: reqwest::Client::new(), cleanup }
+        Self { server, clock, http: http_client(), cleanup }
     }
 
     pub fn now(&self) -> UnixTime {
@@ -207,6 +207,13 @@ impl TestServer {
             }
         }
     }
+}
+
+/// A plain-HTTP reqwest client. In a workspace build reqwest carries the engine's `rustls-no-provider` feature
+/// (Cargo unifies features) and panics without a process-wide crypto provider, so one is installed first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 /// Asserts a response is an error with this status and code, and returns it.
