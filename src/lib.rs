@@ -10,7 +10,7 @@
 //!
 //! - [`proto`] — wire types of the SDK API (`stepup-proto`).
 //! - [`domain`] — the domain without I/O: scopes, tokens, the token cell, the flow machine (`stepup-core`).
-//! - [`engine`] — the engine crate (`stepup-engine`; its actors, API client and facade are being built).
+//! - [`engine`] — the engine (`stepup-engine`): actors, API client, the `StepUpAuth` facade, front-end trait.
 
 pub use stepup_core as domain;
 pub use stepup_engine as engine;
