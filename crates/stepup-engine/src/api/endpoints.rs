@@ -114,7 +114,8 @@ impl ApiClient {
     /// `POST /users/mfa/auth/recovery`: spends a recovery code and returns an elevated token.
     ///
     /// # Errors
-    /// [`StepUpError::MfaInvalidCode`], [`StepUpError::Locked`].
+    /// [`StepUpError::MfaInvalidCode`], [`StepUpError::Locked`]; [`StepUpError::MfaDeviceNotFound`] for a user with no
+    /// MFA method (recovery codes back up a method, they are not one).
     pub async fn recovery_auth(&self, request: &RecoveryAuthRequest) -> Result<VerifyResponse, StepUpError> {
         self.post("/users/mfa/auth/recovery", request, None).await
     }
@@ -161,8 +162,8 @@ impl ApiClient {
     /// The server shows codes once: later calls answer with the count and no codes.
     ///
     /// # Errors
-    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token; [`StepUpError::ReauthenticationNotAllowed`]
-    /// when the user has no other MFA method.
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token. (Codes can be minted before any other
+    /// MFA method; they verify only once the user has one: see [`ApiClient::recovery_auth`].)
     pub async fn recovery_codes(
         &self,
         link_token: Option<&Jwt>,

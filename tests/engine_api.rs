@@ -1,0 +1,116 @@
+//! The engine's API client and builder against the real reference server: typed errors for bad input, the
+//! elevated-token header, and retries of GETs (only) on connection errors.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ENV, Harness, elevate_by_email};
+use stepup::engine::{ApiClientError, ApiConfig, BuildError, StepUpAuth};
+use stepup::{CredentialId, Scope, StepUpError};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builder_refuses_missing_and_malformed_settings() {
+    let error = StepUpAuth::builder().environment_id(ENV).build().await.unwrap_err();
+    assert!(matches!(error, BuildError::MissingBaseUrl), "{error:?}");
+    let error = StepUpAuth::builder().base_url("http://127.0.0.1:1").build().await.unwrap_err();
+    assert!(matches!(error, BuildError::MissingEnvironmentId), "{error:?}");
+    for url in ["127.0.0.1:8080", "ftp://example.com", "http://", "http://exa mple.com"] {
+        let error = StepUpAuth::builder().base_url(url).environment_id(ENV).build().await.unwrap_err();
+        assert!(
+            matches!(&error, BuildError::Api(ApiClientError::InvalidBaseUrl { url: got }) if got == url),
+            "{url}: {error:?}"
+        );
+    }
+    for id in ["", "a/b", "dev?x=1", "../admin"] {
+        let error = StepUpAuth::builder()
+            .base_url("http://127.0.0.1:1")
+            .environment_id(id)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, BuildError::Api(ApiClientError::InvalidEnvironmentId { id: got }) if got == id),
+            "{id:?}: {error:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_their_typed_errors() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+
+    // No scopes: refused before any call.
+    let error = engine.verify_totp_mfa("123456", None, &[]).await.unwrap_err();
+    assert_eq!(error, StepUpError::InvalidScopes);
+    // A call that needs an elevated token, without one: the server's challenge.
+    let error = engine.api().register_totp(None).await.unwrap_err();
+    assert_eq!(error, StepUpError::ElevatedAccessTokenRequired);
+    // A device id that is not a path segment never reaches the server.
+    let error = engine.api().delete_mfa_device("../users", None).await.unwrap_err();
+    assert_eq!(error, StepUpError::MfaDeviceNotFound);
+    // A user without MFA asking for a TOTP step-up.
+    let device = Some(CredentialId::new("no-such-device"));
+    let error = engine.verify_totp_mfa("123456", device, &[Scope::WalletExport]).await.unwrap_err();
+    assert_eq!(error, StepUpError::MfaDeviceNotFound);
+    // Recovery codes are minted with a credential:link token, but verify only for a user with an MFA method.
+    elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
+    let link = engine.token_for(&Scope::CredentialLink).unwrap();
+    let codes = engine.api().recovery_codes(Some(link.raw())).await.unwrap();
+    let code = codes.recovery_codes[0].expose_secret().to_owned();
+    let error = engine.verify_recovery_code(code.as_str(), &[Scope::WalletExport]).await.unwrap_err();
+    assert_eq!(error, StepUpError::MfaDeviceNotFound);
+
+    // A session the server does not know.
+    let stranger = StepUpAuth::builder()
+        .base_url(h.base_url())
+        .environment_id(ENV)
+        .session("eyJhbGciOiJFZERTQSJ9.e30.c2ln")
+        .build()
+        .await
+        .unwrap();
+    let error = stranger.is_step_up_required(Scope::WalletExport).await.unwrap_err();
+    assert_eq!(error, StepUpError::Unauthorized);
+    // No session at all.
+    let anonymous = StepUpAuth::builder().base_url(h.base_url()).environment_id(ENV).build().await.unwrap();
+    let error = anonymous.is_step_up_required(Scope::WalletExport).await.unwrap_err();
+    assert_eq!(error, StepUpError::Unauthorized);
+    // An environment the server does not serve.
+    let elsewhere =
+        StepUpAuth::builder().base_url(h.base_url()).environment_id("nowhere").build().await.unwrap();
+    let error = elsewhere.api().settings().await.unwrap_err();
+    assert!(matches!(error, StepUpError::NotFound { .. }), "{error:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_are_retried_on_connection_errors_and_posts_are_not() {
+    // A free port, and the reference server started on it a moment after the first attempts.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let config =
+        ApiConfig { get_retries: 6, retry_backoff: Duration::from_millis(40), ..ApiConfig::default() };
+    let engine = StepUpAuth::builder()
+        .base_url(format!("http://{addr}"))
+        .environment_id(ENV)
+        .api_config(config)
+        .build()
+        .await
+        .unwrap();
+
+    // A POST is not idempotent: one attempt, the connection error comes back at once.
+    let error = engine.is_step_up_required(Scope::WalletExport).await.unwrap_err();
+    assert!(matches!(error, StepUpError::Transport { .. }), "{error:?}");
+
+    // A GET is retried (40, 80, 160, ... ms apart, 2.5 s in all) until the server is up.
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        Harness::start_with(move |config| config.listen = addr).await
+    });
+    let settings = engine.api().settings().await;
+    let h = late.await.unwrap();
+    assert!(settings.is_ok(), "the GET got through once the server was up: {settings:?}");
+    h.shutdown().await;
+}
