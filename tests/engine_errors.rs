@@ -287,3 +287,38 @@ async fn slow_server_is_a_timeout_and_the_engine_recovers() {
     still_usable(&h, &slow, &user).await;
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let engine = h
+        .engine_for(&user)
+        .frontend(frontend)
+        .prompt_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
+    };
+    // The person walks away: the request is never answered.
+    let (_request, _unanswered) = next_prompt(&mut inbox).await;
+    assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Timeout);
+    assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
+
+    // The next prompt runs (the code sent by the first one still counts towards the send limit, and works).
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
+    };
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    let code = common::pending_code(&h, &engine, &user.email).await;
+    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    waiting.await.unwrap().unwrap();
+    h.shutdown().await;
+}

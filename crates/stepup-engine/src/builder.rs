@@ -147,7 +147,8 @@ impl StepUpAuthBuilder {
         self
     }
 
-    /// How long a prompt call waits for its flow (default 10 min).
+    /// How long a prompt flow may wait on the person (default 10 min); then every caller waiting on it gets
+    /// `Timeout` and the flow ends.
     pub fn prompt_timeout(mut self, timeout: Duration) -> Self {
         self.prompt_timeout = Some(timeout);
         self
@@ -166,6 +167,7 @@ impl StepUpAuthBuilder {
         let tokens = TokenCell::with_clock(clock.clone());
         let (state_tx, state_rx) = watch::channel(FlowState::Idle {});
         let verify_timeout = self.verify_timeout.unwrap_or(DEFAULT_VERIFY_TIMEOUT);
+        let prompt_timeout = self.prompt_timeout.unwrap_or(DEFAULT_PROMPT_TIMEOUT);
         let args = CoordinatorArgs {
             tokens: tokens.clone(),
             verifiers: VerifierConfig {
@@ -177,6 +179,7 @@ impl StepUpAuthBuilder {
             },
             frontend: self.frontend,
             verify_timeout,
+            prompt_timeout,
             state: state_tx,
         };
         let (coordinator, _join) = Actor::spawn(None, Coordinator, args)
@@ -188,7 +191,7 @@ impl StepUpAuthBuilder {
             tokens,
             state: state_rx,
             verify_timeout,
-            prompt_timeout: self.prompt_timeout.unwrap_or(DEFAULT_PROMPT_TIMEOUT),
+            prompt_timeout,
         }))
     }
 }

@@ -130,6 +130,11 @@ pub enum CoordinatorMsg {
         /// The verification's number.
         flow: FlowId,
     },
+    /// Prompt `prompt` ran past the prompt timeout.
+    PromptTimedOut {
+        /// The prompt.
+        prompt: PromptId,
+    },
     /// A token's expiry timer fired.
     TokenExpired {
         /// The token.
@@ -157,6 +162,8 @@ pub struct CoordinatorArgs {
     pub frontend: Option<SharedFrontend>,
     /// How long one verification may take before it fails with `Timeout` (signers included).
     pub verify_timeout: Duration,
+    /// How long a prompt flow may wait on the person before it ends with `Timeout` for every waiting caller.
+    pub prompt_timeout: Duration,
     /// Where the state is published.
     pub state: watch::Sender<StepUpState>,
 }
@@ -167,6 +174,7 @@ impl std::fmt::Debug for CoordinatorArgs {
             .field("verifiers", &self.verifiers)
             .field("has_frontend", &self.frontend.is_some())
             .field("verify_timeout", &self.verify_timeout)
+            .field("prompt_timeout", &self.prompt_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -367,6 +375,15 @@ impl CoordinatorState {
             CoordinatorMsg::TokenConsumed { token_id } => {
                 self.flow.handle(&FlowEvent::TokenConsumed { token_id: token_id.clone() });
                 self.args.tokens.remove(&token_id);
+            }
+            CoordinatorMsg::PromptTimedOut { prompt } => {
+                if self.prompt.as_ref().is_some_and(|p| p.id == prompt) {
+                    // The person walked away: the flow ends for everyone waiting on it, and a verification
+                    // still running for it is dropped when it reports.
+                    self.flow.handle(&FlowEvent::Cancel);
+                    self.fail_active(StepUpError::Timeout);
+                    self.end_prompt(&Err(StepUpError::Timeout));
+                }
             }
             CoordinatorMsg::TokenExpired { token_id } => self.token_timer_fired(myself, token_id),
         }
@@ -599,6 +616,7 @@ impl CoordinatorState {
             route,
         });
         self.prompt = Some(RunningPrompt { id, scopes, task, waiters: vec![reply] });
+        myself.send_after(self.args.prompt_timeout, move || CoordinatorMsg::PromptTimedOut { prompt: id });
     }
 
     fn open_prompt(

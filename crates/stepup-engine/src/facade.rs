@@ -236,7 +236,8 @@ impl StepUpAuth {
 
     async fn prompt(&self, scopes: &[Scope], route: Option<Route>) -> Result<TokenInfo, StepUpError> {
         let scopes = scope_set(scopes);
-        let timeout = self.inner.prompt_timeout;
+        // The coordinator ends the prompt at the prompt timeout; the margin covers its answer.
+        let timeout = self.inner.prompt_timeout + CALL_MARGIN;
         let message = |reply| CoordinatorMsg::Prompt { scopes, route, reply };
         self.call(message, timeout, StepUpError::EngineStopped).await?
     }
