@@ -249,6 +249,8 @@ pub fn local_wallet() -> Arc<LocalWalletSigner> {
 /// request arrives on the receiver with a one-shot for the answer.
 pub struct ChannelFrontend {
     requests: mpsc::UnboundedSender<(PromptRequest, oneshot::Sender<PromptReply>)>,
+    /// How each flow ended, as `Frontend::finished` reported it.
+    pub outcomes: std::sync::Mutex<Vec<Result<stepup::TokenInfo, stepup::StepUpError>>>,
 }
 
 pub type PromptInbox = mpsc::UnboundedReceiver<(PromptRequest, oneshot::Sender<PromptReply>)>;
@@ -256,7 +258,21 @@ pub type PromptInbox = mpsc::UnboundedReceiver<(PromptRequest, oneshot::Sender<P
 impl ChannelFrontend {
     pub fn new() -> (Arc<Self>, PromptInbox) {
         let (requests, inbox) = mpsc::unbounded_channel();
-        (Arc::new(Self { requests }), inbox)
+        (Arc::new(Self { requests, outcomes: Default::default() }), inbox)
+    }
+
+    /// Waits (up to 5 s) until `finished` has reported `count` outcomes, and returns them.
+    pub async fn outcomes_after(&self, count: usize) -> Vec<Result<stepup::TokenInfo, stepup::StepUpError>> {
+        for _ in 0..500 {
+            {
+                let outcomes = self.outcomes.lock().unwrap();
+                if outcomes.len() >= count {
+                    return outcomes.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the front end heard of fewer than {count} finished flows");
     }
 }
 
@@ -268,6 +284,10 @@ impl Frontend for ChannelFrontend {
             return PromptReply::Cancel;
         }
         answer.await.unwrap_or(PromptReply::Cancel)
+    }
+
+    async fn finished(&self, outcome: &Result<stepup::TokenInfo, stepup::StepUpError>) {
+        self.outcomes.lock().unwrap().push(outcome.clone());
     }
 }
 

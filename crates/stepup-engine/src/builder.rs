@@ -176,6 +176,8 @@ impl StepUpAuthBuilder {
                 wallet: self.wallet,
                 passkey: self.passkey,
                 wallet_message: self.wallet_message,
+                verify_timeout,
+                current_flow: Arc::default(),
             },
             frontend: self.frontend,
             verify_timeout,

@@ -6,6 +6,7 @@
 //! message ends with [`CoordinatorState::publish`], which sends the machine's state on the `watch` channel.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -52,6 +53,9 @@ pub enum CoordinatorMsg {
     SendOtp {
         /// Which credential; `None` picks the email, else the phone.
         credential: Option<CredentialId>,
+        /// The prompt asking, if a prompt driver asks: refused with `Cancelled` once that prompt has ended.
+        /// `None` from apps and custom UIs.
+        prompt: Option<PromptId>,
         /// The answer.
         reply: RpcReplyPort<Result<OtpVerification, StepUpError>>,
     },
@@ -61,6 +65,9 @@ pub enum CoordinatorMsg {
         scopes: ScopeSet,
         /// The proof.
         request: VerifyRequest,
+        /// The prompt asking, if a prompt driver asks: refused with `Cancelled` once that prompt has ended (a
+        /// driver aborted mid-step must not start a flow of its own). `None` from apps and custom UIs.
+        prompt: Option<PromptId>,
         /// The answer.
         reply: TokenReply,
     },
@@ -115,6 +122,8 @@ pub enum CoordinatorMsg {
     OtpSent {
         /// The sent code, or why not.
         result: Result<OtpVerification, StepUpError>,
+        /// The reset count when the code was asked for: a code asked for before a reset is not kept.
+        epoch: u64,
         /// The caller.
         reply: RpcReplyPort<Result<OtpVerification, StepUpError>>,
     },
@@ -212,6 +221,8 @@ pub struct CoordinatorState {
     pending_otp: Option<OtpVerification>,
     active: Option<ActiveVerification>,
     prompt: Option<RunningPrompt>,
+    /// How many resets so far: replies to requests made before the latest reset are stale.
+    epoch: u64,
 }
 
 impl std::fmt::Debug for CoordinatorState {
@@ -250,6 +261,7 @@ impl Actor for Coordinator {
             pending_otp: None,
             active: None,
             prompt: None,
+            epoch: 0,
         };
         state.publish();
         Ok(state)
@@ -311,9 +323,14 @@ impl CoordinatorState {
                 }
             }
             CoordinatorMsg::Challenged { scopes } => self.flow.handle(&FlowEvent::Challenged { scopes }),
-            CoordinatorMsg::SendOtp { credential, reply } => {
+            CoordinatorMsg::SendOtp { credential, prompt, reply } => {
+                if let Err(refused) = self.check_prompt(prompt) {
+                    let _ = reply.send(Err(refused));
+                    return;
+                }
                 let verifier = &self.verifiers[&VerifierKind::Otp];
-                let message = VerifierMsg::SendOtp { credential, reply_to: myself.clone(), reply };
+                let epoch = self.epoch;
+                let message = VerifierMsg::SendOtp { credential, epoch, reply_to: myself.clone(), reply };
                 if let Err(ractor::MessagingErr::SendErr(VerifierMsg::SendOtp { reply, .. })) =
                     verifier.send_message(message)
                 {
@@ -321,7 +338,12 @@ impl CoordinatorState {
                         .send(Err(StepUpError::VerifierFailed { method: stepup_core::Method::EmailOtp }));
                 }
             }
-            CoordinatorMsg::OtpSent { result, reply } => {
+            CoordinatorMsg::OtpSent { result, epoch, reply } => {
+                if epoch != self.epoch {
+                    // Asked for before a reset: the code went out, but the state it belonged to is gone.
+                    let _ = reply.send(Err(StepUpError::Cancelled));
+                    return;
+                }
                 if let Ok(sent) = &result {
                     self.pending_otp = Some(sent.clone());
                     self.flow.handle(&FlowEvent::OtpSent { verification: sent.clone() });
@@ -329,9 +351,12 @@ impl CoordinatorState {
                 self.publish();
                 let _ = reply.send(result);
             }
-            CoordinatorMsg::Verify { scopes, request, reply } => {
-                self.start_verification(myself, scopes, request, reply)
-            }
+            CoordinatorMsg::Verify { scopes, request, prompt, reply } => match self.check_prompt(prompt) {
+                Ok(()) => self.start_verification(myself, scopes, request, reply),
+                Err(refused) => {
+                    let _ = reply.send(Err(refused));
+                }
+            },
             CoordinatorMsg::VerifierDone { flow, result } => self.finish_verification(flow, result),
             CoordinatorMsg::VerificationTimedOut { flow } => {
                 self.finish_verification(flow, Err(StepUpError::Timeout))
@@ -358,6 +383,7 @@ impl CoordinatorState {
                 self.end_prompt(&Err(StepUpError::Cancelled));
             }
             CoordinatorMsg::Reset { reply } => {
+                self.epoch = self.epoch.wrapping_add(1);
                 self.flow.handle(&FlowEvent::Reset);
                 self.pending_otp = None;
                 self.fail_active(StepUpError::Cancelled);
@@ -449,6 +475,7 @@ impl CoordinatorState {
             request,
             reply_to: myself.clone(),
         };
+        self.args.verifiers.current_flow.store(flow.0, Ordering::Release);
         if self.verifiers[&kind].send_message(VerifierMsg::Verify(job)).is_err() {
             // The verifier is being restarted; the supervision event will not see this flow, so fail it here.
             self.active = Some(ActiveVerification { flow, kind, method, reply });
@@ -504,6 +531,7 @@ impl CoordinatorState {
             tracing::debug!(%flow, "dropping a stale verification result");
             return;
         };
+        self.args.verifiers.current_flow.store(0, Ordering::Release);
         let outcome = match result {
             Ok(token) => {
                 self.flow.handle(&FlowEvent::Verified { flow, token: token.clone() });
@@ -531,6 +559,7 @@ impl CoordinatorState {
 
     fn fail_active(&mut self, error: StepUpError) {
         if let Some(active) = self.active.take() {
+            self.args.verifiers.current_flow.store(0, Ordering::Release);
             self.publish();
             let _ = active.reply.send(Err(error));
         }
@@ -568,6 +597,23 @@ impl CoordinatorState {
         }
     }
 
+    /// Whether a request from prompt `prompt` (if any) may go on: the prompt must still be the running one, and
+    /// someone must still be waiting for it (a prompt every caller gave up on is ended here, at its next step).
+    fn check_prompt(&mut self, prompt: Option<PromptId>) -> Result<(), StepUpError> {
+        let Some(id) = prompt else { return Ok(()) };
+        let Some(running) = self.prompt.as_mut().filter(|p| p.id == id) else {
+            return Err(StepUpError::Cancelled);
+        };
+        running.waiters.retain(|waiter| !waiter.is_closed());
+        if running.waiters.is_empty() {
+            tracing::debug!(prompt = id.0, "every caller left the prompt; ending it");
+            self.flow.handle(&FlowEvent::Cancel);
+            self.end_prompt(&Err(StepUpError::Cancelled));
+            return Err(StepUpError::Cancelled);
+        }
+        Ok(())
+    }
+
     fn start_prompt(
         &mut self,
         myself: &ActorRef<CoordinatorMsg>,
@@ -601,7 +647,8 @@ impl CoordinatorState {
             return;
         }
         let state = self.flow.state();
-        if state.is_in_flow() && !state.scopes().covers(&scopes) {
+        if state.is_in_flow() && state.scopes() != scopes {
+            // The prompt asks for exactly its scopes, not those the flow gathered from earlier checks.
             self.flow.handle(&FlowEvent::Cancel);
         }
         self.flow.handle(&FlowEvent::Challenged { scopes: scopes.clone() });
@@ -625,10 +672,15 @@ impl CoordinatorState {
         route: Route,
         options: MethodOptions,
     ) -> Result<(), StepUpError> {
-        if self.prompt.as_ref().is_none_or(|p| p.id != prompt) {
-            return Err(StepUpError::Cancelled);
-        }
+        self.check_prompt(Some(prompt))?;
         options.check_route(route)?;
+        let scopes = self.prompt.as_ref().map(|p| p.scopes.clone()).unwrap_or_default();
+        if self.flow.state().scopes() != scopes {
+            // A check while the driver asked the server for options widened the flow: start it over for exactly
+            // the prompt's scopes, so the token grants what was asked and no more.
+            self.flow.handle(&FlowEvent::Cancel);
+            self.flow.handle(&FlowEvent::Challenged { scopes });
+        }
         self.flow.handle(&FlowEvent::PromptOpened { route, options });
         match self.flow.state() {
             FlowState::Prompting { route: current, .. } if *current == route => Ok(()),
@@ -644,6 +696,12 @@ impl CoordinatorState {
             self.publish();
             for waiter in prompt.waiters {
                 let _ = waiter.send(result.clone());
+            }
+            // The front end hears how the flow ended however it ended (elevated, failed, cancelled, reset, timed
+            // out), after the callers, and without holding up the coordinator.
+            if let Some(frontend) = self.args.frontend.clone() {
+                let outcome = result.clone();
+                tokio::spawn(async move { frontend.finished(&outcome).await });
             }
         }
     }

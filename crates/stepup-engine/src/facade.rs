@@ -121,11 +121,14 @@ impl StepUpAuth {
     ///
     /// # Errors
     /// [`StepUpError::TooManyVerificationAttempts`] after too many sends; [`StepUpError::NoMethodsAvailable`]
-    /// when the user has no email or phone; [`StepUpError::VerifierFailed`] if the OTP verifier crashed.
+    /// when the user has no email or phone; [`StepUpError::NotFound`] or [`StepUpError::UnsupportedCredential`]
+    /// for a `credential` that is not the user's email or phone; [`StepUpError::VerifierFailed`] if the OTP
+    /// verifier crashed; [`StepUpError::Timeout`] or [`StepUpError::Transport`] when the server does not answer.
     pub async fn send_otp(&self, credential: Option<CredentialId>) -> Result<OtpVerification, StepUpError> {
         let dropped = StepUpError::VerifierFailed { method: stepup_core::Method::EmailOtp };
         let timeout = self.inner.verify_timeout + CALL_MARGIN;
-        self.call(|reply| CoordinatorMsg::SendOtp { credential, reply }, timeout, dropped).await?
+        self.call(|reply| CoordinatorMsg::SendOtp { credential, prompt: None, reply }, timeout, dropped)
+            .await?
     }
 
     /// Checks the one-time code (Dynamic's `verificationToken`) of the code sent last and stores the token for
@@ -147,7 +150,8 @@ impl StepUpAuth {
     /// `wallet_id` names one of the user's wallets (it must be the signer's); `None` uses the signer's.
     ///
     /// # Errors
-    /// [`StepUpError::EmbeddedWalletNotAllowed`] for an embedded wallet (before anything is signed);
+    /// [`StepUpError::EmbeddedWalletNotAllowed`] for an embedded wallet (before anything is signed when the
+    /// signer says it is embedded or `wallet_id` names an embedded wallet; by the server otherwise);
     /// [`StepUpError::NotConfigured`] without a wallet signer; [`StepUpError::WalletNotLinked`] for a wallet
     /// that is not the user's; [`StepUpError::Cancelled`] when the user declines to sign.
     pub async fn verify_wallet(
@@ -162,7 +166,9 @@ impl StepUpAuth {
     ///
     /// # Errors
     /// [`StepUpError::NoPasskeyCredentials`] when the user has no passkey; the `Passkey*` variants when the
-    /// server refuses the assertion; [`StepUpError::NotConfigured`] without an authenticator.
+    /// server refuses the assertion; [`StepUpError::NotConfigured`] without an authenticator;
+    /// [`StepUpError::Cancelled`] when the person declines; [`StepUpError::SignerFailed`] when the authenticator
+    /// fails. As every verification: `Busy`, `Timeout`, `Transport`.
     pub async fn verify_passkey_mfa(&self, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
         self.verify(VerifyRequest::Passkey, scopes).await
     }
@@ -198,13 +204,16 @@ impl StepUpAuth {
     /// # Errors
     /// As the `verify_*` method of the request; [`StepUpError::Busy`] while another verification runs;
     /// [`StepUpError::InvalidScopes`] for no scopes; [`StepUpError::VerifierFailed`] if the verifier crashed;
-    /// [`StepUpError::Cancelled`] if the flow was cancelled or reset meanwhile.
+    /// [`StepUpError::Cancelled`] if the flow was cancelled or reset meanwhile; [`StepUpError::Timeout`] after the
+    /// verify timeout (signer included) and [`StepUpError::Transport`] when the server does not answer. Every
+    /// `verify_*` method can also fail in these ways.
     pub async fn verify(&self, request: VerifyRequest, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
         let method = request.method(None);
         let scopes = scope_set(scopes);
         let timeout = self.inner.verify_timeout + CALL_MARGIN;
         let dropped = StepUpError::VerifierFailed { method };
-        self.call(|reply| CoordinatorMsg::Verify { scopes, request, reply }, timeout, dropped).await?
+        self.call(|reply| CoordinatorMsg::Verify { scopes, request, prompt: None, reply }, timeout, dropped)
+            .await?
     }
 
     /// Runs a prompt flow through the front end: MFA if the user has MFA methods, else re-authentication.

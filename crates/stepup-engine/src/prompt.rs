@@ -34,7 +34,7 @@ pub(crate) struct PromptTask {
 pub(crate) fn spawn(task: PromptTask) -> JoinHandle<()> {
     tokio::spawn(async move {
         let result = task.run().await;
-        task.frontend.finished(&result).await;
+        // The coordinator answers the callers, then tells the front end (`Frontend::finished`).
         let _ = task.coordinator.cast(CoordinatorMsg::PromptFinished { prompt: task.id, result });
     })
 }
@@ -99,7 +99,9 @@ impl PromptTask {
                 return Ok(Attempt::ChooseAgain);
             };
             let method = request.method(sent.as_ref());
-            let verify = |reply| CoordinatorMsg::Verify { scopes: self.scopes.clone(), request, reply };
+            let prompt = Some(self.id);
+            let verify =
+                |reply| CoordinatorMsg::Verify { scopes: self.scopes.clone(), request, prompt, reply };
             let result = self.ask(verify, StepUpError::VerifierFailed { method }).await?;
             match result {
                 Ok(info) => return Ok(Attempt::Elevated(info)),
@@ -188,7 +190,8 @@ impl PromptTask {
     async fn send_otp(&self, credential: &Credential) -> Result<OtpVerification, StepUpError> {
         let id = Some(credential.id.clone());
         let dropped = StepUpError::VerifierFailed { method: credential.method };
-        self.ask(|reply| CoordinatorMsg::SendOtp { credential: id, reply }, dropped).await?
+        let prompt = Some(self.id);
+        self.ask(|reply| CoordinatorMsg::SendOtp { credential: id, prompt, reply }, dropped).await?
     }
 
     /// A call to the coordinator without a timeout: the person may take their time, and the coordinator answers

@@ -33,7 +33,8 @@ pub enum PromptRequest {
     ConfirmWallet {
         /// The wallet's address.
         address: String,
-        /// The exact text the wallet will sign.
+        /// The message's statement (what the person agrees to). The full EIP-4361 text, with a fresh nonce and
+        /// time, is built and signed after the confirmation.
         message: String,
     },
     /// Use the passkey (touch the key, look at the camera...). Answer [`PromptReply::Confirm`] to go on.
@@ -74,14 +75,15 @@ impl PromptReply {
     }
 }
 
-/// A user interface for prompt flows. Implementations must answer every request eventually (a person who walks
-/// away is the caller's timeout, or [`PromptReply::Cancel`]).
+/// A user interface for prompt flows. A request left unanswered is not an error of the front end: the engine's
+/// prompt timeout ends the flow (and drops the pending `prompt` future), as do `cancel` and `reset_state`.
 #[async_trait::async_trait]
 pub trait Frontend: Send + Sync {
     /// Shows `request` and waits for the answer.
     async fn prompt(&self, request: PromptRequest) -> PromptReply;
 
-    /// The flow ended: elevated with this token, or failed. The default does nothing.
+    /// The flow ended, however it ended: elevated with this token, failed, cancelled, reset or timed out. Called
+    /// after the waiting callers are answered, on a task of its own. The default does nothing.
     async fn finished(&self, outcome: &Result<TokenInfo, StepUpError>) {
         let _ = outcome;
     }

@@ -15,6 +15,7 @@ mod totp;
 mod wallet;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use stepup_core::{
@@ -160,6 +161,9 @@ pub enum VerifierMsg {
     SendOtp {
         /// The email or phone credential; `None` picks the user's email, else phone.
         credential: Option<CredentialId>,
+        /// The coordinator's reset count when it asked, echoed back: a code sent for a state since reset is
+        /// not kept.
+        epoch: u64,
         /// Where to send the result.
         reply_to: ActorRef<CoordinatorMsg>,
         /// The caller waiting for it.
@@ -180,6 +184,13 @@ pub struct VerifierConfig {
     pub passkey: Option<Arc<dyn PasskeyAuthenticator>>,
     /// What goes into the wallet message besides the wallet's own fields.
     pub wallet_message: WalletMessageSettings,
+    /// The longest one job may run (network and signer together); then it is dropped and fails with `Timeout`,
+    /// so a signer that hangs cannot block its verifier for good.
+    pub verify_timeout: std::time::Duration,
+    /// The number of the verification the coordinator is waiting for (0: none). A job whose flow is no longer
+    /// current when its turn comes is skipped: its caller has been answered, and running it would spend a code
+    /// or ask the person to sign for nothing.
+    pub current_flow: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -189,6 +200,7 @@ impl std::fmt::Debug for VerifierConfig {
             .field("has_wallet", &self.wallet.is_some())
             .field("has_passkey", &self.passkey.is_some())
             .field("wallet_message", &self.wallet_message)
+            .field("verify_timeout", &self.verify_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -228,10 +240,12 @@ impl<V> Default for VerifierActor<V> {
     }
 }
 
-/// A verifier actor's state: the verifier and the clock.
+/// A verifier actor's state: the verifier, the clock, the time limit and the coordinator's current flow.
 pub struct VerifierState<V> {
     verifier: V,
     clock: SharedClock,
+    verify_timeout: std::time::Duration,
+    current_flow: Arc<AtomicU64>,
 }
 
 impl<V: Verifier> Actor for VerifierActor<V> {
@@ -244,7 +258,12 @@ impl<V: Verifier> Actor for VerifierActor<V> {
         _myself: ActorRef<Self::Msg>,
         config: VerifierConfig,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(VerifierState { verifier: V::new(&config), clock: config.clock.clone() })
+        Ok(VerifierState {
+            verifier: V::new(&config),
+            clock: config.clock.clone(),
+            verify_timeout: config.verify_timeout,
+            current_flow: config.current_flow.clone(),
+        })
     }
 
     async fn handle(
@@ -255,16 +274,25 @@ impl<V: Verifier> Actor for VerifierActor<V> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             VerifierMsg::Verify(job) => {
-                let result = match state.verifier.verify(&job).await {
-                    Ok(response) => elevated_token(response, &job.scopes, &state.clock),
-                    Err(error) => Err(error),
-                };
+                if state.current_flow.load(Ordering::Acquire) != job.flow.0 {
+                    tracing::debug!(flow = %job.flow, verifier = V::KIND.name(), "skipping a stale job");
+                    return Ok(());
+                }
+                let result =
+                    match tokio::time::timeout(state.verify_timeout, state.verifier.verify(&job)).await {
+                        Ok(Ok(response)) => elevated_token(response, &job.scopes, &state.clock),
+                        Ok(Err(error)) => Err(error),
+                        Err(_elapsed) => Err(StepUpError::Timeout),
+                    };
                 // The coordinator may be gone (engine dropped): then nobody needs the answer.
                 let _ = job.reply_to.cast(CoordinatorMsg::VerifierDone { flow: job.flow, result });
             }
-            VerifierMsg::SendOtp { credential, reply_to, reply } => {
-                let result = state.verifier.send_otp(credential.as_ref()).await;
-                let _ = reply_to.cast(CoordinatorMsg::OtpSent { result, reply });
+            VerifierMsg::SendOtp { credential, epoch, reply_to, reply } => {
+                let sending = state.verifier.send_otp(credential.as_ref());
+                let result = tokio::time::timeout(state.verify_timeout, sending)
+                    .await
+                    .unwrap_or(Err(StepUpError::Timeout));
+                let _ = reply_to.cast(CoordinatorMsg::OtpSent { result, epoch, reply });
             }
         }
         Ok(())

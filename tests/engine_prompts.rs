@@ -1,0 +1,166 @@
+//! Prompt flows against the real reference server: single flight, exact scopes, the front end hearing how each
+//! flow ended, and a verifier whose signer hangs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{ChannelFrontend, Harness, local_wallet, next_prompt, pending_code};
+use stepup::engine::{PromptReply, PromptRequest, SignerError, WalletSigner};
+use stepup::{Scope, ScopeSet, StepUpError};
+use tokio::sync::Semaphore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = ChannelFrontend::new();
+    let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
+
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let engine = engine.clone();
+            tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
+        })
+        .collect();
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    let code = pending_code(&h, &engine, &user.email).await;
+    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+
+    let mut ids = Vec::new();
+    for caller in callers {
+        ids.push(caller.await.unwrap().unwrap().id);
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "one verification, one token for all eight callers");
+    assert!(inbox.try_recv().is_err(), "the person was asked once");
+    let outcomes = frontend.outcomes_after(1).await;
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].as_ref().unwrap().id, ids[0]);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = ChannelFrontend::new();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    // Checks gather scopes into the flow (wallet:export is single-use by the server's policy)...
+    assert!(engine.is_step_up_required(Scope::WalletExport).await.unwrap());
+    assert!(engine.is_step_up_required(Scope::CredentialLink).await.unwrap());
+    // ...but the prompt's token is for what the prompt asked, and so stays multi-use.
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::CredentialLink]).await })
+    };
+    let (_request, reply) = next_prompt(&mut inbox).await;
+    let code = pending_code(&h, &engine, &user.email).await;
+    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    let info = waiting.await.unwrap().unwrap();
+    assert_eq!(info.scopes, ScopeSet::one(Scope::CredentialLink));
+    assert!(!info.single_use);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_end_hears_of_cancelled_and_reset_flows() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = ChannelFrontend::new();
+    let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
+
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
+    };
+    let (_request, _unanswered) = next_prompt(&mut inbox).await;
+    engine.cancel().unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
+    assert_eq!(frontend.outcomes_after(1).await[0], Err(StepUpError::Cancelled));
+
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
+    };
+    let (_request, _unanswered) = next_prompt(&mut inbox).await;
+    engine.reset_state().await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
+    assert_eq!(frontend.outcomes_after(2).await[1], Err(StepUpError::Cancelled));
+    h.shutdown().await;
+}
+
+/// A wallet whose first signature never comes (a wallet app that froze); later ones sign at once.
+struct FreezesOnce {
+    inner: Arc<stepup::engine::LocalWalletSigner>,
+    first: Semaphore,
+}
+
+#[async_trait::async_trait]
+impl WalletSigner for FreezesOnce {
+    fn address(&self) -> String {
+        self.inner.address()
+    }
+
+    fn wallet_name(&self) -> String {
+        self.inner.wallet_name()
+    }
+
+    async fn sign_message(&self, message: &str) -> Result<String, SignerError> {
+        if let Ok(permit) = self.first.try_acquire() {
+            permit.forget();
+            std::future::pending::<()>().await;
+        }
+        self.inner.sign_message(message).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_signer_times_out_and_does_not_block_its_verifier() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let wallet = local_wallet();
+    h.link_wallet(&user, wallet.as_ref(), false).await;
+    let signer = Arc::new(FreezesOnce { inner: wallet, first: Semaphore::new(1) });
+    let engine = h
+        .engine_for(&user)
+        .wallet_signer(signer)
+        .verify_timeout(Duration::from_millis(400))
+        .build()
+        .await
+        .unwrap();
+
+    let error = engine.verify_wallet(None, &[Scope::WalletExport]).await.unwrap_err();
+    assert_eq!(error, StepUpError::Timeout);
+    // The wallet verifier dropped the frozen job at its own time limit: the next signature goes through.
+    engine.verify_wallet(None, &[Scope::WalletExport]).await.unwrap();
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_an_ended_prompt_are_refused() {
+    // A prompt driver aborted mid-step (cancel, reset, timeout) may still get a message out; the coordinator
+    // refuses it, so it can never start a flow of its own. Sent here as the public message it is.
+    use stepup::engine::{CoordinatorMsg, PromptId, VerifyRequest};
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    let scopes = ScopeSet::one(Scope::WalletExport);
+    let verify = |reply| CoordinatorMsg::Verify {
+        scopes,
+        request: VerifyRequest::Passkey,
+        prompt: Some(PromptId(7)),
+        reply,
+    };
+    let answer = engine.coordinator().call(verify, Some(Duration::from_secs(5))).await.unwrap().unwrap();
+    assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
+    let send = |reply| CoordinatorMsg::SendOtp { credential: None, prompt: Some(PromptId(7)), reply };
+    let answer = engine.coordinator().call(send, Some(Duration::from_secs(5))).await.unwrap().unwrap();
+    assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
+    assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
+    h.shutdown().await;
+}
