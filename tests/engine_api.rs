@@ -114,3 +114,21 @@ async fn gets_are_retried_on_connection_errors_and_posts_are_not() {
     assert!(settings.is_ok(), "the GET got through once the server was up: {settings:?}");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_environment_is_not_mistaken_for_no_passkey() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let passkey = std::sync::Arc::new(stepup::engine::SoftwarePasskey::new(common::ORIGIN).unwrap());
+    let engine = StepUpAuth::builder()
+        .base_url(h.base_url())
+        .environment_id("nowhere")
+        .session(user.jwt.as_str())
+        .passkey_authenticator(passkey)
+        .build()
+        .await
+        .unwrap();
+    let error = engine.verify_passkey_mfa(&[Scope::WalletExport]).await.unwrap_err();
+    assert!(matches!(error, StepUpError::NotFound { .. }), "{error:?}");
+    h.shutdown().await;
+}

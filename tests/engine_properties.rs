@@ -1,5 +1,5 @@
 //! Property test of the real engine against the real reference server: random sequences of facade calls
-//! (checks, codes right and wrong, wallet signatures, token use, cancel, reset, a reset racing a verification),
+//! (checks, codes right and wrong, wallet signatures, token use, cancel, reset, a reset or cancel racing a verification),
 //! with the flow machine's invariants checked on every state the coordinator publishes and on a consistent
 //! snapshot after every call.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -44,6 +44,8 @@ enum Op {
     Reset,
     /// A wallet verification with a reset sent right behind it: whichever wins, no stale token may appear.
     ResetDuringWallet(Vec<Scope>),
+    /// The same with a cancel, which keeps the tokens: the stale result must still never be stored.
+    CancelDuringWallet(Vec<Scope>),
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -56,6 +58,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Cancel),
         1 => Just(Op::Reset),
         1 => arb_scopes().prop_map(Op::ResetDuringWallet),
+        1 => arb_scopes().prop_map(Op::CancelDuringWallet),
     ]
 }
 
@@ -174,9 +177,43 @@ impl Driver<'_> {
                     Err(other) => return Err(fail(format!("verify_wallet racing a reset: {other:?}"))),
                 }
             }
+            Op::CancelDuringWallet(scopes) => {
+                let verifying = {
+                    let engine = self.engine.clone();
+                    let scopes = scopes.clone();
+                    tokio::spawn(async move { engine.verify_wallet(None, &scopes).await })
+                };
+                tokio::task::yield_now().await;
+                self.engine.cancel().map_err(|e| fail(e.to_string()))?;
+                match verifying.await.unwrap() {
+                    Ok(info) => {
+                        self.issued.lock().unwrap().insert(info.id);
+                    }
+                    Err(StepUpError::Cancelled) => {
+                        // Let the stale verification finish (the next one queues behind it), then the check
+                        // after this step sees whether its token was stored.
+                        let fresh = self
+                            .engine
+                            .verify_wallet(None, scopes)
+                            .await
+                            .map_err(|e| fail(format!("the verification after a cancel: {e:?}")))?;
+                        self.elevated(&fresh, scopes)?;
+                    }
+                    Err(other) => return Err(fail(format!("verify_wallet racing a cancel: {other:?}"))),
+                }
+            }
         }
         let after = self.engine.snapshot().await.map_err(|e| fail(e.to_string()))?;
         check_state(&after.state, &after.tokens, now()).map_err(|v| fail(v.to_string()))?;
+        // Every stored token is one a verification handed to its caller: nothing stale was ever stored.
+        let issued = self.issued.lock().unwrap().clone();
+        for token in after.tokens.tokens() {
+            prop_assert!(
+                issued.contains(token.id()),
+                "a token no caller received is stored: {:?}",
+                token.id()
+            );
+        }
         Ok(())
     }
 

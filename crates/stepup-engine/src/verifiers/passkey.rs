@@ -46,9 +46,16 @@ impl Verifier for PasskeyVerifier {
             .authenticator
             .as_ref()
             .ok_or(StepUpError::NotConfigured { what: "passkey authenticator" })?;
-        // The server answers 404 when the user has no passkey: that is Dynamic's "no passkey credentials".
+        // The server answers 404 when the user has no passkey, which is Dynamic's "no passkey credentials". A
+        // 404 can also mean a wrong environment or base URL, so the user's MFA methods confirm it (one more
+        // call, on this error path only).
         let options = match self.api.passkey_authentication_options().await {
-            Err(StepUpError::NotFound { .. }) => return Err(StepUpError::NoPasskeyCredentials),
+            Err(not_found @ StepUpError::NotFound { .. }) => {
+                return Err(match self.api.mfa_methods().await {
+                    Ok(methods) if methods.passkeys.is_empty() => StepUpError::NoPasskeyCredentials,
+                    _ => not_found,
+                });
+            }
             other => other?,
         };
         let mut assertion = authenticator.authenticate(&options).await.map_err(passkey_error)?;
