@@ -164,3 +164,40 @@ async fn requests_from_an_ended_prompt_are_refused() {
     assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() {
+    let h = Harness::start().await;
+    let user = h.user_with(Some("5557654321")).await;
+    let (frontend, mut inbox) = ChannelFrontend::new();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
+    };
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::ChooseMethod { route, options } = request else {
+        panic!("expected ChooseMethod, got {request:?}");
+    };
+    assert_eq!(route, stepup::Route::Reauthenticate);
+    let methods: Vec<_> = options.credentials().iter().map(|c| c.method).collect();
+    assert_eq!(methods, vec![stepup::Method::EmailOtp, stepup::Method::SmsOtp]);
+    // A credential that was not offered does not count: the question comes again.
+    let forged = stepup::Credential::new("not-offered", stepup::Method::SmsOtp, None);
+    reply.send(PromptReply::Choose(forged)).unwrap();
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::ChooseMethod { .. }), "{request:?}");
+    let phone = options.credentials().iter().find(|c| c.method == stepup::Method::SmsOtp).unwrap().clone();
+    reply.send(PromptReply::Choose(phone)).unwrap();
+
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::EnterOtp { destination_masked, .. } = request else {
+        panic!("expected EnterOtp, got {request:?}");
+    };
+    assert!(destination_masked.ends_with("4321"), "{destination_masked}");
+    let code = pending_code(&h, &engine, "+15557654321").await;
+    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    waiting.await.unwrap().unwrap();
+    h.shutdown().await;
+}

@@ -70,8 +70,15 @@ impl PromptTask {
                     .prompt(PromptRequest::ChooseMethod { route, options: usable.clone() })
                     .await
                 {
-                    PromptReply::Choose(credential) if route.allows(credential.method) => credential,
+                    // Only one of the credentials offered, as the server described it (not as the reply does).
+                    PromptReply::Choose(chosen) => {
+                        match credentials.iter().find(|c| c.id == chosen.id && c.method == chosen.method) {
+                            Some(offered) => offered.clone(),
+                            None => continue,
+                        }
+                    }
                     PromptReply::Cancel => return Err(StepUpError::Cancelled),
+                    // Any other answer does not pick a method: ask again (the prompt timeout bounds this).
                     _ => continue,
                 }
             };
