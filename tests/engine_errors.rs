@@ -35,6 +35,7 @@ async fn wrong_email_code_then_right_code() {
     // No code sent yet: nothing to check against, and no call is made.
     let error = engine.verify_otp("123456", &export()).await.unwrap_err();
     assert_eq!(error, StepUpError::OtpNotSent);
+    assert_eq!(engine.state(), StepUpState::Idle {}, "a refused call leaves the flow as it was");
 
     engine.send_otp(None).await.unwrap();
     let code = h.last_code(&user.email).await;

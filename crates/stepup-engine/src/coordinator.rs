@@ -449,15 +449,16 @@ impl CoordinatorState {
             return;
         }
         let method = request.method(self.pending_otp.as_ref());
+        // Refusals that need no state come first, so a refused call leaves the flow as it was.
+        if method.is_otp() && self.pending_otp.is_none() {
+            let _ = reply.send(Err(StepUpError::OtpNotSent));
+            return;
+        }
         if let Err(error) = self.enter_prompt(&scopes, method.route()) {
             let _ = reply.send(Err(error));
             return;
         }
-        if method.is_otp() {
-            let Some(otp) = self.pending_otp.clone() else {
-                let _ = reply.send(Err(StepUpError::OtpNotSent));
-                return;
-            };
+        if let Some(otp) = self.pending_otp.clone().filter(|_| method.is_otp()) {
             self.flow.handle(&FlowEvent::OtpSent { verification: otp });
         }
         let flow = self.last_flow.next();
