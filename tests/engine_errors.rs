@@ -110,10 +110,7 @@ async fn prompt_gives_up_after_three_wrong_codes() {
     let right = totp_code(&secret, unix_now());
     let wrong = if right == "000000" { "111111" } else { "000000" };
 
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_mfa(&export()).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &export(), true);
     for attempt in 1..=3u8 {
         let (request, reply) = next_prompt(&mut inbox).await;
         assert_eq!(request, PromptRequest::EnterTotp, "attempt {attempt}");
@@ -177,35 +174,23 @@ async fn cancelled_prompt_fails_its_callers_and_the_next_prompt_works() {
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
 
     // The person cancels.
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &export(), false);
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     reply.send(PromptReply::Cancel).unwrap();
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
 
     // The app cancels while two callers wait on the same flow.
-    let first = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
-    };
+    let first = common::spawn_prompt(&engine, &export(), false);
     let (_request, _reply) = next_prompt(&mut inbox).await;
-    let second = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
-    };
+    let second = common::spawn_prompt(&engine, &export(), false);
     tokio::time::sleep(Duration::from_millis(50)).await;
     engine.cancel().unwrap();
     assert_eq!(first.await.unwrap().unwrap_err(), StepUpError::Cancelled);
     assert_eq!(second.await.unwrap().unwrap_err(), StepUpError::Cancelled);
 
     // The next prompt runs to the end.
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &export(), false);
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = common::pending_code(&h, &engine, &user.email).await;
@@ -302,20 +287,14 @@ async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
         .await
         .unwrap();
 
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &export(), false);
     // The person walks away: the request is never answered.
     let (_request, _unanswered) = next_prompt(&mut inbox).await;
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Timeout);
     assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
 
     // The next prompt runs (the code sent by the first one still counts towards the send limit, and works).
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&export()).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &export(), false);
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = common::pending_code(&h, &engine, &user.email).await;

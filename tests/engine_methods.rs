@@ -146,11 +146,7 @@ async fn prompt_flow_runs_the_email_route_through_the_front_end() {
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
     let scope = Scope::WalletExport;
 
-    let waiting = {
-        let engine = engine.clone();
-        let scope = scope.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&[scope]).await })
-    };
+    let waiting = common::spawn_prompt(&engine, std::slice::from_ref(&scope), false);
     // One email credential: no method choice, the code is sent at once.
     let (request, reply) = common::next_prompt(&mut inbox).await;
     let PromptRequest::EnterOtp { destination_masked, .. } = request else {
@@ -196,11 +192,7 @@ async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
     let error = engine.verify_otp(code.as_str(), std::slice::from_ref(&scope)).await.unwrap_err();
     assert_eq!(error, StepUpError::ReauthenticationNotAllowed);
 
-    let waiting = {
-        let engine = engine.clone();
-        let scope = scope.clone();
-        tokio::spawn(async move { engine.prompt_mfa(&[scope]).await })
-    };
+    let waiting = common::spawn_prompt(&engine, std::slice::from_ref(&scope), true);
     let (request, reply) = common::next_prompt(&mut inbox).await;
     assert_eq!(request, PromptRequest::EnterTotp);
     reply.send(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into())).unwrap();

@@ -19,12 +19,8 @@ async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
     let (frontend, mut inbox) = ChannelFrontend::new();
     let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
 
-    let callers: Vec<_> = (0..8)
-        .map(|_| {
-            let engine = engine.clone();
-            tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
-        })
-        .collect();
+    let callers: Vec<_> =
+        (0..8).map(|_| common::spawn_prompt(&engine, &[Scope::WalletExport], false)).collect();
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = pending_code(&h, &engine, &user.email).await;
@@ -54,10 +50,7 @@ async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
     assert!(engine.is_step_up_required(Scope::WalletExport).await.unwrap());
     assert!(engine.is_step_up_required(Scope::CredentialLink).await.unwrap());
     // ...but the prompt's token is for what the prompt asked, and so stays multi-use.
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::CredentialLink]).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &[Scope::CredentialLink], false);
     let (_request, reply) = next_prompt(&mut inbox).await;
     let code = pending_code(&h, &engine, &user.email).await;
     reply.send(PromptReply::Code(code.as_str().into())).unwrap();
@@ -74,19 +67,13 @@ async fn the_front_end_hears_of_cancelled_and_reset_flows() {
     let (frontend, mut inbox) = ChannelFrontend::new();
     let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
 
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (_request, _unanswered) = next_prompt(&mut inbox).await;
     engine.cancel().unwrap();
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
     assert_eq!(frontend.outcomes_after(1).await[0], Err(StepUpError::Cancelled));
 
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (_request, _unanswered) = next_prompt(&mut inbox).await;
     engine.reset_state().await.unwrap();
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
@@ -172,10 +159,7 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
     let (frontend, mut inbox) = ChannelFrontend::new();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
 
-    let waiting = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.prompt_step_up_auth(&[Scope::WalletExport]).await })
-    };
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (request, reply) = next_prompt(&mut inbox).await;
     let PromptRequest::ChooseMethod { route, options } = request else {
         panic!("expected ChooseMethod, got {request:?}");

@@ -291,6 +291,20 @@ impl Frontend for ChannelFrontend {
     }
 }
 
+/// Starts `prompt_step_up_auth` (or `prompt_mfa` with `mfa`) for `scopes` on a task of its own, as an app's
+/// request handler would; the test then plays the person through the front end.
+pub fn spawn_prompt(
+    engine: &StepUpAuth,
+    scopes: &[Scope],
+    mfa: bool,
+) -> tokio::task::JoinHandle<Result<stepup::TokenInfo, stepup::StepUpError>> {
+    let engine = engine.clone();
+    let scopes = scopes.to_vec();
+    tokio::spawn(async move {
+        if mfa { engine.prompt_mfa(&scopes).await } else { engine.prompt_step_up_auth(&scopes).await }
+    })
+}
+
 /// The next prompt request, or a panic after 10 seconds.
 pub async fn next_prompt(inbox: &mut PromptInbox) -> (PromptRequest, oneshot::Sender<PromptReply>) {
     tokio::time::timeout(Duration::from_secs(10), inbox.recv())
