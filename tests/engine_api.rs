@@ -132,3 +132,32 @@ async fn a_wrong_environment_is_not_mistaken_for_no_passkey() {
     assert!(matches!(error, StepUpError::NotFound { .. }), "{error:?}");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_never_shows_a_secret() {
+    use stepup::engine::{PromptReply, VerifyRequest};
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    let sent = engine.send_otp(None).await.unwrap();
+    let code = h.code_of(&user.email, &sent).await;
+    engine.verify_otp(code.as_str(), &[Scope::CredentialLink]).await.unwrap();
+    let token = engine.token_for(&Scope::CredentialLink).unwrap();
+    let raw = token.raw().expose_secret().to_owned();
+
+    let printed = [
+        format!("{engine:?}"),
+        format!("{:?}", engine.api()),
+        format!("{:?}", engine.snapshot().await.unwrap()),
+        format!("{token:?}"),
+        format!("{:?}", VerifyRequest::Otp { code: code.as_str().into() }),
+        format!("{:?}", PromptReply::Code(code.as_str().into())),
+        format!("{:?}", common::local_wallet()),
+    ];
+    for text in &printed {
+        assert!(!text.contains(&user.jwt), "the session JWT leaks: {text}");
+        assert!(!text.contains(&raw), "the elevated token leaks: {text}");
+        assert!(!text.contains(code.as_str()), "the one-time code leaks: {text}");
+    }
+    h.shutdown().await;
+}
