@@ -105,7 +105,7 @@ async fn five_wrong_totp_codes_lock_the_user_out() {
 async fn prompt_gives_up_after_three_wrong_codes() {
     let h = Harness::start().await;
     let (_registering, user, _device, secret) = totp_user(&h).await;
-    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
     let right = totp_code(&secret, unix_now());
     let wrong = if right == "000000" { "111111" } else { "000000" };
@@ -114,14 +114,14 @@ async fn prompt_gives_up_after_three_wrong_codes() {
     for attempt in 1..=3u8 {
         let (request, reply) = next_prompt(&mut inbox).await;
         assert_eq!(request, PromptRequest::EnterTotp, "attempt {attempt}");
-        reply.send(PromptReply::Code(wrong.into())).unwrap();
+        assert!(reply.answer(PromptReply::Code(wrong.into())));
         if attempt < 3 {
             let (request, reply) = next_prompt(&mut inbox).await;
             assert_eq!(
                 request,
                 PromptRequest::Failed { error: StepUpError::MfaInvalidCode, attempts_left: 3 - attempt }
             );
-            reply.send(PromptReply::Confirm).unwrap();
+            assert!(reply.answer(PromptReply::Confirm));
         }
     }
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::MfaInvalidCode);
@@ -170,14 +170,14 @@ async fn no_passkey_gives_no_passkey_credentials() {
 async fn cancelled_prompt_fails_its_callers_and_the_next_prompt_works() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
 
     // The person cancels.
     let waiting = common::spawn_prompt(&engine, &export(), false);
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
-    reply.send(PromptReply::Cancel).unwrap();
+    assert!(reply.answer(PromptReply::Cancel));
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
 
     // The app cancels while two callers wait on the same flow.
@@ -194,7 +194,7 @@ async fn cancelled_prompt_fails_its_callers_and_the_next_prompt_works() {
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = common::pending_code(&h, &engine, &user.email).await;
-    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
     waiting.await.unwrap().unwrap();
     h.shutdown().await;
 }
@@ -278,7 +278,7 @@ async fn slow_server_is_a_timeout_and_the_engine_recovers() {
 async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h
         .engine_for(&user)
         .frontend(frontend)
@@ -298,7 +298,7 @@ async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = common::pending_code(&h, &engine, &user.email).await;
-    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
     waiting.await.unwrap().unwrap();
     h.shutdown().await;
 }

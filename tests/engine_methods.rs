@@ -142,7 +142,7 @@ async fn recovery_code_elevates_once_and_opens_the_resource() {
 async fn prompt_flow_runs_the_email_route_through_the_front_end() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
     let scope = Scope::WalletExport;
 
@@ -155,17 +155,17 @@ async fn prompt_flow_runs_the_email_route_through_the_front_end() {
     assert!(destination_masked.ends_with("@example.com"));
     assert!(matches!(engine.state(), StepUpState::Verifying { .. } | StepUpState::Prompting { .. }));
     // A wrong code first: the front end hears why and how many tries are left.
-    reply.send(PromptReply::Code("000000".into())).unwrap();
+    assert!(reply.answer(PromptReply::Code("000000".into())));
     let (request, reply) = common::next_prompt(&mut inbox).await;
     assert!(
         matches!(request, PromptRequest::Failed { error: StepUpError::WrongVerificationToken { .. }, .. }),
         "{request:?}"
     );
-    reply.send(PromptReply::Confirm).unwrap();
+    assert!(reply.answer(PromptReply::Confirm));
     let (request, reply) = common::next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = common::pending_code(&h, &engine, &user.email).await;
-    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
 
     let info = waiting.await.unwrap().unwrap();
     assert!(info.scopes.contains(&scope));
@@ -179,7 +179,7 @@ async fn prompt_flow_runs_the_email_route_through_the_front_end() {
 async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
     let h = Harness::start().await;
     let (_registering, user, _device, secret) = totp_user(&h).await;
-    let (frontend, mut inbox) = common::ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
     let scope = Scope::WalletExport;
 
@@ -195,7 +195,7 @@ async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
     let waiting = common::spawn_prompt(&engine, std::slice::from_ref(&scope), true);
     let (request, reply) = common::next_prompt(&mut inbox).await;
     assert_eq!(request, PromptRequest::EnterTotp);
-    reply.send(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into())));
     let info = waiting.await.unwrap().unwrap();
     assert!(info.scopes.contains(&scope));
     assert_elevated_for(&engine.state(), &scope);

@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ChannelFrontend, Harness, local_wallet, next_prompt, pending_code};
-use stepup::engine::{PromptReply, PromptRequest, SignerError, WalletSigner};
+use common::{Harness, local_wallet, next_prompt, pending_code};
+use stepup::engine::{PromptReply, PromptRequest, SignerError, StepUpState, WalletSigner};
 use stepup::{Scope, ScopeSet, StepUpError};
 use tokio::sync::Semaphore;
 
@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
 
     let callers: Vec<_> =
@@ -24,7 +24,7 @@ async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
     let code = pending_code(&h, &engine, &user.email).await;
-    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
 
     let mut ids = Vec::new();
     for caller in callers {
@@ -32,8 +32,8 @@ async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "one verification, one token for all eight callers");
-    assert!(inbox.try_recv().is_err(), "the person was asked once");
-    let outcomes = frontend.outcomes_after(1).await;
+    assert!(inbox.try_next_prompt().is_none(), "the person was asked once");
+    let outcomes = inbox.outcomes_after(1).await;
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].as_ref().unwrap().id, ids[0]);
     h.shutdown().await;
@@ -43,7 +43,7 @@ async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
 async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
 
     // Checks gather scopes into the flow (wallet:export is single-use by the server's policy)...
@@ -53,7 +53,7 @@ async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
     let waiting = common::spawn_prompt(&engine, &[Scope::CredentialLink], false);
     let (_request, reply) = next_prompt(&mut inbox).await;
     let code = pending_code(&h, &engine, &user.email).await;
-    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
     let info = waiting.await.unwrap().unwrap();
     assert_eq!(info.scopes, ScopeSet::one(Scope::CredentialLink));
     assert!(!info.single_use);
@@ -64,20 +64,20 @@ async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
 async fn the_front_end_hears_of_cancelled_and_reset_flows() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (_request, _unanswered) = next_prompt(&mut inbox).await;
     engine.cancel().unwrap();
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
-    assert_eq!(frontend.outcomes_after(1).await[0], Err(StepUpError::Cancelled));
+    assert_eq!(inbox.outcomes_after(1).await[0], Err(StepUpError::Cancelled));
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (_request, _unanswered) = next_prompt(&mut inbox).await;
     engine.reset_state().await.unwrap();
     assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
-    assert_eq!(frontend.outcomes_after(2).await[1], Err(StepUpError::Cancelled));
+    assert_eq!(inbox.outcomes_after(2).await[1], Err(StepUpError::Cancelled));
     h.shutdown().await;
 }
 
@@ -156,7 +156,7 @@ async fn requests_from_an_ended_prompt_are_refused() {
 async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() {
     let h = Harness::start().await;
     let user = h.user_with(Some("5557654321")).await;
-    let (frontend, mut inbox) = ChannelFrontend::new();
+    let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
@@ -169,11 +169,11 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
     assert_eq!(methods, vec![stepup::Method::EmailOtp, stepup::Method::SmsOtp]);
     // A credential that was not offered does not count: the question comes again.
     let forged = stepup::Credential::new("not-offered", stepup::Method::SmsOtp, None);
-    reply.send(PromptReply::Choose(forged)).unwrap();
+    assert!(reply.answer(PromptReply::Choose(forged)));
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::ChooseMethod { .. }), "{request:?}");
     let phone = options.credentials().iter().find(|c| c.method == stepup::Method::SmsOtp).unwrap().clone();
-    reply.send(PromptReply::Choose(phone)).unwrap();
+    assert!(reply.answer(PromptReply::Choose(phone)));
 
     let (request, reply) = next_prompt(&mut inbox).await;
     let PromptRequest::EnterOtp { destination_masked, .. } = request else {
@@ -181,7 +181,83 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
     };
     assert!(destination_masked.ends_with("4321"), "{destination_masked}");
     let code = pending_code(&h, &engine, "+15557654321").await;
-    reply.send(PromptReply::Code(code.as_str().into())).unwrap();
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
     waiting.await.unwrap().unwrap();
     h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_that_goes_away_cancels_the_flow_and_later_prompts() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
+    let (_request, pending) = next_prompt(&mut inbox).await;
+    // The UI closes: the request it held and its inbox are dropped.
+    drop(pending);
+    drop(inbox);
+    assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
+    // With nobody to ask, a new prompt ends at once instead of hanging.
+    let again =
+        tokio::time::timeout(Duration::from_secs(10), engine.prompt_step_up_auth(&[Scope::WalletExport]));
+    assert_eq!(again.await.expect("no hang").unwrap_err(), StepUpError::Cancelled);
+    assert!(matches!(engine.state(), StepUpState::Idle { .. }), "a cancelled flow leaves the engine idle");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend_in_a_prompt_sends_a_new_code_that_elevates() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let waiting = common::spawn_prompt(&engine, &[Scope::CredentialLink], false);
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(
+        request,
+        PromptRequest::EnterOtp {
+            destination_masked: stepup::otp::mask_email(&user.email),
+            can_resend: true
+        }
+    );
+    let first = pending_otp(&engine);
+    assert!(reply.answer(PromptReply::Resend));
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { can_resend: true, .. }), "{request:?}");
+    assert_ne!(pending_otp(&engine).id, first.id, "the resend sent a new code");
+    let second = pending_code(&h, &engine, &user.email).await;
+    assert!(reply.answer(PromptReply::Code(second.as_str().into())));
+    let info = waiting.await.unwrap().unwrap();
+    assert!(info.scopes.contains(&Scope::CredentialLink));
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_step_up_auth_routes_a_user_with_mfa_to_mfa_without_a_choice() {
+    let h = Harness::start().await;
+    let (_registering, user, _device, secret) = common::totp_user(&h).await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
+    // The user's one MFA credential is TOTP: asked for at once, no method choice, no email code.
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    assert!(reply.answer(PromptReply::Code(common::totp_code(&secret, common::unix_now()).as_str().into())));
+    let info = waiting.await.unwrap().unwrap();
+    assert!(info.scopes.contains(&Scope::WalletExport));
+    h.shutdown().await;
+}
+
+/// The one-time code the engine's flow waits for.
+fn pending_otp(engine: &stepup::engine::StepUpAuth) -> stepup::OtpVerification {
+    match engine.state() {
+        StepUpState::Prompting { progress, .. } | StepUpState::Verifying { progress, .. } => {
+            progress.pending_otp.expect("a code was sent")
+        }
+        other => panic!("no flow in {other:?}"),
+    }
 }

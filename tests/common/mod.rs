@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use stepup::engine::{
-    Frontend, LocalWalletSigner, PromptReply, PromptRequest, SoftwarePasskey, StepUpAuth, StepUpAuthBuilder,
-    StepUpState, WalletSigner,
+    ChannelFrontend, FrontendEvent, FrontendInbox, LocalWalletSigner, PendingPrompt, PromptRequest,
+    SoftwarePasskey, StepUpAuth, StepUpAuthBuilder, StepUpState, WalletSigner,
 };
 use stepup::proto::SdkUser;
 use stepup::{ElevatedToken, Scope, SecretString};
 use stepup_server::routes::{AdminSession, CreateUserRequest, LinkWalletRequest, OutboxMessage};
 use stepup_server::{Server, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::Mutex;
 use totp_rs::{Algorithm, Builder, Secret};
 
 pub const ENV: &str = "dev";
@@ -245,49 +245,57 @@ pub fn local_wallet() -> Arc<LocalWalletSigner> {
     Arc::new(LocalWalletSigner::random("metamask").unwrap())
 }
 
-/// A front end driven by the test through a channel, the way a game or kiosk runtime drives its own UI: every
-/// request arrives on the receiver with a one-shot for the answer.
-pub struct ChannelFrontend {
-    requests: mpsc::UnboundedSender<(PromptRequest, oneshot::Sender<PromptReply>)>,
-    /// How each flow ended, as `Frontend::finished` reported it.
-    pub outcomes: std::sync::Mutex<Vec<Result<stepup::TokenInfo, stepup::StepUpError>>>,
+/// The engine's [`ChannelFrontend`] with the test's end of it: the test plays the person, the way a game or kiosk
+/// runtime drives its own UI.
+pub fn frontend() -> (Arc<ChannelFrontend>, PromptInbox) {
+    let (frontend, inbox) = ChannelFrontend::new();
+    (frontend, PromptInbox { inbox, outcomes: Vec::new() })
 }
 
-pub type PromptInbox = mpsc::UnboundedReceiver<(PromptRequest, oneshot::Sender<PromptReply>)>;
+/// The test's end of a [`ChannelFrontend`]: prompts in order, with the flows' end notices kept aside.
+pub struct PromptInbox {
+    inbox: FrontendInbox,
+    /// How each flow ended, as `Frontend::finished` reported it, in order.
+    pub outcomes: Vec<Result<stepup::TokenInfo, stepup::StepUpError>>,
+}
 
-impl ChannelFrontend {
-    pub fn new() -> (Arc<Self>, PromptInbox) {
-        let (requests, inbox) = mpsc::unbounded_channel();
-        (Arc::new(Self { requests, outcomes: Default::default() }), inbox)
+impl PromptInbox {
+    fn keep(&mut self, event: FrontendEvent) -> Option<PendingPrompt> {
+        match event {
+            FrontendEvent::Prompt(prompt) => Some(prompt),
+            FrontendEvent::Finished(outcome) => {
+                self.outcomes.push(outcome);
+                None
+            }
+            other => panic!("unexpected front-end event {other:?}"),
+        }
+    }
+
+    /// A prompt already waiting, without waiting for one.
+    pub fn try_next_prompt(&mut self) -> Option<PendingPrompt> {
+        while let Some(event) = self.inbox.try_next() {
+            if let Some(prompt) = self.keep(event) {
+                return Some(prompt);
+            }
+        }
+        None
     }
 
     /// Waits (up to 5 s) until `finished` has reported `count` outcomes, and returns them.
-    pub async fn outcomes_after(&self, count: usize) -> Vec<Result<stepup::TokenInfo, stepup::StepUpError>> {
-        for _ in 0..500 {
-            {
-                let outcomes = self.outcomes.lock().unwrap();
-                if outcomes.len() >= count {
-                    return outcomes.clone();
-                }
+    pub async fn outcomes_after(
+        &mut self,
+        count: usize,
+    ) -> Vec<Result<stepup::TokenInfo, stepup::StepUpError>> {
+        while self.outcomes.len() < count {
+            let event = tokio::time::timeout(Duration::from_secs(5), self.inbox.next())
+                .await
+                .unwrap_or_else(|_| panic!("the front end heard of fewer than {count} finished flows"))
+                .expect("the front end is alive");
+            if let Some(prompt) = self.keep(event) {
+                panic!("a prompt while waiting for end notices: {:?}", prompt.request());
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("the front end heard of fewer than {count} finished flows");
-    }
-}
-
-#[async_trait::async_trait]
-impl Frontend for ChannelFrontend {
-    async fn prompt(&self, request: PromptRequest) -> PromptReply {
-        let (reply, answer) = oneshot::channel();
-        if self.requests.send((request, reply)).is_err() {
-            return PromptReply::Cancel;
-        }
-        answer.await.unwrap_or(PromptReply::Cancel)
-    }
-
-    async fn finished(&self, outcome: &Result<stepup::TokenInfo, stepup::StepUpError>) {
-        self.outcomes.lock().unwrap().push(outcome.clone());
+        self.outcomes.clone()
     }
 }
 
@@ -305,12 +313,18 @@ pub fn spawn_prompt(
     })
 }
 
-/// The next prompt request, or a panic after 10 seconds.
-pub async fn next_prompt(inbox: &mut PromptInbox) -> (PromptRequest, oneshot::Sender<PromptReply>) {
-    tokio::time::timeout(Duration::from_secs(10), inbox.recv())
-        .await
-        .expect("a prompt within 10 s")
-        .expect("the front end is alive")
+/// The next prompt request and its pending answer, or a panic after 10 seconds.
+pub async fn next_prompt(inbox: &mut PromptInbox) -> (PromptRequest, PendingPrompt) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let event = tokio::time::timeout_at(deadline, inbox.inbox.next())
+            .await
+            .expect("a prompt within 10 s")
+            .expect("the front end is alive");
+        if let Some(prompt) = inbox.keep(event) {
+            return (prompt.request().clone(), prompt);
+        }
+    }
 }
 
 /// A TCP proxy in front of `target` that holds every new connection for a delay before passing bytes on: a

@@ -27,7 +27,11 @@ pub use api::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provi
 pub use builder::{BuildError, DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT, StepUpAuthBuilder};
 pub use coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
 pub use facade::{StepUpAuth, StepUpRequirement};
-pub use frontend::{Frontend, PromptReply, PromptRequest};
+#[cfg(feature = "terminal")]
+pub use frontend::TerminalFrontend;
+pub use frontend::{
+    ChannelFrontend, Frontend, FrontendEvent, FrontendInbox, PendingPrompt, PromptReply, PromptRequest,
+};
 pub use prompt::PromptId;
 #[cfg(feature = "local-wallet")]
 pub use signers::LocalWalletSigner;

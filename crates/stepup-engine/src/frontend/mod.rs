@@ -1,7 +1,16 @@
 //! The `Frontend` trait: how the engine talks to the person during a prompt flow (DESIGN §6).
 //!
 //! The coordinator's prompt driver sends a [`PromptRequest`] and waits for the [`PromptReply`]. A front end draws
-//! whatever fits its platform: a terminal, a game's own UI, a test script.
+//! whatever fits its platform: a terminal, a game's own UI, a test script. Built in: [`ChannelFrontend`] (requests
+//! as messages, for UIs that draw themselves) and, with feature `terminal`, `TerminalFrontend`.
+
+mod channel;
+#[cfg(feature = "terminal")]
+mod terminal;
+
+pub use channel::{ChannelFrontend, FrontendEvent, FrontendInbox, PendingPrompt};
+#[cfg(feature = "terminal")]
+pub use terminal::TerminalFrontend;
 
 use std::sync::Arc;
 

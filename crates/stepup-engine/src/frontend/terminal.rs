@@ -1,0 +1,437 @@
+//! `TerminalFrontend`: the built-in UI for kiosks and CLIs (feature `terminal`).
+//!
+//! Each request becomes a small dialog drawn inline below whatever the program printed before (no alternate
+//! screen, no colours needed), so it works in a plain terminal, over SSH and in a pseudo-terminal under test.
+//! Keys: arrows (or `j`/`k`, or a digit) and Enter to choose a method; typed codes show as `*`; Ctrl-R sends a
+//! one-time code again; Esc or Ctrl-C cancels the flow.
+//!
+//! The dialog logic ([`Dialog`]) is pure: keys in, lines and an answer out. Only [`TerminalFrontend::prompt`]
+//! touches the terminal, on a blocking thread, in raw mode that is always restored.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::{cursor, queue, terminal};
+use stepup_core::{Credential, Method, SecretString, StepUpError, TokenInfo};
+use zeroize::Zeroizing;
+
+use crate::frontend::{Frontend, PromptReply, PromptRequest};
+
+/// The longest code accepted from the keyboard (recovery codes are the longest, well under this).
+const MAX_CODE_LEN: usize = 64;
+
+/// How often the key loop looks up from the keyboard to see whether the engine gave up on the prompt.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The built-in terminal UI (DESIGN §6). One dialog at a time; the engine never asks two at once.
+#[derive(Debug, Default)]
+pub struct TerminalFrontend {
+    /// Serialises terminal use: a notice printed by `finished` must not cut into a dialog.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl TerminalFrontend {
+    /// A terminal front end on this process's stdin/stdout.
+    #[must_use]
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+}
+
+#[async_trait::async_trait]
+impl Frontend for TerminalFrontend {
+    async fn prompt(&self, request: PromptRequest) -> PromptReply {
+        let _terminal = self.lock.lock().await;
+        if let PromptRequest::Failed { error, attempts_left } = &request {
+            // A notice, not a question: print it and go on to the next try at once.
+            write_lines(&[failure_line(error, *attempts_left)]);
+            return PromptReply::Confirm;
+        }
+        let Some(dialog) = Dialog::for_request(&request) else {
+            return PromptReply::Cancel;
+        };
+        // Dropping this future (cancel, reset, prompt timeout) raises the flag; the key loop sees it within one
+        // poll interval, restores the terminal and ends.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let guard = RaiseOnDrop(abandoned.clone());
+        let reply = tokio::task::spawn_blocking(move || run_dialog(dialog, &abandoned)).await;
+        drop(guard);
+        match reply {
+            Ok(Ok(reply)) => reply,
+            // No terminal to talk to (stdin is not a TTY...) or the thread failed: nobody can answer.
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the terminal front end cannot read the keyboard");
+                PromptReply::Cancel
+            }
+            Err(_) => PromptReply::Cancel,
+        }
+    }
+
+    async fn finished(&self, outcome: &Result<TokenInfo, StepUpError>) {
+        let _terminal = self.lock.lock().await;
+        let line = match outcome {
+            Ok(info) => format!("✔ Verified. Access granted for {}.", info.scopes),
+            Err(StepUpError::Cancelled) => "✖ Cancelled.".to_owned(),
+            Err(error) => format!("✖ Step-up failed: {error}."),
+        };
+        write_lines(&[line]);
+    }
+}
+
+/// Sets the flag when dropped.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Leaves raw mode when dropped, however the dialog ended.
+struct RawMode;
+
+impl RawMode {
+    fn enter() -> io::Result<Self> {
+        terminal::enable_raw_mode()?;
+        Ok(Self)
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = terminal::disable_raw_mode();
+    }
+}
+
+/// Runs one dialog on the terminal until it has an answer or the engine gives up on it.
+fn run_dialog(mut dialog: Dialog, abandoned: &AtomicBool) -> io::Result<PromptReply> {
+    let raw = RawMode::enter()?;
+    let mut out = io::stdout();
+    let mut drawn = draw(&mut out, &dialog.lines(), 0)?;
+    let reply = loop {
+        if abandoned.load(Ordering::Relaxed) {
+            break PromptReply::Cancel;
+        }
+        if !event::poll(POLL_INTERVAL)? {
+            continue;
+        }
+        let Event::Key(key) = event::read()? else { continue };
+        if let Some(reply) = dialog.on_key(key) {
+            break reply;
+        }
+        drawn = draw(&mut out, &dialog.lines(), drawn)?;
+    };
+    // Replace the dialog by its one-line summary, so the scrollback reads as a transcript.
+    draw(&mut out, &[dialog.summary(&reply)], drawn)?;
+    drop(raw);
+    Ok(reply)
+}
+
+/// Draws `lines` over the `previous` lines drawn last time; returns how many it drew.
+fn draw(out: &mut impl Write, lines: &[String], previous: u16) -> io::Result<u16> {
+    if previous > 0 {
+        queue!(out, cursor::MoveUp(previous))?;
+    }
+    queue!(out, cursor::MoveToColumn(0), terminal::Clear(terminal::ClearType::FromCursorDown))?;
+    for line in lines {
+        // Raw mode: a bare `\n` would not return the carriage.
+        write!(out, "{line}\r\n")?;
+    }
+    out.flush()?;
+    Ok(u16::try_from(lines.len()).unwrap_or(u16::MAX))
+}
+
+/// Prints lines outside any dialog (cooked mode).
+fn write_lines(lines: &[String]) {
+    let mut out = io::stdout();
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+}
+
+/// The error line for a failed try.
+fn failure_line(error: &StepUpError, attempts_left: u8) -> String {
+    let tries =
+        if attempts_left == 1 { "1 try left".to_owned() } else { format!("{attempts_left} tries left") };
+    format!("✖ That did not work: {error}. {tries}.")
+}
+
+/// One dialog's state: pure, so it is tested without a terminal.
+#[derive(Debug)]
+pub(crate) enum Dialog {
+    /// Pick a method.
+    Choose { title: String, options: Vec<Credential>, selected: usize },
+    /// Type a code.
+    Code { title: String, typed: Zeroizing<String>, can_resend: bool },
+    /// Press Enter to go on.
+    Confirm { title: String, detail: Vec<String> },
+}
+
+impl Dialog {
+    /// The dialog for `request`; `None` for a request that is not a question (`Failed`) or a choice of nothing.
+    pub(crate) fn for_request(request: &PromptRequest) -> Option<Self> {
+        Some(match request {
+            PromptRequest::ChooseMethod { route, options } => {
+                let options = options.credentials().to_vec();
+                if options.is_empty() {
+                    return None;
+                }
+                Dialog::Choose {
+                    title: format!("Verify it's you ({route}). Choose a method:"),
+                    options,
+                    selected: 0,
+                }
+            }
+            PromptRequest::EnterOtp { destination_masked, can_resend } => Dialog::Code {
+                title: format!("Enter the code sent to {destination_masked}:"),
+                typed: Zeroizing::default(),
+                can_resend: *can_resend,
+            },
+            PromptRequest::EnterTotp => Dialog::Code {
+                title: "Enter the 6-digit code from your authenticator app:".to_owned(),
+                typed: Zeroizing::default(),
+                can_resend: false,
+            },
+            PromptRequest::EnterRecoveryCode => Dialog::Code {
+                title: "Enter one of your recovery codes:".to_owned(),
+                typed: Zeroizing::default(),
+                can_resend: false,
+            },
+            PromptRequest::ConfirmWallet { address, message } => Dialog::Confirm {
+                title: format!("Sign with wallet {address}?"),
+                detail: vec![format!("  “{message}”")],
+            },
+            PromptRequest::UsePasskey => Dialog::Confirm {
+                title: "Use your passkey.".to_owned(),
+                detail: vec!["  Press Enter, then follow your authenticator.".to_owned()],
+            },
+            PromptRequest::Failed { .. } => return None,
+        })
+    }
+
+    /// What to draw now.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        match self {
+            Dialog::Choose { title, options, selected } => {
+                let mut lines = vec![title.clone()];
+                for (index, credential) in options.iter().enumerate() {
+                    let marker = if index == *selected { '❯' } else { ' ' };
+                    lines.push(format!("  {marker} {}. {}", index + 1, label(credential)));
+                }
+                lines.push("  ↑/↓ move · Enter choose · Esc cancel".to_owned());
+                lines
+            }
+            Dialog::Code { title, typed, can_resend } => {
+                let keys = if *can_resend {
+                    "  Enter submit · Ctrl-R resend code · Esc cancel"
+                } else {
+                    "  Enter submit · Esc cancel"
+                };
+                vec![title.clone(), format!("  › {}", "*".repeat(typed.chars().count())), keys.to_owned()]
+            }
+            Dialog::Confirm { title, detail } => {
+                let mut lines = vec![title.clone()];
+                lines.extend(detail.iter().cloned());
+                lines.push("  Enter continue · Esc cancel".to_owned());
+                lines
+            }
+        }
+    }
+
+    /// Handles a key; `Some` when the dialog has its answer.
+    pub(crate) fn on_key(&mut self, key: KeyEvent) -> Option<PromptReply> {
+        // Windows also reports releases; a key counts once.
+        if key.kind == KeyEventKind::Release {
+            return None;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if key.code == KeyCode::Esc || (ctrl && matches!(key.code, KeyCode::Char('c' | 'd'))) {
+            return Some(PromptReply::Cancel);
+        }
+        match self {
+            Dialog::Choose { options, selected, .. } => match key.code {
+                KeyCode::Up | KeyCode::Char('k') => {
+                    *selected = selected.checked_sub(1).unwrap_or(options.len().saturating_sub(1));
+                    None
+                }
+                KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => {
+                    *selected = if *selected + 1 >= options.len() { 0 } else { *selected + 1 };
+                    None
+                }
+                KeyCode::Enter => options.get(*selected).cloned().map(PromptReply::Choose),
+                KeyCode::Char(digit @ '1'..='9') => {
+                    let index = digit as usize - '1' as usize;
+                    options.get(index).cloned().map(PromptReply::Choose)
+                }
+                _ => None,
+            },
+            Dialog::Code { typed, can_resend, .. } => match key.code {
+                KeyCode::Char('r') if ctrl && *can_resend => Some(PromptReply::Resend),
+                KeyCode::Char(_) if ctrl => None,
+                KeyCode::Char(c) if !c.is_control() && typed.len() < MAX_CODE_LEN => {
+                    typed.push(c);
+                    None
+                }
+                KeyCode::Backspace => {
+                    typed.pop();
+                    None
+                }
+                KeyCode::Enter if !typed.trim().is_empty() => {
+                    Some(PromptReply::Code(SecretString::new(typed.trim())))
+                }
+                _ => None,
+            },
+            Dialog::Confirm { .. } => (key.code == KeyCode::Enter).then_some(PromptReply::Confirm),
+        }
+    }
+
+    /// The line left in the scrollback once the dialog is answered (never the code itself).
+    pub(crate) fn summary(&self, reply: &PromptReply) -> String {
+        let title = match self {
+            Dialog::Choose { title, .. } | Dialog::Code { title, .. } | Dialog::Confirm { title, .. } => {
+                title
+            }
+        };
+        let answer = match reply {
+            PromptReply::Choose(credential) => label(credential),
+            PromptReply::Code(code) => "*".repeat(code.expose_secret().chars().count()),
+            PromptReply::Resend => "(sending a new code)".to_owned(),
+            PromptReply::Confirm => "✓".to_owned(),
+            PromptReply::Cancel => "(cancelled)".to_owned(),
+        };
+        format!("{title} {answer}")
+    }
+}
+
+/// How a credential reads in the menu: the method, and the server's name for it when there is one.
+fn label(credential: &Credential) -> String {
+    let method = match credential.method {
+        Method::EmailOtp => "Email code",
+        Method::SmsOtp => "SMS code",
+        Method::ExternalWallet => "Wallet signature",
+        Method::Passkey => "Passkey",
+        Method::Totp => "Authenticator app (TOTP)",
+        Method::RecoveryCode => "Recovery code",
+    };
+    match &credential.alias {
+        Some(alias) if !alias.is_empty() => format!("{method} — {alias}"),
+        _ => method.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use stepup_core::{MethodOptions, Route};
+
+    use super::*;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    fn choice() -> Dialog {
+        let options = MethodOptions::known([
+            Credential::new("t", Method::Totp, Some("phone".to_owned())),
+            Credential::new("p", Method::Passkey, None),
+            Credential::new("r", Method::RecoveryCode, None),
+        ]);
+        Dialog::for_request(&PromptRequest::ChooseMethod { route: Route::Mfa, options }).unwrap()
+    }
+
+    #[test]
+    fn arrows_move_the_selection_and_wrap() {
+        let mut dialog = choice();
+        assert!(dialog.lines()[1].contains("❯ 1. Authenticator app (TOTP) — phone"));
+        assert_eq!(dialog.on_key(key(KeyCode::Up)), None);
+        assert!(dialog.lines()[3].contains("❯ 3. Recovery code"), "up from the top wraps to the bottom");
+        assert_eq!(dialog.on_key(key(KeyCode::Down)), None);
+        assert_eq!(dialog.on_key(key(KeyCode::Down)), None);
+        let Some(PromptReply::Choose(chosen)) = dialog.on_key(key(KeyCode::Enter)) else {
+            panic!("a choice")
+        };
+        assert_eq!(chosen.method, Method::Passkey);
+    }
+
+    #[test]
+    fn a_digit_chooses_directly_and_out_of_range_digits_are_ignored() {
+        let mut dialog = choice();
+        assert_eq!(dialog.on_key(key(KeyCode::Char('9'))), None);
+        let Some(PromptReply::Choose(chosen)) = dialog.on_key(key(KeyCode::Char('3'))) else {
+            panic!("a choice")
+        };
+        assert_eq!(chosen.method, Method::RecoveryCode);
+    }
+
+    #[test]
+    fn codes_are_masked_editable_and_never_summarised_in_clear() {
+        let request =
+            PromptRequest::EnterOtp { destination_masked: "a***@example.com".to_owned(), can_resend: true };
+        let mut dialog = Dialog::for_request(&request).unwrap();
+        assert_eq!(dialog.on_key(key(KeyCode::Enter)), None, "an empty code is not submitted");
+        for c in "1239".chars() {
+            assert_eq!(dialog.on_key(key(KeyCode::Char(c))), None);
+        }
+        assert_eq!(dialog.on_key(key(KeyCode::Backspace)), None);
+        assert_eq!(dialog.lines()[1], "  › ***");
+        assert!(dialog.lines().iter().all(|line| !line.contains("123")));
+        let reply = dialog.on_key(key(KeyCode::Enter)).unwrap();
+        assert_eq!(reply, PromptReply::Code("123".into()));
+        assert!(!dialog.summary(&reply).contains("123"));
+    }
+
+    #[test]
+    fn ctrl_r_resends_only_where_a_resend_is_possible() {
+        let otp = PromptRequest::EnterOtp { destination_masked: "x".to_owned(), can_resend: true };
+        assert_eq!(Dialog::for_request(&otp).unwrap().on_key(ctrl('r')), Some(PromptReply::Resend));
+        let mut totp = Dialog::for_request(&PromptRequest::EnterTotp).unwrap();
+        assert_eq!(totp.on_key(ctrl('r')), None);
+        assert!(!totp.lines().join("\n").contains("resend"));
+    }
+
+    #[test]
+    fn esc_and_ctrl_c_cancel_every_dialog() {
+        let requests = [
+            PromptRequest::EnterTotp,
+            PromptRequest::EnterRecoveryCode,
+            PromptRequest::UsePasskey,
+            PromptRequest::ConfirmWallet { address: "0xabc".to_owned(), message: "Sign in".to_owned() },
+        ];
+        for request in &requests {
+            assert_eq!(
+                Dialog::for_request(request).unwrap().on_key(key(KeyCode::Esc)),
+                Some(PromptReply::Cancel)
+            );
+            assert_eq!(Dialog::for_request(request).unwrap().on_key(ctrl('c')), Some(PromptReply::Cancel));
+        }
+        assert_eq!(choice().on_key(key(KeyCode::Esc)), Some(PromptReply::Cancel));
+    }
+
+    #[test]
+    fn confirmations_wait_for_enter() {
+        let mut dialog = Dialog::for_request(&PromptRequest::UsePasskey).unwrap();
+        assert_eq!(dialog.on_key(key(KeyCode::Char('x'))), None);
+        assert_eq!(dialog.on_key(key(KeyCode::Enter)), Some(PromptReply::Confirm));
+    }
+
+    #[test]
+    fn failures_read_clearly_with_the_tries_left() {
+        assert_eq!(
+            failure_line(&StepUpError::MfaInvalidCode, 2),
+            "✖ That did not work: the code is not valid. 2 tries left."
+        );
+        assert!(failure_line(&StepUpError::MfaInvalidCode, 1).ends_with("1 try left."));
+        assert!(
+            Dialog::for_request(&PromptRequest::Failed { error: StepUpError::Timeout, attempts_left: 1 })
+                .is_none()
+        );
+    }
+}
