@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, queue, terminal};
-use stepup_core::{Credential, Method, SecretString, StepUpError, TokenInfo};
+use stepup_core::{Credential, Method, SecretString, StepUpError};
 use zeroize::Zeroizing;
 
 use crate::frontend::{Frontend, PromptReply, PromptRequest};
@@ -26,10 +26,13 @@ const MAX_CODE_LEN: usize = 64;
 /// How often the key loop looks up from the keyboard to see whether the engine gave up on the prompt.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The built-in terminal UI (DESIGN §6). One dialog at a time; the engine never asks two at once.
+/// The built-in terminal UI (DESIGN §6). One dialog at a time, even when several engines share it.
+///
+/// It prints nothing when a flow ends: the app hears the outcome from its own `prompt_*` call and says what fits
+/// (a line from a task the engine spawns would race with the app's own output).
 #[derive(Debug, Default)]
 pub struct TerminalFrontend {
-    /// Serialises terminal use: a notice printed by `finished` must not cut into a dialog.
+    /// Serialises terminal use between engines that share this front end.
     lock: tokio::sync::Mutex<()>,
 }
 
@@ -68,16 +71,6 @@ impl Frontend for TerminalFrontend {
             }
             Err(_) => PromptReply::Cancel,
         }
-    }
-
-    async fn finished(&self, outcome: &Result<TokenInfo, StepUpError>) {
-        let _terminal = self.lock.lock().await;
-        let line = match outcome {
-            Ok(info) => format!("✔ Verified. Access granted for {}.", info.scopes),
-            Err(StepUpError::Cancelled) => "✖ Cancelled.".to_owned(),
-            Err(error) => format!("✖ Step-up failed: {error}."),
-        };
-        write_lines(&[line]);
     }
 }
 
@@ -318,7 +311,10 @@ fn label(credential: &Credential) -> String {
         Method::RecoveryCode => "Recovery code",
     };
     match &credential.alias {
-        Some(alias) if !alias.is_empty() => format!("{method} — {alias}"),
+        // The server often names a device after its kind ("Passkey"): say it once.
+        Some(alias) if !alias.is_empty() && !method.to_lowercase().contains(&alias.to_lowercase()) => {
+            format!("{method} — {alias}")
+        }
         _ => method.to_owned(),
     }
 }
@@ -341,7 +337,7 @@ mod tests {
     fn choice() -> Dialog {
         let options = MethodOptions::known([
             Credential::new("t", Method::Totp, Some("phone".to_owned())),
-            Credential::new("p", Method::Passkey, None),
+            Credential::new("p", Method::Passkey, Some("passkey".to_owned())),
             Credential::new("r", Method::RecoveryCode, None),
         ]);
         Dialog::for_request(&PromptRequest::ChooseMethod { route: Route::Mfa, options }).unwrap()
@@ -351,6 +347,7 @@ mod tests {
     fn arrows_move_the_selection_and_wrap() {
         let mut dialog = choice();
         assert!(dialog.lines()[1].contains("❯ 1. Authenticator app (TOTP) — phone"));
+        assert!(dialog.lines()[2].ends_with("2. Passkey"), "an alias that repeats the kind is not shown");
         assert_eq!(dialog.on_key(key(KeyCode::Up)), None);
         assert!(dialog.lines()[3].contains("❯ 3. Recovery code"), "up from the top wraps to the bottom");
         assert_eq!(dialog.on_key(key(KeyCode::Down)), None);

@@ -1,0 +1,151 @@
+//! Seeded people: one with MFA (TOTP device, recovery codes, passkey) and one without (email code, external
+//! wallet). Dynamic's rule makes two people necessary: a user with MFA methods steps up by MFA only, so email
+//! codes and wallet signatures are only offered to someone without MFA.
+
+use std::sync::Arc;
+
+use stepup_core::{CredentialId, RecoveryCode, Scope, SecretString};
+use stepup_engine::{LocalWalletSigner, PasskeyAuthenticator, SoftwarePasskey, StepUpAuth};
+use stepup_proto::{Jwt, SdkUser};
+
+use crate::DemoError;
+use crate::server::{DEMO_ORIGIN, DemoServer};
+use crate::totp::{totp_code, unix_now};
+
+/// A signed-in person: the server's record, the session JWT and the email address.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The server's user record.
+    pub user: SdkUser,
+    /// The session JWT (the engine sends it as `Authorization: Bearer`).
+    pub jwt: Jwt,
+    /// The email address.
+    pub email: String,
+}
+
+/// A verified TOTP device: what an authenticator app would hold.
+#[derive(Debug, Clone)]
+pub struct TotpDevice {
+    /// The server's device id.
+    pub id: CredentialId,
+    /// The shared secret, base32.
+    pub secret: SecretString,
+    /// The `otpauth://` URI (what a QR code carries; it contains the secret).
+    pub uri: SecretString,
+}
+
+impl TotpDevice {
+    /// The code the app shows now.
+    ///
+    /// # Errors
+    /// [`DemoError::Totp`] for a secret that is not base32 (not one the server made).
+    pub fn current_code(&self) -> Result<String, DemoError> {
+        totp_code(self.secret.expose_secret(), unix_now())
+    }
+}
+
+/// A person with MFA: a verified TOTP device, ten recovery codes and a software passkey.
+#[derive(Debug, Clone)]
+pub struct MfaPerson {
+    /// The session.
+    pub session: Session,
+    /// The authenticator app's device.
+    pub totp: TotpDevice,
+    /// The recovery codes, each good once.
+    pub recovery_codes: Vec<RecoveryCode>,
+    /// The passkey (hand it to the engine with `passkey_authenticator`).
+    pub passkey: Arc<SoftwarePasskey>,
+}
+
+/// A person without MFA: an email address and a linked external wallet held as a local key.
+#[derive(Debug, Clone)]
+pub struct ReauthPerson {
+    /// The session.
+    pub session: Session,
+    /// The wallet (hand it to the engine with `wallet_signer`).
+    pub wallet: Arc<LocalWalletSigner>,
+}
+
+impl DemoServer {
+    /// Signs up `email` and registers, through the engine's own API client, a TOTP device, recovery codes and
+    /// a passkey. Registering needs a `credential:link` token, which an email code gives while the person has
+    /// no MFA yet.
+    ///
+    /// # Errors
+    /// [`DemoError`] naming the step that failed.
+    pub async fn seed_mfa_person(&self, email: &str) -> Result<MfaPerson, DemoError> {
+        let session = self.sign_up(email, None).await?;
+        let passkey = Arc::new(SoftwarePasskey::new(DEMO_ORIGIN)?);
+        let engine = self.engine_for(&session).passkey_authenticator(passkey.clone()).build().await?;
+        self.elevate_by_email(&engine, &session, Scope::CredentialLink).await?;
+        let link = engine
+            .token_for(&Scope::CredentialLink)
+            .ok_or(DemoError::NoToken { scope: Scope::CredentialLink })?;
+        let api = engine.api();
+
+        let registration = api
+            .register_totp(Some(link.raw()))
+            .await
+            .map_err(DemoError::engine("start the TOTP registration"))?;
+        let totp = TotpDevice {
+            id: CredentialId::new(registration.id.as_str()),
+            secret: registration.secret,
+            uri: registration.uri,
+        };
+        // The first code proves the app holds the secret. It is the previous 30-second step's, so the current
+        // step stays unused for the person's first step-up (the server refuses a step twice).
+        let first = totp_code(totp.secret.expose_secret(), unix_now().saturating_sub(30))?;
+        engine
+            .verify_totp_mfa(first.as_str(), Some(totp.id.clone()), &[Scope::CredentialLink])
+            .await
+            .map_err(DemoError::engine("verify the TOTP device"))?;
+
+        let codes =
+            api.recovery_codes(Some(link.raw())).await.map_err(DemoError::engine("read recovery codes"))?;
+        let options = api
+            .passkey_registration_options()
+            .await
+            .map_err(DemoError::engine("start the passkey registration"))?;
+        let attestation = PasskeyAuthenticator::register(passkey.as_ref(), &options).await?;
+        api.register_passkey(&attestation, Some(link.raw()))
+            .await
+            .map_err(DemoError::engine("save the passkey"))?;
+        engine.reset_state().await.map_err(DemoError::engine("forget the seeding tokens"))?;
+        Ok(MfaPerson { session, totp, recovery_codes: codes.recovery_codes, passkey })
+    }
+
+    /// Signs up `email` and links a fresh local wallet key as an external wallet (MetaMask by name).
+    ///
+    /// # Errors
+    /// [`DemoError`] naming the step that failed.
+    pub async fn seed_reauth_person(&self, email: &str) -> Result<ReauthPerson, DemoError> {
+        let session = self.sign_up(email, None).await?;
+        let wallet = Arc::new(LocalWalletSigner::random("metamask")?);
+        self.link_wallet(&session, wallet.as_ref(), false).await?;
+        Ok(ReauthPerson { session, wallet })
+    }
+
+    /// Elevates `engine` for `scope` by an email code read from the outbox.
+    ///
+    /// # Errors
+    /// [`DemoError`] naming the step that failed.
+    pub async fn elevate_by_email(
+        &self,
+        engine: &StepUpAuth,
+        session: &Session,
+        scope: Scope,
+    ) -> Result<(), DemoError> {
+        let sent = engine.send_otp(None).await.map_err(DemoError::engine("send an email code"))?;
+        let messages = self.outbox(&session.email).await?;
+        let code = messages
+            .into_iter()
+            .find(|message| message.verification_uuid == sent.id.as_str())
+            .map(|message| message.code)
+            .ok_or_else(|| DemoError::NoCode { to: session.email.clone() })?;
+        engine
+            .verify_otp(code.as_str(), &[scope])
+            .await
+            .map_err(DemoError::engine("verify the email code"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,128 @@
+//! `DemoServer`: the reference server embedded on loopback, with the operations of its admin API called in
+//! process (create a person, sign them in, link a wallet, read the outbox).
+
+use stepup_engine::{StepUpAuth, StepUpAuthBuilder, WalletSigner};
+use stepup_proto::SdkUser;
+use stepup_server::routes::{
+    CreateUserRequest, LinkWalletRequest, OutboxMessage, create_session_op, create_user_op, link_wallet_op,
+    outbox_op,
+};
+use stepup_server::{Server, ServerConfig};
+
+use crate::DemoError;
+use crate::people::Session;
+
+/// The demo server's environment id.
+pub const DEMO_ENVIRONMENT: &str = "demo";
+
+/// The origin of the demo environment: the WebAuthn relying party's origin (RP id `localhost`) and the URI in
+/// wallet messages. Software passkeys for the demo are made for this origin.
+pub const DEMO_ORIGIN: &str = "http://localhost";
+
+/// The reference server on `127.0.0.1` (a free port), SQLite in memory, one environment ([`DEMO_ENVIRONMENT`]).
+#[derive(Debug)]
+pub struct DemoServer {
+    server: Server,
+}
+
+impl DemoServer {
+    /// Starts the server.
+    ///
+    /// # Errors
+    /// [`DemoError::Start`] when it cannot bind loopback or open its database.
+    pub async fn start() -> Result<Self, DemoError> {
+        let mut config = ServerConfig::dev(DEMO_ENVIRONMENT);
+        config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        // The engine (and the app) build their own reqwest clients; they need a process-wide TLS provider even
+        // for plain HTTP on loopback (see `install_default_crypto_provider`).
+        stepup_engine::install_default_crypto_provider();
+        Ok(Self { server: Server::start(config).await? })
+    }
+
+    /// The server's base URL (`http://127.0.0.1:<port>`).
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        self.server.base_url()
+    }
+
+    /// The running server.
+    #[must_use]
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// A new person with this email (and phone, digits of a US number), signed in.
+    ///
+    /// # Errors
+    /// [`DemoError::Server`] for an address or number the server refuses.
+    pub async fn sign_up(&self, email: &str, phone: Option<&str>) -> Result<Session, DemoError> {
+        let request = CreateUserRequest {
+            email: Some(email.to_owned()),
+            phone_number: phone.map(str::to_owned),
+            ..CreateUserRequest::default()
+        };
+        let state = self.server.state();
+        let user: SdkUser = create_user_op(state, DEMO_ENVIRONMENT, request)
+            .await
+            .map_err(|e| DemoError::server("create the user", &e))?;
+        let session = create_session_op(state, DEMO_ENVIRONMENT, &user.id)
+            .await
+            .map_err(|e| DemoError::server("sign the user in", &e))?;
+        Ok(Session { user, jwt: session.jwt, email: email.to_owned() })
+    }
+
+    /// Links `signer`'s address to the person as an external (or embedded) wallet.
+    ///
+    /// # Errors
+    /// [`DemoError::Server`] when the server refuses the wallet.
+    pub async fn link_wallet(
+        &self,
+        session: &Session,
+        signer: &dyn WalletSigner,
+        embedded: bool,
+    ) -> Result<(), DemoError> {
+        let request = LinkWalletRequest {
+            address: signer.address(),
+            chain: signer.chain(),
+            wallet_name: signer.wallet_name(),
+            wallet_provider: signer.wallet_provider(),
+            embedded,
+        };
+        link_wallet_op(self.server.state(), DEMO_ENVIRONMENT, &session.user.id, request)
+            .await
+            .map_err(|e| DemoError::server("link the wallet", &e))?;
+        Ok(())
+    }
+
+    /// The messages sent to `to` (an email address or `+<country code><number>`), newest first.
+    ///
+    /// # Errors
+    /// [`DemoError::Server`] when the outbox cannot be read.
+    pub async fn outbox(&self, to: &str) -> Result<Vec<OutboxMessage>, DemoError> {
+        outbox_op(self.server.state(), DEMO_ENVIRONMENT, Some(to))
+            .await
+            .map_err(|e| DemoError::server("read the outbox", &e))
+    }
+
+    /// The code of the newest message to `to`.
+    ///
+    /// # Errors
+    /// [`DemoError::NoCode`] when nothing was sent there.
+    pub async fn latest_code(&self, to: &str) -> Result<String, DemoError> {
+        let newest = self.outbox(to).await?.into_iter().next();
+        newest.map(|message| message.code).ok_or_else(|| DemoError::NoCode { to: to.to_owned() })
+    }
+
+    /// An engine builder for the person's session against this server.
+    pub fn engine_for(&self, session: &Session) -> StepUpAuthBuilder {
+        StepUpAuth::builder()
+            .base_url(self.base_url())
+            .environment_id(DEMO_ENVIRONMENT)
+            .session(session.jwt.clone())
+    }
+
+    /// Stops the server.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}

@@ -1,0 +1,204 @@
+//! The kiosk: step-up authentication end to end on one machine, in a terminal.
+//!
+//! ```text
+//! cargo run --example kiosk
+//! ```
+//!
+//! It starts the reference server embedded on loopback (SQLite in memory), seeds two people, and lets whoever
+//! stands at the kiosk run a sensitive action. The engine asks whether step-up is needed, runs the flow through
+//! the built-in [`TerminalFrontend`] (arrow keys, masked codes, Esc to cancel), stores the elevated token, and the
+//! protected call goes through with it.
+//!
+//! - **Alice** has MFA: an authenticator app (TOTP: scan the QR code, or read the code the kiosk shows), a passkey
+//!   (a software authenticator) and recovery codes. A user with MFA steps up by MFA only.
+//! - **Bob** has no MFA: an email code (the kiosk reads the demo outbox for him) or his external wallet (a local
+//!   key signs the message).
+#![allow(clippy::print_stdout)] // A terminal program: printing is its job.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use qrcode::QrCode;
+use qrcode::render::unicode::Dense1x2;
+use stepup::engine::{Frontend, PromptReply, PromptRequest, StepUpAuth, TerminalFrontend};
+use stepup::{Scope, StepUpError};
+use stepup_demo::{DemoServer, MfaPerson, ReauthPerson, Session, call_protected};
+
+/// The sensitive actions on offer, with the scope each needs.
+const ACTIONS: [(&str, Scope); 3] = [
+    ("Export the wallet's private key", Scope::WalletExport),
+    ("Link a new credential", Scope::CredentialLink),
+    ("Delete the account", Scope::UserDelete),
+];
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("stepup kiosk: step-up authentication, end to end on this machine\n");
+    let demo = Arc::new(DemoServer::start().await?);
+    println!("Reference server on {} (SQLite in memory). Seeding the demo people...", demo.base_url());
+    let alice = demo.seed_mfa_person("alice@example.com").await?;
+    let bob = demo.seed_reauth_person("bob@example.com").await?;
+    show_cheat_sheet(&alice, &bob)?;
+
+    // One terminal UI for both engines; each person's hints (their outbox, their authenticator app) wrap it.
+    let terminal = TerminalFrontend::new();
+    let alice_engine = demo
+        .engine_for(&alice.session)
+        .passkey_authenticator(alice.passkey.clone())
+        .frontend(Arc::new(DemoHints {
+            terminal: terminal.clone(),
+            demo: demo.clone(),
+            person: Hint::Mfa(alice.clone()),
+        }))
+        .build()
+        .await?;
+    let bob_engine = demo
+        .engine_for(&bob.session)
+        .wallet_signer(bob.wallet.clone())
+        .frontend(Arc::new(DemoHints { terminal, demo: demo.clone(), person: Hint::Reauth(bob.clone()) }))
+        .build()
+        .await?;
+
+    loop {
+        println!("\nWho is at the kiosk?");
+        println!("  1) Alice (MFA: authenticator app, passkey, recovery codes)");
+        println!("  2) Bob (no MFA: email code, external wallet)");
+        let Some(person) = ask("Choose 1-2, or q to quit: ", 2).await else { break };
+        let (engine, session) =
+            if person == 0 { (&alice_engine, &alice.session) } else { (&bob_engine, &bob.session) };
+
+        println!("\nWhat do you want to do?");
+        for (index, (label, scope)) in ACTIONS.iter().enumerate() {
+            println!("  {}) {label} ({scope})", index + 1);
+        }
+        let Some(action) = ask("Choose 1-3, or q to quit: ", ACTIONS.len()).await else { break };
+        let (label, scope) = &ACTIONS[action];
+        run_action(engine, session, label, scope).await?;
+    }
+    println!("Bye.");
+    drop((alice_engine, bob_engine));
+    if let Ok(demo) = Arc::try_unwrap(demo) {
+        demo.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Steps up if the action needs it, then makes the protected call with the engine's token.
+async fn run_action(
+    engine: &StepUpAuth,
+    session: &Session,
+    label: &str,
+    scope: &Scope,
+) -> Result<(), Box<dyn std::error::Error>> {
+    if engine.is_step_up_required(scope.clone()).await? {
+        println!("\n“{label}” is sensitive: verify it's you first.");
+        match engine.prompt_step_up_auth(std::slice::from_ref(scope)).await {
+            Ok(info) => {
+                let lifetime = if info.single_use { "single use" } else { "reusable" };
+                println!("✔ Verified. Elevated token for {} ({lifetime}).", info.scopes);
+            }
+            Err(StepUpError::Cancelled) => {
+                println!("✖ Cancelled. Nothing was done.");
+                return Ok(());
+            }
+            Err(error) => {
+                println!("✖ Step-up failed: {error}.");
+                return Ok(());
+            }
+        }
+    } else {
+        println!("\nA token for {scope} is still held: no need to verify again.");
+    }
+    let call = call_protected(engine, session, scope).await?;
+    if call.succeeded() {
+        println!("✔ {label}: the protected call succeeded (HTTP {}, token applied).", call.status);
+    } else {
+        println!("✖ {label}: the server refused (HTTP {}): {}", call.status, call.body);
+    }
+    Ok(())
+}
+
+/// Prints what a person would carry: Alice's authenticator QR code and recovery codes, Bob's wallet.
+fn show_cheat_sheet(alice: &MfaPerson, bob: &ReauthPerson) -> Result<(), Box<dyn std::error::Error>> {
+    let uri = alice.totp.uri.expose_secret();
+    let qr = QrCode::new(uri.as_bytes())?;
+    let image = qr
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build();
+    println!("\nAlice's authenticator app: scan this with any TOTP app (or use the code the kiosk shows).");
+    println!("{image}");
+    println!("  {uri}");
+    let codes: Vec<&str> = alice.recovery_codes.iter().map(|code| code.expose_secret()).collect();
+    println!("Alice's recovery codes (each works once): {}", codes.join("  "));
+    println!(
+        "Bob's external wallet: {} (a local key; it signs when Bob confirms).",
+        stepup::engine::WalletSigner::address(bob.wallet.as_ref())
+    );
+    println!("Emails go to the server's outbox; the kiosk shows Bob each code as it arrives.");
+    Ok(())
+}
+
+/// Reads a choice of `1..=count`; `None` for `q` or the end of input.
+async fn ask(question: &'static str, count: usize) -> Option<usize> {
+    loop {
+        print!("{question}");
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let line = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map(|read| (read > 0).then_some(line))
+        })
+        .await
+        .ok()?
+        .ok()??;
+        let answer = line.trim();
+        if answer.eq_ignore_ascii_case("q") {
+            return None;
+        }
+        match answer.parse::<usize>() {
+            Ok(choice @ 1..) if choice <= count => return Some(choice - 1),
+            _ => println!("Please type a number from 1 to {count}."),
+        }
+    }
+}
+
+/// Whose hints to show.
+enum Hint {
+    Mfa(MfaPerson),
+    Reauth(ReauthPerson),
+}
+
+/// The terminal UI plus what the person would see elsewhere: the email in their inbox, the code on their phone.
+struct DemoHints {
+    terminal: Arc<TerminalFrontend>,
+    demo: Arc<DemoServer>,
+    person: Hint,
+}
+
+#[async_trait::async_trait]
+impl Frontend for DemoHints {
+    async fn prompt(&self, request: PromptRequest) -> PromptReply {
+        match (&request, &self.person) {
+            (PromptRequest::EnterOtp { .. }, Hint::Reauth(bob)) => {
+                match self.demo.latest_code(&bob.session.email).await {
+                    Ok(code) => println!(
+                        "📬 Demo outbox: the email to {} says your code is {code}",
+                        bob.session.email
+                    ),
+                    Err(error) => println!("📬 Demo outbox: {error}"),
+                }
+            }
+            (PromptRequest::EnterTotp, Hint::Mfa(alice)) => match alice.totp.current_code() {
+                Ok(code) => println!("📱 Demo authenticator app: the current code is {code}"),
+                Err(error) => println!("📱 Demo authenticator app: {error}"),
+            },
+            (PromptRequest::EnterRecoveryCode, Hint::Mfa(_)) => {
+                println!("🗒  Use one of the recovery codes printed above.");
+            }
+            _ => {}
+        }
+        self.terminal.prompt(request).await
+    }
+}
