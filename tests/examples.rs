@@ -1,0 +1,157 @@
+//! The examples run as a person runs them: their binaries, started as processes, their output read. The kiosk
+//! runs in a real pseudo-terminal, with keys typed and the screen read.
+//!
+//! `cargo test` builds the examples before it runs the tests, so the binaries are next to this test's own
+//! (`target/<profile>/examples/`). Run alone (`cargo test --test examples`), build them first with
+//! `cargo build --examples`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example_binary(name: &str) -> PathBuf {
+    let test_binary = std::env::current_exe().unwrap();
+    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
+    let profile_dir = test_binary.parent().and_then(|deps| deps.parent()).unwrap();
+    let binary = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(binary.exists(), "{} is missing: build it with `cargo build --example {name}`", binary.display());
+    binary
+}
+
+/// Runs an example to its end: its output, after checking it succeeded.
+fn run_example(name: &str) -> String {
+    let output = Command::new(example_binary(name)).env_remove("RUST_LOG").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{name} failed ({}):\n{stdout}\n{stderr}", output.status);
+    stdout
+}
+
+#[test]
+fn the_game_loop_runs_a_scripted_session_through_the_channel_front_end_to_elevated() {
+    let out = run_example("game_loop");
+    // The request was drawn by the game itself, the code typed a key per frame, and the flow ended elevated.
+    assert!(out.contains("The chest is locked (MFA needed). Methods: authenticator app code"), "{out}");
+    assert!(out.contains("Authenticator code: ******"), "{out}");
+    assert!(out.contains("Verified: elevated."), "{out}");
+    assert!(out.contains("The chest opens: the protected call returned HTTP 200."), "{out}");
+    assert!(out.contains("ms of its 16.7 ms budget"), "{out}");
+}
+
+#[test]
+fn custom_ui_runs_every_verify_method_and_each_protected_call_succeeds() {
+    let out = run_example("custom_ui");
+    for method in
+        ["verify_otp", "verify_wallet", "verify_totp_mfa", "verify_passkey_mfa", "verify_recovery_code"]
+    {
+        let line =
+            out.lines().find(|line| line.starts_with(method)).unwrap_or_else(|| panic!("{method}: {out}"));
+        assert!(line.ends_with("protected call: HTTP 200"), "{line}");
+    }
+    assert!(out.contains("is step-up required again for wallet:export? true"), "{out}");
+}
+
+/// The kiosk in a pseudo-terminal (Unix: `rexpect` drives a real PTY).
+#[cfg(unix)]
+mod kiosk {
+    use rexpect::session::{PtySession, spawn_command};
+
+    use super::*;
+
+    /// Generous: a cold debug build seeds the people with argon2 and WebAuthn on a loaded 2-core machine.
+    const TIMEOUT_MS: u64 = 60_000;
+
+    fn start_kiosk() -> PtySession {
+        let mut command = Command::new(example_binary("kiosk"));
+        command.env("TERM", "xterm").env_remove("RUST_LOG");
+        let mut kiosk =
+            spawn_command(command, Some(TIMEOUT_MS)).expect("the kiosk starts in a pseudo-terminal");
+        kiosk.exp_string("Who is at the kiosk?").expect("the kiosk seeds its people and shows the menu");
+        kiosk
+    }
+
+    /// Types `keys` as raw bytes (what a terminal sends for Esc, arrows, Enter in raw mode).
+    fn press(kiosk: &mut PtySession, keys: &str) {
+        kiosk.send(keys).unwrap();
+        kiosk.flush().unwrap();
+    }
+
+    /// Chooses person and action from the kiosk's line menus.
+    fn choose(kiosk: &mut PtySession, person: &str, action: &str) {
+        kiosk.exp_string("Choose 1-2, or q to quit: ").unwrap();
+        kiosk.send_line(person).unwrap();
+        kiosk.exp_string("Choose 1-3, or q to quit: ").unwrap();
+        kiosk.send_line(action).unwrap();
+    }
+
+    /// Reads the code the demo authenticator app shows, and waits for the code dialog to take keys.
+    fn authenticator_code(kiosk: &mut PtySession) -> String {
+        let (_, shown) = kiosk.exp_regex("current code is [0-9]{6}").unwrap();
+        kiosk.exp_string("Enter submit").unwrap();
+        shown.rsplit(' ').next().unwrap().to_owned()
+    }
+
+    fn quit(mut kiosk: PtySession) {
+        kiosk.exp_string("Choose 1-2, or q to quit: ").unwrap();
+        kiosk.send_line("q").unwrap();
+        kiosk.exp_string("Bye.").unwrap();
+        kiosk.exp_eof().unwrap();
+    }
+
+    #[test]
+    fn a_person_picks_totp_types_a_wrong_code_then_the_right_one_and_the_protected_call_succeeds() {
+        let mut kiosk = start_kiosk();
+        // Alice (MFA), export the wallet key.
+        choose(&mut kiosk, "1", "1");
+        kiosk.exp_string("Choose a method:").unwrap();
+        kiosk.exp_string("Authenticator app (TOTP)").unwrap();
+        kiosk.exp_string("Enter choose").unwrap();
+        // Down then up again: the arrow keys move the selection; Enter takes the first method, TOTP.
+        press(&mut kiosk, "\x1b[B");
+        press(&mut kiosk, "\x1b[A");
+        press(&mut kiosk, "\r");
+
+        let code = authenticator_code(&mut kiosk);
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        press(&mut kiosk, wrong);
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("That did not work: the code is not valid. 2 tries left.").unwrap();
+
+        let code = authenticator_code(&mut kiosk);
+        press(&mut kiosk, &code);
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Verified. Elevated token for wallet:export (single use).").unwrap();
+        kiosk.exp_string("the protected call succeeded (HTTP 200, token applied)").unwrap();
+        quit(kiosk);
+    }
+
+    #[test]
+    fn a_person_picks_the_email_code_and_cancels_with_esc() {
+        let mut kiosk = start_kiosk();
+        // Bob (no MFA), link a credential: email code or wallet signature.
+        choose(&mut kiosk, "2", "2");
+        kiosk.exp_string("Email code").unwrap();
+        kiosk.exp_string("Wallet signature").unwrap();
+        kiosk.exp_string("Enter choose").unwrap();
+        press(&mut kiosk, "1");
+        // The demo outbox shows the code that was really sent; the dialog masks the destination.
+        kiosk.exp_regex("the email to bob@example.com says your code is [0-9]{6}").unwrap();
+        kiosk.exp_string("Enter the code sent to b***@example.com:").unwrap();
+        kiosk.exp_string("Ctrl-R resend code").unwrap();
+        press(&mut kiosk, "12");
+        press(&mut kiosk, "\x1b");
+        kiosk.exp_string("(cancelled)").unwrap();
+        kiosk.exp_string("Cancelled. Nothing was done.").unwrap();
+
+        // The kiosk is usable again at once: Bob signs with his wallet instead.
+        choose(&mut kiosk, "2", "2");
+        kiosk.exp_string("Enter choose").unwrap();
+        press(&mut kiosk, "2");
+        kiosk.exp_string("Sign with wallet 0x").unwrap();
+        kiosk.exp_string("Enter continue").unwrap();
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Verified. Elevated token for credential:link (reusable).").unwrap();
+        kiosk.exp_string("the protected call succeeded (HTTP 200, token applied)").unwrap();
+        quit(kiosk);
+    }
+}
