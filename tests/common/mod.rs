@@ -20,7 +20,6 @@ use stepup_server::routes::{AdminSession, CreateUserRequest, LinkWalletRequest, 
 use stepup_server::{Server, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
-use totp_rs::{Algorithm, Builder, Secret};
 
 pub const ENV: &str = "dev";
 pub const ADMIN: &str = "e2e-admin-token";
@@ -182,21 +181,13 @@ pub async fn pending_code(h: &Harness, engine: &StepUpAuth, to: &str) -> String 
     h.code_of(to, &sent.unwrap_or_else(|| panic!("no code pending in {state:?}"))).await
 }
 
-/// The TOTP code for `secret` (base32) at Unix time `at`.
+/// The TOTP code for `secret` (base32) at Unix time `at` (what the person's authenticator app shows).
 pub fn totp_code(secret: &str, at: u64) -> String {
-    Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(Secret::try_from_base32(secret).unwrap())
-        .build()
-        .unwrap()
-        .generate(at)
-        .to_string()
+    stepup_demo::totp_code(secret, at).unwrap()
 }
 
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    stepup_demo::unix_now()
 }
 
 /// A user with a verified TOTP device, registered through the engine itself: an email code elevates
