@@ -261,3 +261,90 @@ fn pending_otp(engine: &stepup::engine::StepUpAuth) -> stepup::OtpVerification {
         other => panic!("no flow in {other:?}"),
     }
 }
+
+/// Where in a prompt flow the person (or the app) gives up.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    ChooseMethod,
+    EnterOtp,
+    FailedNotice,
+    ConfirmWallet,
+}
+
+/// How the flow is given up.
+#[derive(Debug, Clone, Copy)]
+enum GiveUp {
+    /// The person answers `Cancel` (Esc in the terminal UI).
+    Reply,
+    /// The app calls `cancel()`.
+    Cancel,
+    /// The app calls `reset_state()`.
+    Reset,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_at_any_step_answers_every_waiting_caller_with_cancelled() {
+    let h = Harness::start().await;
+    for step in [Step::ChooseMethod, Step::EnterOtp, Step::FailedNotice, Step::ConfirmWallet] {
+        for give_up in [GiveUp::Reply, GiveUp::Cancel, GiveUp::Reset] {
+            let case = format!("{give_up:?} at {step:?}");
+            // A person of their own per case: the server allows three codes per address per window.
+            let user = h.user().await;
+            let wallet = local_wallet();
+            h.link_wallet(&user, wallet.as_ref(), false).await;
+            let (frontend, mut inbox) = common::frontend();
+            let engine = h.engine_for(&user).frontend(frontend).wallet_signer(wallet).build().await.unwrap();
+            let callers: Vec<_> =
+                (0..3).map(|_| common::spawn_prompt(&engine, &[Scope::CredentialLink], false)).collect();
+            // Walk to the step: email or wallet (a choice), a wrong code for the failure notice.
+            let (request, mut pending) = next_prompt(&mut inbox).await;
+            assert!(matches!(request, PromptRequest::ChooseMethod { .. }), "{case}: {request:?}");
+            let PromptRequest::ChooseMethod { options, .. } = request else { unreachable!() };
+            let pick = |method| options.credentials().iter().find(|c| c.method == method).unwrap().clone();
+            if matches!(step, Step::EnterOtp | Step::FailedNotice) {
+                assert!(pending.answer(PromptReply::Choose(pick(stepup::Method::EmailOtp))));
+                let (request, next) = next_prompt(&mut inbox).await;
+                assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{case}: {request:?}");
+                pending = next;
+            }
+            if matches!(step, Step::FailedNotice) {
+                assert!(pending.answer(PromptReply::Code("000000".into())));
+                let (request, next) = next_prompt(&mut inbox).await;
+                assert!(
+                    matches!(request, PromptRequest::Failed { attempts_left: 2, .. }),
+                    "{case}: {request:?}"
+                );
+                pending = next;
+            }
+            if matches!(step, Step::ConfirmWallet) {
+                assert!(pending.answer(PromptReply::Choose(pick(stepup::Method::ExternalWallet))));
+                let (request, next) = next_prompt(&mut inbox).await;
+                assert!(matches!(request, PromptRequest::ConfirmWallet { .. }), "{case}: {request:?}");
+                pending = next;
+            }
+            // The app-side ways leave the request unanswered, as a front end that is busy elsewhere would.
+            let unanswered = match give_up {
+                GiveUp::Reply => {
+                    assert!(pending.answer(PromptReply::Cancel), "{case}");
+                    None
+                }
+                GiveUp::Cancel => {
+                    engine.cancel().unwrap();
+                    Some(pending)
+                }
+                GiveUp::Reset => {
+                    engine.reset_state().await.unwrap();
+                    Some(pending)
+                }
+            };
+            for caller in callers {
+                let outcome = tokio::time::timeout(Duration::from_secs(10), caller).await;
+                let outcome = outcome.unwrap_or_else(|_| panic!("{case}: a caller hangs")).unwrap();
+                assert_eq!(outcome.unwrap_err(), StepUpError::Cancelled, "{case}");
+            }
+            assert!(matches!(engine.state(), StepUpState::Idle { .. }), "{case}: {:?}", engine.state());
+            assert!(unanswered.is_none_or(|request| !request.is_open()), "{case}: the request was withdrawn");
+        }
+    }
+    h.shutdown().await;
+}
