@@ -73,13 +73,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let Some(action) = ask("Choose 1-3, or q to quit: ", ACTIONS.len()).await else { break };
         let (label, scope) = &ACTIONS[action];
-        run_action(engine, session, label, scope).await?;
+        // A failure of one action (the server unreachable, say) is reported; the kiosk stays up.
+        if let Err(error) = run_action(engine, session, label, scope).await {
+            println!("✖ {label}: {error}");
+        }
     }
     println!("Bye.");
-    drop((alice_engine, bob_engine));
-    if let Ok(demo) = Arc::try_unwrap(demo) {
-        demo.shutdown().await;
-    }
+    // The embedded server stops with the process.
     Ok(())
 }
 
@@ -191,7 +191,10 @@ impl Frontend for DemoHints {
                 }
             }
             (PromptRequest::EnterTotp, Hint::Mfa(alice)) => match alice.totp.current_code() {
-                Ok(code) => println!("📱 Demo authenticator app: the current code is {code}"),
+                // Like a real app's, a code is good once: after a success, the next one comes within 30 s.
+                Ok(code) => {
+                    println!("📱 Demo authenticator app: the current code is {code} (each code works once)")
+                }
                 Err(error) => println!("📱 Demo authenticator app: {error}"),
             },
             (PromptRequest::EnterRecoveryCode, Hint::Mfa(_)) => {

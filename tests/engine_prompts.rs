@@ -348,3 +348,35 @@ async fn giving_up_at_any_step_answers_every_waiting_caller_with_cancelled() {
     }
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resend_is_a_notice_and_the_code_already_sent_still_elevates() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let waiting = common::spawn_prompt(&engine, &[Scope::CredentialLink], false);
+    // The server sends three codes per address per window: the first send and two resends.
+    let (_request, mut reply) = next_prompt(&mut inbox).await;
+    for _ in 0..2 {
+        assert!(reply.answer(PromptReply::Resend));
+        let (request, next) = next_prompt(&mut inbox).await;
+        assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+        reply = next;
+    }
+    let last_sent = pending_otp(&engine);
+    assert!(reply.answer(PromptReply::Resend));
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::Failed { error, attempts_left } = request else { panic!("a notice, got {request:?}") };
+    assert!(matches!(error, StepUpError::TooManyVerificationAttempts { .. }), "{error:?}");
+    assert_eq!(attempts_left, 3, "a refused send costs no try");
+    assert!(reply.answer(PromptReply::Confirm));
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    assert_eq!(pending_otp(&engine).id, last_sent.id, "the code sent last is still the one awaited");
+    let code = h.code_of(&user.email, &last_sent).await;
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
+    assert!(waiting.await.unwrap().unwrap().scopes.contains(&Scope::CredentialLink));
+    h.shutdown().await;
+}

@@ -28,8 +28,8 @@ impl ProtectedCall {
     }
 }
 
-/// Calls the protected resource for `scope` as `session`, with the engine's token for the scope taken from its
-/// token cell (a single-use token is spent by this call).
+/// Calls the protected resource for `scope` as `session`, with the engine's token for the scope
+/// ([`StepUpAuth::token_for`]: a single-use token is spent by this call, and the engine's state says so).
 ///
 /// # Errors
 /// [`DemoError::Http`] when the server cannot be reached.
@@ -41,7 +41,7 @@ pub async fn call_protected(
     let api = engine.api();
     let url = format!("{}/protected/{}", api.sdk_base(), scope.as_str());
     let mut request = api.http().post(url).bearer_auth(session.jwt.expose_secret());
-    let token = engine.tokens().take(scope);
+    let token = engine.token_for(scope);
     if let Some(token) = &token {
         request = request.header(ELEVATED_ACCESS_TOKEN, token.raw().expose_secret());
     }

@@ -102,7 +102,7 @@ impl PromptTask {
         let mut attempts_left = MAX_ATTEMPTS;
         let mut sent: Option<OtpVerification> = None;
         loop {
-            let Some(request) = self.read_proof(credential, &mut sent).await? else {
+            let Some(request) = self.read_proof(credential, &mut sent, attempts_left).await? else {
                 return Ok(Attempt::ChooseAgain);
             };
             let method = request.method(sent.as_ref());
@@ -132,16 +132,31 @@ impl PromptTask {
         &self,
         credential: &Credential,
         sent: &mut Option<OtpVerification>,
+        attempts_left: u8,
     ) -> Result<Option<VerifyRequest>, StepUpError> {
+        // The code sent before the person asked for another: still good if the new one cannot be sent.
+        let mut before_resend: Option<OtpVerification> = None;
         let request = match credential.method {
             Method::EmailOtp | Method::SmsOtp => loop {
                 let otp = match sent.as_ref() {
                     Some(otp) => otp.clone(),
-                    None => {
-                        let otp = self.send_otp(credential).await?;
-                        *sent = Some(otp.clone());
-                        otp
-                    }
+                    None => match self.send_otp(credential).await {
+                        Ok(otp) => {
+                            *sent = Some(otp.clone());
+                            otp
+                        }
+                        // A refused resend (too many sends, a network hiccup) does not end the flow: the person
+                        // hears why and types the code they already have.
+                        Err(error) if before_resend.is_some() => {
+                            let notice = PromptRequest::Failed { error, attempts_left };
+                            if self.frontend.prompt(notice).await == PromptReply::Cancel {
+                                return Err(StepUpError::Cancelled);
+                            }
+                            *sent = before_resend.take();
+                            continue;
+                        }
+                        Err(error) => return Err(error),
+                    },
                 };
                 let ask =
                     PromptRequest::EnterOtp { destination_masked: otp.destination_masked, can_resend: true };
@@ -149,7 +164,7 @@ impl PromptTask {
                     PromptReply::Code(code) => {
                         break VerifyRequest::Otp { code: OtpCode::new(code.expose_secret()) };
                     }
-                    PromptReply::Resend => *sent = None,
+                    PromptReply::Resend => before_resend = sent.take(),
                     PromptReply::Cancel => return Err(StepUpError::Cancelled),
                     _ => return Ok(None),
                 }

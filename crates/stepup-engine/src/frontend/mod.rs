@@ -48,7 +48,8 @@ pub enum PromptRequest {
     },
     /// Use the passkey (touch the key, look at the camera...). Answer [`PromptReply::Confirm`] to go on.
     UsePasskey,
-    /// The last try failed. Any reply but [`PromptReply::Cancel`] goes on to the next try.
+    /// The last try failed, or a code could not be sent again (the one sent before stays good). Any reply but
+    /// [`PromptReply::Cancel`] goes on.
     Failed {
         /// Why.
         error: StepUpError,

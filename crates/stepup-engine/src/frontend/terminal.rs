@@ -32,8 +32,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// (a line from a task the engine spawns would race with the app's own output).
 #[derive(Debug, Default)]
 pub struct TerminalFrontend {
-    /// Serialises terminal use between engines that share this front end.
-    lock: tokio::sync::Mutex<()>,
+    /// Serialises terminal use between engines that share this front end. The key loop's thread holds it until
+    /// it has left raw mode, which can be after the prompt's future was dropped.
+    lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl TerminalFrontend {
@@ -47,7 +48,7 @@ impl TerminalFrontend {
 #[async_trait::async_trait]
 impl Frontend for TerminalFrontend {
     async fn prompt(&self, request: PromptRequest) -> PromptReply {
-        let _terminal = self.lock.lock().await;
+        let terminal = self.lock.clone().lock_owned().await;
         if let PromptRequest::Failed { error, attempts_left } = &request {
             // A notice, not a question: print it and go on to the next try at once.
             write_lines(&[failure_line(error, *attempts_left)]);
@@ -60,7 +61,12 @@ impl Frontend for TerminalFrontend {
         // poll interval, restores the terminal and ends.
         let abandoned = Arc::new(AtomicBool::new(false));
         let guard = RaiseOnDrop(abandoned.clone());
-        let reply = tokio::task::spawn_blocking(move || run_dialog(dialog, &abandoned)).await;
+        let reply = tokio::task::spawn_blocking(move || {
+            let reply = run_dialog(dialog, &abandoned);
+            drop(terminal);
+            reply
+        })
+        .await;
         drop(guard);
         match reply {
             Ok(Ok(reply)) => reply,
@@ -102,6 +108,11 @@ impl Drop for RawMode {
 /// Runs one dialog on the terminal until it has an answer or the engine gives up on it.
 fn run_dialog(mut dialog: Dialog, abandoned: &AtomicBool) -> io::Result<PromptReply> {
     let raw = RawMode::enter()?;
+    // Keys typed before this dialog was shown (while a code was being checked, say) were meant for something
+    // else: a stray `1` and Enter must not pick a method.
+    while event::poll(Duration::ZERO)? {
+        let _ = event::read()?;
+    }
     let mut out = io::stdout();
     let mut drawn = draw(&mut out, &dialog.lines(), 0)?;
     let reply = loop {
@@ -123,7 +134,7 @@ fn run_dialog(mut dialog: Dialog, abandoned: &AtomicBool) -> io::Result<PromptRe
     Ok(reply)
 }
 
-/// Draws `lines` over the `previous` lines drawn last time; returns how many it drew.
+/// Draws `lines` over the `previous` screen rows drawn last time; returns how many rows it drew.
 fn draw(out: &mut impl Write, lines: &[String], previous: u16) -> io::Result<u16> {
     if previous > 0 {
         queue!(out, cursor::MoveUp(previous))?;
@@ -134,7 +145,19 @@ fn draw(out: &mut impl Write, lines: &[String], previous: u16) -> io::Result<u16
         write!(out, "{line}\r\n")?;
     }
     out.flush()?;
-    Ok(u16::try_from(lines.len()).unwrap_or(u16::MAX))
+    let width = terminal::size().map_or(0, |(columns, _)| columns);
+    Ok(u16::try_from(screen_rows(lines, width)).unwrap_or(u16::MAX))
+}
+
+/// How many rows `lines` take on a screen `width` columns wide (0: unknown, one row each). A line wider than
+/// the screen wraps; characters are counted as one column each, which holds for the UI's own text (ASCII and a
+/// few one-column symbols) and errs low only for wide scripts in server-supplied names.
+fn screen_rows(lines: &[String], width: u16) -> usize {
+    if width == 0 {
+        return lines.len();
+    }
+    let width = usize::from(width);
+    lines.iter().map(|line| line.chars().count().div_ceil(width).max(1)).sum()
 }
 
 /// Prints lines outside any dialog (cooked mode).
@@ -153,8 +176,7 @@ fn failure_line(error: &StepUpError, attempts_left: u8) -> String {
     format!("✖ That did not work: {error}. {tries}.")
 }
 
-/// One dialog's state: pure, so it is tested without a terminal.
-#[derive(Debug)]
+/// One dialog's state: pure, so it is tested without a terminal. `Debug` leaves out what was typed.
 pub(crate) enum Dialog {
     /// Pick a method.
     Choose { title: String, options: Vec<Credential>, selected: usize },
@@ -162,6 +184,33 @@ pub(crate) enum Dialog {
     Code { title: String, typed: Zeroizing<String>, can_resend: bool },
     /// Press Enter to go on.
     Confirm { title: String, detail: Vec<String> },
+}
+
+impl std::fmt::Debug for Dialog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dialog::Choose { title, selected, .. } => f
+                .debug_struct("Choose")
+                .field("title", title)
+                .field("selected", selected)
+                .finish_non_exhaustive(),
+            Dialog::Code { title, typed, can_resend } => f
+                .debug_struct("Code")
+                .field("title", title)
+                .field("typed", &format_args!("<{} characters>", typed.chars().count()))
+                .field("can_resend", can_resend)
+                .finish(),
+            Dialog::Confirm { title, .. } => {
+                f.debug_struct("Confirm").field("title", title).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// An empty code buffer, allocated once at its full size so no copy of a partly typed code is left behind in a
+/// freed allocation (the buffer itself is wiped on drop).
+fn code_buffer() -> Zeroizing<String> {
+    Zeroizing::new(String::with_capacity(MAX_CODE_LEN))
 }
 
 impl Dialog {
@@ -181,17 +230,17 @@ impl Dialog {
             }
             PromptRequest::EnterOtp { destination_masked, can_resend } => Dialog::Code {
                 title: format!("Enter the code sent to {destination_masked}:"),
-                typed: Zeroizing::default(),
+                typed: code_buffer(),
                 can_resend: *can_resend,
             },
             PromptRequest::EnterTotp => Dialog::Code {
                 title: "Enter the 6-digit code from your authenticator app:".to_owned(),
-                typed: Zeroizing::default(),
+                typed: code_buffer(),
                 can_resend: false,
             },
             PromptRequest::EnterRecoveryCode => Dialog::Code {
                 title: "Enter one of your recovery codes:".to_owned(),
-                typed: Zeroizing::default(),
+                typed: code_buffer(),
                 can_resend: false,
             },
             PromptRequest::ConfirmWallet { address, message } => Dialog::Confirm {
@@ -237,35 +286,45 @@ impl Dialog {
 
     /// Handles a key; `Some` when the dialog has its answer.
     pub(crate) fn on_key(&mut self, key: KeyEvent) -> Option<PromptReply> {
-        // Windows also reports releases; a key counts once.
-        if key.kind == KeyEventKind::Release {
+        // Windows also reports releases; a key counts once. A held Enter must not confirm the next dialog too.
+        if key.kind == KeyEventKind::Release
+            || (key.kind == KeyEventKind::Repeat && key.code == KeyCode::Enter)
+        {
             return None;
         }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
-        if key.code == KeyCode::Esc || (ctrl && matches!(key.code, KeyCode::Char('c' | 'd'))) {
+        // Raw mode reads a bare line feed as Ctrl-J and a backspace byte as Ctrl-H: they mean Enter and Backspace.
+        let code = match key.code {
+            KeyCode::Char('j') if ctrl => KeyCode::Enter,
+            KeyCode::Char('h') if ctrl => KeyCode::Backspace,
+            code => code,
+        };
+        if code == KeyCode::Esc || (ctrl && matches!(code, KeyCode::Char('c' | 'd'))) {
             return Some(PromptReply::Cancel);
         }
         match self {
-            Dialog::Choose { options, selected, .. } => match key.code {
-                KeyCode::Up | KeyCode::Char('k') => {
+            Dialog::Choose { options, selected, .. } => match code {
+                KeyCode::Up => {
                     *selected = selected.checked_sub(1).unwrap_or(options.len().saturating_sub(1));
                     None
                 }
-                KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => {
+                KeyCode::Down | KeyCode::Tab => {
                     *selected = if *selected + 1 >= options.len() { 0 } else { *selected + 1 };
                     None
                 }
+                KeyCode::Char('k') if !ctrl => self.on_key(KeyEvent::new(KeyCode::Up, KeyModifiers::NONE)),
+                KeyCode::Char('j') if !ctrl => self.on_key(KeyEvent::new(KeyCode::Down, KeyModifiers::NONE)),
                 KeyCode::Enter => options.get(*selected).cloned().map(PromptReply::Choose),
-                KeyCode::Char(digit @ '1'..='9') => {
+                KeyCode::Char(digit @ '1'..='9') if !ctrl => {
                     let index = digit as usize - '1' as usize;
                     options.get(index).cloned().map(PromptReply::Choose)
                 }
                 _ => None,
             },
-            Dialog::Code { typed, can_resend, .. } => match key.code {
+            Dialog::Code { typed, can_resend, .. } => match code {
                 KeyCode::Char('r') if ctrl && *can_resend => Some(PromptReply::Resend),
                 KeyCode::Char(_) if ctrl => None,
-                KeyCode::Char(c) if !c.is_control() && typed.len() < MAX_CODE_LEN => {
+                KeyCode::Char(c) if !c.is_control() && typed.len() + c.len_utf8() <= MAX_CODE_LEN => {
                     typed.push(c);
                     None
                 }
@@ -278,7 +337,7 @@ impl Dialog {
                 }
                 _ => None,
             },
-            Dialog::Confirm { .. } => (key.code == KeyCode::Enter).then_some(PromptReply::Confirm),
+            Dialog::Confirm { .. } => (code == KeyCode::Enter).then_some(PromptReply::Confirm),
         }
     }
 
@@ -410,6 +469,40 @@ mod tests {
             assert_eq!(Dialog::for_request(request).unwrap().on_key(ctrl('c')), Some(PromptReply::Cancel));
         }
         assert_eq!(choice().on_key(key(KeyCode::Esc)), Some(PromptReply::Cancel));
+    }
+
+    #[test]
+    fn raw_mode_control_bytes_mean_enter_and_backspace_and_held_enter_counts_once() {
+        let mut dialog = Dialog::for_request(&PromptRequest::EnterRecoveryCode).unwrap();
+        for c in "ab".chars() {
+            dialog.on_key(key(KeyCode::Char(c)));
+        }
+        assert_eq!(dialog.on_key(ctrl('h')), None);
+        assert_eq!(dialog.lines()[1], "  › *");
+        let held = KeyEvent::new_with_kind(KeyCode::Enter, KeyModifiers::NONE, KeyEventKind::Repeat);
+        assert_eq!(dialog.on_key(held), None);
+        assert_eq!(dialog.on_key(ctrl('j')), Some(PromptReply::Code("a".into())));
+        // In a menu, Ctrl-J is Enter, not "down".
+        let Some(PromptReply::Choose(chosen)) = choice().on_key(ctrl('j')) else { panic!("a choice") };
+        assert_eq!(chosen.method, Method::Totp);
+    }
+
+    #[test]
+    fn debug_never_shows_the_typed_code() {
+        let mut dialog = Dialog::for_request(&PromptRequest::EnterTotp).unwrap();
+        for c in "482913".chars() {
+            dialog.on_key(key(KeyCode::Char(c)));
+        }
+        let debug = format!("{dialog:?}");
+        assert!(!debug.contains("482913"), "{debug}");
+        assert!(debug.contains("<6 characters>"), "{debug}");
+    }
+
+    #[test]
+    fn wrapped_lines_count_as_the_rows_they_take() {
+        let lines = vec!["x".repeat(10), String::new(), "y".repeat(25)];
+        assert_eq!(screen_rows(&lines, 10), 1 + 1 + 3);
+        assert_eq!(screen_rows(&lines, 0), 3, "unknown width: a row per line");
     }
 
     #[test]
