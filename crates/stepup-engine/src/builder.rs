@@ -11,6 +11,7 @@ use crate::api::{ApiClient, ApiClientError, ApiConfig};
 use crate::coordinator::{Coordinator, CoordinatorArgs};
 use crate::facade::{Inner, StepUpAuth};
 use crate::frontend::Frontend;
+use crate::middleware::StepUpFlights;
 use crate::signers::{PasskeyAuthenticator, WalletSigner};
 use crate::verifiers::{VerifierConfig, WalletMessageSettings};
 
@@ -194,6 +195,7 @@ impl StepUpAuthBuilder {
             state: state_rx,
             verify_timeout,
             prompt_timeout,
+            flights: StepUpFlights::default(),
         }))
     }
 }

@@ -322,7 +322,10 @@ impl CoordinatorState {
                     let _ = reply.send(());
                 }
             }
-            CoordinatorMsg::Challenged { scopes } => self.flow.handle(&FlowEvent::Challenged { scopes }),
+            CoordinatorMsg::Challenged { scopes } => {
+                self.flow.handle(&FlowEvent::Challenged { scopes });
+                self.publish();
+            }
             CoordinatorMsg::SendOtp { credential, prompt, reply } => {
                 if let Err(refused) = self.check_prompt(prompt) {
                     let _ = reply.send(Err(refused));

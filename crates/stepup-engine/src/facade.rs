@@ -7,13 +7,14 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use stepup_core::{
     CredentialId, ElevatedToken, MethodOptions, OtpCode, OtpVerification, RecoveryCode, Route, Scope,
-    ScopeSet, StepUpError, TokenCell, TokenInfo, TotpCode,
+    ScopeSet, StepUpError, TokenCell, TokenId, TokenInfo, TotpCode,
 };
 use tokio::sync::watch;
 
 use crate::api::ApiClient;
 use crate::builder::StepUpAuthBuilder;
 use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
+use crate::middleware::{StepUpFlights, StepUpMiddleware};
 use crate::verifiers::VerifyRequest;
 
 /// What a step-up check found: whether step-up is needed and with which credentials.
@@ -44,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) state: watch::Receiver<StepUpState>,
     pub(crate) verify_timeout: Duration,
     pub(crate) prompt_timeout: Duration,
+    /// Challenge-driven step-ups, one at a time per scope set (shared by every `StepUpMiddleware`).
+    pub(crate) flights: StepUpFlights,
 }
 
 impl Drop for Inner {
@@ -309,6 +312,45 @@ impl StepUpAuth {
             let _ = self.inner.coordinator.cast(spent);
         }
         Some(token)
+    }
+
+    /// The token with this id, taken as [`StepUpAuth::token_for`] takes one: a single-use token is removed (and
+    /// the engine told), so of racing callers exactly one gets it. `None` when it is gone or expired.
+    pub(crate) fn take_token(&self, id: &TokenId) -> Option<Arc<ElevatedToken>> {
+        let tokens = &self.inner.tokens;
+        let token = Arc::clone(tokens.snapshot().by_id(id)?);
+        if token.is_expired_at(tokens.now()) {
+            return None;
+        }
+        if token.is_single_use() {
+            if !tokens.remove(id) {
+                return None;
+            }
+            let _ = self.inner.coordinator.cast(CoordinatorMsg::TokenConsumed { token_id: id.clone() });
+        }
+        Some(token)
+    }
+
+    /// Drops a token the server refused, and tells the coordinator it is gone.
+    pub(crate) fn discard_token(&self, id: &TokenId) {
+        if self.inner.tokens.remove(id) {
+            let _ = self.inner.coordinator.cast(CoordinatorMsg::TokenConsumed { token_id: id.clone() });
+        }
+    }
+
+    /// The middleware's single-flight locks.
+    pub(crate) fn flights(&self) -> &StepUpFlights {
+        &self.inner.flights
+    }
+
+    /// An HTTP client for the app's own calls, with [`StepUpMiddleware`] in its stack: requests tagged with
+    /// `.elevated(scope)` get the token, and step-up challenges are answered (DESIGN §7). It shares the engine's
+    /// connection pool, TLS setup and timeouts; it sends no session (the app adds its own authorization).
+    #[must_use]
+    pub fn http_client(&self) -> reqwest_middleware::ClientWithMiddleware {
+        reqwest_middleware::ClientBuilder::new(self.api().http().clone())
+            .with(StepUpMiddleware::new(self.clone()))
+            .build()
     }
 
     /// The API client (shared connection pool and session).

@@ -19,6 +19,7 @@ mod builder;
 pub mod coordinator;
 mod facade;
 pub mod frontend;
+pub mod middleware;
 mod prompt;
 pub mod signers;
 pub mod verifiers;
@@ -32,6 +33,7 @@ pub use frontend::TerminalFrontend;
 pub use frontend::{
     ChannelFrontend, Frontend, FrontendEvent, FrontendInbox, PendingPrompt, PromptReply, PromptRequest,
 };
+pub use middleware::{ElevatedRequestExt, ElevatedScope, MiddlewareError, StepUpMiddleware};
 pub use prompt::PromptId;
 #[cfg(feature = "local-wallet")]
 pub use signers::LocalWalletSigner;

@@ -1,0 +1,79 @@
+//! Recognising a step-up challenge in a response.
+
+use reqwest::StatusCode;
+use reqwest::header::WWW_AUTHENTICATE;
+use stepup_core::ScopeSet;
+use stepup_proto::headers::parse_step_up_challenge;
+use stepup_proto::{ErrorBody, ErrorCode};
+
+/// A response that asks for step-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The scopes the challenge names (RFC 9470 `scope` parameter); empty when it names none.
+    pub scopes: ScopeSet,
+}
+
+/// The step-up challenge in a response's head, if there is one: a 401 or 403 whose `WWW-Authenticate` is an RFC
+/// 9470 Bearer challenge with `error="insufficient_user_authentication"`. A 403 without such a header may still be
+/// a challenge by its body's code; [`is_challenge_body`] tells, once the body is read.
+#[must_use]
+pub fn challenge_in(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Option<Challenge> {
+    if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
+        return None;
+    }
+    headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|value| value.to_str().ok()).find_map(|value| {
+        let challenge = parse_step_up_challenge(value)?;
+        let scopes = challenge.scopes.into_iter().collect();
+        Some(Challenge { scopes })
+    })
+}
+
+/// Whether a 403 body is `{code: "elevated_access_token_required"}` (Dynamic's answer, with or without a header).
+pub(crate) fn is_challenge_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<ErrorBody>(body)
+        .is_ok_and(|body| body.code == ErrorCode::ElevatedAccessTokenRequired)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    use super::*;
+    use stepup_core::Scope;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn rfc_9470_challenges_name_their_scopes() {
+        let value = r#"Bearer error="insufficient_user_authentication", error_description="x", scope="wallet:export user:delete""#;
+        let challenge = challenge_in(StatusCode::FORBIDDEN, &headers(value)).unwrap();
+        let expected: ScopeSet = [Scope::WalletExport, Scope::UserDelete].into_iter().collect();
+        assert_eq!(challenge.scopes, expected);
+        let bare = challenge_in(
+            StatusCode::UNAUTHORIZED,
+            &headers(r#"Bearer error="insufficient_user_authentication""#),
+        );
+        assert_eq!(bare, Some(Challenge { scopes: ScopeSet::default() }));
+    }
+
+    #[test]
+    fn other_answers_are_not_challenges() {
+        let step_up = r#"Bearer error="insufficient_user_authentication""#;
+        assert_eq!(challenge_in(StatusCode::OK, &headers(step_up)), None, "only 401 and 403 challenge");
+        assert_eq!(challenge_in(StatusCode::FORBIDDEN, &headers(r#"Bearer error="invalid_token""#)), None);
+        assert_eq!(challenge_in(StatusCode::FORBIDDEN, &headers("Basic realm=\"x\"")), None);
+        assert_eq!(challenge_in(StatusCode::FORBIDDEN, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_body_code_is_a_challenge() {
+        assert!(is_challenge_body(br#"{"error":"x","code":"elevated_access_token_required"}"#));
+        assert!(!is_challenge_body(br#"{"error":"x","code":"forbidden"}"#));
+        assert!(!is_challenge_body(b"not json"));
+    }
+}

@@ -1,0 +1,306 @@
+//! The middleware against the reference server's protected resource: tokens applied to tagged requests only,
+//! challenges answered by one step-up and one retry, single flight for reusable scopes, one flow per request
+//! for single-use scopes, and every way it can fail.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{Harness, TestUser, next_prompt, pending_code};
+use reqwest::StatusCode;
+use stepup::engine::{
+    ElevatedRequestExt, MiddlewareError, PromptReply, PromptRequest, StepUpAuth, StepUpState,
+};
+use stepup::{Scope, StepUpError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// `POST /protected/{scope}` on the reference server as `user`, through the engine's middleware client.
+fn protected(
+    h: &Harness,
+    engine: &StepUpAuth,
+    user: &TestUser,
+    path_scope: &Scope,
+) -> reqwest_middleware::RequestBuilder {
+    let url = format!("{}/sdk/{}/protected/{}", h.base_url(), common::ENV, path_scope.as_str());
+    engine.http_client().post(url).bearer_auth(&user.jwt)
+}
+
+/// The `jti` the protected resource saw (the token that let the call through).
+async fn jti_of(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["jti"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagged_requests_get_the_token_and_untagged_ones_pass_untouched() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    // No front end: any step-up attempt would fail with `NotConfigured`, so nothing here may start one.
+    let engine = h.engine(&user).await;
+    common::elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
+
+    let tagged = protected(&h, &engine, &user, &Scope::CredentialLink).elevated(Scope::CredentialLink);
+    let jti = jti_of(tagged.send().await.unwrap()).await;
+    assert_eq!(jti, engine.tokens().get(&Scope::CredentialLink).unwrap().id().as_str());
+
+    // Untagged: no token goes out, and the server's challenge comes back to the caller as it was sent.
+    let untagged = protected(&h, &engine, &user, &Scope::CredentialLink).send().await.unwrap();
+    assert_eq!(untagged.status(), StatusCode::FORBIDDEN);
+    let challenge = untagged.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("insufficient_user_authentication"), "{challenge}");
+    let body: serde_json::Value = untagged.json().await.unwrap();
+    assert_eq!(body["code"], "elevated_access_token_required");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_prompts_and_the_request_is_retried_once_with_the_new_token() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let request = protected(&h, &engine, &user, &Scope::WalletExport).elevated(Scope::WalletExport);
+    let call = tokio::spawn(async move { request.send().await });
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    let code = pending_code(&h, &engine, &user.email).await;
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
+
+    let response = call.await.unwrap().unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["ok"], true);
+    assert_eq!(body["singleUse"], true, "wallet:export is single-use by the server's policy");
+    // The single-use token went to the retried request and is spent.
+    assert!(engine.tokens().get(&Scope::WalletExport).is_none());
+    assert!(!matches!(engine.state(), StepUpState::Elevated { .. }), "{:?}", engine.state());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_step_up_gives_the_caller_cancelled() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let request = protected(&h, &engine, &user, &Scope::CredentialLink).elevated(Scope::CredentialLink);
+    let call = tokio::spawn(async move { request.send().await });
+    let (_request, reply) = next_prompt(&mut inbox).await;
+    assert!(reply.answer(PromptReply::Cancel));
+    let error = call.await.unwrap().unwrap_err();
+    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    assert_eq!(middleware.step_up_error(), Some(&StepUpError::Cancelled), "{middleware:?}");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_front_end_a_challenge_is_a_typed_error() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    let error = protected(&h, &engine, &user, &Scope::CredentialLink)
+        .elevated(Scope::CredentialLink)
+        .send()
+        .await
+        .unwrap_err();
+    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    assert!(
+        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
+        "{middleware:?}"
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_is_not_retried_and_no_step_up_starts() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    let body = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")));
+    let error = protected(&h, &engine, &user, &Scope::CredentialLink)
+        .elevated(Scope::CredentialLink)
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    assert!(matches!(middleware, MiddlewareError::BodyNotReplayable { .. }), "{middleware:?}");
+    assert!(inbox.try_next_prompt().is_none(), "nobody was asked");
+    h.shutdown().await;
+}
+
+/// An upstream API outside this repo that challenges every request, whatever token it carries: for the one
+/// case the reference server never produces (a retried request challenged again).
+struct AlwaysChallenges {
+    url: String,
+    requests: Arc<AtomicUsize>,
+}
+
+impl AlwaysChallenges {
+    async fn start(response: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/resource", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                let response = response.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0_u8; 1024];
+                    loop {
+                        let Ok(read) = socket.read(&mut buffer).await else { return };
+                        if read == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buffer[..read]);
+                        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            head.clear();
+                            if socket.write_all(response.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, requests }
+    }
+}
+
+/// A 403 with a JSON body and no challenge header.
+fn json_403(body: &str) -> String {
+    format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_challenge_after_the_retry_goes_back_to_the_caller() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let upstream = AlwaysChallenges::start(
+        concat!(
+            "HTTP/1.1 403 Forbidden\r\n",
+            "www-authenticate: Bearer error=\"insufficient_user_authentication\", scope=\"credential:link\"\r\n",
+            "content-length: 0\r\n\r\n"
+        )
+        .to_owned(),
+    )
+    .await;
+
+    let request = engine.http_client().get(&upstream.url).elevated(Scope::CredentialLink);
+    let call = tokio::spawn(async move { request.send().await });
+    let (_request, reply) = next_prompt(&mut inbox).await;
+    let code = pending_code(&h, &engine, &user.email).await;
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN, "the second challenge, as the server sent it");
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), 2, "one request, one retry, no loop");
+    assert!(inbox.try_next_prompt().is_none(), "one prompt");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_in_the_body_only_is_recognised_and_other_403s_pass_through() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    common::elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
+    // Dynamic's API may answer with the code alone. With a reusable token already sent and refused, the
+    // middleware must step up (here: fail, as there is no front end) rather than return the 403.
+    let body_only =
+        AlwaysChallenges::start(json_403(r#"{"error":"step up","code":"elevated_access_token_required"}"#))
+            .await;
+    let error =
+        engine.http_client().get(&body_only.url).elevated(Scope::CredentialLink).send().await.unwrap_err();
+    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    assert!(
+        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
+        "it tried to step up: {middleware:?}"
+    );
+    assert!(engine.tokens().get(&Scope::CredentialLink).is_none(), "the refused token was dropped");
+
+    // Any other 403 comes back whole, body included.
+    let other = AlwaysChallenges::start(json_403(r#"{"error":"no","code":"forbidden"}"#)).await;
+    let response = engine.http_client().get(&other.url).elevated(Scope::CredentialLink).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(response.text().await.unwrap().contains("\"forbidden\""));
+    assert_eq!(other.requests.load(Ordering::SeqCst), 1);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+
+    // credential:link is reusable: one token serves every retry.
+    let calls: Vec<_> = (0..1000)
+        .map(|_| {
+            let request =
+                protected(&h, &engine, &user, &Scope::CredentialLink).elevated(Scope::CredentialLink);
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    let code = pending_code(&h, &engine, &user.email).await;
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
+
+    let mut tokens = HashSet::new();
+    for call in calls {
+        tokens.insert(jti_of(call.await.unwrap().unwrap()).await);
+    }
+    assert_eq!(tokens.len(), 1, "all 1,000 succeeded with one token: one verification");
+    assert_eq!(inbox.outcomes_after(1).await.len(), 1, "one flow ended");
+    assert!(inbox.try_next_prompt().is_none(), "one prompt");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_use_challenges_run_one_flow_per_request_one_after_another() {
+    let h = Harness::start().await;
+    let (_registering, user, passkey) = common::passkey_user(&h).await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).passkey_authenticator(passkey).build().await.unwrap();
+
+    // wallet:export is single-use: each request needs a token of its own.
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let request = protected(&h, &engine, &user, &Scope::WalletExport).elevated(Scope::WalletExport);
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    for _ in 0..4 {
+        let (request, reply) = next_prompt(&mut inbox).await;
+        assert_eq!(request, PromptRequest::UsePasskey);
+        // Never two prompts at once: nothing else is asked while this one is open.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(inbox.try_next_prompt().is_none(), "a second prompt while one is open");
+        assert!(reply.answer(PromptReply::Confirm));
+    }
+    let mut tokens = HashSet::new();
+    for call in calls {
+        tokens.insert(jti_of(call.await.unwrap().unwrap()).await);
+    }
+    assert_eq!(tokens.len(), 4, "four requests, four flows, four single-use tokens");
+    assert_eq!(inbox.outcomes_after(4).await.len(), 4);
+    h.shutdown().await;
+}
