@@ -51,6 +51,13 @@ fn custom_ui_runs_every_verify_method_and_each_protected_call_succeeds() {
     assert!(out.contains("is step-up required again for wallet:export? true"), "{out}");
 }
 
+#[test]
+fn elevated_request_steps_up_on_the_challenge_and_shares_one_flow() {
+    let out = run_example("elevated_request");
+    assert!(out.contains("HTTP 200 OK after 1 prompt(s)"), "{out}");
+    assert!(out.contains("20 of 20 succeeded after 2 prompt(s) in all"), "{out}");
+}
+
 /// The kiosk in a pseudo-terminal (Unix: `rexpect` drives a real PTY).
 #[cfg(unix)]
 mod kiosk {

@@ -36,9 +36,9 @@ pub enum DemoError {
     /// The software passkey failed.
     #[error(transparent)]
     Passkey(#[from] stepup_engine::PasskeyError),
-    /// The protected call did not reach the server.
+    /// The protected call did not reach the server, or its step-up did not succeed.
     #[error("the protected call failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(#[from] reqwest_middleware::Error),
     /// A TOTP secret that is not base32, or a clock before 1970.
     #[error("cannot compute a TOTP code: {0}")]
     Totp(String),

@@ -3,8 +3,7 @@
 
 use serde_json::Value;
 use stepup_core::Scope;
-use stepup_engine::StepUpAuth;
-use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
+use stepup_engine::{ElevatedRequestExt, StepUpAuth};
 
 use crate::DemoError;
 use crate::people::Session;
@@ -14,7 +13,7 @@ use crate::people::Session;
 pub struct ProtectedCall {
     /// The HTTP status.
     pub status: u16,
-    /// Whether the engine had a token for the scope to send.
+    /// Whether the server let an elevated token through (its answer names the token's `jti`).
     pub token_applied: bool,
     /// The JSON body: on success `{ok, scope, jti, singleUse, amr}`, else `{error, code}`.
     pub body: Value,
@@ -28,25 +27,29 @@ impl ProtectedCall {
     }
 }
 
-/// Calls the protected resource for `scope` as `session`, with the engine's token for the scope
-/// ([`StepUpAuth::token_for`]: a single-use token is spent by this call, and the engine's state says so).
+/// Calls the protected resource for `scope` as `session`, the way an app makes its own sensitive calls: through
+/// the engine's middleware client, tagged with the scope. The middleware applies the engine's token (a single-use
+/// token is spent by this call) and, should the server challenge the call, steps up through the engine's front
+/// end and retries once.
 ///
 /// # Errors
-/// [`DemoError::Http`] when the server cannot be reached.
+/// [`DemoError::Http`] when the server cannot be reached, or a challenge's step-up did not succeed
+/// (`stepup_engine::MiddlewareError` inside).
 pub async fn call_protected(
     engine: &StepUpAuth,
     session: &Session,
     scope: &Scope,
 ) -> Result<ProtectedCall, DemoError> {
-    let api = engine.api();
-    let url = format!("{}/protected/{}", api.sdk_base(), scope.as_str());
-    let mut request = api.http().post(url).bearer_auth(session.jwt.expose_secret());
-    let token = engine.token_for(scope);
-    if let Some(token) = &token {
-        request = request.header(ELEVATED_ACCESS_TOKEN, token.raw().expose_secret());
-    }
-    let response = request.send().await?;
+    let url = format!("{}/protected/{}", engine.api().sdk_base(), scope.as_str());
+    let response = engine
+        .http_client()
+        .post(url)
+        .bearer_auth(session.jwt.expose_secret())
+        .elevated(scope.clone())
+        .send()
+        .await?;
     let status = response.status().as_u16();
-    let body = response.json().await.unwrap_or(Value::Null);
-    Ok(ProtectedCall { status, token_applied: token.is_some(), body })
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let token_applied = body.get("jti").is_some_and(Value::is_string);
+    Ok(ProtectedCall { status, token_applied, body })
 }

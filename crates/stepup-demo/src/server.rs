@@ -1,6 +1,8 @@
 //! `DemoServer`: the reference server embedded on loopback, with the operations of its admin API called in
 //! process (create a person, sign them in, link a wallet, read the outbox).
 
+use std::sync::{Mutex, PoisonError};
+
 use stepup_engine::{StepUpAuth, StepUpAuthBuilder, WalletSigner};
 use stepup_proto::SdkUser;
 use stepup_server::routes::{
@@ -23,6 +25,8 @@ pub const DEMO_ORIGIN: &str = "http://localhost";
 #[derive(Debug)]
 pub struct DemoServer {
     server: Server,
+    /// Verification ids whose codes [`DemoServer::latest_code`] handed out, oldest first.
+    handed_out: Mutex<Vec<String>>,
 }
 
 impl DemoServer {
@@ -36,7 +40,7 @@ impl DemoServer {
         // The engine (and the app) build their own reqwest clients; they need a process-wide TLS provider even
         // for plain HTTP on loopback (see `install_default_crypto_provider`).
         stepup_engine::install_default_crypto_provider();
-        Ok(Self { server: Server::start(config).await? })
+        Ok(Self { server: Server::start(config).await?, handed_out: Mutex::default() })
     }
 
     /// The server's base URL (`http://127.0.0.1:<port>`).
@@ -104,13 +108,28 @@ impl DemoServer {
             .map_err(|e| DemoError::server("read the outbox", &e))
     }
 
-    /// The code of the newest message to `to`.
+    /// The code of the newest message to `to`, as the person reading their inbox would pick it.
+    ///
+    /// The outbox orders messages by the second they were sent, so two codes sent within one second tie. The
+    /// newest message not handed out before wins; when every message was handed out, the one handed out last
+    /// (a prompt asking again for the same code after a wrong try).
     ///
     /// # Errors
     /// [`DemoError::NoCode`] when nothing was sent there.
     pub async fn latest_code(&self, to: &str) -> Result<String, DemoError> {
-        let newest = self.outbox(to).await?.into_iter().next();
-        newest.map(|message| message.code).ok_or_else(|| DemoError::NoCode { to: to.to_owned() })
+        let messages = self.outbox(to).await?;
+        let mut handed_out = self.handed_out.lock().unwrap_or_else(PoisonError::into_inner);
+        let unseen = messages.iter().find(|m| !handed_out.contains(&m.verification_uuid));
+        let chosen = match unseen {
+            Some(message) => {
+                handed_out.push(message.verification_uuid.clone());
+                Some(message)
+            }
+            None => {
+                handed_out.iter().rev().find_map(|id| messages.iter().find(|m| &m.verification_uuid == id))
+            }
+        };
+        chosen.map(|message| message.code.clone()).ok_or_else(|| DemoError::NoCode { to: to.to_owned() })
     }
 
     /// An engine builder for the person's session against this server.
