@@ -13,7 +13,8 @@ use std::time::Duration;
 use common::{Harness, TestUser, next_prompt, pending_code};
 use reqwest::StatusCode;
 use stepup::engine::{
-    ElevatedRequestExt, MiddlewareError, PromptReply, PromptRequest, StepUpAuth, StepUpState,
+    ElevatedRequestExt, MiddlewareError, PromptReply, PromptRequest, StepUpAuth, StepUpMiddleware,
+    StepUpState,
 };
 use stepup::{Scope, StepUpError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -239,9 +240,73 @@ async fn a_challenge_in_the_body_only_is_recognised_and_other_403s_pass_through(
     let other = AlwaysChallenges::start(json_403(r#"{"error":"no","code":"forbidden"}"#)).await;
     let response = engine.http_client().get(&other.url).elevated(Scope::CredentialLink).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.url().as_str(), other.url, "the response keeps its URL");
     assert!(response.text().await.unwrap().contains("\"forbidden\""));
     assert_eq!(other.requests.load(Ordering::SeqCst), 1);
     h.shutdown().await;
+}
+
+/// Counts what the network answered, below `StepUpMiddleware` in the stack: every first try and every retry.
+#[derive(Default)]
+struct Answers {
+    forbidden: AtomicUsize,
+    ok: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Answers {
+    async fn handle(
+        &self,
+        request: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        let response = next.run(request, extensions).await?;
+        match response.status() {
+            StatusCode::FORBIDDEN => self.forbidden.fetch_add(1, Ordering::SeqCst),
+            StatusCode::OK => self.ok.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+        Ok(response)
+    }
+}
+
+/// The engine's middleware over a counter of the network's answers.
+fn counted_client(engine: &StepUpAuth) -> (reqwest_middleware::ClientWithMiddleware, Arc<Answers>) {
+    let answers = Arc::new(Answers::default());
+    let client = reqwest_middleware::ClientBuilder::new(engine.api().http().clone())
+        .with(StepUpMiddleware::new(engine.clone()))
+        .with_arc(answers.clone())
+        .build();
+    (client, answers)
+}
+
+/// Waits (up to 30 s) until the network has refused `count` requests.
+async fn until_forbidden(answers: &Answers, count: usize) {
+    for _ in 0..3000 {
+        if answers.forbidden.load(Ordering::SeqCst) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("only {} of {count} requests met the challenge", answers.forbidden.load(Ordering::SeqCst));
+}
+
+/// `count` concurrent tagged calls to the protected resource for `scope`.
+fn spawn_calls(
+    h: &Harness,
+    client: &reqwest_middleware::ClientWithMiddleware,
+    user: &TestUser,
+    scope: &Scope,
+    count: usize,
+) -> Vec<tokio::task::JoinHandle<reqwest_middleware::Result<reqwest::Response>>> {
+    let url = format!("{}/sdk/{}/protected/{}", h.base_url(), common::ENV, scope.as_str());
+    (0..count)
+        .map(|_| {
+            let request = client.post(&url).bearer_auth(&user.jwt).elevated(scope.clone());
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,17 +315,14 @@ async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() 
     let user = h.user().await;
     let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (client, answers) = counted_client(&engine);
 
     // credential:link is reusable: one token serves every retry.
-    let calls: Vec<_> = (0..1000)
-        .map(|_| {
-            let request =
-                protected(&h, &engine, &user, &Scope::CredentialLink).elevated(Scope::CredentialLink);
-            tokio::spawn(async move { request.send().await })
-        })
-        .collect();
+    let calls = spawn_calls(&h, &client, &user, &Scope::CredentialLink, 1000);
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    // The person answers only once every request has met the challenge.
+    until_forbidden(&answers, 1000).await;
     let code = pending_code(&h, &engine, &user.email).await;
     assert!(reply.answer(PromptReply::Code(code.as_str().into())));
 
@@ -268,9 +330,86 @@ async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() 
     for call in calls {
         tokens.insert(jti_of(call.await.unwrap().unwrap()).await);
     }
-    assert_eq!(tokens.len(), 1, "all 1,000 succeeded with one token: one verification");
-    assert_eq!(inbox.outcomes_after(1).await.len(), 1, "one flow ended");
+    assert_eq!(answers.forbidden.load(Ordering::SeqCst), 1000, "each request was challenged once");
+    assert_eq!(answers.ok.load(Ordering::SeqCst), 1000, "and each retried once, with success");
+    assert_eq!(tokens.len(), 1, "one token let all 1,000 through");
+    // One verification: one code sent, one flow ended, one prompt.
+    assert_eq!(h.outbox_len(&user.email).await, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(inbox.try_next_prompt().is_none(), "one prompt");
+    assert_eq!(inbox.outcomes.len(), 1, "one flow: {:?}", inbox.outcomes);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (client, answers) = counted_client(&engine);
+
+    let calls = spawn_calls(&h, &client, &user, &Scope::CredentialLink, 50);
+    let (_request, reply) = next_prompt(&mut inbox).await;
+    until_forbidden(&answers, 50).await;
+    assert!(reply.answer(PromptReply::Cancel));
+    for call in calls {
+        let error = call.await.unwrap().unwrap_err();
+        let why = MiddlewareError::from_error(&error).expect("the middleware's own error");
+        assert_eq!(why.step_up_error(), Some(&StepUpError::Cancelled), "{why:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(inbox.try_next_prompt().is_none(), "the person was not asked again");
+    assert_eq!(answers.ok.load(Ordering::SeqCst), 0);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_for_different_scopes_take_turns_instead_of_failing_busy() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (client, _answers) = counted_client(&engine);
+
+    let mut calls = spawn_calls(&h, &client, &user, &Scope::CredentialLink, 5);
+    calls.extend(spawn_calls(&h, &client, &user, &Scope::UserUpdate, 5));
+    for _ in 0..2 {
+        let (request, reply) = next_prompt(&mut inbox).await;
+        assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+        let code = pending_code(&h, &engine, &user.email).await;
+        assert!(reply.answer(PromptReply::Code(code.as_str().into())));
+    }
+    for call in calls {
+        let response = call.await.unwrap().unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_for_another_scope_steps_up_for_both_and_keeps_the_token_it_had() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    common::elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
+    let kept = engine.tokens().get(&Scope::CredentialLink).unwrap().to_arc();
+
+    // Tagged credential:link, but the resource wants wallet:export: the server's challenge names it.
+    let request = protected(&h, &engine, &user, &Scope::WalletExport).elevated(Scope::CredentialLink);
+    let call = tokio::spawn(async move { request.send().await });
+    let (_request, reply) = next_prompt(&mut inbox).await;
+    let code = pending_code(&h, &engine, &user.email).await;
+    assert!(reply.answer(PromptReply::Code(code.as_str().into())));
+    let response = call.await.unwrap().unwrap();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["ok"], true, "{body}");
+    assert_ne!(body["jti"], kept.id().as_str(), "the retry carried the new token, for both scopes");
+    assert!(
+        engine.tokens().snapshot().by_id(kept.id()).is_some(),
+        "the credential:link token was still good"
+    );
     h.shutdown().await;
 }
 
@@ -291,7 +430,7 @@ async fn single_use_challenges_run_one_flow_per_request_one_after_another() {
     for _ in 0..4 {
         let (request, reply) = next_prompt(&mut inbox).await;
         assert_eq!(request, PromptRequest::UsePasskey);
-        // Never two prompts at once: nothing else is asked while this one is open.
+        // One at a time: nothing else is asked while this one is open.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(inbox.try_next_prompt().is_none(), "a second prompt while one is open");
         assert!(reply.answer(PromptReply::Confirm));
@@ -301,6 +440,32 @@ async fn single_use_challenges_run_one_flow_per_request_one_after_another() {
         tokens.insert(jti_of(call.await.unwrap().unwrap()).await);
     }
     assert_eq!(tokens.len(), 4, "four requests, four flows, four single-use tokens");
-    assert_eq!(inbox.outcomes_after(4).await.len(), 4);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(inbox.try_next_prompt().is_none(), "four prompts, no more");
+    assert_eq!(inbox.outcomes.len(), 4, "four flows: {:?}", inbox.outcomes);
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_with_an_rfc_9470_challenge_is_a_challenge_too() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let engine = h.engine(&user).await;
+    let upstream = AlwaysChallenges::start(
+        concat!(
+            "HTTP/1.1 401 Unauthorized\r\n",
+            "www-authenticate: Bearer error=\"insufficient_user_authentication\"\r\n",
+            "content-length: 0\r\n\r\n"
+        )
+        .to_owned(),
+    )
+    .await;
+    let error = engine.http_client().get(&upstream.url).elevated(Scope::UserUpdate).send().await.unwrap_err();
+    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    assert!(
+        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
+        "it tried to step up: {middleware:?}"
+    );
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), 1);
     h.shutdown().await;
 }

@@ -132,6 +132,11 @@ impl Harness {
         messages.into_iter().find(|m| m.verification_uuid == id).expect("the code was sent").code
     }
 
+    /// How many codes were sent to `to`.
+    pub async fn outbox_len(&self, to: &str) -> usize {
+        self.outbox(to).await.len()
+    }
+
     async fn outbox(&self, to: &str) -> Vec<OutboxMessage> {
         let response = self
             .http

@@ -125,6 +125,9 @@ impl ApiClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("stepup/", env!("CARGO_PKG_VERSION")))
+            // Never follow redirects: reqwest drops `Authorization` on a redirect to another host, but not the
+            // elevated-token header that `StepUpMiddleware` adds on this same client. The SDK API does not redirect.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiClientError::Http { message: e.to_string() })?;
         Ok(Self {

@@ -15,6 +15,13 @@ pub enum MiddlewareError {
         /// Why (`StepUpError::Cancelled` when the person cancelled).
         source: StepUpError,
     },
+    /// Every step-up this request ran succeeded, but each token was gone before the retry: taken by requests sent
+    /// during the flow (a single-use scope), or expired at once.
+    #[error("the tokens of three step-ups for {scopes} were gone before the request could be retried")]
+    TokenLost {
+        /// The scopes.
+        scopes: ScopeSet,
+    },
     /// The server challenged the request, but its body is a stream that cannot be sent again, so the request was
     /// not retried (and no step-up was started). Send such bodies after stepping up, or as bytes.
     #[error("the request for {scopes} met a step-up challenge, and its streamed body cannot be sent again")]
@@ -39,7 +46,7 @@ impl MiddlewareError {
     pub fn step_up_error(&self) -> Option<&StepUpError> {
         match self {
             MiddlewareError::StepUp { source, .. } => Some(source),
-            MiddlewareError::BodyNotReplayable { .. } => None,
+            MiddlewareError::TokenLost { .. } | MiddlewareError::BodyNotReplayable { .. } => None,
         }
     }
 }

@@ -2,17 +2,24 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::Extensions;
-use reqwest::header::{HeaderName, HeaderValue};
-use reqwest::{Request, Response, StatusCode};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Request, Response, ResponseBuilderExt, StatusCode, Url, Version};
 use reqwest_middleware::{Middleware, Next};
-use stepup_core::{ElevatedToken, Scope, ScopeSet, StepUpError, TokenId};
+use stepup_core::{ElevatedToken, Scope, ScopeSet, TokenId};
 use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
 
 use super::challenge::{challenge_in, is_challenge_body};
 use super::{ElevatedScope, MiddlewareError};
-use crate::coordinator::CoordinatorMsg;
 use crate::facade::StepUpAuth;
+
+/// How many flows one challenged request may run when each flow's token is gone before the retry (taken by a
+/// request sent during the flow, or expired at once).
+const MAX_FLOWS: usize = 3;
+
+/// The largest 403 body read to look for the challenge code; a bigger one is not a challenge body.
+const MAX_CHALLENGE_BODY: u64 = 16 * 1024;
 
 /// Applies elevated tokens to tagged requests and answers step-up challenges (DESIGN §7).
 ///
@@ -50,28 +57,47 @@ impl StepUpMiddleware {
         Self { engine }
     }
 
-    /// A token for `scopes` that is not `sent` (the one the server just refused), stepping up when there is none.
+    /// A token for `scopes` to retry with, after the server refused `sent` (or the request carried none) with a
+    /// challenge that named `named`.
     async fn token_after_challenge(
         &self,
         scopes: &ScopeSet,
+        named: &ScopeSet,
         tag: &Scope,
-        sent: Option<&TokenId>,
-    ) -> Result<Arc<ElevatedToken>, StepUpError> {
-        let turn = self.engine.flights().turn(scopes);
-        let _turn = turn.lock().await;
-        // While this request waited its turn, another may have stepped up: a reusable token it left is good here.
-        if let Some(token) = self.fresh_token(scopes, tag, sent) {
+        sent: Option<&Arc<ElevatedToken>>,
+    ) -> Result<Arc<ElevatedToken>, MiddlewareError> {
+        let step_up_failed = |source| MiddlewareError::StepUp { scopes: scopes.clone(), source };
+        let flights = self.engine.flights();
+        let seen = flights.finished();
+        let mut log = flights.turn().await;
+        // A flow for these scopes ended while this request waited: if it failed (the person cancelled, say), that
+        // is this request's answer too. Asking again would prompt once per waiting request.
+        if let Some(error) = log.failed_since(scopes, seen) {
+            return Err(step_up_failed(error));
+        }
+        let sent_id = sent.map(|token| token.id().clone());
+        // If it succeeded, a reusable token it left is good here.
+        if let Some(token) = self.fresh_token(scopes, tag, sent_id.as_ref()) {
             return Ok(token);
         }
-        // The server refused the token this request carried: it is no good, whatever the engine thought (revoked,
-        // or expired by the server's clock). Dropped, or the step-up would hand it straight back.
-        if let Some(refused) = sent {
-            self.engine.discard_token(refused);
+        // The server refused a token that covers what it asked for: it is no good, whatever the engine thought
+        // (revoked, or expired by the server's clock). Dropped, or the step-up would hand it straight back. A token
+        // that merely lacks a scope the challenge named stays: it is still good for its own scopes.
+        let asked = if named.is_empty() { ScopeSet::one(tag.clone()) } else { named.clone() };
+        if let Some(refused) = sent.filter(|token| token.covers_all(&asked)) {
+            self.engine.discard_token(refused.id());
         }
-        let _ = self.engine.coordinator().cast(CoordinatorMsg::Challenged { scopes: scopes.clone() });
-        let info = self.engine.prompt_step_up_auth(scopes.as_slice()).await?;
-        // This flow's own token, by id: a request sent meanwhile may not take a single-use token meant for this one.
-        self.engine.take_token(&info.id).ok_or(StepUpError::Cancelled)
+        for _ in 0..MAX_FLOWS {
+            let outcome = self.engine.prompt_step_up_auth(scopes.as_slice()).await;
+            flights.record(&mut log, scopes, outcome.as_ref().map(|_| ()));
+            let info = outcome.map_err(step_up_failed)?;
+            // The flow's own token, by id. A request sent during the flow may have taken a single-use one at send
+            // time (it then went out with it, rightly): this request needs a flow of its own.
+            if let Some(token) = self.engine.take_token(&info.id) {
+                return Ok(token);
+            }
+        }
+        Err(MiddlewareError::TokenLost { scopes: scopes.clone() })
     }
 
     /// A token covering `scopes` (and the tag) other than `sent`, taken as `token_for` takes it.
@@ -100,12 +126,30 @@ fn apply(request: &mut Request, token: &ElevatedToken) {
     }
 }
 
-/// Rebuilds a response whose body was read to look for a challenge code.
-fn rebuilt(status: StatusCode, headers: reqwest::header::HeaderMap, body: Vec<u8>) -> Response {
-    let mut response = http::Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    Response::from(response)
+/// Whether a response could carry the challenge code in its body: a 403 with a small JSON body.
+fn may_be_challenge_body(response: &Response) -> bool {
+    let json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
+    response.status() == StatusCode::FORBIDDEN
+        && json
+        && response.content_length().is_some_and(|length| length <= MAX_CHALLENGE_BODY)
+}
+
+/// Rebuilds a response whose body was read to look for a challenge code, with the original's URL and version.
+fn rebuilt(status: StatusCode, version: Version, url: Url, headers: HeaderMap, body: Bytes) -> Response {
+    let mut builder = http::Response::builder().status(status).version(version).url(url);
+    if let Some(all) = builder.headers_mut() {
+        *all = headers;
+    }
+    match builder.body(body.clone()) {
+        Ok(response) => Response::from(response),
+        // Status, version and headers came from a response, so the builder accepts them; should it not, the body
+        // still reaches the caller.
+        Err(_) => Response::from(http::Response::new(body)),
+    }
 }
 
 #[async_trait::async_trait]
@@ -131,12 +175,14 @@ impl Middleware for StepUpMiddleware {
         let status = response.status();
         let named = if let Some(challenge) = challenge_in(status, response.headers()) {
             challenge.scopes
-        } else if status == StatusCode::FORBIDDEN {
-            // No header: Dynamic's API says it in the body's code. Read it; hand the response back if it is not.
-            let headers = response.headers().clone();
-            let body = response.bytes().await?.to_vec();
+        } else if may_be_challenge_body(&response) {
+            // No header: Dynamic's API says it in the body's code. Read it (it is small, and JSON); hand the
+            // response back, rebuilt, when it is something else.
+            let (url, version, headers) =
+                (response.url().clone(), response.version(), response.headers().clone());
+            let body = response.bytes().await?;
             if !is_challenge_body(&body) {
-                return Ok(rebuilt(status, headers, body));
+                return Ok(rebuilt(status, version, url, headers, body));
             }
             ScopeSet::empty()
         } else {
@@ -147,11 +193,7 @@ impl Middleware for StepUpMiddleware {
         let Some(mut retry) = retry else {
             return Err(MiddlewareError::BodyNotReplayable { scopes }.into());
         };
-        let sent_id = sent.as_ref().map(|token| token.id().clone());
-        let token = self
-            .token_after_challenge(&scopes, &tag, sent_id.as_ref())
-            .await
-            .map_err(|source| MiddlewareError::StepUp { scopes: scopes.clone(), source })?;
+        let token = self.token_after_challenge(&scopes, &named, &tag, sent.as_ref()).await?;
         apply(&mut retry, &token);
         // Once: a second challenge goes back to the caller as the server sent it.
         next.run(retry, extensions).await
