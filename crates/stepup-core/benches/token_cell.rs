@@ -134,6 +134,23 @@ fn concurrent_writer(c: &mut Criterion) {
         });
     });
 
+    // What the middleware calls per request (`StepUpAuth::token_for`): `take`, which for a reusable token is a
+    // lookup plus an `Arc` clone, like the baseline's `get`.
+    let taken = fill(TokenCell::with_clock(Arc::new(CoarseClock::new())));
+    group.bench_function("token_cell_take_multi_use", |b| {
+        b.iter_custom(|iters| {
+            with_writer(
+                iters,
+                || {
+                    black_box(taken.take(black_box(&WANTED)));
+                },
+                |n| {
+                    taken.insert_at(Arc::clone(&fresh[(n % 64) as usize]), UnixTime(0));
+                },
+            )
+        });
+    });
+
     let locked = LockedList(RwLock::new(tokens()));
     let now = cell.now();
     group.bench_function("rwlock_vec_get_baseline", |b| {
