@@ -1,6 +1,6 @@
 //! `ApiClient`: the HTTP connection to the SDK API — session header, timeouts, error mapping, GET retries.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -248,7 +248,15 @@ pub fn install_default_crypto_provider() -> bool {
     rustls::crypto::ring::default_provider().install_default().is_ok()
 }
 
+/// The TLS configuration every engine's client uses: built once per process and cloned (a clone shares the
+/// verifier, its root certificates and the session cache behind `Arc`s). Built per engine it cost about 150 KiB
+/// each (`benches/engine_memory.rs`), most of a whole engine.
 fn tls_config() -> Result<rustls::ClientConfig, ApiClientError> {
+    static SHARED: OnceLock<Result<rustls::ClientConfig, ApiClientError>> = OnceLock::new();
+    SHARED.get_or_init(build_tls_config).clone()
+}
+
+fn build_tls_config() -> Result<rustls::ClientConfig, ApiClientError> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
     let tls_error = |e: rustls::Error| ApiClientError::Tls { message: e.to_string() };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
