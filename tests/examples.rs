@@ -161,4 +161,33 @@ mod kiosk {
         kiosk.exp_string("the protected call succeeded (HTTP 200, token applied)").unwrap();
         quit(kiosk);
     }
+
+    #[test]
+    fn ctrl_r_sends_a_new_code_that_works_and_ctrl_c_cancels() {
+        let mut kiosk = start_kiosk();
+        // Bob links a credential (a reusable scope), by email.
+        choose(&mut kiosk, "2", "2");
+        kiosk.exp_string("Enter choose").unwrap();
+        press(&mut kiosk, "1");
+        let (_, first) = kiosk.exp_regex("your code is [0-9]{6}").unwrap();
+        kiosk.exp_string("Ctrl-R resend code").unwrap();
+        press(&mut kiosk, "\x12"); // Ctrl-R
+        kiosk.exp_string("(sending a new code)").unwrap();
+        let (_, second) = kiosk.exp_regex("your code is [0-9]{6}").unwrap();
+        kiosk.exp_string("Ctrl-R resend code").unwrap();
+        let code = second.rsplit(' ').next().unwrap().to_owned();
+        assert_ne!(first, second, "the hint shows the new code");
+        press(&mut kiosk, &code);
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Verified. Elevated token for credential:link (reusable).").unwrap();
+        kiosk.exp_string("the protected call succeeded (HTTP 200, token applied)").unwrap();
+
+        // Alice, delete the account: Ctrl-C in the method menu cancels.
+        choose(&mut kiosk, "1", "3");
+        kiosk.exp_string("Enter choose").unwrap();
+        press(&mut kiosk, "\x03"); // Ctrl-C: raw mode, so a key, not a signal
+        kiosk.exp_string("(cancelled)").unwrap();
+        kiosk.exp_string("Cancelled. Nothing was done.").unwrap();
+        quit(kiosk);
+    }
 }
