@@ -36,25 +36,66 @@ pub struct StepUpChallenge {
     pub scopes: Vec<crate::TokenScope>,
 }
 
-/// Reads a `WWW-Authenticate` value and returns the step-up challenge in it, if it is a Bearer challenge with
-/// `error="insufficient_user_authentication"`. Anything else (another scheme, another error, garbage) is `None`.
+/// Reads a `WWW-Authenticate` value and returns the step-up challenge in it, if one of its challenges is a Bearer
+/// challenge with `error="insufficient_user_authentication"`. A value may hold several challenges
+/// (`Basic realm="x", Bearer error="..."`, RFC 9110 §11.6.1); anything else (other schemes, other errors, garbage)
+/// is `None`.
 #[must_use]
 pub fn parse_step_up_challenge(header: &str) -> Option<StepUpChallenge> {
-    let rest = header.trim_start();
-    let (scheme, params) = rest.split_once(' ').unwrap_or((rest, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
+    challenges(header).into_iter().find_map(|(scheme, params)| {
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let mut error = None;
+        let mut scopes = Vec::new();
+        for (name, value) in auth_params(&params) {
+            if name.eq_ignore_ascii_case("error") {
+                error = Some(value);
+            } else if name.eq_ignore_ascii_case("scope") {
+                scopes = value.split_ascii_whitespace().map(crate::TokenScope::parse).collect();
+            }
+        }
+        (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION)).then_some(StepUpChallenge { scopes })
+    })
+}
+
+/// Splits a header value into its challenges: `(scheme, "param=value, ...")`. Items are separated by commas
+/// outside quoted strings; an item that starts with a bare token (no `=` right after it) starts a new challenge.
+fn challenges(header: &str) -> Vec<(String, String)> {
+    let mut items = Vec::new();
+    let (mut item, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in header.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                items.push(std::mem::take(&mut item));
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
     }
-    let mut error = None;
-    let mut scopes = Vec::new();
-    for (name, value) in auth_params(params) {
-        if name.eq_ignore_ascii_case("error") {
-            error = Some(value);
-        } else if name.eq_ignore_ascii_case("scope") {
-            scopes = value.split_ascii_whitespace().map(crate::TokenScope::parse).collect();
+    items.push(item);
+
+    let mut found: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let first_end = item.find(|c: char| c.is_whitespace() || c == '=').unwrap_or(item.len());
+        let starts_challenge = !item[first_end..].trim_start().starts_with('=');
+        match found.last_mut() {
+            Some((_, params)) if !starts_challenge => {
+                params.push_str(", ");
+                params.push_str(item);
+            }
+            _ => found.push((item[..first_end].to_owned(), item[first_end..].trim().to_owned())),
         }
     }
-    (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION)).then_some(StepUpChallenge { scopes })
+    found
 }
 
 /// Splits `a="x, y", b=z` into `(name, value)` pairs; quoted values may hold commas and `\"`.
@@ -137,6 +178,19 @@ mod tests {
         let header = step_up_challenge("say \"hi\"", &[TokenScope::parse("odd\"scope")]);
         assert!(header.contains(r#"error_description="say \"hi\"""#), "{header}");
         assert_eq!(parse_step_up_challenge(&header).unwrap().scopes, vec![TokenScope::parse("odd\"scope")]);
+    }
+
+    #[test]
+    fn the_step_up_challenge_is_found_among_several() {
+        let header = "Basic realm=\"api, v2\", Bearer realm=\"x\", error=\"insufficient_user_authentication\", \
+                      scope=\"wallet:export\", Negotiate";
+        assert_eq!(parse_step_up_challenge(header).unwrap().scopes, vec![TokenScope::WalletExport]);
+        let first = "Bearer error=\"insufficient_user_authentication\", Basic realm=\"x\"";
+        assert_eq!(parse_step_up_challenge(first), Some(StepUpChallenge { scopes: vec![] }));
+        // Another scheme's `error` does not count.
+        let other = "Basic error=\"insufficient_user_authentication\", Bearer error=\"invalid_token\"";
+        assert_eq!(parse_step_up_challenge(other), None);
+        assert_eq!(parse_step_up_challenge("Negotiate, Basic realm=\"x\""), None);
     }
 
     #[test]
