@@ -200,4 +200,26 @@ mod tests {
                 .unwrap();
         assert_eq!(parsed.scopes, vec![TokenScope::parse("a\"b")]);
     }
+
+    proptest::proptest! {
+        /// Whatever a server (or a man in the middle) puts in the header, reading it never panics.
+        #[test]
+        fn any_header_value_parses_without_panicking(header in "\\PC{0,200}") {
+            let _ = parse_step_up_challenge(&header);
+        }
+
+        /// Any description and any scope names (no whitespace: the `scope` parameter is space-delimited) come back
+        /// as they were sent, also behind another challenge.
+        #[test]
+        fn built_challenges_read_back(
+            description in "\\PC{0,40}",
+            scopes in proptest::collection::vec("[!-~]{1,20}", 0..4),
+        ) {
+            let scopes: Vec<TokenScope> = scopes.iter().map(|s| TokenScope::parse(s)).collect();
+            let header = step_up_challenge(&description, &scopes);
+            proptest::prop_assert_eq!(parse_step_up_challenge(&header).map(|c| c.scopes), Some(scopes.clone()));
+            let behind = format!("Basic realm=\"a, b\", {header}");
+            proptest::prop_assert_eq!(parse_step_up_challenge(&behind).map(|c| c.scopes), Some(scopes));
+        }
+    }
 }
