@@ -212,9 +212,6 @@ pub enum StepUpError {
         /// What was wrong with it.
         message: String,
     },
-    /// A request hit a step-up challenge but its body cannot be sent twice, so it was not retried.
-    #[error("the request body cannot be replayed, so the request was not retried after step-up")]
-    BodyNotReplayable,
     /// The elevated token in an answer is unusable.
     #[error("the elevated token is unusable: {0}")]
     InvalidToken(#[from] TokenError),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::Actor;
-use stepup_core::{FlowState, Jwt, SharedClock, SystemClock, TokenCell};
+use stepup_core::{FlowState, Jwt, SharedClock, TokenCell};
 use tokio::sync::watch;
 
 use crate::api::{ApiClient, ApiClientError, ApiConfig};
@@ -136,7 +136,8 @@ impl StepUpAuthBuilder {
         self
     }
 
-    /// The clock for token expiry (default: the system clock). Tests pass a `ManualClock`.
+    /// The clock for token expiry (default: a process-wide `CoarseClock` that one thread keeps within 200 ms of
+    /// the system clock). Tests pass a `ManualClock`.
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = Some(clock);
         self
@@ -164,7 +165,7 @@ impl StepUpAuthBuilder {
         let base_url = self.base_url.ok_or(BuildError::MissingBaseUrl)?;
         let environment_id = self.environment_id.ok_or(BuildError::MissingEnvironmentId)?;
         let api = ApiClient::new(&base_url, &environment_id, self.session, self.api)?;
-        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let clock = self.clock.unwrap_or_else(crate::clock::default_clock);
         let tokens = TokenCell::with_clock(clock.clone());
         let (state_tx, state_rx) = watch::channel(FlowState::Idle {});
         let verify_timeout = self.verify_timeout.unwrap_or(DEFAULT_VERIFY_TIMEOUT);

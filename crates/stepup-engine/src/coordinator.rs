@@ -593,11 +593,10 @@ impl CoordinatorState {
     /// Answers the prompt's waiters whose scopes the new token covers.
     fn settle_waiters(&mut self, info: &TokenInfo) {
         self.publish();
-        let Some(prompt) = self.prompt.as_mut() else { return };
-        if info.scopes.covers(&prompt.scopes) {
-            for waiter in prompt.waiters.drain(..) {
-                let _ = waiter.send(Ok(info.clone()));
-            }
+        // The token covers what the prompt asked for: the prompt is done. Ended here, not when its driver task
+        // reports back, so a prompt for other scopes that arrives in between starts instead of meeting `Busy`.
+        if self.prompt.as_ref().is_some_and(|prompt| info.scopes.covers(&prompt.scopes)) {
+            self.end_prompt(&Ok(info.clone()));
         }
     }
 

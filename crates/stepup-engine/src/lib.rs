@@ -16,6 +16,7 @@
 
 pub mod api;
 mod builder;
+mod clock;
 pub mod coordinator;
 mod facade;
 pub mod frontend;
