@@ -10,7 +10,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -18,7 +17,7 @@ use stepup::Scope;
 use stepup::engine::{
     ChannelFrontend, ElevatedRequestExt, FrontendEvent, PromptReply, StepUpAuth, StepUpMiddleware,
 };
-use stepup_demo::{DemoServer, MfaPerson};
+use stepup_demo::{AnswerCounter, DemoServer, MfaPerson};
 use tokio::runtime::Runtime;
 
 const STORM: usize = 1_000;
@@ -208,17 +207,17 @@ fn challenge_storm(c: &mut Criterion) {
                 w.runtime.block_on(w.engine.reset_state()).unwrap();
                 // Counts the 403s below the middleware: the storm is only a storm if most requests met the
                 // challenge (some may be sent after the flow stored its token, and pass at once).
-                let forbidden = Arc::new(Forbidden::default());
+                let answers = Arc::new(AnswerCounter::default());
                 let client = reqwest_middleware::ClientBuilder::new(w.engine.api().http().clone())
                     .with(StepUpMiddleware::new(w.engine.clone()))
-                    .with_arc(forbidden.clone())
+                    .with_arc(answers.clone())
                     .build();
                 let (url, jwt) = (w.url.clone(), jwt.clone());
                 total += w.runtime.block_on(concurrently(move || {
                     let request = client.post(&url).bearer_auth(&jwt).elevated(Scope::CredentialLink);
                     async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
                 }));
-                let challenged = forbidden.0.load(Ordering::Relaxed);
+                let challenged = answers.forbidden();
                 assert!(
                     challenged >= STORM * 9 / 10,
                     "only {challenged} of {STORM} requests met the challenge"
@@ -228,26 +227,6 @@ fn challenge_storm(c: &mut Criterion) {
         });
     });
     group.finish();
-}
-
-/// Counts 403 answers.
-#[derive(Default)]
-struct Forbidden(AtomicUsize);
-
-#[async_trait::async_trait]
-impl reqwest_middleware::Middleware for Forbidden {
-    async fn handle(
-        &self,
-        request: reqwest::Request,
-        extensions: &mut http::Extensions,
-        next: reqwest_middleware::Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let response = next.run(request, extensions).await?;
-        if response.status() == reqwest::StatusCode::FORBIDDEN {
-            self.0.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(response)
-    }
 }
 
 criterion_group!(benches, elevated_request, challenge_storm);

@@ -17,6 +17,7 @@ use stepup::engine::{
     StepUpState,
 };
 use stepup::{Scope, StepUpError};
+use stepup_demo::AnswerCounter;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -246,34 +247,9 @@ async fn a_challenge_in_the_body_only_is_recognised_and_other_403s_pass_through(
     h.shutdown().await;
 }
 
-/// Counts what the network answered, below `StepUpMiddleware` in the stack: every first try and every retry.
-#[derive(Default)]
-struct Answers {
-    forbidden: AtomicUsize,
-    ok: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl reqwest_middleware::Middleware for Answers {
-    async fn handle(
-        &self,
-        request: reqwest::Request,
-        extensions: &mut http::Extensions,
-        next: reqwest_middleware::Next<'_>,
-    ) -> reqwest_middleware::Result<reqwest::Response> {
-        let response = next.run(request, extensions).await?;
-        match response.status() {
-            StatusCode::FORBIDDEN => self.forbidden.fetch_add(1, Ordering::SeqCst),
-            StatusCode::OK => self.ok.fetch_add(1, Ordering::SeqCst),
-            _ => 0,
-        };
-        Ok(response)
-    }
-}
-
 /// The engine's middleware over a counter of the network's answers.
-fn counted_client(engine: &StepUpAuth) -> (reqwest_middleware::ClientWithMiddleware, Arc<Answers>) {
-    let answers = Arc::new(Answers::default());
+fn counted_client(engine: &StepUpAuth) -> (reqwest_middleware::ClientWithMiddleware, Arc<AnswerCounter>) {
+    let answers = Arc::new(AnswerCounter::default());
     let client = reqwest_middleware::ClientBuilder::new(engine.api().http().clone())
         .with(StepUpMiddleware::new(engine.clone()))
         .with_arc(answers.clone())
@@ -282,14 +258,14 @@ fn counted_client(engine: &StepUpAuth) -> (reqwest_middleware::ClientWithMiddlew
 }
 
 /// Waits (up to 30 s) until the network has refused `count` requests.
-async fn until_forbidden(answers: &Answers, count: usize) {
+async fn until_forbidden(answers: &AnswerCounter, count: usize) {
     for _ in 0..3000 {
-        if answers.forbidden.load(Ordering::SeqCst) >= count {
+        if answers.forbidden() >= count {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("only {} of {count} requests met the challenge", answers.forbidden.load(Ordering::SeqCst));
+    panic!("only {} of {count} requests met the challenge", answers.forbidden());
 }
 
 /// `count` concurrent tagged calls to the protected resource for `scope`.
@@ -330,8 +306,8 @@ async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() 
     for call in calls {
         tokens.insert(jti_of(call.await.unwrap().unwrap()).await);
     }
-    assert_eq!(answers.forbidden.load(Ordering::SeqCst), 1000, "each request was challenged once");
-    assert_eq!(answers.ok.load(Ordering::SeqCst), 1000, "and each retried once, with success");
+    assert_eq!(answers.forbidden(), 1000, "each request was challenged once");
+    assert_eq!(answers.ok(), 1000, "and each retried once, with success");
     assert_eq!(tokens.len(), 1, "one token let all 1,000 through");
     // One verification: one code sent, one flow ended, one prompt.
     assert_eq!(h.outbox_len(&user.email).await, 1);
@@ -360,7 +336,7 @@ async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled()
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(inbox.try_next_prompt().is_none(), "the person was not asked again");
-    assert_eq!(answers.ok.load(Ordering::SeqCst), 0);
+    assert_eq!(answers.ok(), 0);
     h.shutdown().await;
 }
 

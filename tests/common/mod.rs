@@ -16,7 +16,7 @@ use stepup::engine::{
 };
 use stepup::proto::SdkUser;
 use stepup::{ElevatedToken, Scope, SecretString};
-use stepup_server::routes::{AdminSession, CreateUserRequest, LinkWalletRequest, OutboxMessage};
+use stepup_server::routes::{AdminSession, CreateUserRequest, OutboxMessage};
 use stepup_server::{Server, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
@@ -107,13 +107,7 @@ impl Harness {
 
     /// Links `signer`'s address to `user` as an external (or embedded) wallet.
     pub async fn link_wallet(&self, user: &TestUser, signer: &dyn WalletSigner, embedded: bool) {
-        let request = LinkWalletRequest {
-            address: signer.address(),
-            chain: signer.chain(),
-            wallet_name: signer.wallet_name(),
-            wallet_provider: signer.wallet_provider(),
-            embedded,
-        };
+        let request = stepup_demo::link_wallet_request(signer, embedded);
         let path = format!("/users/{}/wallets", user.user.id);
         let response = self.admin_post(&path, &serde_json::to_value(&request).unwrap()).await;
         assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());

@@ -6,14 +6,16 @@
 //! registered through the engine's own API client, and the outbox is the server's dev delivery of one-time codes
 //! (it replaces an email or SMS gateway, which lives outside this repo).
 
+mod answers;
 mod error;
 mod people;
 mod protected;
 mod server;
 mod totp;
 
+pub use answers::AnswerCounter;
 pub use error::DemoError;
 pub use people::{MfaPerson, ReauthPerson, Session, TotpDevice};
 pub use protected::{ProtectedCall, call_protected};
-pub use server::{DEMO_ENVIRONMENT, DEMO_ORIGIN, DemoServer};
+pub use server::{DEMO_ENVIRONMENT, DEMO_ORIGIN, DemoServer, link_wallet_request};
 pub use totp::{totp_code, unix_now};

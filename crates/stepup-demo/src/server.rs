@@ -85,13 +85,7 @@ impl DemoServer {
         signer: &dyn WalletSigner,
         embedded: bool,
     ) -> Result<(), DemoError> {
-        let request = LinkWalletRequest {
-            address: signer.address(),
-            chain: signer.chain(),
-            wallet_name: signer.wallet_name(),
-            wallet_provider: signer.wallet_provider(),
-            embedded,
-        };
+        let request = link_wallet_request(signer, embedded);
         link_wallet_op(self.server.state(), DEMO_ENVIRONMENT, &session.user.id, request)
             .await
             .map_err(|e| DemoError::server("link the wallet", &e))?;
@@ -143,5 +137,17 @@ impl DemoServer {
     /// Stops the server.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+    }
+}
+
+/// The admin API's request that links `signer`'s wallet (as an embedded wallet when `embedded`).
+#[must_use]
+pub fn link_wallet_request(signer: &dyn WalletSigner, embedded: bool) -> LinkWalletRequest {
+    LinkWalletRequest {
+        address: signer.address(),
+        chain: signer.chain(),
+        wallet_name: signer.wallet_name(),
+        wallet_provider: signer.wallet_provider(),
+        embedded,
     }
 }
