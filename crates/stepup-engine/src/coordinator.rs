@@ -3,7 +3,7 @@
 //!
 //! The coordinator never waits on the network: verifiers and the prompt driver do the slow work and report back
 //! with casts, so a message is handled in microseconds and the published state is always current. Every
-//! message ends with [`CoordinatorState::publish`], which sends the machine's state on the `watch` channel.
+//! message ends with `CoordinatorState::publish`, which sends the machine's state on the `watch` channel.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -15,7 +15,7 @@ pub struct Challenge {
 
 /// The step-up challenge in a response's head, if there is one: a 401 or 403 whose `WWW-Authenticate` is an RFC
 /// 9470 Bearer challenge with `error="insufficient_user_authentication"`. A 403 without such a header may still be
-/// a challenge by its body's code; [`is_challenge_body`] tells, once the body is read.
+/// a challenge by its body's code (`elevated_access_token_required`), which the middleware reads when it is small JSON.
 #[must_use]
 pub fn challenge_in(status: StatusCode, headers: &reqwest::header::HeaderMap) -> Option<Challenge> {
     if status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN {
