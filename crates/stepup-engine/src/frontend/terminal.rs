@@ -30,18 +30,83 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 ///
 /// It prints nothing when a flow ends: the app hears the outcome from its own `prompt_*` call and says what fits
 /// (a line from a task the engine spawns would race with the app's own output).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TerminalFrontend {
+    glyphs: &'static Glyphs,
     /// Serialises terminal use between engines that share this front end. The key loop's thread holds it until
     /// it has left raw mode, which can be after the prompt's future was dropped.
     lock: Arc<tokio::sync::Mutex<()>>,
 }
 
+impl Default for TerminalFrontend {
+    fn default() -> Self {
+        Self { glyphs: Glyphs::detect(), lock: Arc::default() }
+    }
+}
+
 impl TerminalFrontend {
-    /// A terminal front end on this process's stdin/stdout.
+    /// A terminal front end on this process's stdin/stdout. It draws with a few Unicode symbols (`❯`, `✖`), or
+    /// with ASCII only when the terminal says it cannot show them (`TERM=dumb`, or a locale that is not UTF-8).
     #[must_use]
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A terminal front end that draws with ASCII only, whatever the locale says.
+    #[must_use]
+    pub fn ascii() -> Arc<Self> {
+        Arc::new(Self { glyphs: &Glyphs::ASCII, lock: Arc::default() })
+    }
+}
+
+/// The symbols the dialogs draw with.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Glyphs {
+    pointer: &'static str,
+    arrows: &'static str,
+    dot: &'static str,
+    caret: &'static str,
+    cross: &'static str,
+    check: &'static str,
+    open_quote: &'static str,
+    close_quote: &'static str,
+    dash: &'static str,
+}
+
+impl Glyphs {
+    pub(crate) const UNICODE: Glyphs = Glyphs {
+        pointer: "❯",
+        arrows: "↑/↓",
+        dot: "·",
+        caret: "›",
+        cross: "✖",
+        check: "✓",
+        open_quote: "“",
+        close_quote: "”",
+        dash: "—",
+    };
+    pub(crate) const ASCII: Glyphs = Glyphs {
+        pointer: ">",
+        arrows: "Up/Down",
+        dot: "|",
+        caret: ">",
+        cross: "x",
+        check: "ok",
+        open_quote: "\"",
+        close_quote: "\"",
+        dash: "-",
+    };
+
+    /// Unicode unless the environment says the terminal cannot show it.
+    fn detect() -> &'static Glyphs {
+        let var = |name| std::env::var(name).ok().filter(|value: &String| !value.is_empty());
+        // The first locale variable set decides, as in POSIX (LC_ALL over LC_CTYPE over LANG).
+        let locale = var("LC_ALL").or_else(|| var("LC_CTYPE")).or_else(|| var("LANG"));
+        let utf8 = locale.is_none_or(|locale| {
+            let locale = locale.to_ascii_lowercase();
+            locale.contains("utf-8") || locale.contains("utf8")
+        });
+        if var("TERM").as_deref() == Some("dumb") || !utf8 { &Glyphs::ASCII } else { &Glyphs::UNICODE }
     }
 }
 
@@ -51,7 +116,7 @@ impl Frontend for TerminalFrontend {
         let terminal = self.lock.clone().lock_owned().await;
         if let PromptRequest::Failed { error, attempts_left } = &request {
             // A notice, not a question: print it and go on to the next try at once.
-            write_lines(&[failure_line(error, *attempts_left)]);
+            write_lines(&[failure_line(error, *attempts_left, self.glyphs)]);
             return PromptReply::Confirm;
         }
         let Some(dialog) = Dialog::for_request(&request) else {
@@ -61,8 +126,9 @@ impl Frontend for TerminalFrontend {
         // poll interval, restores the terminal and ends.
         let abandoned = Arc::new(AtomicBool::new(false));
         let guard = RaiseOnDrop(abandoned.clone());
+        let glyphs = self.glyphs;
         let reply = tokio::task::spawn_blocking(move || {
-            let reply = run_dialog(dialog, &abandoned);
+            let reply = run_dialog(dialog, glyphs, &abandoned);
             drop(terminal);
             reply
         })
@@ -106,7 +172,7 @@ impl Drop for RawMode {
 }
 
 /// Runs one dialog on the terminal until it has an answer or the engine gives up on it.
-fn run_dialog(mut dialog: Dialog, abandoned: &AtomicBool) -> io::Result<PromptReply> {
+fn run_dialog(mut dialog: Dialog, glyphs: &Glyphs, abandoned: &AtomicBool) -> io::Result<PromptReply> {
     let raw = RawMode::enter()?;
     // Keys typed before this dialog was shown (while a code was being checked, say) were meant for something
     // else: a stray `1` and Enter must not pick a method.
@@ -114,7 +180,7 @@ fn run_dialog(mut dialog: Dialog, abandoned: &AtomicBool) -> io::Result<PromptRe
         let _ = event::read()?;
     }
     let mut out = io::stdout();
-    let mut drawn = draw(&mut out, &dialog.lines(), 0)?;
+    let mut drawn = draw(&mut out, &dialog.lines(glyphs), 0)?;
     let reply = loop {
         if abandoned.load(Ordering::Relaxed) {
             break PromptReply::Cancel;
@@ -126,10 +192,10 @@ fn run_dialog(mut dialog: Dialog, abandoned: &AtomicBool) -> io::Result<PromptRe
         if let Some(reply) = dialog.on_key(key) {
             break reply;
         }
-        drawn = draw(&mut out, &dialog.lines(), drawn)?;
+        drawn = draw(&mut out, &dialog.lines(glyphs), drawn)?;
     };
     // Replace the dialog by its one-line summary, so the scrollback reads as a transcript.
-    draw(&mut out, &[dialog.summary(&reply)], drawn)?;
+    draw(&mut out, &[dialog.summary(&reply, glyphs)], drawn)?;
     drop(raw);
     Ok(reply)
 }
@@ -170,10 +236,10 @@ fn write_lines(lines: &[String]) {
 }
 
 /// The error line for a failed try.
-fn failure_line(error: &StepUpError, attempts_left: u8) -> String {
+fn failure_line(error: &StepUpError, attempts_left: u8, glyphs: &Glyphs) -> String {
     let tries =
         if attempts_left == 1 { "1 try left".to_owned() } else { format!("{attempts_left} tries left") };
-    format!("✖ That did not work: {error}. {tries}.")
+    format!("{} That did not work: {error}. {tries}.", glyphs.cross)
 }
 
 /// One dialog's state: pure, so it is tested without a terminal. `Debug` leaves out what was typed.
@@ -182,8 +248,8 @@ pub(crate) enum Dialog {
     Choose { title: String, options: Vec<Credential>, selected: usize },
     /// Type a code.
     Code { title: String, typed: Zeroizing<String>, can_resend: bool },
-    /// Press Enter to go on.
-    Confirm { title: String, detail: Vec<String> },
+    /// Press Enter to go on; `quoted` is shown in quotes under the title (what the person agrees to).
+    Confirm { title: String, quoted: Option<String> },
 }
 
 impl std::fmt::Debug for Dialog {
@@ -245,40 +311,43 @@ impl Dialog {
             },
             PromptRequest::ConfirmWallet { address, message } => Dialog::Confirm {
                 title: format!("Sign with wallet {address}?"),
-                detail: vec![format!("  “{message}”")],
+                quoted: Some(message.clone()),
             },
             PromptRequest::UsePasskey => Dialog::Confirm {
-                title: "Use your passkey.".to_owned(),
-                detail: vec!["  Press Enter, then follow your authenticator.".to_owned()],
+                title: "Use your passkey. Press Enter, then follow your authenticator.".to_owned(),
+                quoted: None,
             },
             PromptRequest::Failed { .. } => return None,
         })
     }
 
     /// What to draw now.
-    pub(crate) fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self, g: &Glyphs) -> Vec<String> {
         match self {
             Dialog::Choose { title, options, selected } => {
                 let mut lines = vec![title.clone()];
                 for (index, credential) in options.iter().enumerate() {
-                    let marker = if index == *selected { '❯' } else { ' ' };
-                    lines.push(format!("  {marker} {}. {}", index + 1, label(credential)));
+                    let marker = if index == *selected { g.pointer } else { " " };
+                    lines.push(format!("  {marker} {}. {}", index + 1, label(credential, g)));
                 }
-                lines.push("  ↑/↓ move · Enter choose · Esc cancel".to_owned());
+                lines.push(format!("  {} move {dot} Enter choose {dot} Esc cancel", g.arrows, dot = g.dot));
                 lines
             }
             Dialog::Code { title, typed, can_resend } => {
+                let dot = g.dot;
                 let keys = if *can_resend {
-                    "  Enter submit · Ctrl-R resend code · Esc cancel"
+                    format!("  Enter submit {dot} Ctrl-R resend code {dot} Esc cancel")
                 } else {
-                    "  Enter submit · Esc cancel"
+                    format!("  Enter submit {dot} Esc cancel")
                 };
-                vec![title.clone(), format!("  › {}", "*".repeat(typed.chars().count())), keys.to_owned()]
+                vec![title.clone(), format!("  {} {}", g.caret, "*".repeat(typed.chars().count())), keys]
             }
-            Dialog::Confirm { title, detail } => {
+            Dialog::Confirm { title, quoted } => {
                 let mut lines = vec![title.clone()];
-                lines.extend(detail.iter().cloned());
-                lines.push("  Enter continue · Esc cancel".to_owned());
+                if let Some(quoted) = quoted {
+                    lines.push(format!("  {}{quoted}{}", g.open_quote, g.close_quote));
+                }
+                lines.push(format!("  Enter continue {} Esc cancel", g.dot));
                 lines
             }
         }
@@ -342,17 +411,17 @@ impl Dialog {
     }
 
     /// The line left in the scrollback once the dialog is answered (never the code itself).
-    pub(crate) fn summary(&self, reply: &PromptReply) -> String {
+    pub(crate) fn summary(&self, reply: &PromptReply, g: &Glyphs) -> String {
         let title = match self {
             Dialog::Choose { title, .. } | Dialog::Code { title, .. } | Dialog::Confirm { title, .. } => {
                 title
             }
         };
         let answer = match reply {
-            PromptReply::Choose(credential) => label(credential),
+            PromptReply::Choose(credential) => label(credential, g),
             PromptReply::Code(code) => "*".repeat(code.expose_secret().chars().count()),
             PromptReply::Resend => "(sending a new code)".to_owned(),
-            PromptReply::Confirm => "✓".to_owned(),
+            PromptReply::Confirm => g.check.to_owned(),
             PromptReply::Cancel => "(cancelled)".to_owned(),
         };
         format!("{title} {answer}")
@@ -360,7 +429,7 @@ impl Dialog {
 }
 
 /// How a credential reads in the menu: the method, and the server's name for it when there is one.
-fn label(credential: &Credential) -> String {
+fn label(credential: &Credential, g: &Glyphs) -> String {
     let method = match credential.method {
         Method::EmailOtp => "Email code",
         Method::SmsOtp => "SMS code",
@@ -372,7 +441,7 @@ fn label(credential: &Credential) -> String {
     match &credential.alias {
         // The server often names a device after its kind ("Passkey"): say it once.
         Some(alias) if !alias.is_empty() && !method.to_lowercase().contains(&alias.to_lowercase()) => {
-            format!("{method} — {alias}")
+            format!("{method} {} {alias}", g.dash)
         }
         _ => method.to_owned(),
     }
@@ -405,10 +474,16 @@ mod tests {
     #[test]
     fn arrows_move_the_selection_and_wrap() {
         let mut dialog = choice();
-        assert!(dialog.lines()[1].contains("❯ 1. Authenticator app (TOTP) — phone"));
-        assert!(dialog.lines()[2].ends_with("2. Passkey"), "an alias that repeats the kind is not shown");
+        assert!(dialog.lines(&Glyphs::UNICODE)[1].contains("❯ 1. Authenticator app (TOTP) — phone"));
+        assert!(
+            dialog.lines(&Glyphs::UNICODE)[2].ends_with("2. Passkey"),
+            "an alias that repeats the kind is not shown"
+        );
         assert_eq!(dialog.on_key(key(KeyCode::Up)), None);
-        assert!(dialog.lines()[3].contains("❯ 3. Recovery code"), "up from the top wraps to the bottom");
+        assert!(
+            dialog.lines(&Glyphs::UNICODE)[3].contains("❯ 3. Recovery code"),
+            "up from the top wraps to the bottom"
+        );
         assert_eq!(dialog.on_key(key(KeyCode::Down)), None);
         assert_eq!(dialog.on_key(key(KeyCode::Down)), None);
         let Some(PromptReply::Choose(chosen)) = dialog.on_key(key(KeyCode::Enter)) else {
@@ -437,11 +512,11 @@ mod tests {
             assert_eq!(dialog.on_key(key(KeyCode::Char(c))), None);
         }
         assert_eq!(dialog.on_key(key(KeyCode::Backspace)), None);
-        assert_eq!(dialog.lines()[1], "  › ***");
-        assert!(dialog.lines().iter().all(|line| !line.contains("123")));
+        assert_eq!(dialog.lines(&Glyphs::UNICODE)[1], "  › ***");
+        assert!(dialog.lines(&Glyphs::UNICODE).iter().all(|line| !line.contains("123")));
         let reply = dialog.on_key(key(KeyCode::Enter)).unwrap();
         assert_eq!(reply, PromptReply::Code("123".into()));
-        assert!(!dialog.summary(&reply).contains("123"));
+        assert!(!dialog.summary(&reply, &Glyphs::UNICODE).contains("123"));
     }
 
     #[test]
@@ -450,7 +525,7 @@ mod tests {
         assert_eq!(Dialog::for_request(&otp).unwrap().on_key(ctrl('r')), Some(PromptReply::Resend));
         let mut totp = Dialog::for_request(&PromptRequest::EnterTotp).unwrap();
         assert_eq!(totp.on_key(ctrl('r')), None);
-        assert!(!totp.lines().join("\n").contains("resend"));
+        assert!(!totp.lines(&Glyphs::UNICODE).join("\n").contains("resend"));
     }
 
     #[test]
@@ -478,7 +553,7 @@ mod tests {
             dialog.on_key(key(KeyCode::Char(c)));
         }
         assert_eq!(dialog.on_key(ctrl('h')), None);
-        assert_eq!(dialog.lines()[1], "  › *");
+        assert_eq!(dialog.lines(&Glyphs::UNICODE)[1], "  › *");
         let held = KeyEvent::new_with_kind(KeyCode::Enter, KeyModifiers::NONE, KeyEventKind::Repeat);
         assert_eq!(dialog.on_key(held), None);
         assert_eq!(dialog.on_key(ctrl('j')), Some(PromptReply::Code("a".into())));
@@ -506,6 +581,18 @@ mod tests {
     }
 
     #[test]
+    fn ascii_glyphs_draw_plain_ascii() {
+        let lines = choice().lines(&Glyphs::ASCII).join("\n");
+        assert!(lines.is_ascii(), "{lines}");
+        assert!(lines.contains("  > 1. Authenticator app (TOTP) - phone"), "{lines}");
+        let wallet =
+            PromptRequest::ConfirmWallet { address: "0xabc".to_owned(), message: "Sign in".to_owned() };
+        let lines = Dialog::for_request(&wallet).unwrap().lines(&Glyphs::ASCII).join("\n");
+        assert!(lines.is_ascii() && lines.contains("\"Sign in\""), "{lines}");
+        assert!(failure_line(&StepUpError::MfaInvalidCode, 2, &Glyphs::ASCII).is_ascii());
+    }
+
+    #[test]
     fn confirmations_wait_for_enter() {
         let mut dialog = Dialog::for_request(&PromptRequest::UsePasskey).unwrap();
         assert_eq!(dialog.on_key(key(KeyCode::Char('x'))), None);
@@ -515,10 +602,10 @@ mod tests {
     #[test]
     fn failures_read_clearly_with_the_tries_left() {
         assert_eq!(
-            failure_line(&StepUpError::MfaInvalidCode, 2),
+            failure_line(&StepUpError::MfaInvalidCode, 2, &Glyphs::UNICODE),
             "✖ That did not work: the code is not valid. 2 tries left."
         );
-        assert!(failure_line(&StepUpError::MfaInvalidCode, 1).ends_with("1 try left."));
+        assert!(failure_line(&StepUpError::MfaInvalidCode, 1, &Glyphs::UNICODE).ends_with("1 try left."));
         assert!(
             Dialog::for_request(&PromptRequest::Failed { error: StepUpError::Timeout, attempts_left: 1 })
                 .is_none()
