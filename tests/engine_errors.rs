@@ -302,3 +302,17 @@ async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
     waiting.await.unwrap().unwrap();
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_for_a_user_with_mfa_is_not_sent_once_a_check_knows_it() {
+    let h = Harness::start().await;
+    let (_registering, user, _device, _secret) = common::totp_user(&h).await;
+    let engine = h.engine(&user).await;
+    let sent_before = h.outbox_len(&user.email).await;
+
+    assert!(engine.is_step_up_required(Scope::WalletExport).await.unwrap());
+    let error = engine.send_otp(None).await.unwrap_err();
+    assert_eq!(error, StepUpError::ReauthenticationNotAllowed);
+    assert_eq!(h.outbox_len(&user.email).await, sent_before, "no code went out");
+    h.shutdown().await;
+}

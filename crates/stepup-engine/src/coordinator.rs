@@ -331,6 +331,12 @@ impl CoordinatorState {
                     let _ = reply.send(Err(refused));
                     return;
                 }
+                // A user with MFA cannot re-authenticate by a code: when the flow knows it (a check told it),
+                // say so now rather than send a code the server will refuse to elevate by.
+                if self.flow.state().options().and_then(MethodOptions::route) == Some(Route::Mfa) {
+                    let _ = reply.send(Err(StepUpError::ReauthenticationNotAllowed));
+                    return;
+                }
                 let verifier = &self.verifiers[&VerifierKind::Otp];
                 let epoch = self.epoch;
                 let message = VerifierMsg::SendOtp { credential, epoch, reply_to: myself.clone(), reply };

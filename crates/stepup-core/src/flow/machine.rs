@@ -376,6 +376,18 @@ impl FlowState {
         }
     }
 
+    /// The user's options as the flow knows them (`required`, `prompting`, `verifying`); `None` elsewhere.
+    #[must_use]
+    pub fn options(&self) -> Option<&MethodOptions> {
+        match self {
+            FlowState::Required { options, .. } => Some(options),
+            FlowState::Prompting { progress, .. } | FlowState::Verifying { progress, .. } => {
+                Some(&progress.options)
+            }
+            FlowState::Idle {} | FlowState::Elevated { .. } | FlowState::Expired { .. } => None,
+        }
+    }
+
     /// Whether the state is inside the `in_flow` superstate (`required`, `prompting`, `verifying`).
     #[must_use]
     pub fn is_in_flow(&self) -> bool {
