@@ -105,8 +105,7 @@ async fn five_wrong_totp_codes_lock_the_user_out() {
 async fn prompt_gives_up_after_three_wrong_codes() {
     let h = Harness::start().await;
     let (_registering, user, _device, secret) = totp_user(&h).await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let right = totp_code(&secret, unix_now());
     let wrong = if right == "000000" { "111111" } else { "000000" };
 
@@ -170,8 +169,7 @@ async fn no_passkey_gives_no_passkey_credentials() {
 async fn cancelled_prompt_fails_its_callers_and_the_next_prompt_works() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     // The person cancels.
     let waiting = common::spawn_prompt(&engine, &export(), false);

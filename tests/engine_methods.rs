@@ -142,8 +142,7 @@ async fn recovery_code_elevates_once_and_opens_the_resource() {
 async fn prompt_flow_runs_the_email_route_through_the_front_end() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let scope = Scope::WalletExport;
 
     let waiting = common::spawn_prompt(&engine, std::slice::from_ref(&scope), false);
@@ -179,8 +178,7 @@ async fn prompt_flow_runs_the_email_route_through_the_front_end() {
 async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
     let h = Harness::start().await;
     let (_registering, user, _device, secret) = totp_user(&h).await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let scope = Scope::WalletExport;
 
     // Dynamic's rule: a user with MFA methods steps up by MFA only.

@@ -32,6 +32,20 @@ fn protected(
     engine.http_client().post(url).bearer_auth(&user.jwt)
 }
 
+/// The middleware's own error inside a client error.
+fn middleware_error(error: &reqwest_middleware::Error) -> &MiddlewareError {
+    MiddlewareError::from_error(error).unwrap_or_else(|| panic!("the middleware's own error, not {error:?}"))
+}
+
+/// The middleware met a challenge and tried to step up, which an engine without a front end refuses.
+fn assert_tried_to_step_up(error: &reqwest_middleware::Error) {
+    let middleware = middleware_error(error);
+    assert!(
+        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
+        "it tried to step up: {middleware:?}"
+    );
+}
+
 /// The `jti` the protected resource saw (the token that let the call through).
 async fn jti_of(response: reqwest::Response) -> String {
     assert_eq!(response.status(), StatusCode::OK);
@@ -65,8 +79,7 @@ async fn tagged_requests_get_the_token_and_untagged_ones_pass_untouched() {
 async fn a_challenge_prompts_and_the_request_is_retried_once_with_the_new_token() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let request = protected(&h, &engine, &user, &Scope::WalletExport).elevated(Scope::WalletExport);
     let call = tokio::spawn(async move { request.send().await });
@@ -89,15 +102,14 @@ async fn a_challenge_prompts_and_the_request_is_retried_once_with_the_new_token(
 async fn a_cancelled_step_up_gives_the_caller_cancelled() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let request = protected(&h, &engine, &user, &Scope::CredentialLink).elevated(Scope::CredentialLink);
     let call = tokio::spawn(async move { request.send().await });
     let (_request, reply) = next_prompt(&mut inbox).await;
     assert!(reply.answer(PromptReply::Cancel));
     let error = call.await.unwrap().unwrap_err();
-    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    let middleware = middleware_error(&error);
     assert_eq!(middleware.step_up_error(), Some(&StepUpError::Cancelled), "{middleware:?}");
     h.shutdown().await;
 }
@@ -112,11 +124,7 @@ async fn without_a_front_end_a_challenge_is_a_typed_error() {
         .send()
         .await
         .unwrap_err();
-    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
-    assert!(
-        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
-        "{middleware:?}"
-    );
+    assert_tried_to_step_up(&error);
     h.shutdown().await;
 }
 
@@ -124,8 +132,7 @@ async fn without_a_front_end_a_challenge_is_a_typed_error() {
 async fn a_streamed_body_is_not_retried_and_no_step_up_starts() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let body = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")));
     let error = protected(&h, &engine, &user, &Scope::CredentialLink)
@@ -134,7 +141,7 @@ async fn a_streamed_body_is_not_retried_and_no_step_up_starts() {
         .send()
         .await
         .unwrap_err();
-    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
+    let middleware = middleware_error(&error);
     assert!(matches!(middleware, MiddlewareError::BodyNotReplayable { .. }), "{middleware:?}");
     assert!(inbox.try_next_prompt().is_none(), "nobody was asked");
     h.shutdown().await;
@@ -193,8 +200,7 @@ fn json_403(body: &str) -> String {
 async fn a_second_challenge_after_the_retry_goes_back_to_the_caller() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let upstream = AlwaysChallenges::start(
         concat!(
             "HTTP/1.1 403 Forbidden\r\n",
@@ -230,11 +236,7 @@ async fn a_challenge_in_the_body_only_is_recognised_and_other_403s_pass_through(
             .await;
     let error =
         engine.http_client().get(&body_only.url).elevated(Scope::CredentialLink).send().await.unwrap_err();
-    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
-    assert!(
-        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
-        "it tried to step up: {middleware:?}"
-    );
+    assert_tried_to_step_up(&error);
     assert!(engine.tokens().get(&Scope::CredentialLink).is_none(), "the refused token was dropped");
 
     // Any other 403 comes back whole, body included.
@@ -289,8 +291,7 @@ fn spawn_calls(
 async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let (client, answers) = counted_client(&engine);
 
     // credential:link is reusable: one token serves every retry.
@@ -321,8 +322,7 @@ async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() 
 async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let (client, answers) = counted_client(&engine);
 
     let calls = spawn_calls(&h, &client, &user, &Scope::CredentialLink, 50);
@@ -331,7 +331,7 @@ async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled()
     assert!(reply.answer(PromptReply::Cancel));
     for call in calls {
         let error = call.await.unwrap().unwrap_err();
-        let why = MiddlewareError::from_error(&error).expect("the middleware's own error");
+        let why = middleware_error(&error);
         assert_eq!(why.step_up_error(), Some(&StepUpError::Cancelled), "{why:?}");
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -344,8 +344,7 @@ async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled()
 async fn challenges_for_different_scopes_take_turns_instead_of_failing_busy() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     let (client, _answers) = counted_client(&engine);
 
     let mut calls = spawn_calls(&h, &client, &user, &Scope::CredentialLink, 5);
@@ -367,8 +366,7 @@ async fn challenges_for_different_scopes_take_turns_instead_of_failing_busy() {
 async fn a_challenge_for_another_scope_steps_up_for_both_and_keeps_the_token_it_had() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
     common::elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
     let kept = engine.tokens().get(&Scope::CredentialLink).unwrap().to_arc();
 
@@ -437,11 +435,7 @@ async fn a_401_with_an_rfc_9470_challenge_is_a_challenge_too() {
     )
     .await;
     let error = engine.http_client().get(&upstream.url).elevated(Scope::UserUpdate).send().await.unwrap_err();
-    let middleware = MiddlewareError::from_error(&error).expect("the middleware's own error");
-    assert!(
-        matches!(middleware.step_up_error(), Some(StepUpError::NotConfigured { what: "front end" })),
-        "it tried to step up: {middleware:?}"
-    );
+    assert_tried_to_step_up(&error);
     assert_eq!(upstream.requests.load(Ordering::SeqCst), 1);
     h.shutdown().await;
 }

@@ -43,8 +43,7 @@ async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
 async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     // Checks gather scopes into the flow (wallet:export is single-use by the server's policy)...
     assert!(engine.is_step_up_required(Scope::WalletExport).await.unwrap());
@@ -156,8 +155,7 @@ async fn requests_from_an_ended_prompt_are_refused() {
 async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() {
     let h = Harness::start().await;
     let user = h.user_with(Some("5557654321")).await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (request, reply) = next_prompt(&mut inbox).await;
@@ -190,8 +188,7 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
 async fn a_front_end_that_goes_away_cancels_the_flow_and_later_prompts() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (_request, pending) = next_prompt(&mut inbox).await;
@@ -211,8 +208,7 @@ async fn a_front_end_that_goes_away_cancels_the_flow_and_later_prompts() {
 async fn resend_in_a_prompt_sends_a_new_code_that_elevates() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let waiting = common::spawn_prompt(&engine, &[Scope::CredentialLink], false);
     let (request, reply) = next_prompt(&mut inbox).await;
@@ -239,8 +235,7 @@ async fn resend_in_a_prompt_sends_a_new_code_that_elevates() {
 async fn prompt_step_up_auth_routes_a_user_with_mfa_to_mfa_without_a_choice() {
     let h = Harness::start().await;
     let (_registering, user, _device, secret) = common::totp_user(&h).await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     // The user's one MFA credential is TOTP: asked for at once, no method choice, no email code.
@@ -360,8 +355,7 @@ async fn giving_up_at_any_step_answers_every_waiting_caller_with_cancelled() {
 async fn a_refused_resend_is_a_notice_and_the_code_already_sent_still_elevates() {
     let h = Harness::start().await;
     let user = h.user().await;
-    let (frontend, mut inbox) = common::frontend();
-    let engine = h.engine_for(&user).frontend(frontend).build().await.unwrap();
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let waiting = common::spawn_prompt(&engine, &[Scope::CredentialLink], false);
     // The server sends three codes per address per window: the first send and two resends.

@@ -66,6 +66,12 @@ impl Harness {
         StepUpAuth::builder().base_url(self.base_url()).environment_id(ENV).session(user.jwt.as_str())
     }
 
+    /// An engine for `user` whose front end is a [`ChannelFrontend`] the test plays the person through.
+    pub async fn prompted_engine(&self, user: &TestUser) -> (StepUpAuth, PromptInbox) {
+        let (frontend, inbox) = frontend();
+        (self.engine_for(user).frontend(frontend).build().await.expect("the engine builds"), inbox)
+    }
+
     /// An engine for `user` with the builder's defaults.
     pub async fn engine(&self, user: &TestUser) -> StepUpAuth {
         self.engine_for(user).build().await.expect("the engine builds")
