@@ -56,12 +56,12 @@ async fn bad_requests_get_their_typed_errors() {
     let device = Some(CredentialId::new("no-such-device"));
     let error = engine.verify_totp_mfa("123456", device, &[Scope::WalletExport]).await.unwrap_err();
     assert_eq!(error, StepUpError::MfaDeviceNotFound);
-    // Recovery codes are minted with a credential:link token, but verify only for a user with an MFA method.
+    // Recovery codes need a recent MFA verification of the session, which a user without MFA cannot have (an
+    // elevated token does not stand in for it); and they verify only for a user with an MFA method.
     elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
-    let link = engine.token_for(&Scope::CredentialLink).unwrap();
-    let codes = engine.api().recovery_codes(Some(link.raw())).await.unwrap();
-    let code = codes.recovery_codes[0].expose_secret().to_owned();
-    let error = engine.verify_recovery_code(code.as_str(), &[Scope::WalletExport]).await.unwrap_err();
+    let error = engine.api().recovery_codes().await.unwrap_err();
+    assert_eq!(error, StepUpError::RecentMfaRequired);
+    let error = engine.verify_recovery_code("abcd-efgh", &[Scope::WalletExport]).await.unwrap_err();
     assert_eq!(error, StepUpError::MfaDeviceNotFound);
 
     // A session the server does not know.

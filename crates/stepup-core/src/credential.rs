@@ -57,7 +57,13 @@ impl Credential {
     /// format no method verifies.
     pub fn from_step_up(credential: &StepUpCredential) -> Result<Self, CredentialError> {
         let embedded = credential.kind.as_deref() == Some(WalletProvider::EmbeddedWallet.as_str());
-        let method = method_for(&credential.format, embedded)?;
+        // In a check, `externalUser` is the server offering elevation by the app's backend (external auth); a
+        // verified credential of that format is an account, which no step-up verifies.
+        let method = if credential.format == CredentialFormat::ExternalUser {
+            Method::ExternalAuth
+        } else {
+            method_for(&credential.format, embedded)?
+        };
         Ok(Self { id: CredentialId::new(&credential.id), method, alias: credential.alias.clone() })
     }
 
@@ -146,17 +152,18 @@ impl MethodOptions {
         Method::ALL.into_iter().filter(|m| self.allows(*m)).collect()
     }
 
-    /// The route these options imply: MFA if any MFA credential is offered, else re-authentication if anything
-    /// is offered, else none.
+    /// The route a person takes with these options: MFA if any MFA credential is offered, else
+    /// re-authentication if one of its credentials is, else none (external auth asks no person).
     #[must_use]
     pub fn route(&self) -> Option<Route> {
         let credentials = self.credentials();
-        if credentials.iter().any(|c| c.method.route() == Route::Mfa) {
+        let offers = |route| credentials.iter().any(|c| c.method.route() == route);
+        if offers(Route::Mfa) {
             Some(Route::Mfa)
-        } else if credentials.is_empty() {
-            None
-        } else {
+        } else if offers(Route::Reauthenticate) {
             Some(Route::Reauthenticate)
+        } else {
+            None
         }
     }
 
@@ -211,6 +218,51 @@ mod tests {
     }
 
     #[test]
+    fn external_auth_is_offered_by_the_server_and_asks_no_person() {
+        let reauth_and_external = MethodOptions::known([
+            Credential::new("e", Method::EmailOtp, None),
+            Credential::new("external-auth", Method::ExternalAuth, None),
+        ]);
+        assert_eq!(reauth_and_external.route(), Some(Route::Reauthenticate));
+        assert_eq!(reauth_and_external.check_route(Route::External), Ok(()));
+        // Offered to an MFA user (the environment allows it): the MFA rule is about people re-authenticating.
+        let mfa_and_external = MethodOptions::known([
+            Credential::new("t", Method::Totp, None),
+            Credential::new("external-auth", Method::ExternalAuth, None),
+        ]);
+        assert_eq!(mfa_and_external.route(), Some(Route::Mfa));
+        assert_eq!(mfa_and_external.check_route(Route::External), Ok(()));
+        let only_external = MethodOptions::known([Credential::new("x", Method::ExternalAuth, None)]);
+        assert_eq!(only_external.route(), None, "no person can be prompted");
+        let not_offered = MethodOptions::known([Credential::new("t", Method::Totp, None)]);
+        assert_eq!(
+            not_offered.check_route(Route::External),
+            Err(StepUpError::NoMethodsAvailable { route: Some(Route::External) })
+        );
+        assert_eq!(MethodOptions::unknown().check_route(Route::External), Ok(()));
+        // A verified credential of format `externalUser` is an account, not a way to step up.
+        let mut account = offered("externalUser", None);
+        account.id = "acct".into();
+        let verified = VerifiedCredential {
+            id: "acct".into(),
+            format: CredentialFormat::ExternalUser,
+            address: None,
+            chain: None,
+            email: None,
+            phone_number: None,
+            phone_country_code: None,
+            iso_country_code: None,
+            public_identifier: None,
+            wallet_name: None,
+            wallet_provider: None,
+            sign_in_enabled: true,
+            embedded_wallet_id: None,
+        };
+        assert!(Credential::from_verified(&verified).is_err());
+        assert_eq!(Credential::from_step_up(&account).unwrap().method, Method::ExternalAuth);
+    }
+
+    #[test]
     fn routes_are_refused_when_the_options_rule_them_out() {
         let mfa = MethodOptions::known([
             Credential::new("t", Method::Totp, None),
@@ -249,6 +301,7 @@ mod tests {
             ("passkey", Method::Passkey),
             ("totp", Method::Totp),
             ("recoveryCode", Method::RecoveryCode),
+            ("externalUser", Method::ExternalAuth),
         ];
         for (format, method) in cases {
             assert_eq!(Credential::from_step_up(&offered(format, None)).unwrap().method, method);
@@ -277,7 +330,7 @@ mod tests {
             id: "w".into(),
             format: CredentialFormat::Blockchain,
             address: Some("0xabc".into()),
-            chain: Some("EVM".into()),
+            chain: Some("eip155".into()),
             email: None,
             phone_number: None,
             phone_country_code: None,

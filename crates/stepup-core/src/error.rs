@@ -116,6 +116,37 @@ pub enum StepUpError {
         /// The server's message.
         message: String,
     },
+    /// 403 `insufficient_user_authentication`: the call needs a recent MFA verification of the session (an RFC 9470
+    /// challenge with `max_age`); an MFA step-up re-issues the session with one.
+    #[error("the call needs a recent MFA verification")]
+    RecentMfaRequired,
+    /// 422 `invalid_external_auth`: the app backend's JWT was refused; the message says why.
+    #[error("the backend's external-auth token was refused: {message}")]
+    InvalidExternalAuth {
+        /// The server's message.
+        message: String,
+    },
+    /// 503 `external_auth_unavailable`: the server could not fetch the app backend's keys.
+    #[error("the server cannot check external-auth tokens right now: {message}")]
+    ExternalAuthUnavailable {
+        /// The server's message.
+        message: String,
+    },
+    /// 422 `step_up_disabled`: step-up is switched off for the environment; no token is issued.
+    #[error("step-up is switched off for this environment")]
+    StepUpDisabled,
+    /// 422 `method_disabled`: the environment does not enable this verification method for step-up.
+    #[error("this verification method is not enabled: {message}")]
+    MethodDisabled {
+        /// The server's message.
+        message: String,
+    },
+    /// 405 `method_not_allowed`: the path does not take this HTTP method (a client bug, or another server).
+    #[error("the server does not take this HTTP method here: {message}")]
+    MethodNotAllowed {
+        /// The server's message.
+        message: String,
+    },
     /// 429 with a code this version does not know.
     #[error("too many requests; try again later{}", retry_hint(*.retry_after))]
     TooManyRequests {
@@ -280,6 +311,12 @@ impl StepUpError {
             (_, ErrorCode::PasskeyUserNotVerified) => StepUpError::PasskeyUserNotVerified,
             (_, ErrorCode::PasskeyCounterRegression) => StepUpError::PasskeyCounterRegression,
             (_, ErrorCode::PasskeyInvalid) => StepUpError::PasskeyInvalid { message },
+            (_, ErrorCode::InsufficientUserAuthentication) => StepUpError::RecentMfaRequired,
+            (_, ErrorCode::InvalidExternalAuth) => StepUpError::InvalidExternalAuth { message },
+            (_, ErrorCode::ExternalAuthUnavailable) => StepUpError::ExternalAuthUnavailable { message },
+            (_, ErrorCode::StepUpDisabled) => StepUpError::StepUpDisabled,
+            (_, ErrorCode::MethodDisabled) => StepUpError::MethodDisabled { message },
+            (_, ErrorCode::MethodNotAllowed) => StepUpError::MethodNotAllowed { message },
             (400, _) | (413, _) => StepUpError::BadRequest { message },
             (401, _) => StepUpError::Unauthorized,
             (429, _) => StepUpError::TooManyRequests { retry_after, code },
@@ -339,6 +376,12 @@ impl StepUpError {
             StepUpError::PasskeyUserNotVerified => ErrorCode::PasskeyUserNotVerified,
             StepUpError::PasskeyCounterRegression => ErrorCode::PasskeyCounterRegression,
             StepUpError::PasskeyInvalid { .. } => ErrorCode::PasskeyInvalid,
+            StepUpError::RecentMfaRequired => ErrorCode::InsufficientUserAuthentication,
+            StepUpError::InvalidExternalAuth { .. } => ErrorCode::InvalidExternalAuth,
+            StepUpError::ExternalAuthUnavailable { .. } => ErrorCode::ExternalAuthUnavailable,
+            StepUpError::StepUpDisabled => ErrorCode::StepUpDisabled,
+            StepUpError::MethodDisabled { .. } => ErrorCode::MethodDisabled,
+            StepUpError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             StepUpError::InvalidWalletMessage { code, .. }
             | StepUpError::Server { code, .. }
             | StepUpError::TooManyRequests { code, .. } => code.clone(),
@@ -398,6 +441,16 @@ mod tests {
             (422, "passkey_user_not_verified", StepUpError::PasskeyUserNotVerified),
             (422, "passkey_counter_regression", StepUpError::PasskeyCounterRegression),
             (422, "passkey_invalid", StepUpError::PasskeyInvalid { message: "msg".into() }),
+            (403, "insufficient_user_authentication", StepUpError::RecentMfaRequired),
+            (422, "invalid_external_auth", StepUpError::InvalidExternalAuth { message: "msg".into() }),
+            (
+                503,
+                "external_auth_unavailable",
+                StepUpError::ExternalAuthUnavailable { message: "msg".into() },
+            ),
+            (422, "step_up_disabled", StepUpError::StepUpDisabled),
+            (422, "method_disabled", StepUpError::MethodDisabled { message: "msg".into() }),
+            (405, "method_not_allowed", StepUpError::MethodNotAllowed { message: "msg".into() }),
         ];
         let wallet_message_codes =
             ErrorCode::KNOWN.iter().filter(|c| c.as_str().starts_with("invalid_message"));

@@ -12,6 +12,7 @@ mod id;
 pub mod method;
 pub mod otp;
 pub mod scope;
+pub mod session;
 pub mod time;
 pub mod token;
 pub mod token_cell;
@@ -25,6 +26,7 @@ pub use flow::{Flow, FlowEvent, FlowId, FlowState, MAX_ATTEMPTS, PromptProgress}
 pub use method::{Method, Route};
 pub use otp::{OtpChannel, OtpVerification, VerificationId};
 pub use scope::{Scope, ScopeSet};
+pub use session::SessionInfo;
 pub use stepup_proto::secret;
 pub use stepup_proto::secret::{Jwt, OtpCode, RecoveryCode, SecretString, TotpCode};
 pub use time::{Clock, CoarseClock, ManualClock, Rfc3339Error, SharedClock, SystemClock, UnixTime};

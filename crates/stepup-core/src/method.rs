@@ -4,7 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The two ways through step-up. A user with verified MFA methods must use MFA; re-authentication is refused.
+/// The ways through step-up. A person steps up by MFA or re-authentication: a user with verified MFA methods must
+/// use MFA, and re-authentication is refused. The third way involves no person: the app's own backend vouches for
+/// the user (external auth), when the server offers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Route {
@@ -12,6 +14,10 @@ pub enum Route {
     Mfa,
     /// Re-authentication: an email or SMS one-time code, or an external wallet's signature.
     Reauthenticate,
+    /// Elevation granted by the app's backend (a JWT it signed). Never prompted: the app calls
+    /// `verify_external_auth` itself. Whether a user with MFA may take it is the server's policy, which the
+    /// step-up check says by offering it or not.
+    External,
 }
 
 impl Route {
@@ -21,7 +27,14 @@ impl Route {
         match self {
             Route::Mfa => &[Method::Passkey, Method::Totp, Method::RecoveryCode],
             Route::Reauthenticate => &[Method::EmailOtp, Method::SmsOtp, Method::ExternalWallet],
+            Route::External => &[Method::ExternalAuth],
         }
+    }
+
+    /// Whether a person is asked on this route (MFA, re-authentication); external auth asks nobody.
+    #[must_use]
+    pub fn prompts_a_person(self) -> bool {
+        !matches!(self, Route::External)
     }
 
     /// Whether `method` belongs to this route.
@@ -36,6 +49,7 @@ impl fmt::Display for Route {
         f.write_str(match self {
             Route::Mfa => "MFA",
             Route::Reauthenticate => "re-authentication",
+            Route::External => "external auth",
         })
     }
 }
@@ -56,17 +70,21 @@ pub enum Method {
     Totp,
     /// One of the user's single-use recovery codes.
     RecoveryCode,
+    /// A JWT signed by the app's own backend for this user and these scopes (Dynamic's
+    /// `requestExternalAuthElevatedToken`).
+    ExternalAuth,
 }
 
 impl Method {
-    /// Every method, re-authentication first.
-    pub const ALL: [Method; 6] = [
+    /// Every method, re-authentication first, external auth last.
+    pub const ALL: [Method; 7] = [
         Method::EmailOtp,
         Method::SmsOtp,
         Method::ExternalWallet,
         Method::Passkey,
         Method::Totp,
         Method::RecoveryCode,
+        Method::ExternalAuth,
     ];
 
     /// The route this method belongs to.
@@ -75,6 +93,7 @@ impl Method {
         match self {
             Method::EmailOtp | Method::SmsOtp | Method::ExternalWallet => Route::Reauthenticate,
             Method::Passkey | Method::Totp | Method::RecoveryCode => Route::Mfa,
+            Method::ExternalAuth => Route::External,
         }
     }
 
@@ -94,6 +113,7 @@ impl Method {
             Method::Passkey => "passkey",
             Method::Totp => "totp",
             Method::RecoveryCode => "recovery",
+            Method::ExternalAuth => "external",
         }
     }
 }
@@ -107,6 +127,7 @@ impl fmt::Display for Method {
             Method::Passkey => "passkey",
             Method::Totp => "authenticator app code",
             Method::RecoveryCode => "recovery code",
+            Method::ExternalAuth => "the app's backend",
         })
     }
 }
@@ -120,11 +141,9 @@ mod tests {
         for method in Method::ALL {
             assert!(method.route().methods().contains(&method));
             assert!(method.route().allows(method));
-            let other = match method.route() {
-                Route::Mfa => Route::Reauthenticate,
-                Route::Reauthenticate => Route::Mfa,
-            };
-            assert!(!other.allows(method));
+            for other in [Route::Mfa, Route::Reauthenticate, Route::External] {
+                assert_eq!(other.allows(method), other == method.route());
+            }
         }
     }
 }

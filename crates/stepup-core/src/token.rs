@@ -203,7 +203,7 @@ impl ElevatedToken {
     }
 }
 
-fn decode_payload(raw: &str) -> Result<Map<String, Value>, TokenError> {
+pub(crate) fn decode_payload(raw: &str) -> Result<Map<String, Value>, TokenError> {
     if raw.is_empty() || raw.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed);
     }
@@ -223,7 +223,7 @@ fn decode_payload(raw: &str) -> Result<Map<String, Value>, TokenError> {
 }
 
 /// A JWT NumericDate: seconds since the epoch, possibly fractional (RFC 7519 §2). Negative is invalid.
-fn numeric_date(value: &Value) -> Option<UnixTime> {
+pub(crate) fn numeric_date(value: &Value) -> Option<UnixTime> {
     let number = value.as_number()?;
     if let Some(secs) = number.as_u64() {
         return Some(UnixTime(secs));

@@ -69,12 +69,14 @@ pub struct ReauthPerson {
 impl DemoServer {
     /// Signs up `email` and registers, through the engine's own API client, a TOTP device, recovery codes and
     /// a passkey. Registering needs a `credential:link` token, which an email code gives while the person has
-    /// no MFA yet.
+    /// no MFA yet; reading recovery codes needs a recent MFA, which the TOTP device's first code gives (its
+    /// answer re-signs the session, and the engine adopts it). The person's session is the one the engine ends
+    /// with, as an app would persist it.
     ///
     /// # Errors
     /// [`DemoError`] naming the step that failed.
     pub async fn seed_mfa_person(&self, email: &str) -> Result<MfaPerson, DemoError> {
-        let session = self.sign_up(email, None).await?;
+        let mut session = self.sign_up(email, None).await?;
         let passkey = Arc::new(SoftwarePasskey::new(DEMO_ORIGIN)?);
         let engine = self.engine_for(&session).passkey_authenticator(passkey.clone()).build().await?;
         self.elevate_by_email(&engine, &session, Scope::CredentialLink).await?;
@@ -113,8 +115,10 @@ impl DemoServer {
             other => other?,
         };
 
-        let codes =
-            api.recovery_codes(Some(link.raw())).await.map_err(DemoError::engine("read recovery codes"))?;
+        let codes = api.recovery_codes().await.map_err(DemoError::engine("read recovery codes"))?;
+        api.acknowledge_recovery_codes()
+            .await
+            .map_err(DemoError::engine("acknowledge the recovery codes"))?;
         let options = api
             .passkey_registration_options()
             .await
@@ -124,6 +128,9 @@ impl DemoServer {
             .await
             .map_err(DemoError::engine("save the passkey"))?;
         engine.reset_state().await.map_err(DemoError::engine("forget the seeding tokens"))?;
+        if let Some(adopted) = engine.session() {
+            session.jwt = adopted;
+        }
         Ok(MfaPerson { session, totp, recovery_codes: codes.recovery_codes, passkey })
     }
 

@@ -77,6 +77,9 @@ pub enum CoordinatorMsg {
         scopes: ScopeSet,
         /// `None` routes automatically: MFA if the user has MFA methods, else re-authentication.
         route: Option<Route>,
+        /// Verify afresh even when a stored token covers the scopes (an RFC 9470 challenge with `max_age`
+        /// asks for a recent verification, which a held token is not).
+        fresh: bool,
         /// The answer, when the flow ends.
         reply: TokenReply,
     },
@@ -370,8 +373,8 @@ impl CoordinatorState {
             CoordinatorMsg::VerificationTimedOut { flow } => {
                 self.finish_verification(flow, Err(StepUpError::Timeout))
             }
-            CoordinatorMsg::Prompt { scopes, route, reply } => {
-                self.start_prompt(myself, scopes, route, reply)
+            CoordinatorMsg::Prompt { scopes, route, fresh, reply } => {
+                self.start_prompt(myself, scopes, route, fresh, reply)
             }
             CoordinatorMsg::PromptOpened { prompt, route, options, reply } => {
                 let answer = self.open_prompt(prompt, route, options);
@@ -501,6 +504,10 @@ impl CoordinatorState {
         if scopes.is_empty() {
             return Err(StepUpError::InvalidScopes);
         }
+        if !route.prompts_a_person() && self.prompt.is_some() {
+            // The app's backend vouching mid-prompt would switch the person's prompt to another route under them.
+            return Err(StepUpError::Busy);
+        }
         let state = self.flow.state();
         if let Some(prompt) = &self.prompt {
             // A prompt owns the flow: a verification for scopes it covers is part of it; others must wait.
@@ -628,13 +635,14 @@ impl CoordinatorState {
         myself: &ActorRef<CoordinatorMsg>,
         scopes: ScopeSet,
         route: Option<Route>,
+        fresh: bool,
         reply: TokenReply,
     ) {
         if scopes.is_empty() {
             let _ = reply.send(Err(StepUpError::InvalidScopes));
             return;
         }
-        if let Some(token) = self.args.tokens.get_covering(&scopes) {
+        if let Some(token) = self.args.tokens.get_covering(&scopes).filter(|_| !fresh) {
             let _ = reply.send(Ok(token.info().clone()));
             return;
         }

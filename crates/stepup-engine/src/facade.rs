@@ -6,8 +6,8 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use stepup_core::{
-    CredentialId, ElevatedToken, MethodOptions, OtpCode, OtpVerification, RecoveryCode, Route, Scope,
-    ScopeSet, StepUpError, TokenCell, TokenId, TokenInfo, TotpCode,
+    CredentialId, ElevatedToken, Jwt, MethodOptions, OtpCode, OtpVerification, RecoveryCode, Route, Scope,
+    ScopeSet, SessionInfo, StepUpError, TokenCell, TokenId, TokenInfo, TotpCode,
 };
 use tokio::sync::watch;
 
@@ -202,6 +202,26 @@ impl StepUpAuth {
         self.verify(VerifyRequest::RecoveryCode { code: code.into() }, scopes).await
     }
 
+    /// Elevates by a JWT the app's own backend signed for this user (Dynamic's
+    /// `requestExternalAuthElevatedToken`): the server checks it against the keys the environment trusts and
+    /// answers a token for the scopes the JWT names, which must cover `scopes`. No person is asked. It runs
+    /// through the flow machine on its own route (external auth): a check that did not offer it (the server's
+    /// policy, e.g. for users with MFA) refuses it before any call; a running prompt makes it `Busy`.
+    ///
+    /// # Errors
+    /// [`StepUpError::InvalidExternalAuth`] for a JWT the server refuses (the message says why: signature, key,
+    /// audience, expiry, lifetime, subject, a `jti` used before...); [`StepUpError::ScopesNotGranted`] when its
+    /// scopes do not cover `scopes`; [`StepUpError::ReauthenticationNotAllowed`] for a user with MFA where the
+    /// environment does not allow it; [`StepUpError::NoMethodsAvailable`] when the last check did not offer
+    /// external auth; [`StepUpError::ExternalAuthUnavailable`] when the server cannot fetch the backend's keys.
+    pub async fn verify_external_auth(
+        &self,
+        backend_jwt: impl Into<Jwt>,
+        scopes: &[Scope],
+    ) -> Result<TokenInfo, StepUpError> {
+        self.verify(VerifyRequest::ExternalAuth { jwt: backend_jwt.into() }, scopes).await
+    }
+
     /// Runs any verification: the message form of the `verify_*` methods.
     ///
     /// # Errors
@@ -247,10 +267,21 @@ impl StepUpAuth {
     }
 
     async fn prompt(&self, scopes: &[Scope], route: Option<Route>) -> Result<TokenInfo, StepUpError> {
+        self.prompt_with(scopes, route, false).await
+    }
+
+    /// A prompt that verifies afresh even when a stored token covers `scopes` (the middleware's answer to a
+    /// challenge with `max_age`).
+    pub(crate) async fn prompt_with(
+        &self,
+        scopes: &[Scope],
+        route: Option<Route>,
+        fresh: bool,
+    ) -> Result<TokenInfo, StepUpError> {
         let scopes = scope_set(scopes);
         // The coordinator ends the prompt at the prompt timeout; the margin covers its answer.
         let timeout = self.inner.prompt_timeout + CALL_MARGIN;
-        let message = |reply| CoordinatorMsg::Prompt { scopes, route, reply };
+        let message = |reply| CoordinatorMsg::Prompt { scopes, route, fresh, reply };
         self.call(message, timeout, StepUpError::EngineStopped).await?
     }
 
@@ -270,6 +301,41 @@ impl StepUpAuth {
     pub async fn reset_state(&self) -> Result<(), StepUpError> {
         let reply = |reply| CoordinatorMsg::Reset { reply: Some(reply) };
         self.call(reply, CALL_MARGIN, StepUpError::EngineStopped).await
+    }
+
+    /// The session JWT the engine sends now. Verify answers carry the session, re-signed when its claims change
+    /// (after an MFA verification), and the engine adopts it when it is for the same user: persist this one (or
+    /// watch [`StepUpAuth::subscribe_session`]) to resume with it.
+    #[must_use]
+    pub fn session(&self) -> Option<Jwt> {
+        self.inner.api.session()
+    }
+
+    /// The readable claims of the current session (user, session id, expiry, last MFA), if it is a JWT.
+    #[must_use]
+    pub fn session_info(&self) -> Option<SessionInfo> {
+        self.session().and_then(|jwt| SessionInfo::parse(&jwt).ok())
+    }
+
+    /// A receiver that sees every change of the session JWT.
+    #[must_use]
+    pub fn subscribe_session(&self) -> watch::Receiver<Option<Jwt>> {
+        self.inner.api.subscribe_session()
+    }
+
+    /// Replaces the session JWT, for apps that refresh the session themselves; `None` signs out. A session of
+    /// another user (or none) also resets the engine, as [`StepUpAuth::reset_state`] does: the stored tokens
+    /// were the previous user's.
+    ///
+    /// # Errors
+    /// [`StepUpError::EngineStopped`] when the engine has stopped (the session is replaced all the same).
+    pub async fn set_session(&self, session: Option<Jwt>) -> Result<(), StepUpError> {
+        let same_user = match (self.inner.api.session(), session.as_ref()) {
+            (Some(held), Some(new)) => SessionInfo::same_user(&held, new),
+            _ => false,
+        };
+        self.inner.api.set_session(session);
+        if same_user { Ok(()) } else { self.reset_state().await }
     }
 
     /// The current state of the flow.

@@ -53,6 +53,10 @@ impl PromptTask {
             Some(route) => route,
             None => options.route().ok_or(StepUpError::NoMethodsAvailable { route: None })?,
         };
+        if !route.prompts_a_person() {
+            // External auth is the app backend's proof: the app calls `verify_external_auth`, nobody is asked.
+            return Err(StepUpError::NoMethodsAvailable { route: Some(route) });
+        }
         let open =
             |reply| CoordinatorMsg::PromptOpened { prompt: self.id, route, options: options.clone(), reply };
         self.ask(open, StepUpError::EngineStopped).await??;
@@ -189,6 +193,10 @@ impl PromptTask {
                 PromptReply::Cancel => return Err(StepUpError::Cancelled),
                 _ => return Ok(None),
             },
+            // Never among a person's routes' credentials (`run` refuses the external route); no one could type it.
+            Method::ExternalAuth => {
+                return Err(StepUpError::MethodNotAvailable { method: Method::ExternalAuth });
+            }
             Method::ExternalWallet => {
                 let wallet = self
                     .config

@@ -33,6 +33,9 @@ open_enum! {
         TooManyVerificationAttempts => "too_many_verification_attempts",
         /// 429: too many MFA attempts; see `Retry-After`.
         MfaRateLimited => "mfa_rate_limited",
+        /// 422: the app backend's JWT for external-auth elevation was refused (signature, key, audience, expiry,
+        /// lifetime, subject, replayed `jti`...; the message says which).
+        InvalidExternalAuth => "invalid_external_auth",
         // --- Codes of the reference server beyond Dynamic's published list (docs/wire-protocol.md). ---
         /// 422: the user has verified MFA methods, so re-authentication (email, SMS, wallet) cannot step up.
         MfaRequired => "mfa_required",
@@ -72,6 +75,16 @@ open_enum! {
         PasskeyCounterRegression => "passkey_counter_regression",
         /// 422: the passkey response is not valid (bad signature, unknown credential...).
         PasskeyInvalid => "passkey_invalid",
+        /// 403: the call needs a recent MFA verification of this session (RFC 9470 challenge with `max_age`).
+        InsufficientUserAuthentication => "insufficient_user_authentication",
+        /// 422: step-up is switched off for this environment, so no elevated token is issued.
+        StepUpDisabled => "step_up_disabled",
+        /// 422: this verification method is not enabled for step-up in this environment.
+        MethodDisabled => "method_disabled",
+        /// 405: the path exists, the HTTP method does not.
+        MethodNotAllowed => "method_not_allowed",
+        /// 503: the app backend's signing keys (JWKS) could not be fetched; try again later.
+        ExternalAuthUnavailable => "external_auth_unavailable",
     }
 }
 

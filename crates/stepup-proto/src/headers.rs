@@ -24,6 +24,17 @@ pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> Str
     value
 }
 
+/// Builds the RFC 9470 challenge of a call that needs a *recent* authentication: `max_age` is how many seconds
+/// ago the last MFA verification of the session may be, e.g.
+/// `Bearer error="insufficient_user_authentication", error_description="...", max_age=300`.
+#[must_use]
+pub fn recent_authentication_challenge(description: &str, max_age_secs: u64) -> String {
+    format!(
+        "Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{}\", max_age={max_age_secs}",
+        quote(description)
+    )
+}
+
 /// Escapes `"` and `\` for a quoted-string.
 fn quote(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
@@ -34,6 +45,9 @@ fn quote(text: &str) -> String {
 pub struct StepUpChallenge {
     /// The scopes named by the `scope` parameter, if the server gave one.
     pub scopes: Vec<crate::TokenScope>,
+    /// The RFC 9470 `max_age` parameter: the authentication must be at most this many seconds old, so a held
+    /// token does not answer it, a fresh verification does. `None` when absent or not a number.
+    pub max_age: Option<u64>,
 }
 
 /// Reads a `WWW-Authenticate` value and returns the step-up challenge in it, if one of its challenges is a Bearer
@@ -48,14 +62,18 @@ pub fn parse_step_up_challenge(header: &str) -> Option<StepUpChallenge> {
         }
         let mut error = None;
         let mut scopes = Vec::new();
+        let mut max_age = None;
         for (name, value) in auth_params(&params) {
             if name.eq_ignore_ascii_case("error") {
                 error = Some(value);
             } else if name.eq_ignore_ascii_case("scope") {
                 scopes = value.split_ascii_whitespace().map(crate::TokenScope::parse).collect();
+            } else if name.eq_ignore_ascii_case("max_age") {
+                max_age = value.trim().parse::<u64>().ok();
             }
         }
-        (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION)).then_some(StepUpChallenge { scopes })
+        (error.as_deref() == Some(INSUFFICIENT_USER_AUTHENTICATION))
+            .then_some(StepUpChallenge { scopes, max_age })
     })
 }
 
@@ -158,7 +176,26 @@ mod tests {
     fn rfc_9470_example_with_acr_values_parses() {
         let header = "Bearer error=\"insufficient_user_authentication\", \
                       error_description=\"A different authentication level is required\", acr_values=\"myACR\"";
-        assert_eq!(parse_step_up_challenge(header), Some(StepUpChallenge { scopes: vec![] }));
+        assert_eq!(parse_step_up_challenge(header), Some(StepUpChallenge { scopes: vec![], max_age: None }));
+    }
+
+    #[test]
+    fn max_age_challenges_round_trip() {
+        let header = recent_authentication_challenge("a recent MFA is required", 300);
+        assert_eq!(
+            header,
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"a recent MFA is required\", \
+             max_age=300"
+        );
+        assert_eq!(
+            parse_step_up_challenge(&header),
+            Some(StepUpChallenge { scopes: vec![], max_age: Some(300) })
+        );
+        // RFC 9470 writes it unquoted; a quoted one reads the same, a non-number is no max_age.
+        let quoted = "Bearer error=\"insufficient_user_authentication\", max_age=\"60\"";
+        assert_eq!(parse_step_up_challenge(quoted).unwrap().max_age, Some(60));
+        let garbage = "Bearer error=\"insufficient_user_authentication\", max_age=soon";
+        assert_eq!(parse_step_up_challenge(garbage).unwrap().max_age, None);
     }
 
     #[test]
@@ -186,7 +223,7 @@ mod tests {
                       scope=\"wallet:export\", Negotiate";
         assert_eq!(parse_step_up_challenge(header).unwrap().scopes, vec![TokenScope::WalletExport]);
         let first = "Bearer error=\"insufficient_user_authentication\", Basic realm=\"x\"";
-        assert_eq!(parse_step_up_challenge(first), Some(StepUpChallenge { scopes: vec![] }));
+        assert_eq!(parse_step_up_challenge(first), Some(StepUpChallenge { scopes: vec![], max_age: None }));
         // Another scheme's `error` does not count.
         let other = "Basic error=\"insufficient_user_authentication\", Bearer error=\"invalid_token\"";
         assert_eq!(parse_step_up_challenge(other), None);

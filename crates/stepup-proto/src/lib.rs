@@ -8,8 +8,10 @@
 
 mod open_enum;
 
+pub mod chain;
 pub mod environment;
 pub mod error;
+pub mod external_auth;
 pub mod headers;
 pub mod mfa;
 pub mod otp;
@@ -22,9 +24,11 @@ pub mod wallet;
 
 pub use environment::{Jwk, JwksResponse, ProjectSettings};
 pub use error::{ErrorBody, ErrorCode};
+pub use external_auth::ExternalAuthVerifyRequest;
 pub use mfa::{
-    CreateMfaToken, MfaDevice, MfaDeviceType, MfaMethodsResponse, RecoveryAuthRequest, RecoveryCodesResponse,
-    TotpAuthRequest, TotpRegistration, UserPasskey,
+    CreateMfaToken, MfaDevice, MfaDeviceType, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest,
+    RecoveryAuthRequest, RecoveryCodesResponse, TotpAuthRequest, TotpRegistration, UserPasskey,
+    UserPasskeysResponse,
 };
 pub use otp::{
     EmailVerificationCreateRequest, EmailVerificationCreateResponse, OtpVerifyRequest,
@@ -39,7 +43,7 @@ pub use scope::TokenScope;
 pub use secret::{Jwt, OtpCode, RecoveryCode, SecretString, TotpCode};
 pub use step_up::{StepUpCheckRequest, StepUpCheckResponse, StepUpCredential};
 pub use user::{
-    CredentialFormat, NextView, SdkUser, UpdateSelfResponse, VerifiedCredential, VerifyResponse,
-    WalletProvider,
+    CredentialFormat, MfaBackupCodeAcknowledgement, NextView, SdkUser, UpdateSelfResponse, UserFields,
+    VerifiedCredential, VerifyResponse, WalletProvider,
 };
 pub use wallet::{NoncesResponse, WalletMessage, WalletMessageError, WalletVerifyRequest};

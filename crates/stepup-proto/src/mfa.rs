@@ -84,6 +84,32 @@ pub struct MfaMethodsResponse {
     pub user_has_verified_mfa_methods: bool,
 }
 
+/// Answer of `GET /users/mfa` (`MFAListDevicesResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaDevicesResponse {
+    /// How many devices.
+    pub count: usize,
+    /// The user's MFA devices.
+    pub devices: Vec<MfaDevice>,
+}
+
+/// Answer of `GET /users/passkeys` (`GetUserPasskeysResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPasskeysResponse {
+    /// How many passkeys.
+    pub count: usize,
+    /// The user's passkeys.
+    pub passkeys: Vec<UserPasskey>,
+}
+
+/// Body of `PUT /users/mfa/{id}` (`MFAUpdateDeviceRequest`). Dynamic's client sends no body at all, which means
+/// "make it the default".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MfaUpdateDeviceRequest {
+    /// Whether the device becomes the user's default.
+    pub default: bool,
+}
+
 /// Answer of `GET /users/mfa/register/totp` (`MFARegisterTotpDeviceGetResponse`). Needs `credential:link`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpRegistration {

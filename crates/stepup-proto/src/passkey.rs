@@ -176,8 +176,9 @@ pub struct PasskeyRegistrationOptions {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorAttestationResponse {
-    /// The client data JSON, base64url.
-    #[serde(rename = "clientDataJSON")]
+    /// The client data JSON, base64url. Dynamic's client sends it as `clientDataJson` (its serializer's
+    /// spelling); both are read, `clientDataJSON` is written.
+    #[serde(rename = "clientDataJSON", alias = "clientDataJson")]
     pub client_data_json: String,
     /// The attestation object (CBOR), base64url.
     pub attestation_object: String,

@@ -63,6 +63,16 @@ open_enum! {
     }
 }
 
+open_enum! {
+    /// Whether the user still has to confirm having saved their recovery codes (`MfaBackupCodeAcknowledgement`).
+    pub enum MfaBackupCodeAcknowledgement, expecting "a backup code acknowledgement" {
+        /// Codes were shown and not yet acknowledged.
+        Pending => "pending",
+        /// The user said the codes are saved.
+        Complete => "complete",
+    }
+}
+
 /// A credential the user has proven (`JwtVerifiedCredential`). Note Dynamic's snake_case keys
 /// (`public_identifier`, `wallet_name`, `wallet_provider`, `embedded_wallet_id`) beside camelCase ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,7 +85,8 @@ pub struct VerifiedCredential {
     /// Wallet address (`blockchain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// Chain of a wallet (`EVM`, ...).
+    /// Chain of a wallet, as Dynamic's credential chain name: `eip155` for EVM (see [`crate::chain`]; Dynamic's
+    /// client skips a wallet whose chain name it does not know, and `EVM` is not one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
     /// Email address (`email`).
@@ -139,16 +150,31 @@ pub struct SdkUser {
     pub last_verified_credential_id: Option<String>,
     /// The user's verified credentials.
     pub verified_credentials: Vec<VerifiedCredential>,
+    /// `pending` from when recovery codes are shown until the user acknowledges them (`PUT /users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_backup_code_acknowledgement: Option<MfaBackupCodeAcknowledgement>,
+}
+
+/// Body of `PUT /users` (Dynamic's `UserFields`). The reference server updates only
+/// `mfaBackupCodeAcknowledgement`; the other fields Dynamic defines are refused there when set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserFields {
+    /// `complete` acknowledges the recovery codes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_backup_code_acknowledgement: Option<MfaBackupCodeAcknowledgement>,
 }
 
 /// Answer of sign-in and MFA/step-up verify calls (`VerifyResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
-    /// A new session JWT (sign-in answers).
+    /// The session JWT: a new session on sign-in, the caller's session (re-signed when its claims changed, e.g.
+    /// after an MFA verification) on every other verify answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<Jwt>,
-    /// The same session JWT; Dynamic's clients read this one.
+    /// The same session JWT. Dynamic's clients replace their session with this field (`minifiedJwt ?? null`),
+    /// so an answer without it signs them out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minified_jwt: Option<Jwt>,
     /// An MFA token, when one was asked for.

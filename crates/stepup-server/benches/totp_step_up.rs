@@ -65,6 +65,7 @@ async fn run(clients_n: usize, rounds: usize) {
             environment_id: "dev".into(),
             email: Some(format!("b{i}@example.com")),
             phone_number: None,
+            mfa_backup_code_acknowledgement: None,
         };
         state.store().insert_user(&row, secs(start)).await.unwrap();
         let secret = Secret::from([i as u8 + 1; 20]).to_base32();

@@ -53,6 +53,16 @@ pub struct Session {
     pub session_id: String,
     /// When the session ends, Unix seconds.
     pub expires_at: u64,
+    /// The verified claims of the session JWT (a verify answer re-signs them: `AppState::reissue_session`).
+    pub claims: SessionClaims,
+}
+
+impl Session {
+    /// Whether the session passed an MFA verification at most `max_age_secs` ago (by the server's clock).
+    #[must_use]
+    pub fn has_recent_mfa(&self, now: stepup_core::UnixTime, max_age_secs: u64) -> bool {
+        self.claims.mfa_auth_time.is_some_and(|at| at <= now.as_secs() && now.as_secs() - at <= max_age_secs)
+    }
 }
 
 impl FromRequestParts<AppState> for Session {
@@ -71,9 +81,13 @@ impl FromRequestParts<AppState> for Session {
         }
         let session = state.store().session(&claims.jti).await?;
         match session {
-            Some(row) if !row.revoked && row.user_id == claims.sub => {
-                Ok(Session { env, user_id: claims.sub, session_id: claims.jti, expires_at: claims.exp })
-            }
+            Some(row) if !row.revoked && row.user_id == claims.sub => Ok(Session {
+                env,
+                user_id: claims.sub.clone(),
+                session_id: claims.jti.clone(),
+                expires_at: claims.exp,
+                claims,
+            }),
             _ => Err(ApiError::unauthorized("The session has ended")),
         }
     }
@@ -98,10 +112,61 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Path parameters; a rejection (a segment that does not parse) is a 400 with the protocol's error body.
+#[derive(Debug, Clone)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::bad_request(format!("Invalid path: {}", rejection.body_text()))),
+        }
+    }
+}
+
+/// A query string; a rejection (a repeated or malformed parameter) is a 400 with the protocol's error body.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::bad_request(format!("Invalid query: {}", rejection.body_text()))),
+        }
+    }
+}
+
 /// A JSON body; malformed JSON, wrong types, a wrong content type or an oversized body is a 400 with the
 /// protocol's error body (never a 500, never axum's plain-text rejection).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
+
+/// A JSON body that may be absent: an empty body (with or without `Content-Type: application/json`, as
+/// Dynamic's client sends on calls without one) is `T::default()`; anything else is read as [`ApiJson`].
+#[derive(Debug, Clone)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::bad_request("The request body is too large or unreadable"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
+    }
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;

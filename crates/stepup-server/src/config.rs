@@ -51,6 +51,10 @@ pub struct ServerConfig {
     /// The environments this server serves.
     #[serde(default)]
     pub environments: Vec<EnvironmentConfig>,
+    /// Development mode (`serve --dev`; never read from a file): the app backend's JWKS may be fetched over
+    /// plain `http://` (loopback test servers).
+    #[serde(skip)]
+    pub dev: bool,
 }
 
 fn default_listen() -> SocketAddr {
@@ -85,6 +89,97 @@ pub struct EnvironmentConfig {
     /// What needs step-up and for how long tokens live.
     #[serde(default)]
     pub policy: Policy,
+    /// Browser origins allowed to call the SDK API (CORS), e.g. `https://app.example.com`; `*` allows any
+    /// origin (the `--dev` environment has it). Empty: no browser origin is allowed.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Elevation by the app's own backend (`POST /externalAuth/verify`); off when absent.
+    #[serde(default)]
+    pub external_auth: Option<ExternalAuthConfig>,
+}
+
+/// A verification method that can be switched on or off for step-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepUpMethod {
+    /// Email one-time codes.
+    Email,
+    /// SMS one-time codes.
+    Sms,
+    /// External-wallet signatures.
+    Wallet,
+    /// Passkeys.
+    Passkey,
+    /// Authenticator apps (TOTP).
+    Totp,
+    /// Recovery codes.
+    RecoveryCode,
+}
+
+impl StepUpMethod {
+    /// Every method.
+    pub const ALL: [StepUpMethod; 6] = [
+        StepUpMethod::Email,
+        StepUpMethod::Sms,
+        StepUpMethod::Wallet,
+        StepUpMethod::Passkey,
+        StepUpMethod::Totp,
+        StepUpMethod::RecoveryCode,
+    ];
+
+    /// The name in configuration files and in `/settings`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepUpMethod::Email => "email",
+            StepUpMethod::Sms => "sms",
+            StepUpMethod::Wallet => "wallet",
+            StepUpMethod::Passkey => "passkey",
+            StepUpMethod::Totp => "totp",
+            StepUpMethod::RecoveryCode => "recovery_code",
+        }
+    }
+}
+
+/// How the environment trusts the app's backend for external-auth elevation: public keys given here, or a JWKS
+/// URL, or both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalAuthConfig {
+    /// Public keys, each pinned to one algorithm.
+    #[serde(default)]
+    pub public_keys: Vec<ExternalAuthKey>,
+    /// A JWKS URL (`https://` outside `--dev`), fetched with a timeout, cached, and fetched again at most once a
+    /// minute when a token names a key id it does not hold.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// The `iss` the backend's tokens must carry; not checked when absent.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// The longest lifetime a backend token may have (`exp` minus now, and minus `iat`), seconds. Default 300.
+    #[serde(default = "default_external_lifetime")]
+    pub max_lifetime_secs: u64,
+    /// Whether users with MFA methods may be elevated this way (default no: the same rule as
+    /// re-authentication, DESIGN §1).
+    #[serde(default)]
+    pub allow_mfa_users: bool,
+}
+
+fn default_external_lifetime() -> u64 {
+    300
+}
+
+/// One public key of the app's backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalAuthKey {
+    /// `RS256`, `ES256` or `EdDSA`: the only algorithm this key verifies.
+    pub algorithm: String,
+    /// The public key, PEM (`-----BEGIN PUBLIC KEY-----`; RSA also as `BEGIN RSA PUBLIC KEY`).
+    pub public_key_pem: String,
+    /// The key id; when set, a token's `kid` must name it.
+    #[serde(default)]
+    pub kid: Option<String>,
 }
 
 fn default_app_name() -> String {
@@ -113,6 +208,14 @@ pub struct Policy {
     pub multi_use_ttl_secs: u64,
     /// Lifetime of a session, seconds.
     pub session_ttl_secs: u64,
+    /// Whether step-up is on at all. Off: every check answers "not required", the guard lets every call through,
+    /// and no elevated token is issued.
+    pub step_up_enabled: bool,
+    /// The methods a user may step up with (default: all six). At least one must be enabled while step-up is on.
+    pub enabled_methods: Vec<StepUpMethod>,
+    /// How recent the session's last MFA verification must be for calls that need one (recovery codes),
+    /// seconds (the RFC 9470 `max_age` of their challenge). Default 300.
+    pub recent_mfa_max_age_secs: u64,
 }
 
 impl Default for Policy {
@@ -123,15 +226,24 @@ impl Default for Policy {
             single_use_ttl_secs: 300,
             multi_use_ttl_secs: 600,
             session_ttl_secs: 24 * 3600,
+            step_up_enabled: true,
+            enabled_methods: StepUpMethod::ALL.to_vec(),
+            recent_mfa_max_age_secs: 300,
         }
     }
 }
 
 impl Policy {
-    /// Whether `scope` needs step-up.
+    /// Whether `scope` needs step-up: step-up is on and the policy lists the scope.
     #[must_use]
     pub fn requires_step_up(&self, scope: &TokenScope) -> bool {
-        self.step_up_scopes.contains(scope)
+        self.step_up_enabled && self.step_up_scopes.contains(scope)
+    }
+
+    /// Whether `method` is enabled for step-up.
+    #[must_use]
+    pub fn method_enabled(&self, method: StepUpMethod) -> bool {
+        self.enabled_methods.contains(&method)
     }
 
     /// Whether a token for these scopes is single-use (any of them is), and its lifetime in seconds.
@@ -155,6 +267,9 @@ impl EnvironmentConfig {
             rp_id: default_domain(),
             rp_origin: default_origin(),
             policy: Policy::default(),
+            // A development server is called from any local page (a Vite dev server, a test harness).
+            allowed_origins: vec!["*".to_owned()],
+            external_auth: None,
         }
     }
 }
@@ -168,6 +283,7 @@ impl ServerConfig {
             database_url: default_database_url(),
             admin_token: None,
             environments: vec![EnvironmentConfig::dev(environment_id)],
+            dev: true,
         }
     }
 
@@ -222,11 +338,55 @@ impl ServerConfig {
         }
         for env in &self.environments {
             let p = &env.policy;
-            if p.single_use_ttl_secs == 0 || p.multi_use_ttl_secs == 0 || p.session_ttl_secs == 0 {
-                return Err(ConfigError::Invalid(format!(
-                    "environment {}: lifetimes must be positive",
-                    env.id
-                )));
+            let invalid = |why: &str| ConfigError::Invalid(format!("environment {}: {why}", env.id));
+            if p.single_use_ttl_secs == 0
+                || p.multi_use_ttl_secs == 0
+                || p.session_ttl_secs == 0
+                || p.recent_mfa_max_age_secs == 0
+            {
+                return Err(invalid("lifetimes must be positive"));
+            }
+            // Dynamic's prerequisite: step-up needs at least one verification method enabled.
+            if p.step_up_enabled && p.enabled_methods.is_empty() {
+                return Err(invalid("step-up is on but no verification method is enabled"));
+            }
+            for origin in &env.allowed_origins {
+                let scheme = origin.starts_with("https://") || origin.starts_with("http://");
+                if origin != "*" && (!scheme || origin.ends_with('/') || origin.contains(char::is_whitespace))
+                {
+                    return Err(invalid(&format!(
+                        "allowed origin `{origin}` must be `*` or scheme://host[:port] without a path"
+                    )));
+                }
+            }
+            if let Some(external) = &env.external_auth {
+                self.validate_external_auth(external).map_err(|why| invalid(&why))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_external_auth(&self, external: &ExternalAuthConfig) -> Result<(), String> {
+        if external.public_keys.is_empty() && external.jwks_url.is_none() {
+            return Err("external_auth needs public_keys or a jwks_url".into());
+        }
+        if external.max_lifetime_secs == 0 || external.max_lifetime_secs > 3600 {
+            return Err("external_auth.max_lifetime_secs must be 1 to 3600".into());
+        }
+        for key in &external.public_keys {
+            if !matches!(key.algorithm.as_str(), "RS256" | "ES256" | "EdDSA") {
+                return Err(format!(
+                    "external_auth key algorithm `{}` is not RS256, ES256 or EdDSA",
+                    key.algorithm
+                ));
+            }
+        }
+        if let Some(url) = &external.jwks_url {
+            let allowed = url.starts_with("https://") || (self.dev && url.starts_with("http://"));
+            if !allowed {
+                return Err(format!(
+                    "external_auth.jwks_url `{url}` must be https:// (http:// only with --dev)"
+                ));
             }
         }
         Ok(())
@@ -278,5 +438,79 @@ mod tests {
         assert_eq!(policy.token_terms(&[TokenScope::WalletExport]), (true, 300));
         assert_eq!(policy.token_terms(&[TokenScope::WalletSign]), (false, 600));
         assert_eq!(policy.token_terms(&[TokenScope::WalletSign, TokenScope::UserDelete]), (true, 300));
+    }
+
+    #[test]
+    fn step_up_settings_and_their_limits() {
+        let config = ServerConfig::from_toml(
+            r#"
+            [[environments]]
+            id = "prod"
+            allowed_origins = ["https://app.example.com"]
+            [environments.policy]
+            enabled_methods = ["email", "totp", "recovery_code"]
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let policy = &config.environments[0].policy;
+        assert!(policy.method_enabled(StepUpMethod::Totp));
+        assert!(!policy.method_enabled(StepUpMethod::Wallet));
+        assert!(policy.requires_step_up(&TokenScope::WalletExport));
+        let off = Policy { step_up_enabled: false, ..Policy::default() };
+        assert!(!off.requires_step_up(&TokenScope::WalletExport));
+
+        let mut none = ServerConfig::dev("a");
+        none.environments[0].policy.enabled_methods.clear();
+        assert!(
+            matches!(none.validate(), Err(ConfigError::Invalid(why)) if why.contains("no verification method"))
+        );
+        // Off and nothing enabled is consistent.
+        none.environments[0].policy.step_up_enabled = false;
+        none.validate().unwrap();
+
+        let mut origin = ServerConfig::dev("a");
+        origin.environments[0].allowed_origins = vec!["https://app.example.com/".into()];
+        assert!(
+            matches!(origin.validate(), Err(ConfigError::Invalid(why)) if why.contains("allowed origin"))
+        );
+        assert!(matches!(
+            ServerConfig::from_toml(
+                "[[environments]]\nid = \"x\"\n[environments.policy]\nenabled_methods = [\"fax\"]"
+            ),
+            Err(ConfigError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn external_auth_settings_are_checked() {
+        let mut config = ServerConfig::dev("a");
+        let mut external = ExternalAuthConfig {
+            public_keys: vec![],
+            jwks_url: None,
+            issuer: None,
+            max_lifetime_secs: 300,
+            allow_mfa_users: false,
+        };
+        config.environments[0].external_auth = Some(external.clone());
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("public_keys or a jwks_url"))
+        );
+        external.jwks_url = Some("http://127.0.0.1:9/jwks".into());
+        config.environments[0].external_auth = Some(external.clone());
+        config.validate().unwrap();
+        config.dev = false;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("https://")));
+        external.jwks_url = Some("https://keys.example.com/jwks".into());
+        external.public_keys =
+            vec![ExternalAuthKey { algorithm: "HS256".into(), public_key_pem: String::new(), kid: None }];
+        config.environments[0].external_auth = Some(external.clone());
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("HS256")));
+        external.public_keys.clear();
+        external.max_lifetime_secs = 86_400;
+        config.environments[0].external_auth = Some(external);
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("max_lifetime_secs"))
+        );
     }
 }

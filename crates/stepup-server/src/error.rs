@@ -2,10 +2,19 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use stepup_proto::headers::{ELEVATED_ACCESS_TOKEN, step_up_challenge};
+use stepup_proto::headers::{ELEVATED_ACCESS_TOKEN, recent_authentication_challenge, step_up_challenge};
 use stepup_proto::{ErrorBody, ErrorCode, TokenScope};
 
 use crate::store::StoreError;
+
+/// The RFC 9470 challenge an error carries in `WWW-Authenticate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Challenge {
+    /// An elevated token for these scopes is needed.
+    Scopes(Vec<TokenScope>),
+    /// An MFA verification at most this many seconds old is needed (`max_age`).
+    RecentAuthentication(u64),
+}
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +22,7 @@ pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
     retry_after: Option<u64>,
-    challenge: Option<Vec<TokenScope>>,
+    challenge: Option<Challenge>,
 }
 
 impl ApiError {
@@ -43,8 +52,44 @@ impl ApiError {
     #[must_use]
     pub fn elevated_required(scopes: Vec<TokenScope>, message: impl Into<String>) -> Self {
         let mut error = Self::new(StatusCode::FORBIDDEN, ErrorCode::ElevatedAccessTokenRequired, message);
-        error.challenge = Some(scopes);
+        error.challenge = Some(Challenge::Scopes(scopes));
         error
+    }
+
+    /// 403 `insufficient_user_authentication`: the call needs an MFA verification of this session at most
+    /// `max_age_secs` old, with the RFC 9470 challenge `Bearer error="insufficient_user_authentication",
+    /// max_age=N`.
+    #[must_use]
+    pub fn recent_mfa_required(max_age_secs: u64) -> Self {
+        let mut error = Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::InsufficientUserAuthentication,
+            format!("This call needs an MFA verification of this session in the last {max_age_secs} seconds"),
+        );
+        error.challenge = Some(Challenge::RecentAuthentication(max_age_secs));
+        error
+    }
+
+    /// 405 `method_not_allowed`.
+    #[must_use]
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed on this path",
+        )
+    }
+
+    /// 503 with `code`: a service the server needs is unreachable.
+    #[must_use]
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    /// Any status with a code, for answers rebuilt from a framework's own rejection.
+    #[must_use]
+    pub fn with_status(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(status, code, message)
     }
 
     /// 422 with `code`.
@@ -93,6 +138,12 @@ impl ApiError {
     pub fn code(&self) -> &ErrorCode {
         &self.body.code
     }
+
+    /// The message.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.body.error
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -102,14 +153,18 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if let Some(scopes) = &self.challenge {
-            let value = step_up_challenge(
+        let challenge = match &self.challenge {
+            Some(Challenge::Scopes(scopes)) => Some(step_up_challenge(
                 &format!("An elevated access token ({ELEVATED_ACCESS_TOKEN}) is required"),
                 scopes,
-            );
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                headers.insert(header::WWW_AUTHENTICATE, value);
+            )),
+            Some(Challenge::RecentAuthentication(max_age)) => {
+                Some(recent_authentication_challenge("A recent MFA verification is required", *max_age))
             }
+            None => None,
+        };
+        if let Some(value) = challenge.and_then(|value| HeaderValue::from_str(&value).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

@@ -5,6 +5,9 @@
 //! single-use token in the database so no replica accepts it twice. Anything else is the 403
 //! `elevated_access_token_required` challenge with the RFC 9470 `WWW-Authenticate` header.
 //!
+//! A scope the environment does not require step-up for (its policy leaves it out, or step-up is switched off)
+//! opens without a token: the check told the client "not required", so the guard must not ask for one.
+//!
 //! Other axum servers put [`RequiredScope`] on a route (`route_layer(Extension(RequiredScope(scope)))`) and take
 //! [`Elevated`] as an extractor in the handler; or they call [`check`] themselves. The reference server's routes
 //! call [`check`] directly.
@@ -39,12 +42,12 @@ use crate::tokens::ElevatedClaims;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequiredScope(pub TokenScope);
 
-/// A verified elevated token; as an extractor it runs [`check`] for the route's [`RequiredScope`] (and needs a
-/// session: 401 without one).
+/// A call the guard let through; as an extractor it runs [`check`] for the route's [`RequiredScope`] (and needs
+/// a session: 401 without one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elevated {
-    /// Its claims.
-    pub claims: ElevatedClaims,
+    /// The verified token's claims; `None` when the environment does not require step-up for the scope.
+    pub claims: Option<ElevatedClaims>,
 }
 
 /// Checks the request's elevated token for `scope` on behalf of `session`'s user; see the module docs.
@@ -58,6 +61,9 @@ pub async fn check(
     headers: &HeaderMap,
     scope: &TokenScope,
 ) -> Result<Elevated, ApiError> {
+    if !session.env.config.policy.requires_step_up(scope) {
+        return Ok(Elevated { claims: None });
+    }
     let challenge = |why: &str| ApiError::elevated_required(vec![scope.clone()], why.to_owned());
     let token = headers
         .get(ELEVATED_ACCESS_TOKEN)
@@ -80,7 +86,7 @@ pub async fn check(
             return Err(challenge("The elevated access token was already used"));
         }
     }
-    Ok(Elevated { claims })
+    Ok(Elevated { claims: Some(claims) })
 }
 
 impl FromRequestParts<AppState> for Elevated {

@@ -173,6 +173,7 @@ fn load(config: Option<PathBuf>, dev: bool, environment_id: &str) -> Result<Serv
     if dev && loaded.environments.is_empty() {
         loaded.environments.push(EnvironmentConfig::dev(environment_id));
     }
+    loaded.dev |= dev;
     loaded.apply_env().map_err(|e| e.to_string())?;
     Ok(loaded)
 }

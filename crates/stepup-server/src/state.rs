@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::random;
 use crate::store::{Store, StoreError, secs};
 use crate::tokens::{ElevatedClaims, EnvironmentKey, SessionClaims};
+use crate::verify::external_auth::ExternalAuthKeys;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +41,7 @@ pub enum StartError {
     },
 }
 
-/// One environment: its configuration, signing key and WebAuthn relying party.
+/// One environment: its configuration, signing key, WebAuthn relying party and the app backend's keys.
 pub struct Environment {
     /// Configuration.
     pub config: EnvironmentConfig,
@@ -49,6 +50,8 @@ pub struct Environment {
     /// The WebAuthn relying party (RP id and origin from the configuration; any port of the origin is accepted,
     /// as development servers move between ports).
     pub webauthn: webauthn_rs::Webauthn,
+    /// The keys external-auth tokens are checked with, when external auth is configured.
+    pub external_auth: Option<ExternalAuthKeys>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -126,9 +129,17 @@ impl AppState {
             let candidate_kid = random::uuid()?;
             let (kid, secret) =
                 store.signing_key(&env.id, "primary", &candidate_kid, &random::hex(&candidate), now).await?;
-            let key = EnvironmentKey::from_secret(kid, &decode_key(&secret)?);
+            let key = EnvironmentKey::from_secret(kid, &env.id, &decode_key(&secret)?);
             let webauthn = relying_party(env)?;
-            environments.insert(env.id.clone(), Arc::new(Environment { config: env.clone(), key, webauthn }));
+            let external_auth =
+                env.external_auth.as_ref().map(ExternalAuthKeys::new).transpose().map_err(|why| {
+                    StartError::Config(crate::config::ConfigError::Invalid(format!(
+                        "environment {}: external_auth: {why}",
+                        env.id
+                    )))
+                })?;
+            let environment = Environment { config: env.clone(), key, webauthn, external_auth };
+            environments.insert(env.id.clone(), Arc::new(environment));
         }
         let otp_key =
             decode_key(&store.server_secret("otp_hmac_key", &random::hex(&random::bytes::<32>()?)).await?)?;
@@ -192,11 +203,36 @@ impl AppState {
             aud: env.id().into(),
             exp: expires_at.as_secs(),
             iat: now.as_secs(),
-            jti: session_id,
+            jti: session_id.clone(),
+            sid: session_id,
             token_use: "session".into(),
+            mfa_auth_time: None,
         };
         let jwt = env.key.sign(&claims).map_err(|_| ApiError::internal())?;
         Ok((jwt, expires_at.as_secs()))
+    }
+
+    /// The session JWT a verify answer carries: the same session (id, expiry, user), re-signed with
+    /// `mfa_auth_time` set to now when the verification was an MFA one. Dynamic's clients replace their session
+    /// with the answer's, so every verify answer must carry it (DESIGN §8). Ed25519 signatures are
+    /// deterministic: unchanged claims give back the very JWT the request came with.
+    ///
+    /// # Errors
+    /// [`ApiError::internal`] on signing failure.
+    pub fn reissue_session(
+        &self,
+        env: &Environment,
+        claims: &SessionClaims,
+        mfa: bool,
+    ) -> Result<Jwt, ApiError> {
+        let mut claims = claims.clone();
+        if claims.sid.is_empty() {
+            claims.sid.clone_from(&claims.jti);
+        }
+        if mfa {
+            claims.mfa_auth_time = Some(self.now().as_secs());
+        }
+        env.key.sign(&claims).map_err(|_| ApiError::internal())
     }
 
     /// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the

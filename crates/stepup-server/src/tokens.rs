@@ -1,16 +1,18 @@
-//! Signed JWTs: EdDSA (Ed25519) in JWS compact form, with `kid`.
+//! The server's own JWTs: EdDSA (Ed25519) in JWS compact form, with `kid`, signed and verified by
+//! `jsonwebtoken` (the same crate verifies the app backends' tokens, `verify::external_auth`).
 //!
-//! Written on ed25519-dalek directly rather than through a JWT crate: the format is three base64url parts, and
-//! the checks that matter (algorithm pinned to EdDSA, key chosen by `kid` from this environment's keys only,
-//! strict signature verification, then typed claims) fit in one page that can be read in full.
+//! Verification pins everything before a signature is checked: the header must name EdDSA (so `alg: none`,
+//! HMAC-with-the-public-key and the rest are refused by name) and this environment's `kid`; the audience must be
+//! the environment. Expiry and use are the callers' checks, against the server's clock (tests move it by hand).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stepup_core::Jwt;
 use stepup_proto::Jwk;
+use zeroize::Zeroizing;
 
 /// What a session token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +29,15 @@ pub struct SessionClaims {
     pub iat: u64,
     /// The session id (revocation looks it up).
     pub jti: String,
+    /// The session id again, under the name Dynamic's clients read (`sid`).
+    #[serde(default)]
+    pub sid: String,
     /// Always `session`: an elevated token can never pass as a session, nor the other way round.
     pub token_use: String,
+    /// When this session last passed an MFA verification (TOTP, recovery code, passkey), Unix seconds. Calls that
+    /// need a recent MFA (recovery codes) read it; a verify answer re-signs the session with the new time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_auth_time: Option<u64>,
 }
 
 /// What an elevated access token says (DESIGN §9).
@@ -51,7 +60,7 @@ pub struct ElevatedClaims {
     /// Whether the token is accepted once only.
     #[serde(rename = "singleUse")]
     pub single_use: bool,
-    /// The method used (`totp`, `email`, ...).
+    /// The method used (`totp`, `email`, `external`...).
     pub amr: Vec<String>,
     /// Always `elevated`.
     pub token_use: String,
@@ -73,24 +82,47 @@ pub enum JwtError {
     /// The signature does not verify.
     #[error("bad signature")]
     Signature,
-    /// The claims are not of the expected kind.
+    /// The claims are not of the expected kind (or for another audience).
     #[error("unexpected claims")]
     Claims,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Header {
-    alg: String,
+/// The header fields read before anything is verified.
+#[derive(Deserialize)]
+pub(crate) struct PeekedHeader {
+    pub(crate) alg: String,
     #[serde(default)]
-    typ: Option<String>,
-    kid: String,
+    pub(crate) kid: Option<String>,
 }
+
+/// Reads a JWT's header without verifying anything (to pick and pin the key).
+///
+/// # Errors
+/// [`JwtError::Malformed`] unless the token is three dot-separated parts whose first is base64url JSON with `alg`.
+pub(crate) fn peek_header(token: &str) -> Result<PeekedHeader, JwtError> {
+    if token.len() > stepup_core::token::MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| JwtError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
+}
+
+/// The fixed DER prefix of an Ed25519 private key in PKCS #8 v1 (RFC 8410 §7): the key's 32 bytes follow it.
+const ED25519_PKCS8_PREFIX: [u8; 16] =
+    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
 
 /// One environment's signing key.
 pub struct EnvironmentKey {
     kid: String,
-    signing: SigningKey,
-    verifying: VerifyingKey,
+    audience: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public: [u8; 32],
 }
 
 impl std::fmt::Debug for EnvironmentKey {
@@ -100,12 +132,20 @@ impl std::fmt::Debug for EnvironmentKey {
 }
 
 impl EnvironmentKey {
-    /// A key from its 32-byte secret.
+    /// The key of environment `audience` from its 32-byte secret.
     #[must_use]
-    pub fn from_secret(kid: String, secret: &[u8; 32]) -> Self {
-        let signing = SigningKey::from_bytes(secret);
-        let verifying = signing.verifying_key();
-        Self { kid, signing, verifying }
+    pub fn from_secret(kid: String, audience: &str, secret: &[u8; 32]) -> Self {
+        let public = ed25519_dalek::SigningKey::from_bytes(secret).verifying_key().to_bytes();
+        let mut der = Zeroizing::new(Vec::with_capacity(48));
+        der.extend_from_slice(&ED25519_PKCS8_PREFIX);
+        der.extend_from_slice(secret);
+        Self {
+            kid,
+            audience: audience.to_owned(),
+            encoding: EncodingKey::from_ed_der(&der),
+            decoding: DecodingKey::from_ed_der(&public),
+            public,
+        }
     }
 
     /// The key id.
@@ -120,61 +160,52 @@ impl EnvironmentKey {
         Jwk {
             kty: "OKP".into(),
             crv: "Ed25519".into(),
-            x: URL_SAFE_NO_PAD.encode(self.verifying.as_bytes()),
+            x: URL_SAFE_NO_PAD.encode(self.public),
             kid: self.kid.clone(),
             alg: Some("EdDSA".into()),
             key_use: Some("sig".into()),
         }
     }
 
-    /// Signs claims into a JWT.
+    /// Signs claims into a JWT. Ed25519 signatures are deterministic: the same claims give the same JWT.
     ///
     /// # Errors
-    /// [`JwtError::Claims`] if the claims do not serialise (never for this module's claim types).
+    /// [`JwtError::Claims`] if the claims do not serialise or signing fails (never for this module's types).
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<Jwt, JwtError> {
-        let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: self.kid.clone() };
-        let header = serde_json::to_vec(&header).map_err(|_| JwtError::Claims)?;
-        let claims = serde_json::to_vec(claims).map_err(|_| JwtError::Claims)?;
-        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
-        let signature = self.signing.sign(signing_input.as_bytes());
-        Ok(Jwt::new(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))))
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map(Jwt::new).map_err(|_| JwtError::Claims)
     }
 
-    /// Verifies a JWT signed by this key and reads its claims. Expiry, audience and use are the caller's checks.
+    /// Verifies a JWT signed by this key for this environment (`aud`) and reads its claims. Expiry and use are
+    /// the caller's checks.
     ///
     /// # Errors
     /// [`JwtError`] for each way the token can be wrong.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, JwtError> {
-        if token.len() > stepup_core::token::MAX_TOKEN_LEN {
-            return Err(JwtError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(JwtError::Malformed);
-        };
-        let header: Header = decode_json(header_b64)?;
+        let header = peek_header(token)?;
         if header.alg != "EdDSA" {
             return Err(JwtError::Algorithm);
         }
-        if header.kid != self.kid {
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(JwtError::UnknownKey);
         }
-        let signature = URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| JwtError::Malformed)?;
-        let signature = Signature::from_slice(&signature).map_err(|_| JwtError::Malformed)?;
-        let signing_input_len = header_b64.len() + 1 + claims_b64.len();
-        let signing_input = token.get(..signing_input_len).ok_or(JwtError::Malformed)?;
-        self.verifying
-            .verify_strict(signing_input.as_bytes(), &signature)
-            .map_err(|_| JwtError::Signature)?;
-        decode_json(claims_b64).map_err(|_| JwtError::Claims)
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        validation.set_audience(&[&self.audience]);
+        match jsonwebtoken::decode::<C>(token, &self.decoding, &validation) {
+            Ok(data) => Ok(data.claims),
+            Err(error) => Err(match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::Signature,
+                jsonwebtoken::errors::ErrorKind::Json(_)
+                | jsonwebtoken::errors::ErrorKind::InvalidAudience
+                | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => JwtError::Claims,
+                _ => JwtError::Malformed,
+            }),
+        }
     }
-}
-
-fn decode_json<T: DeserializeOwned>(part: &str) -> Result<T, JwtError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
 #[cfg(test)]
@@ -182,7 +213,7 @@ mod tests {
     use super::*;
 
     fn key(seed: u8) -> EnvironmentKey {
-        EnvironmentKey::from_secret(format!("k{seed}"), &[seed; 32])
+        EnvironmentKey::from_secret(format!("k{seed}"), "dev", &[seed; 32])
     }
 
     fn claims() -> SessionClaims {
@@ -193,7 +224,9 @@ mod tests {
             exp: 10,
             iat: 1,
             jti: "s".into(),
+            sid: "s".into(),
             token_use: "session".into(),
+            mfa_auth_time: None,
         }
     }
 
@@ -207,6 +240,23 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
         assert_eq!(header["alg"], "EdDSA");
         assert_eq!(header["kid"], "k1");
+        // Deterministic: re-signing the same claims gives the same token (a re-issued session that did not change
+        // is the same JWT).
+        assert_eq!(key.sign(&claims()).unwrap(), jwt);
+    }
+
+    #[test]
+    fn the_signature_is_plain_ed25519_over_the_signing_input() {
+        // An independent check of the JWS: ed25519-dalek verifies jsonwebtoken's signature with the JWK's key.
+        use ed25519_dalek::Verifier as _;
+        let key = key(3);
+        let jwt = key.sign(&claims()).unwrap();
+        let (input, signature) = jwt.expose_secret().rsplit_once('.').unwrap();
+        let public: [u8; 32] = URL_SAFE_NO_PAD.decode(key.jwk().x).unwrap().try_into().unwrap();
+        let verifying = ed25519_dalek::VerifyingKey::from_bytes(&public).unwrap();
+        let signature =
+            ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
+        verifying.verify(input.as_bytes(), &signature).unwrap();
     }
 
     #[test]
@@ -217,21 +267,28 @@ mod tests {
         // Another environment's key (other kid).
         assert_eq!(key(2).verify::<SessionClaims>(raw), Err(JwtError::UnknownKey));
         // Same kid, other secret: the signature fails.
-        let impostor = EnvironmentKey::from_secret("k1".into(), &[9; 32]);
+        let impostor = EnvironmentKey::from_secret("k1".into(), "dev", &[9; 32]);
         assert_eq!(
             impostor.sign(&claims()).map(|j| key1.verify::<SessionClaims>(j.expose_secret())).unwrap(),
             Err(JwtError::Signature)
         );
+        // Same key for another environment: the audience is not this one.
+        let elsewhere = EnvironmentKey::from_secret("k1".into(), "prod", &[1; 32]);
+        assert_eq!(elsewhere.verify::<SessionClaims>(raw), Err(JwtError::Claims));
         // Changed claims.
         let mut parts: Vec<String> = raw.split('.').map(str::to_owned).collect();
         let mut forged = claims();
         forged.sub = "admin".into();
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::Signature));
-        // alg=none.
-        let none = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
-        parts[0] = none;
+        // alg=none, and HS256 keyed with the public key.
+        parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
         assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::Algorithm));
+        parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"k1"}"#);
+        assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::Algorithm));
+        // No kid.
+        parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA"}"#);
+        assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::UnknownKey));
         // Garbage.
         assert_eq!(key1.verify::<SessionClaims>("a.b"), Err(JwtError::Malformed));
         assert_eq!(key1.verify::<SessionClaims>("!.!.!"), Err(JwtError::Malformed));

@@ -303,7 +303,9 @@ async fn the_extractor_guards_another_servers_route(backend: &Backend) {
     let app = axum::Router::new()
         .route(
             "/sdk/{environment_id}/wallet/export",
-            axum::routing::post(|elevated: Elevated| async move { elevated.claims.jti }),
+            axum::routing::post(|elevated: Elevated| async move {
+                elevated.claims.map(|c| c.jti).unwrap_or_default()
+            }),
         )
         .route_layer(axum::Extension(RequiredScope(stepup_proto::TokenScope::WalletExport)))
         .with_state(server.server.state().clone());

@@ -3,24 +3,12 @@
 
 mod common;
 
-use common::{Backend, TestServer, assert_error};
+use common::{Backend, TestServer, assert_error, code_at};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{
     MfaMethodsResponse, RecoveryCodesResponse, StepUpCheckResponse, TotpRegistration, VerifyResponse,
 };
-use totp_rs::{Algorithm, Builder, Secret};
-
-fn code_at(secret: &str, time: u64) -> String {
-    let totp = Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(Secret::try_from_base32(secret).unwrap())
-        .build()
-        .unwrap();
-    totp.generate(time).to_string()
-}
 
 /// A user with a registered, verified TOTP device: (jwt, device id, secret).
 async fn totp_user(server: &TestServer) -> (String, String, String) {
@@ -195,16 +183,22 @@ async fn five_failures_lock_mfa_for_fifteen_minutes(backend: &Backend) {
 async fn recovery_codes_work_once_and_regenerate_replaces_all(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let (jwt, _, secret) = totp_user(&server).await;
-    // Making recovery codes mints a factor: it takes a credential:link step-up (here by TOTP).
+    // Recovery codes take a recent MFA verification of the session (Dynamic's client calls them with the session
+    // alone); this session's enrolment answer was not kept, so it has none.
     let response = server.get("/users/mfa/recovery", Some(&jwt)).await;
-    assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    let (_, headers) =
+        assert_error(response, StatusCode::FORBIDDEN, "insufficient_user_authentication").await;
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("max_age=300"));
     let now = server.now().as_secs();
-    let body = json!({"code": code_at(&secret, now), "requestedScopes": ["credential:link"]});
-    let verified: VerifyResponse =
-        server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
-    let link = verified.elevated_access_token.unwrap().expose_secret().to_owned();
-    let get =
-        |method: Method| server.call::<Value>(method, "/users/mfa/recovery", Some(&jwt), Some(&link), None);
+    let verified: VerifyResponse = server
+        .post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code_at(&secret, now)}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // The answer's session has the MFA in it.
+    let jwt = verified.minified_jwt.unwrap().expose_secret().to_owned();
+    let get = |method: Method| server.call::<Value>(method, "/users/mfa/recovery", Some(&jwt), None, None);
     let first: RecoveryCodesResponse = get(Method::GET).await.json().await.unwrap();
     assert_eq!(first.count, 10);
     assert_eq!(first.recovery_codes.len(), 10);

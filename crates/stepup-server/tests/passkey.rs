@@ -169,8 +169,58 @@ async fn no_passkey_and_bad_assertions(backend: &Backend) {
     server.shutdown().await;
 }
 
+/// As Dynamic's client registers a passkey: the attestation with `response.clientDataJson` (its serializer's
+/// spelling) and `createMfaToken`; the answer is a VerifyResponse with the session, re-signed with the MFA time.
+async fn dynamic_spelling_registers_and_answers_the_session(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let mut device = device(None, true);
+    let (_, jwt, email) = server.signed_in().await;
+    let options: Value = server.get("/users/passkeys/register", Some(&jwt)).await.json().await.unwrap();
+    // What Dynamic's client reads as required.
+    for field in ["excludeCredentials", "pubKeyCredParams"] {
+        assert!(options[field].is_array(), "{field}: {options}");
+    }
+    for field in ["attestation", "authenticatorSelection", "challenge", "rp", "user", "timeout"] {
+        assert!(!options[field].is_null(), "{field}: {options}");
+    }
+    let request: CredentialCreationOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
+    let created = device.register(&origin(&server), request, DefaultClientData).await.unwrap();
+    let mut attestation = serde_json::to_value(&created).unwrap();
+    let client_data = attestation["response"].as_object_mut().unwrap().remove("clientDataJSON").unwrap();
+    attestation["response"]["clientDataJson"] = client_data;
+    attestation["createMfaToken"] = json!({"singleUse": true});
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+    let response = server
+        .call(Method::POST, "/users/passkeys/register", Some(&jwt), Some(&link), Some(&attestation))
+        .await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let answer: VerifyResponse = serde_json::from_str(&text).unwrap();
+    let session = answer.minified_jwt.unwrap().expose_secret().to_owned();
+    assert_eq!(answer.jwt.unwrap().expose_secret(), session);
+    let (before, after) = (common::claims_of(&jwt), common::claims_of(&session));
+    assert_eq!(after["jti"], before["jti"]);
+    assert_eq!(after["exp"], before["exp"]);
+    assert_eq!(after["mfa_auth_time"], json!(server.now().as_secs()));
+    let passkeys: stepup_proto::UserPasskeysResponse =
+        server.get("/users/passkeys", Some(&session)).await.json().await.unwrap();
+    assert_eq!(passkeys.count, 1);
+    // The new passkey is an MFA method: the session may read recovery codes now.
+    let response = server.get("/users/mfa/recovery", Some(&session)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Neither spelling: a 400.
+    let mut broken = attestation.clone();
+    broken["response"].as_object_mut().unwrap().remove("clientDataJson");
+    let response =
+        server.call(Method::POST, "/users/passkeys/register", Some(&jwt), Some(&link), Some(&broken)).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    server.shutdown().await;
+}
+
 on_both_databases!(
     passkey_step_up_elevates,
+    dynamic_spelling_registers_and_answers_the_session,
     wrong_origin_is_refused,
     counter_going_backwards_is_refused,
     missing_user_verification_is_refused,

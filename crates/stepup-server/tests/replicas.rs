@@ -10,12 +10,64 @@ use stepup_proto::UpdateSelfResponse;
 
 /// Two servers sharing one fresh schema.
 async fn replicas() -> Option<(TestServer, TestServer)> {
+    replicas_with(|_| {}).await
+}
+
+/// Two servers sharing one fresh schema, both configured by `configure`.
+async fn replicas_with(
+    configure: impl Fn(&mut stepup_server::ServerConfig),
+) -> Option<(TestServer, TestServer)> {
     let Backend::Postgres(base) = Backend::postgres()? else { return None };
     let (url, schema) = postgres_schema(&base).await;
-    let a = TestServer::start_on(url.clone(), Some((base, schema)), |_| {}).await;
-    let b = TestServer::start_on(url, None, |_| {}).await;
+    let a = TestServer::start_on(url.clone(), Some((base, schema)), &configure).await;
+    let b = TestServer::start_on(url, None, &configure).await;
     b.clock.set(a.now());
     Some((a, b))
+}
+
+/// One backend token sent to both replicas, eight times each at once: exactly one elevation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_auth_token_elevates_once_across_replicas() {
+    let Some((a, b)) = replicas_with(|config| {
+        config.environments[0].external_auth = Some(stepup_server::config::ExternalAuthConfig {
+            public_keys: vec![stepup_server::config::ExternalAuthKey {
+                algorithm: "EdDSA".into(),
+                public_key_pem: include_str!("keys/eddsa-public.pem").into(),
+                kid: None,
+            }],
+            jwks_url: None,
+            issuer: None,
+            max_lifetime_secs: 300,
+            allow_mfa_users: false,
+        });
+    })
+    .await
+    else {
+        return;
+    };
+    let (user, jwt, _) = a.signed_in().await;
+    let now = a.now().as_secs();
+    let claims =
+        json!({"sub": user.id, "aud": common::ENV, "scope": "wallet:sign", "jti": "once", "exp": now + 60});
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(include_bytes!("keys/eddsa-private.pem")).unwrap();
+    let token =
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA), &claims, &key)
+            .unwrap();
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let request = server
+            .http
+            .post(server.url("/externalAuth/verify"))
+            .bearer_auth(&jwt)
+            .json(&json!({"jwt": token}));
+        calls.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let statuses: Vec<StatusCode> = calls.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::UNPROCESSABLE_ENTITY));
+    b.shutdown().await;
+    a.shutdown().await;
 }
 
 async fn code_for(server: &TestServer, jwt: &str, email: &str) -> (String, String) {

@@ -178,8 +178,60 @@ async fn only_the_users_external_wallets_qualify(backend: &Backend) {
     server.shutdown().await;
 }
 
+/// As Dynamic's client has it: the credential's chain is `eip155` whatever the admin wrote, the verify request
+/// names the connector chain `EVM`, the address and message are lower-case, and extra fields come along.
+async fn chain_names_are_dynamics(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (user, jwt, _) = server.signed_in().await;
+    let wallet = LocalWallet::new(7);
+    link(&server, &user.id, &wallet, false).await;
+    let other = LocalWallet::new(8);
+    let body = json!({"address": other.address().to_checksum(None), "chain": "eip155", "walletName": "rabby",
+                      "walletProvider": "browserExtension"});
+    let linked: stepup_proto::VerifiedCredential =
+        server.admin_post(&format!("/users/{}/wallets", user.id), &body).await.json().await.unwrap();
+    assert_eq!(linked.chain.as_deref(), Some("eip155"));
+    for chain in ["solana", "SOL", "dogecoin", ""] {
+        let body = json!({"address": other.address().to_checksum(None), "chain": chain, "walletName": "x",
+                          "walletProvider": "browserExtension"});
+        let response = server.admin_post(&format!("/users/{}/wallets", user.id), &body).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    let me: stepup_proto::SdkUser = server.get("/users", Some(&jwt)).await.json().await.unwrap();
+    let chains: Vec<_> = me.verified_credentials.iter().filter_map(|c| c.chain.as_deref()).collect();
+    assert_eq!(chains, ["eip155", "eip155"]);
+
+    let lower = format!("{:#x}", wallet.address());
+    let mut m = message(&server, &wallet, &nonce(&server).await);
+    m.address = lower.clone();
+    let text = m.to_string();
+    let request = |chain: &str, text: &str| {
+        json!({"signedMessage": wallet.sign(text), "messageToSign": text, "publicWalletAddress": lower,
+               "chain": chain, "walletName": "metamaskevm", "walletProvider": "browserExtension", "network": "1",
+               "additionalWalletAddresses": [], "requestedScopes": ["wallet:sign"]})
+    };
+    // Another chain family: not this credential.
+    let response = server.post("/wallets/verify", Some(&jwt), &request("SOL", &text)).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "wallet_not_linked").await;
+    let response = server.post("/wallets/verify", Some(&jwt), &request("EVM", &text)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let answer: VerifyResponse = response.json().await.unwrap();
+    assert!(answer.elevated_access_token.is_some());
+    // Dynamic's client looks for the signing address among the answer's credentials.
+    assert!(
+        answer
+            .user
+            .verified_credentials
+            .iter()
+            .any(|c| c.address.as_deref().map(str::to_lowercase) == Some(lower.clone()))
+    );
+    assert_eq!(answer.minified_jwt.unwrap().expose_secret(), jwt, "the session, unchanged");
+    server.shutdown().await;
+}
+
 on_both_databases!(
     wallet_signature_elevates_once_per_nonce,
+    chain_names_are_dynamics,
     every_bad_wallet_message_has_its_code,
     only_the_users_external_wallets_qualify
 );

@@ -285,7 +285,8 @@ impl ReferenceFlow {
 }
 
 /// Why a prompt on `route` cannot be opened with `options`, restated from DESIGN §1: a user with MFA credentials
-/// must use MFA, and known options must offer some method of the route (recovery codes ride along with MFA).
+/// must use MFA (re-authentication is refused), and known options must offer some method of the route (recovery
+/// codes ride along with MFA; external auth only when the server offers it).
 fn route_refusal(options: &MethodOptions, route: Route) -> Option<StepUpError> {
     let credentials = options.credentials();
     let has_mfa =
@@ -298,6 +299,8 @@ fn route_refusal(options: &MethodOptions, route: Route) -> Option<StepUpError> {
         Route::Reauthenticate => credentials
             .iter()
             .any(|c| matches!(c.method, Method::EmailOtp | Method::SmsOtp | Method::ExternalWallet)),
+        // The server offers external auth as a credential of its own, to users with MFA too if it allows.
+        Route::External => credentials.iter().any(|c| c.method == Method::ExternalAuth),
     };
     if options.is_known() && !offers_route {
         return Some(StepUpError::NoMethodsAvailable { route: Some(route) });

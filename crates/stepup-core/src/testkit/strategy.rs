@@ -37,9 +37,9 @@ pub fn arb_method() -> impl Strategy<Value = Method> {
     prop::sample::select(Method::ALL.to_vec())
 }
 
-/// Either route.
+/// Any route.
 pub fn arb_route() -> impl Strategy<Value = Route> {
-    prop_oneof![Just(Route::Mfa), Just(Route::Reauthenticate)]
+    prop_oneof![Just(Route::Mfa), Just(Route::Reauthenticate), Just(Route::External)]
 }
 
 /// Unknown options, or a known set of credentials (one per drawn method, possibly none).

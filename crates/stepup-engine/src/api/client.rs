@@ -7,9 +7,10 @@ use arc_swap::ArcSwapOption;
 use reqwest::{Method, RequestBuilder, Response, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use stepup_core::StepUpError;
+use stepup_core::{SessionInfo, StepUpError};
 use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
-use stepup_proto::{ErrorBody, Jwt};
+use stepup_proto::{ErrorBody, Jwt, VerifyResponse};
+use tokio::sync::watch;
 
 /// Timeouts and retries of the [`ApiClient`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +83,10 @@ struct Inner {
     /// `{base}/sdk/{environmentId}`, without a trailing slash.
     sdk_base: String,
     environment_id: String,
+    /// Read on every request without a lock; written on sign-in, refresh, and when an answer re-issues it.
     session: ArcSwapOption<Jwt>,
+    /// Tells the app about every change of `session`, so it can persist the session it should resume with.
+    session_changes: watch::Sender<Option<Jwt>>,
     config: ApiConfig,
 }
 
@@ -90,7 +94,7 @@ impl std::fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiClient")
             .field("sdk_base", &self.inner.sdk_base)
-            .field("has_session", &self.inner.session.load().is_some())
+            .field("has_session", &self.has_session())
             .field("config", &self.inner.config)
             .finish()
     }
@@ -130,12 +134,14 @@ impl ApiClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiClientError::Http { message: e.to_string() })?;
+        let (session_changes, _) = watch::channel(session.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
                 sdk_base: format!("{base}/sdk/{environment_id}"),
                 environment_id: environment_id.to_owned(),
                 session: ArcSwapOption::from(session.map(Arc::new)),
+                session_changes,
                 config,
             }),
         })
@@ -159,15 +165,56 @@ impl ApiClient {
         &self.inner.http
     }
 
-    /// Replaces the session JWT (after a sign-in or a refresh); `None` signs out.
+    /// Replaces the session JWT (after a sign-in or a refresh); `None` signs out. Subscribers of
+    /// [`ApiClient::subscribe_session`] hear of it.
     pub fn set_session(&self, session: Option<Jwt>) {
-        self.inner.session.store(session.map(Arc::new));
+        self.inner.session.store(session.clone().map(Arc::new));
+        self.inner.session_changes.send_replace(session);
     }
 
     /// Whether a session JWT is set.
     #[must_use]
     pub fn has_session(&self) -> bool {
         self.inner.session.load().is_some()
+    }
+
+    /// The session JWT the client sends now: the one it was given, or a re-issued one an answer carried.
+    #[must_use]
+    pub fn session(&self) -> Option<Jwt> {
+        self.inner.session.load().as_deref().cloned()
+    }
+
+    /// A receiver that sees every change of the session JWT (re-issued by a verify answer, or set by the app).
+    #[must_use]
+    pub fn subscribe_session(&self) -> watch::Receiver<Option<Jwt>> {
+        self.inner.session_changes.subscribe()
+    }
+
+    /// Adopts the session JWT a verify answer carries (`minifiedJwt`, else `jwt`), the way Dynamic's own clients
+    /// do, but only when it is for the same user (`sub`) as the session held, and not older in its MFA time: a
+    /// confused or hostile answer cannot swap the user, and two answers racing cannot roll the MFA time back.
+    /// Returns whether the session changed.
+    pub(crate) fn adopt_session(&self, answer: &VerifyResponse) -> bool {
+        let Some(candidate) = answer.minified_jwt.as_ref().or(answer.jwt.as_ref()) else { return false };
+        let current = self.inner.session.load();
+        let Some(current) = current.as_deref() else { return false };
+        if current == candidate {
+            return false;
+        }
+        let (Ok(held), Ok(offered)) = (SessionInfo::parse(current), SessionInfo::parse(candidate)) else {
+            tracing::debug!("a verify answer's session is not a readable JWT; the held session stays");
+            return false;
+        };
+        if held.subject != offered.subject {
+            tracing::warn!("a verify answer carried a session for another user; the held session stays");
+            return false;
+        }
+        if offered.mfa_auth_time < held.mfa_auth_time {
+            return false;
+        }
+        tracing::debug!("adopted the session re-issued by a verify answer");
+        self.set_session(Some(candidate.clone()));
+        true
     }
 
     /// A request to `path` (below the SDK base) with the session and, if given, the elevated token.

@@ -1,14 +1,16 @@
 //! One typed method per SDK API call the client makes (DESIGN §8).
 
 use reqwest::Method;
+use serde::Serialize;
 use stepup_core::{Scope, StepUpError};
 use stepup_proto::{
-    EmailVerificationCreateRequest, EmailVerificationCreateResponse, JwksResponse, Jwt, MfaMethodsResponse,
-    NoncesResponse, OtpVerifyRequest, PasskeyAuthRequest, PasskeyAuthenticationOptions,
-    PasskeyRegisterRequest, PasskeyRegistrationOptions, ProjectSettings, RecoveryAuthRequest,
-    RecoveryCodesResponse, SdkUser, SmsVerificationCreateRequest, SmsVerificationCreateResponse,
-    StepUpCheckRequest, StepUpCheckResponse, TotpAuthRequest, TotpRegistration, UpdateSelfResponse,
-    UserPasskey, VerifyResponse, WalletVerifyRequest,
+    EmailVerificationCreateRequest, EmailVerificationCreateResponse, ExternalAuthVerifyRequest, JwksResponse,
+    Jwt, MfaBackupCodeAcknowledgement, MfaDevicesResponse, MfaMethodsResponse, NoncesResponse,
+    OtpVerifyRequest, PasskeyAuthRequest, PasskeyAuthenticationOptions, PasskeyRegisterRequest,
+    PasskeyRegistrationOptions, ProjectSettings, RecoveryAuthRequest, RecoveryCodesResponse, SdkUser,
+    SmsVerificationCreateRequest, SmsVerificationCreateResponse, StepUpCheckRequest, StepUpCheckResponse,
+    TotpAuthRequest, TotpRegistration, UpdateSelfResponse, UserFields, UserPasskeysResponse, VerifyResponse,
+    WalletVerifyRequest,
 };
 
 use super::client::ApiClient;
@@ -19,7 +21,40 @@ pub const MAX_NONCES: u8 = 5;
 // Every method's errors are the same: the server's refusal as its `StepUpError` variant, `Timeout` or
 // `Transport` when no answer came, `UnexpectedResponse` when the answer was not the expected JSON. The doc
 // comments below say `# Errors` once per method for rustdoc's lint and name what is specific to the call.
+//
+// Calls whose answer is a VerifyResponse (or an UpdateSelfResponse) go through `post_verify`: the answer carries
+// the session, re-signed when its claims changed, and the client adopts it (DESIGN §8).
 impl ApiClient {
+    /// POST a verify call and adopt the session its answer carries.
+    async fn post_verify<B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+        elevated: Option<&Jwt>,
+    ) -> Result<VerifyResponse, StepUpError> {
+        let answer: VerifyResponse = self.post(path, body, elevated).await?;
+        self.adopt_session(&answer);
+        Ok(answer)
+    }
+
+    /// As [`ApiClient::post_verify`], for calls that answer an UpdateSelfResponse.
+    async fn post_update_self<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<UpdateSelfResponse, StepUpError> {
+        let response = self
+            .request(method, path, None)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| super::client::transport_error(&e))?;
+        let answer: UpdateSelfResponse = super::client::read_json(response).await?;
+        self.adopt_session(&answer.verify);
+        Ok(answer)
+    }
+
     /// `POST /stepUp/check`: whether `scope` needs step-up, and the user's credentials.
     ///
     /// # Errors
@@ -57,7 +92,7 @@ impl ApiClient {
     /// [`StepUpError::WrongVerificationToken`] for a wrong code, [`StepUpError::InvalidVerification`] for a code
     /// that is expired or used up.
     pub async fn verify_email(&self, request: &OtpVerifyRequest) -> Result<UpdateSelfResponse, StepUpError> {
-        self.post("/emailVerifications/verify", request, None).await
+        self.post_update_self(Method::POST, "/emailVerifications/verify", request).await
     }
 
     /// `POST /smsVerifications/verify`: as [`ApiClient::verify_email`], for SMS codes.
@@ -65,7 +100,7 @@ impl ApiClient {
     /// # Errors
     /// As [`ApiClient::verify_email`].
     pub async fn verify_sms(&self, request: &OtpVerifyRequest) -> Result<UpdateSelfResponse, StepUpError> {
-        self.post("/smsVerifications/verify", request, None).await
+        self.post_update_self(Method::POST, "/smsVerifications/verify", request).await
     }
 
     /// `GET /nonces?count=`: nonces for wallet messages (1 to [`MAX_NONCES`]).
@@ -83,7 +118,7 @@ impl ApiClient {
     /// [`StepUpError::NonceAlreadyUsed`], [`StepUpError::WalletNotLinked`],
     /// [`StepUpError::EmbeddedWalletNotAllowed`], [`StepUpError::ReauthenticationNotAllowed`].
     pub async fn verify_wallet(&self, request: &WalletVerifyRequest) -> Result<VerifyResponse, StepUpError> {
-        self.post("/wallets/verify", request, None).await
+        self.post_verify("/wallets/verify", request, None).await
     }
 
     /// `GET /users/passkeys/authenticate`: a WebAuthn assertion challenge for the user's passkeys.
@@ -100,7 +135,7 @@ impl ApiClient {
     /// The `Passkey*` variants of [`StepUpError`] for each way the server refuses an assertion,
     /// [`StepUpError::Locked`] after too many failures.
     pub async fn passkey_auth(&self, request: &PasskeyAuthRequest) -> Result<VerifyResponse, StepUpError> {
-        self.post("/users/mfa/auth/passkey", request, None).await
+        self.post_verify("/users/mfa/auth/passkey", request, None).await
     }
 
     /// `POST /users/mfa/auth/totp`: checks a TOTP code and returns an elevated token.
@@ -108,7 +143,7 @@ impl ApiClient {
     /// # Errors
     /// [`StepUpError::MfaInvalidCode`], [`StepUpError::MfaDeviceNotFound`], [`StepUpError::Locked`].
     pub async fn totp_auth(&self, request: &TotpAuthRequest) -> Result<VerifyResponse, StepUpError> {
-        self.post("/users/mfa/auth/totp", request, None).await
+        self.post_verify("/users/mfa/auth/totp", request, None).await
     }
 
     /// `POST /users/mfa/auth/recovery`: spends a recovery code and returns an elevated token.
@@ -117,7 +152,7 @@ impl ApiClient {
     /// [`StepUpError::MfaInvalidCode`], [`StepUpError::Locked`]; [`StepUpError::MfaDeviceNotFound`] for a user with no
     /// MFA method (recovery codes back up a method, they are not one).
     pub async fn recovery_auth(&self, request: &RecoveryAuthRequest) -> Result<VerifyResponse, StepUpError> {
-        self.post("/users/mfa/auth/recovery", request, None).await
+        self.post_verify("/users/mfa/auth/recovery", request, None).await
     }
 
     /// `GET /users/mfa/methods`: the user's MFA devices and passkeys.
@@ -145,7 +180,8 @@ impl ApiClient {
         self.get("/users/passkeys/register", None).await
     }
 
-    /// `POST /users/passkeys/register`: saves a new passkey (needs a `credential:link` token).
+    /// `POST /users/passkeys/register`: saves a new passkey (needs a `credential:link` token). The answer is a
+    /// VerifyResponse: registering a passkey is an MFA verification, and the re-signed session is adopted.
     ///
     /// # Errors
     /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid `credential:link` token; the `Passkey*`
@@ -154,32 +190,87 @@ impl ApiClient {
         &self,
         request: &PasskeyRegisterRequest,
         link_token: Option<&Jwt>,
-    ) -> Result<UserPasskey, StepUpError> {
-        self.post("/users/passkeys/register", request, link_token).await
+    ) -> Result<VerifyResponse, StepUpError> {
+        self.post_verify("/users/passkeys/register", request, link_token).await
     }
 
-    /// `GET /users/mfa/recovery`: the user's recovery codes, created if there are none (needs `credential:link`).
-    /// The server shows codes once: later calls answer with the count and no codes.
+    /// `GET /users/passkeys`: the user's passkeys.
     ///
     /// # Errors
-    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token. (Codes can be minted before any other
-    /// MFA method; they verify only once the user has one: see [`ApiClient::recovery_auth`].)
-    pub async fn recovery_codes(
-        &self,
-        link_token: Option<&Jwt>,
-    ) -> Result<RecoveryCodesResponse, StepUpError> {
-        self.get("/users/mfa/recovery", link_token).await
+    /// As every call.
+    pub async fn passkeys(&self) -> Result<UserPasskeysResponse, StepUpError> {
+        self.get("/users/passkeys", None).await
     }
 
-    /// `POST /users/mfa/recovery`: replaces every recovery code with 10 new ones (needs `credential:link`).
+    /// `GET /users/mfa/recovery`: the user's recovery codes, created if there are none. The session must have
+    /// passed an MFA verification recently (an MFA verify answer re-signs it, and the client adopts that). The
+    /// server shows codes once: later calls answer with the count and no codes.
+    ///
+    /// # Errors
+    /// [`StepUpError::RecentMfaRequired`] when the session's last MFA is too old (the server's RFC 9470
+    /// challenge with `max_age`; `StepUpMiddleware` answers it by itself for calls made through it);
+    /// [`StepUpError::MethodDisabled`] when the environment has recovery codes off.
+    pub async fn recovery_codes(&self) -> Result<RecoveryCodesResponse, StepUpError> {
+        self.get("/users/mfa/recovery", None).await
+    }
+
+    /// `POST /users/mfa/recovery`: replaces every recovery code with 10 new ones (a recent MFA, as
+    /// [`ApiClient::recovery_codes`]).
     ///
     /// # Errors
     /// As [`ApiClient::recovery_codes`].
-    pub async fn regenerate_recovery_codes(
-        &self,
-        link_token: Option<&Jwt>,
-    ) -> Result<RecoveryCodesResponse, StepUpError> {
-        self.post("/users/mfa/recovery", &serde_json::Value::Null, link_token).await
+    pub async fn regenerate_recovery_codes(&self) -> Result<RecoveryCodesResponse, StepUpError> {
+        self.post("/users/mfa/recovery", &serde_json::Value::Null, None).await
+    }
+
+    /// `PUT /users` `{mfaBackupCodeAcknowledgement: "complete"}`: the user has saved the recovery codes
+    /// (`SdkUser.mfaBackupCodeAcknowledgement` was `pending` since they were shown).
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn acknowledge_recovery_codes(&self) -> Result<UpdateSelfResponse, StepUpError> {
+        let fields =
+            UserFields { mfa_backup_code_acknowledgement: Some(MfaBackupCodeAcknowledgement::Complete) };
+        self.post_update_self(Method::PUT, "/users", &fields).await
+    }
+
+    /// `GET /users/mfa`: the user's MFA devices.
+    ///
+    /// # Errors
+    /// As every call.
+    pub async fn mfa_devices(&self) -> Result<MfaDevicesResponse, StepUpError> {
+        self.get("/users/mfa", None).await
+    }
+
+    /// `PUT /users/mfa/{id}`: makes a verified device the default one (a TOTP code without a device id is for it).
+    ///
+    /// # Errors
+    /// [`StepUpError::NotFound`] for an id that names no verified device of the user;
+    /// [`StepUpError::MfaDeviceNotFound`], without a call, for an id that is not a plain path segment.
+    pub async fn set_default_mfa_device(&self, device_id: &str) -> Result<(), StepUpError> {
+        let path = device_path(device_id)?;
+        let response = self
+            .request(Method::PUT, &path, None)
+            .json(&stepup_proto::MfaUpdateDeviceRequest { default: true })
+            .send()
+            .await
+            .map_err(|e| super::client::transport_error(&e))?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(super::client::error_from(response).await)
+    }
+
+    /// `POST /externalAuth/verify`: elevation by a JWT the app's backend signed for this user; the answer's
+    /// elevated token carries the scopes the JWT names.
+    ///
+    /// # Errors
+    /// [`StepUpError::InvalidExternalAuth`] for a JWT the server refuses (the message says why);
+    /// [`StepUpError::ReauthenticationNotAllowed`] for a user with MFA where the environment does not allow it;
+    /// [`StepUpError::ExternalAuthUnavailable`] when the server cannot fetch the backend's keys.
+    pub async fn external_auth(&self, backend_jwt: &Jwt) -> Result<VerifyResponse, StepUpError> {
+        let body = ExternalAuthVerifyRequest { jwt: backend_jwt.clone(), session_public_key: None };
+        self.post_verify("/externalAuth/verify", &body, None).await
     }
 
     /// `DELETE /users/mfa/{id}`: removes an MFA device (needs a `credential:unlink` token).
@@ -192,11 +283,7 @@ impl ApiClient {
         device_id: &str,
         unlink_token: Option<&Jwt>,
     ) -> Result<(), StepUpError> {
-        let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
-        if device_id.is_empty() || !device_id.chars().all(plain) {
-            return Err(StepUpError::MfaDeviceNotFound);
-        }
-        self.send_empty(Method::DELETE, &format!("/users/mfa/{device_id}"), unlink_token).await
+        self.send_empty(Method::DELETE, &device_path(device_id)?, unlink_token).await
     }
 
     /// `DELETE /users/passkeys`: removes the user's passkeys (needs a `credential:unlink` token).
@@ -238,4 +325,13 @@ impl ApiClient {
     pub async fn revoke(&self) -> Result<(), StepUpError> {
         self.send_empty(Method::POST, "/revoke", None).await
     }
+}
+
+/// `/users/mfa/{id}` for an id that is a plain path segment.
+fn device_path(device_id: &str) -> Result<String, StepUpError> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+    if device_id.is_empty() || !device_id.chars().all(plain) {
+        return Err(StepUpError::MfaDeviceNotFound);
+    }
+    Ok(format!("/users/mfa/{device_id}"))
 }

@@ -437,6 +437,8 @@ fn label(credential: &Credential, g: &Glyphs) -> String {
         Method::Passkey => "Passkey",
         Method::Totp => "Authenticator app (TOTP)",
         Method::RecoveryCode => "Recovery code",
+        // Never offered to a person (the prompt driver keeps to the person's routes); named all the same.
+        Method::ExternalAuth => "The app's backend",
     };
     match &credential.alias {
         // The server often names a device after its kind ("Passkey"): say it once.

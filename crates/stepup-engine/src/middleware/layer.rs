@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Extensions;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Request, Response, ResponseBuilderExt, StatusCode, Url, Version};
 use reqwest_middleware::{Middleware, Next};
-use stepup_core::{ElevatedToken, Scope, ScopeSet, TokenId};
+use stepup_core::{ElevatedToken, Jwt, Route, Scope, ScopeSet, TokenId};
 use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
 
-use super::challenge::{challenge_in, is_challenge_body};
+use super::challenge::{Challenge, challenge_in, challenge_in_body};
 use super::{ElevatedScope, MiddlewareError};
 use crate::facade::StepUpAuth;
 
@@ -100,6 +100,32 @@ impl StepUpMiddleware {
         Err(MiddlewareError::TokenLost { scopes: scopes.clone() })
     }
 
+    /// The answer to a challenge with `max_age` (RFC 9470): an MFA verification made now, even while a token for
+    /// `scopes` is held. It re-issues the session (the reference server records the MFA time in it), which the
+    /// retry then carries; the token it yields goes along. Requests that met the same challenge and waited get the
+    /// verification another request made meanwhile: the session changed since they were sent.
+    async fn fresh_verification(
+        &self,
+        scopes: &ScopeSet,
+        tag: &Scope,
+        session_sent: Option<&Jwt>,
+    ) -> Result<Option<Arc<ElevatedToken>>, MiddlewareError> {
+        let step_up_failed = |source| MiddlewareError::StepUp { scopes: scopes.clone(), source };
+        let flights = self.engine.flights();
+        let seen = flights.finished();
+        let mut log = flights.turn().await;
+        if let Some(error) = log.failed_since(scopes, seen) {
+            return Err(step_up_failed(error));
+        }
+        if self.engine.session().as_ref() != session_sent {
+            return Ok(self.fresh_token(scopes, tag, None));
+        }
+        let outcome = self.engine.prompt_with(scopes.as_slice(), Some(Route::Mfa), true).await;
+        flights.record(&mut log, scopes, outcome.as_ref().map(|_| ()));
+        let info = outcome.map_err(step_up_failed)?;
+        Ok(self.engine.take_token(&info.id))
+    }
+
     /// A token covering `scopes` (and the tag) other than `sent`, taken as `token_for` takes it.
     fn fresh_token(
         &self,
@@ -123,6 +149,28 @@ fn apply(request: &mut Request, token: &ElevatedToken) {
     if let Ok(mut value) = HeaderValue::from_str(token.raw().expose_secret()) {
         value.set_sensitive(true);
         request.headers_mut().insert(HeaderName::from_static(ELEVATED_ACCESS_TOKEN), value);
+    }
+}
+
+/// Puts the engine's current session in a request that carried the one it held when the request was sent (and
+/// only then: a request with the app's own authorization keeps it).
+fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt>) {
+    let (Some(sent), Some(current)) = (sent, current) else { return };
+    if sent == current {
+        return;
+    }
+    let carried = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| token == sent.expose_secret());
+    if !carried {
+        return;
+    }
+    if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", current.expose_secret())) {
+        value.set_sensitive(true);
+        request.headers_mut().insert(AUTHORIZATION, value);
     }
 }
 
@@ -165,6 +213,8 @@ impl Middleware for StepUpMiddleware {
         };
         // Taken at send time: a single-use token goes to exactly this request.
         let sent = self.engine.token_for(&tag);
+        // The session as it was when the request left: a fresh MFA re-issues it, and the retry carries the new one.
+        let session_sent = self.engine.session();
         if let Some(token) = &sent {
             apply(&mut request, token);
         }
@@ -173,28 +223,36 @@ impl Middleware for StepUpMiddleware {
         let response = next.clone().run(request, extensions).await?;
 
         let status = response.status();
-        let named = if let Some(challenge) = challenge_in(status, response.headers()) {
-            challenge.scopes
+        let challenge: Challenge = if let Some(challenge) = challenge_in(status, response.headers()) {
+            challenge
         } else if may_be_challenge_body(&response) {
             // No header: Dynamic's API says it in the body's code. Read it (it is small, and JSON); hand the
             // response back, rebuilt, when it is something else.
             let (url, version, headers) =
                 (response.url().clone(), response.version(), response.headers().clone());
             let body = response.bytes().await?;
-            if !is_challenge_body(&body) {
-                return Ok(rebuilt(status, version, url, headers, body));
+            match challenge_in_body(&body) {
+                Some(challenge) => challenge,
+                None => return Ok(rebuilt(status, version, url, headers, body)),
             }
-            ScopeSet::empty()
         } else {
             return Ok(response);
         };
+        let named = challenge.scopes.clone();
         // The challenge's scopes when it names any, with the tag (the token goes out under the tag's name).
         let scopes = named.union(&ScopeSet::one(tag.clone()));
         let Some(mut retry) = retry else {
             return Err(MiddlewareError::BodyNotReplayable { scopes }.into());
         };
-        let token = self.token_after_challenge(&scopes, &named, &tag, sent.as_ref()).await?;
-        apply(&mut retry, &token);
+        if challenge.needs_fresh_verification() {
+            if let Some(token) = self.fresh_verification(&scopes, &tag, session_sent.as_ref()).await? {
+                apply(&mut retry, &token);
+            }
+            renew_session(&mut retry, session_sent.as_ref(), self.engine.session().as_ref());
+        } else {
+            let token = self.token_after_challenge(&scopes, &named, &tag, sent.as_ref()).await?;
+            apply(&mut retry, &token);
+        }
         // Once: a second challenge goes back to the caller as the server sent it.
         next.run(retry, extensions).await
     }

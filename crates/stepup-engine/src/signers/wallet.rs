@@ -27,7 +27,9 @@ pub trait WalletSigner: Send + Sync {
     /// The wallet's address as the server stores it (EIP-55 checksummed, `0x` prefix).
     fn address(&self) -> String;
 
-    /// The chain family, as in `VerifiedCredential.chain` (`EVM`).
+    /// The chain family as wallet connectors name it (`EVM`), sent as `chain` in `POST /wallets/verify`. The
+    /// user's wallet credential names the same chain as Dynamic's credentials do (`eip155`); the engine matches
+    /// the two spellings (`stepup_proto::chain`).
     fn chain(&self) -> String {
         "EVM".to_owned()
     }

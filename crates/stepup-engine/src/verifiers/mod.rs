@@ -1,4 +1,4 @@
-//! The verifier actors: one per kind of proof (DESIGN §5).
+//! The verifier actors: one per kind of proof (DESIGN §5; external auth is the sixth).
 //!
 //! Each verifier is a plain struct implementing [`Verifier`] — the HTTP (and signer) work of one method — run
 //! inside the generic [`VerifierActor`]. The coordinator spawns the five linked to itself; a verifier that panics
@@ -8,6 +8,7 @@
 //! A verifier runs one job at a time: while it waits on the network its mailbox queues, but the coordinator never
 //! waits on it — results come back as [`CoordinatorMsg::VerifierDone`] casts.
 
+mod external_auth;
 mod otp;
 mod passkey;
 mod recovery;
@@ -19,11 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use stepup_core::{
-    CredentialId, ElevatedToken, FlowId, Method, OtpCode, OtpVerification, RecoveryCode, ScopeSet,
+    CredentialId, ElevatedToken, FlowId, Jwt, Method, OtpCode, OtpVerification, RecoveryCode, ScopeSet,
     SharedClock, StepUpError, TotpCode,
 };
 use stepup_proto::{TokenScope, VerifyResponse};
 
+pub use external_auth::ExternalAuthVerifier;
 pub use otp::OtpVerifier;
 pub use passkey::PasskeyVerifier;
 pub use recovery::RecoveryVerifier;
@@ -63,6 +65,11 @@ pub enum VerifyRequest {
         /// The code.
         code: RecoveryCode,
     },
+    /// A JWT the app's backend signed for this user (external auth).
+    ExternalAuth {
+        /// The backend's JWT.
+        jwt: Jwt,
+    },
 }
 
 impl VerifyRequest {
@@ -75,6 +82,7 @@ impl VerifyRequest {
             VerifyRequest::Passkey => Method::Passkey,
             VerifyRequest::Totp { .. } => Method::Totp,
             VerifyRequest::RecoveryCode { .. } => Method::RecoveryCode,
+            VerifyRequest::ExternalAuth { .. } => Method::ExternalAuth,
         }
     }
 
@@ -87,11 +95,12 @@ impl VerifyRequest {
             VerifyRequest::Passkey => VerifierKind::Passkey,
             VerifyRequest::Totp { .. } => VerifierKind::Totp,
             VerifyRequest::RecoveryCode { .. } => VerifierKind::Recovery,
+            VerifyRequest::ExternalAuth { .. } => VerifierKind::ExternalAuth,
         }
     }
 }
 
-/// The five verifier actors.
+/// The verifier actors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VerifierKind {
     /// [`OtpVerifier`]: email and SMS one-time codes.
@@ -104,16 +113,19 @@ pub enum VerifierKind {
     Totp,
     /// [`RecoveryVerifier`]: recovery codes.
     Recovery,
+    /// [`ExternalAuthVerifier`]: JWTs from the app's backend.
+    ExternalAuth,
 }
 
 impl VerifierKind {
-    /// All five, in spawn order.
-    pub const ALL: [VerifierKind; 5] = [
+    /// All of them, in spawn order.
+    pub const ALL: [VerifierKind; 6] = [
         VerifierKind::Otp,
         VerifierKind::Wallet,
         VerifierKind::Passkey,
         VerifierKind::Totp,
         VerifierKind::Recovery,
+        VerifierKind::ExternalAuth,
     ];
 
     /// The actor's name in logs.
@@ -125,6 +137,7 @@ impl VerifierKind {
             VerifierKind::Passkey => "PasskeyVerifier",
             VerifierKind::Totp => "TotpVerifier",
             VerifierKind::Recovery => "RecoveryVerifier",
+            VerifierKind::ExternalAuth => "ExternalAuthVerifier",
         }
     }
 }
@@ -337,5 +350,6 @@ pub(crate) async fn spawn(
         VerifierKind::Passkey => linked::<PasskeyVerifier>(config, supervisor).await,
         VerifierKind::Totp => linked::<TotpVerifier>(config, supervisor).await,
         VerifierKind::Recovery => linked::<RecoveryVerifier>(config, supervisor).await,
+        VerifierKind::ExternalAuth => linked::<ExternalAuthVerifier>(config, supervisor).await,
     }
 }

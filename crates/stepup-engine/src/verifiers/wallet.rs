@@ -60,8 +60,10 @@ impl std::fmt::Debug for WalletVerifier {
 }
 
 impl WalletVerifier {
-    /// Checks the wallet the app named against the signer: it must be one of the user's wallets, external, and
-    /// the signer's address.
+    /// Checks the wallet the app named against the signer: it must be one of the user's wallets, external, the
+    /// signer's address, and on the signer's chain. The credential names its chain as Dynamic's credentials do
+    /// (`eip155`), the signer as connectors do (`EVM`): both spellings of a chain match
+    /// ([`stepup_proto::chain::same_chain`]).
     async fn check_named_wallet(
         &self,
         id: &CredentialId,
@@ -79,8 +81,13 @@ impl WalletVerifier {
         if wallet.is_embedded_wallet() {
             return Err(StepUpError::EmbeddedWalletNotAllowed);
         }
-        let same = wallet.address.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&signer.address()));
-        if !same {
+        let same_address =
+            wallet.address.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&signer.address()));
+        let same_chain = wallet
+            .chain
+            .as_deref()
+            .is_none_or(|chain| stepup_proto::chain::same_chain(chain, &signer.chain()));
+        if !same_address || !same_chain {
             return Err(StepUpError::WalletNotLinked);
         }
         Ok(())

@@ -50,7 +50,8 @@ pub struct AdminSession {
 pub struct LinkWalletRequest {
     /// The address (`0x` + 40 hex digits).
     pub address: String,
-    /// The chain, e.g. `EVM`.
+    /// The chain in either spelling, e.g. `EVM` or `eip155`; stored (and answered) as Dynamic's credential chain
+    /// name, `eip155`.
     pub chain: String,
     /// The wallet's name, e.g. `metamask`.
     pub wallet_name: String,
@@ -144,6 +145,7 @@ pub async fn create_user_op(
         environment_id: env.id().to_owned(),
         email: email.clone(),
         phone_number: phone.as_ref().map(|p| p.3.clone()),
+        mfa_backup_code_acknowledgement: None,
     };
     state.store().insert_user(&user, now).await?;
     if let Some(email) = email {
@@ -171,7 +173,7 @@ pub async fn create_user_op(
         state.store().insert_credential(&credential, now).await?;
     }
     let credentials = state.store().credentials(&user_id).await?;
-    Ok(sdk_user(&env, &user_id, user.email, user.phone_number, &credentials))
+    Ok(sdk_user(&env, &user, &credentials))
 }
 
 async fn create_session(
@@ -229,13 +231,18 @@ pub async fn link_wallet_op(
             "Invalid wallet: address must be 0x and 40 hex digits; chain and name are required",
         ));
     }
+    // The wallet message and signature checks are EVM's (EIP-4361, EIP-191).
+    let chain =
+        stepup_proto::chain::credential_chain(&request.chain).filter(|chain| *chain == "eip155").ok_or_else(
+            || ApiError::bad_request(format!("Unsupported chain `{}`: only EVM (eip155)", request.chain)),
+        )?;
     let embedded = request.embedded || request.wallet_provider == WalletProvider::EmbeddedWallet;
     let credential = NewCredential {
         id: random::uuid().map_err(|_| ApiError::internal())?,
         user_id,
         format: "blockchain".into(),
         address: Some(request.address),
-        chain: Some(request.chain),
+        chain: Some(chain.to_owned()),
         wallet_name: Some(request.wallet_name),
         wallet_provider: Some(request.wallet_provider.as_str().to_owned()),
         embedded,

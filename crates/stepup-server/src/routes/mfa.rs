@@ -1,20 +1,23 @@
 //! MFA: methods, TOTP registration and authentication, recovery codes, device deletion.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use stepup_core::{RecoveryCode, SecretString};
 use stepup_proto::{
-    ErrorCode, MfaDevice, MfaDeviceType, MfaMethodsResponse, RecoveryAuthRequest, RecoveryCodesResponse,
-    TokenScope, TotpAuthRequest, TotpRegistration, VerifyResponse,
+    ErrorCode, MfaDevice, MfaDeviceType, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest,
+    RecoveryAuthRequest, RecoveryCodesResponse, TokenScope, TotpAuthRequest, TotpRegistration,
+    VerifyResponse,
 };
 
-use super::step_up_response;
-use crate::auth::{ApiJson, Session};
+use super::{Proof, check_step_up_request, step_up_response};
+use crate::auth::{ApiJson, ApiPath, OptionalJson, Session};
+use crate::config::StepUpMethod;
 use crate::error::ApiError;
 use crate::guard;
 use crate::random;
 use crate::state::AppState;
+use crate::store::MfaDeviceRow;
 use crate::store::secs;
 use crate::verify::{mfa_lock, recovery, totp};
 
@@ -22,30 +25,75 @@ fn rfc3339(unix: i64) -> String {
     crate::store::time(unix).to_rfc3339()
 }
 
-/// `GET /users/mfa/methods`.
+fn mfa_device(d: MfaDeviceRow) -> MfaDevice {
+    MfaDevice {
+        id: Some(d.id),
+        kind: Some(MfaDeviceType::Totp),
+        verified: Some(d.verified),
+        created_at: Some(rfc3339(d.created_at)),
+        verified_at: d.verified_at.map(rfc3339),
+        default: Some(d.is_default),
+        alias: None,
+    }
+}
+
+/// The device a TOTP code without a device id is for: the default one, else the oldest verified one.
+pub(crate) fn default_device(devices: &[MfaDeviceRow]) -> Option<&MfaDeviceRow> {
+    devices.iter().find(|d| d.verified && d.is_default).or_else(|| devices.iter().find(|d| d.verified))
+}
+
+/// `?verifiedOnly=` of `GET /users/mfa/methods` (Dynamic's client sends `true`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MethodsQuery {
+    #[serde(default)]
+    verified_only: Option<bool>,
+}
+
+/// `GET /users/mfa/methods`: TOTP devices (only verified ones with `?verifiedOnly=true`) and passkeys.
 pub(crate) async fn methods(
     State(state): State<AppState>,
     session: Session,
+    crate::auth::ApiQuery(query): crate::auth::ApiQuery<MethodsQuery>,
 ) -> Result<Json<MfaMethodsResponse>, ApiError> {
     let devices = state.store().totp_devices(&session.user_id).await?;
     let passkeys = super::passkey::list(&state, &session.user_id).await?;
     let user_has_verified_mfa_methods = devices.iter().any(|d| d.verified) || !passkeys.is_empty();
+    let verified_only = query.verified_only.unwrap_or(false);
     Ok(Json(MfaMethodsResponse {
-        devices: devices
-            .into_iter()
-            .map(|d| MfaDevice {
-                id: Some(d.id),
-                kind: Some(MfaDeviceType::Totp),
-                verified: Some(d.verified),
-                created_at: Some(rfc3339(d.created_at)),
-                verified_at: d.verified_at.map(rfc3339),
-                default: None,
-                alias: None,
-            })
-            .collect(),
+        devices: devices.into_iter().filter(|d| d.verified || !verified_only).map(mfa_device).collect(),
         passkeys,
         user_has_verified_mfa_methods,
     }))
+}
+
+/// `GET /users/mfa`: the user's TOTP devices (`{count, devices}`).
+pub(crate) async fn devices(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<MfaDevicesResponse>, ApiError> {
+    let devices: Vec<MfaDevice> =
+        state.store().totp_devices(&session.user_id).await?.into_iter().map(mfa_device).collect();
+    Ok(Json(MfaDevicesResponse { count: devices.len(), devices }))
+}
+
+/// `PUT /users/mfa/{id}`: makes a verified device the default (the one a code without a device id is for, and
+/// the check's `defaultCredentialId`). Dynamic's client sends no body; `{"default": true}` means the same, and
+/// `{"default": false}` is refused (a user always has a default when they have devices). Answers 204.
+pub(crate) async fn set_default_device(
+    State(state): State<AppState>,
+    session: Session,
+    ApiPath((_environment_id, device_id)): ApiPath<(String, String)>,
+    OptionalJson(request): OptionalJson<Option<MfaUpdateDeviceRequest>>,
+) -> Result<StatusCode, ApiError> {
+    if request.is_some_and(|r| !r.default) {
+        return Err(ApiError::bad_request("A device can only be made the default (`default: true`)"));
+    }
+    if state.store().set_default_mfa_device(&session.user_id, &device_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("No such verified MFA device"))
+    }
 }
 
 /// `GET /users/mfa/register/totp`: a new, unverified TOTP device. Needs `credential:link`. The first
@@ -81,11 +129,11 @@ pub(crate) async fn auth_totp(
     session: Session,
     ApiJson(request): ApiJson<TotpAuthRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    super::check_scopes(request.requested_scopes.as_deref())?;
+    check_step_up_request(&state, &session, Proof::Totp, request.requested_scopes.as_deref()).await?;
     let devices = state.store().totp_devices(&session.user_id).await?;
     let device = match &request.id {
         Some(id) => devices.iter().find(|d| &d.id == id),
-        None => devices.iter().find(|d| d.verified),
+        None => default_device(&devices),
     }
     .ok_or_else(|| ApiError::unprocessable(ErrorCode::MfaDeviceNotFound, "No such MFA device"))?;
     let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
@@ -102,7 +150,8 @@ pub(crate) async fn auth_totp(
         return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
-    let response = step_up_response(&state, &session, request.requested_scopes.as_deref(), "totp").await?;
+    let response =
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Totp).await?;
     Ok(Json(response))
 }
 
@@ -112,7 +161,7 @@ pub(crate) async fn auth_recovery(
     session: Session,
     ApiJson(request): ApiJson<RecoveryAuthRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    super::check_scopes(request.requested_scopes.as_deref())?;
+    check_step_up_request(&state, &session, Proof::Recovery, request.requested_scopes.as_deref()).await?;
     // Recovery codes back up MFA: without an MFA method they are no factor at all.
     if !super::has_mfa(&state, &session.user_id).await? {
         return Err(ApiError::unprocessable(
@@ -137,7 +186,7 @@ pub(crate) async fn auth_recovery(
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response =
-        step_up_response(&state, &session, request.requested_scopes.as_deref(), "recovery").await?;
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Recovery).await?;
     Ok(Json(response))
 }
 
@@ -147,21 +196,42 @@ async fn new_codes(state: &AppState, user_id: &str) -> Result<RecoveryCodesRespo
         .map_err(|_| ApiError::internal())?
         .map_err(|_| ApiError::internal())?;
     state.store().replace_recovery_codes(user_id, &rows, secs(state.now())).await?;
+    // Shown: until the user says they are saved (`PUT /users`), SdkUser says `pending`.
+    state.store().set_backup_code_acknowledgement(user_id, "pending").await?;
     Ok(RecoveryCodesResponse {
         count: codes.len(),
         recovery_codes: codes.into_iter().map(RecoveryCode::new).collect(),
     })
 }
 
+/// What recovery-code calls need: recovery codes enabled, and a recent MFA verification of this session (the
+/// session alone, as Dynamic's client calls these, right after enrolling or authenticating a device). A session
+/// whose last MFA is older than the policy's `recent_mfa_max_age_secs` gets the RFC 9470 challenge with
+/// `max_age`; an MFA verification re-signs the session and the call goes through.
+fn require_recent_mfa(state: &AppState, session: &Session) -> Result<(), ApiError> {
+    let policy = &session.env.config.policy;
+    if !policy.method_enabled(StepUpMethod::RecoveryCode) {
+        return Err(ApiError::unprocessable(
+            ErrorCode::MethodDisabled,
+            "Recovery codes are not enabled for this environment",
+        ));
+    }
+    let max_age = policy.recent_mfa_max_age_secs;
+    if session.has_recent_mfa(state.now(), max_age) {
+        Ok(())
+    } else {
+        Err(ApiError::recent_mfa_required(max_age))
+    }
+}
+
 /// `GET /users/mfa/recovery`: creates the user's 10 codes if there are none and shows them, once. Codes are
 /// stored hashed, so later calls answer the count of unused codes and no codes (regenerate to see new ones).
+/// Needs a recent MFA verification of the session.
 pub(crate) async fn get_recovery_codes(
     State(state): State<AppState>,
     session: Session,
-    headers: HeaderMap,
 ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
-    // Creating codes mints a factor: it needs the same step-up as linking one.
-    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    require_recent_mfa(&state, &session)?;
     let (unused, total) = state.store().unused_recovery_codes(&session.user_id).await?;
     if total == 0 {
         return Ok(Json(new_codes(&state, &session.user_id).await?));
@@ -169,13 +239,13 @@ pub(crate) async fn get_recovery_codes(
     Ok(Json(RecoveryCodesResponse { count: unused.len(), recovery_codes: vec![] }))
 }
 
-/// `POST /users/mfa/recovery`: replaces all codes with 10 new ones.
+/// `POST /users/mfa/recovery`: replaces all codes with 10 new ones. Needs a recent MFA verification of the
+/// session.
 pub(crate) async fn regenerate_recovery_codes(
     State(state): State<AppState>,
     session: Session,
-    headers: HeaderMap,
 ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
-    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    require_recent_mfa(&state, &session)?;
     Ok(Json(new_codes(&state, &session.user_id).await?))
 }
 
@@ -183,7 +253,7 @@ pub(crate) async fn regenerate_recovery_codes(
 pub(crate) async fn delete_device(
     State(state): State<AppState>,
     session: Session,
-    Path((_environment_id, device_id)): Path<(String, String)>,
+    ApiPath((_environment_id, device_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     guard::check(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;

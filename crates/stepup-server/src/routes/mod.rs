@@ -2,7 +2,10 @@
 //! `/health`.
 
 mod admin;
+mod cors;
 mod environment;
+mod external_auth;
+mod fallback;
 mod mfa;
 mod otp;
 mod passkey;
@@ -13,9 +16,11 @@ mod wallet;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{any, delete, get, post};
-use stepup_proto::{SdkUser, TokenScope, VerifiedCredential, VerifyResponse, WalletProvider};
+use axum::routing::{any, get, post, put};
+use stepup_proto::{ErrorCode, SdkUser, TokenScope, VerifiedCredential, VerifyResponse, WalletProvider};
 
+use crate::auth::Session;
+use crate::config::StepUpMethod;
 use crate::error::ApiError;
 use crate::state::{AppState, Environment};
 use crate::store::CredentialRow;
@@ -34,13 +39,15 @@ pub fn router(state: AppState) -> Router {
         .route("/stepUp/check", post(step_up::check))
         .route("/emailVerifications/create", post(otp::create_email))
         .route("/smsVerifications/create", post(otp::create_sms))
-        .route("/emailVerifications/verify", post(otp::verify))
-        .route("/smsVerifications/verify", post(otp::verify))
+        .route("/emailVerifications/verify", post(otp::verify_email))
+        .route("/smsVerifications/verify", post(otp::verify_sms))
         .route("/emailVerifications/signin", post(otp::signin))
         .route("/smsVerifications/signin", post(otp::signin))
         .route("/nonces", get(wallet::nonces))
         .route("/wallets/verify", post(wallet::verify))
-        .route("/users", get(users::current_user))
+        .route("/externalAuth/verify", post(external_auth::verify))
+        .route("/users", get(users::current_user).put(users::update_user))
+        .route("/users/mfa", get(mfa::devices))
         .route("/users/mfa/methods", get(mfa::methods))
         .route("/users/mfa/register/totp", get(mfa::register_totp))
         .route("/users/mfa/auth/totp", post(mfa::auth_totp))
@@ -48,9 +55,9 @@ pub fn router(state: AppState) -> Router {
         .route("/users/mfa/auth/passkey", post(passkey::authenticate))
         .route("/users/passkeys/register", get(passkey::registration_options).post(passkey::register))
         .route("/users/passkeys/authenticate", get(passkey::authentication_options))
-        .route("/users/passkeys", delete(passkey::delete))
+        .route("/users/passkeys", get(passkey::passkeys).delete(passkey::delete))
         .route("/users/mfa/recovery", get(mfa::get_recovery_codes).post(mfa::regenerate_recovery_codes))
-        .route("/users/mfa/{device_id}", delete(mfa::delete_device))
+        .route("/users/mfa/{device_id}", put(mfa::set_default_device).delete(mfa::delete_device))
         .route("/revoke", post(users::revoke))
         .route("/settings", get(environment::settings))
         .route("/.well-known/jwks", get(environment::jwks))
@@ -60,28 +67,134 @@ pub fn router(state: AppState) -> Router {
     if state.admin_token().is_some() {
         app = app.nest("/admin", admin::router());
     }
-    app.fallback(|| async { ApiError::not_found("Not found") })
+    app.method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .fallback(|| async { ApiError::not_found("Not found") })
+        // Innermost first: every answer leaves as `{error, code}` JSON (axum's own plain-text rejections too), and
+        // CORS headers go on all of them, errors included, so a browser can read why a call failed.
+        .layer(axum::middleware::from_fn(fallback::json_errors))
+        .layer(cors::layer(&state))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// What a step-up verification proved: the method, for the environment's settings, the token's `amr` and
+/// whether the session now has a recent MFA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// An email one-time code.
+    Email,
+    /// An SMS one-time code.
+    Sms,
+    /// An external wallet's signature.
+    Wallet,
+    /// A TOTP code.
+    Totp,
+    /// A recovery code.
+    Recovery,
+    /// A passkey assertion.
+    Passkey,
+    /// A new passkey, registered with user verification (an MFA verification of its own).
+    PasskeyRegistration,
+    /// A JWT from the app's backend.
+    External,
+}
+
+impl Proof {
+    /// The `amr` claim of a token it earns.
+    pub(crate) fn amr(self) -> &'static str {
+        match self {
+            Proof::Email => "email",
+            Proof::Sms => "sms",
+            Proof::Wallet => "wallet",
+            Proof::Totp => "totp",
+            Proof::Recovery => "recovery",
+            Proof::Passkey | Proof::PasskeyRegistration => "passkey",
+            Proof::External => "external",
+        }
+    }
+
+    /// Whether it is an MFA verification (the session's `mfa_auth_time` moves to now).
+    pub(crate) fn is_mfa(self) -> bool {
+        matches!(self, Proof::Totp | Proof::Recovery | Proof::Passkey | Proof::PasskeyRegistration)
+    }
+
+    /// The method setting that switches it on and off (external auth is on when configured).
+    fn method(self) -> Option<StepUpMethod> {
+        match self {
+            Proof::Email => Some(StepUpMethod::Email),
+            Proof::Sms => Some(StepUpMethod::Sms),
+            Proof::Wallet => Some(StepUpMethod::Wallet),
+            Proof::Totp => Some(StepUpMethod::Totp),
+            Proof::Recovery => Some(StepUpMethod::RecoveryCode),
+            Proof::Passkey | Proof::PasskeyRegistration => Some(StepUpMethod::Passkey),
+            Proof::External => None,
+        }
+    }
+
+    /// Re-authentication proofs, which a user with MFA may not step up with (DESIGN §1).
+    fn is_reauthentication(self) -> bool {
+        matches!(self, Proof::Email | Proof::Sms | Proof::Wallet)
+    }
+}
+
+/// The checks of a step-up verification before its factor is spent (a refused request must not cost the user a
+/// one-time code, a TOTP step, a recovery code or a nonce). Without `requestedScopes` the verification asks for no
+/// token, and only the scopes' shape is checked.
+///
+/// # Errors
+/// 422 `invalid_scopes` for an unknown scope; with scopes: 422 `step_up_disabled` when step-up is off,
+/// `method_disabled` when the proof's method is off, `mfa_required` for re-authentication by a user with MFA.
+pub(crate) async fn check_step_up_request(
+    state: &AppState,
+    session: &Session,
+    proof: Proof,
+    requested: Option<&[TokenScope]>,
+) -> Result<(), ApiError> {
+    check_scopes(requested)?;
+    if requested.is_none_or(<[TokenScope]>::is_empty) {
+        return Ok(());
+    }
+    let policy = &session.env.config.policy;
+    if !policy.step_up_enabled {
+        return Err(ApiError::unprocessable(
+            ErrorCode::StepUpDisabled,
+            "Step-up is switched off for this environment",
+        ));
+    }
+    if proof.method().is_some_and(|method| !policy.method_enabled(method)) {
+        return Err(ApiError::unprocessable(
+            ErrorCode::MethodDisabled,
+            format!("Step-up by {} is not enabled for this environment", proof.amr()),
+        ));
+    }
+    if proof.is_reauthentication() && has_mfa(state, &session.user_id).await? {
+        return Err(ApiError::unprocessable(
+            ErrorCode::MfaRequired,
+            "This user has MFA methods: step up with MFA, not re-authentication",
+        ));
+    }
+    Ok(())
 }
 
 /// The `SdkUser` view of a user and their credentials.
 pub(crate) fn sdk_user(
     env: &Environment,
-    user_id: &str,
-    email: Option<String>,
-    phone: Option<String>,
+    user: &crate::store::UserRow,
     credentials: &[CredentialRow],
 ) -> SdkUser {
     SdkUser {
-        id: user_id.to_owned(),
+        id: user.id.clone(),
         project_environment_id: env.id().to_owned(),
-        email,
-        phone_number: phone,
+        email: user.email.clone(),
+        phone_number: user.phone_number.clone(),
         username: None,
         session_id: None,
         last_verified_credential_id: None,
         verified_credentials: credentials.iter().map(verified_credential).collect(),
+        mfa_backup_code_acknowledgement: user
+            .mfa_backup_code_acknowledgement
+            .as_deref()
+            .map(stepup_proto::MfaBackupCodeAcknowledgement::parse),
     }
 }
 
@@ -91,7 +204,10 @@ pub(crate) fn verified_credential(c: &CredentialRow) -> VerifiedCredential {
         id: c.id.clone(),
         format: c.format.as_str().into(),
         address: c.address.clone(),
-        chain: c.chain.clone(),
+        // Dynamic's credential chain name (`eip155`), also for rows stored before it was (`EVM`).
+        chain: c.chain.as_deref().map(|chain| {
+            stepup_proto::chain::credential_chain(chain).map_or_else(|| chain.to_owned(), str::to_owned)
+        }),
         email: c.email.clone(),
         phone_number: c.phone_number.clone(),
         phone_country_code: c.phone_country_code.clone(),
@@ -127,60 +243,49 @@ pub(crate) async fn has_mfa(state: &AppState, user_id: &str) -> Result<bool, Api
         || !state.store().passkeys(user_id).await?.is_empty())
 }
 
-/// The scope checks of a re-authentication (email, SMS, wallet) before its factor is spent: the scopes must be
-/// known ([`check_scopes`]), and, per DESIGN §1, a user with verified MFA methods must use MFA instead.
+/// The answer to a step-up verification inside a session: the user, the session re-signed (with a new
+/// `mfa_auth_time` after an MFA proof) in `jwt` and `minifiedJwt`, its expiry, and an elevated token for
+/// `requested_scopes` when any were requested.
 ///
 /// # Errors
-/// 422 `invalid_scopes`, or 422 `mfa_required` when scopes are requested by a user with MFA.
-pub(crate) async fn check_reauthentication_scopes(
-    state: &AppState,
-    user_id: &str,
-    requested: Option<&[TokenScope]>,
-) -> Result<(), ApiError> {
-    check_scopes(requested)?;
-    if requested.is_some_and(|s| !s.is_empty()) && has_mfa(state, user_id).await? {
-        return Err(ApiError::unprocessable(
-            stepup_proto::ErrorCode::MfaRequired,
-            "This user has MFA methods: step up with MFA, not re-authentication",
-        ));
-    }
-    Ok(())
-}
-
-/// The answer to a step-up verification inside a session: the user, the session's expiry, and an elevated token
-/// for `requested_scopes` (recording `amr`) when any were requested.
+/// 422 `invalid_scopes`, 404 for a user that is gone, 500 on storage or signing failure.
 pub(crate) async fn step_up_response(
     state: &AppState,
-    session: &crate::auth::Session,
+    session: &Session,
     requested_scopes: Option<&[TokenScope]>,
-    amr: &str,
+    proof: Proof,
 ) -> Result<VerifyResponse, ApiError> {
-    verify_response(state, &session.env, &session.user_id, session.expires_at, None, requested_scopes, amr)
-        .await
+    let jwt = state.reissue_session(&session.env, &session.claims, proof.is_mfa())?;
+    let elevated = match requested_scopes {
+        Some(scopes) if !scopes.is_empty() => {
+            Some(state.issue_elevated(&session.env, &session.user_id, scopes, proof.amr())?)
+        }
+        _ => None,
+    };
+    verify_response(state, &session.env, &session.user_id, session.expires_at, jwt, elevated).await
 }
 
-/// A `VerifyResponse` for a user, with an elevated token when scopes were requested.
+/// A `VerifyResponse`: the user, session `session_jwt` (in `jwt` and `minifiedJwt`) and its expiry, and an
+/// elevated token if one was issued.
+///
+/// # Errors
+/// 404 for a user that is gone, 500 on storage failure.
 pub(crate) async fn verify_response(
     state: &AppState,
     env: &Environment,
     user_id: &str,
     session_expires_at: u64,
-    session_jwt: Option<stepup_core::Jwt>,
-    requested_scopes: Option<&[TokenScope]>,
-    amr: &str,
+    session_jwt: stepup_core::Jwt,
+    elevated_access_token: Option<stepup_core::Jwt>,
 ) -> Result<VerifyResponse, ApiError> {
-    let elevated_access_token = match requested_scopes {
-        Some(scopes) if !scopes.is_empty() => Some(state.issue_elevated(env, user_id, scopes, amr)?),
-        _ => None,
-    };
     let user =
         state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
     let credentials = state.store().credentials(user_id).await?;
     Ok(VerifyResponse {
-        jwt: session_jwt.clone(),
-        minified_jwt: session_jwt,
+        jwt: Some(session_jwt.clone()),
+        minified_jwt: Some(session_jwt),
         mfa_token: None,
-        user: sdk_user(env, user_id, user.email, user.phone_number, &credentials),
+        user: sdk_user(env, &user, &credentials),
         expires_at: session_expires_at,
         elevated_access_token,
     })

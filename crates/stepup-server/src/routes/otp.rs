@@ -8,7 +8,7 @@ use stepup_proto::{
     SmsVerificationCreateRequest, SmsVerificationCreateResponse, UpdateSelfResponse, VerifyResponse,
 };
 
-use super::{step_up_response, verify_response};
+use super::{Proof, check_step_up_request, step_up_response, verify_response};
 use crate::auth::{ApiJson, Env, Session, bearer};
 use crate::error::ApiError;
 use crate::random;
@@ -97,16 +97,33 @@ pub(crate) async fn create_sms(
     }))
 }
 
-/// `POST /emailVerifications/verify` and `/smsVerifications/verify`: re-authentication of the signed-in user.
-/// The code must have gone to one of the user's own sign-in-enabled addresses; with `requestedScopes` the answer
-/// carries an elevated token.
-pub(crate) async fn verify(
+/// `POST /emailVerifications/verify`: re-authentication of the signed-in user by an email code.
+pub(crate) async fn verify_email(
+    state: State<AppState>,
+    session: Session,
+    request: ApiJson<OtpVerifyRequest>,
+) -> Result<Json<UpdateSelfResponse>, ApiError> {
+    verify(state, session, request, Proof::Email).await
+}
+
+/// `POST /smsVerifications/verify`: re-authentication of the signed-in user by an SMS code.
+pub(crate) async fn verify_sms(
+    state: State<AppState>,
+    session: Session,
+    request: ApiJson<OtpVerifyRequest>,
+) -> Result<Json<UpdateSelfResponse>, ApiError> {
+    verify(state, session, request, Proof::Sms).await
+}
+
+/// Both verify routes: the code must have gone to one of the user's own sign-in-enabled addresses, by the
+/// route's channel; with `requestedScopes` the answer carries an elevated token.
+async fn verify(
     State(state): State<AppState>,
     session: Session,
     ApiJson(request): ApiJson<OtpVerifyRequest>,
+    proof: Proof,
 ) -> Result<Json<UpdateSelfResponse>, ApiError> {
-    super::check_reauthentication_scopes(&state, &session.user_id, request.requested_scopes.as_deref())
-        .await?;
+    check_step_up_request(&state, &session, proof, request.requested_scopes.as_deref()).await?;
     let otp = rules::check_code(
         &state,
         session.env.id(),
@@ -114,16 +131,16 @@ pub(crate) async fn verify(
         request.verification_token.expose_secret(),
     )
     .await?;
+    let channel = if proof == Proof::Sms { "sms" } else { "email" };
     let owner = state.store().user_by_destination(session.env.id(), &otp.destination).await?;
     let sent_for_someone_else = otp.user_id.as_deref().is_some_and(|u| u != session.user_id);
-    if owner.as_deref() != Some(session.user_id.as_str()) || sent_for_someone_else {
+    if owner.as_deref() != Some(session.user_id.as_str()) || sent_for_someone_else || otp.channel != channel {
         return Err(ApiError::unprocessable(
             ErrorCode::InvalidVerification,
             "The code was not sent to one of your addresses",
         ));
     }
-    let amr = if otp.channel == "sms" { "sms" } else { "email" };
-    let verify = step_up_response(&state, &session, request.requested_scopes.as_deref(), amr).await?;
+    let verify = step_up_response(&state, &session, request.requested_scopes.as_deref(), proof).await?;
     Ok(Json(UpdateSelfResponse {
         verify,
         next_view: NextView::Done,
@@ -151,8 +168,7 @@ pub(crate) async fn signin(
         None => create_user_for(&state, env.id(), &otp).await?,
     };
     let (jwt, expires_at) = state.issue_session(&env, &user_id).await?;
-    let amr = if otp.channel == "sms" { "sms" } else { "email" };
-    Ok(Json(verify_response(&state, &env, &user_id, expires_at, Some(jwt), None, amr).await?))
+    Ok(Json(verify_response(&state, &env, &user_id, expires_at, jwt, None).await?))
 }
 
 async fn create_user_for(state: &AppState, environment_id: &str, otp: &OtpRow) -> Result<String, ApiError> {

@@ -12,13 +12,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::Value;
-use stepup_proto::{ErrorCode, TokenScope, UserPasskey, VerifyResponse};
+use stepup_proto::{ErrorCode, TokenScope, UserPasskey, UserPasskeysResponse, VerifyResponse};
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     Uuid, WebauthnError,
 };
 
-use super::step_up_response;
+use super::{Proof, check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, Session};
 use crate::error::ApiError;
 use crate::guard;
@@ -103,17 +103,45 @@ pub(crate) async fn registration_options(
         .store()
         .insert_challenge(&challenge, &session.user_id, "registration", &to_json(&registration)?, expires_at)
         .await?;
-    serde_json::to_value(&options.public_key).map(Json).map_err(|_| ApiError::internal())
+    let mut options = serde_json::to_value(&options.public_key).map_err(|_| ApiError::internal())?;
+    // Dynamic's client reads `excludeCredentials` and `pubKeyCredParams` as arrays that must be there, and
+    // `attestation` and `authenticatorSelection` as present; webauthn-rs leaves out what is empty or default.
+    if let Some(object) = options.as_object_mut() {
+        object.entry("excludeCredentials").or_insert_with(|| Value::Array(vec![]));
+        object.entry("attestation").or_insert_with(|| Value::String("none".into()));
+        object
+            .entry("authenticatorSelection")
+            .or_insert_with(|| serde_json::json!({"userVerification": "required"}));
+    }
+    Ok(Json(options))
 }
 
-/// `POST /users/passkeys/register`: the attestation. Needs `credential:link`.
+/// The attestation of a `POST /users/passkeys/register` body, as webauthn-rs reads it: Dynamic's client writes
+/// `response.clientDataJson` (its serializer's spelling) where WebAuthn says `clientDataJSON`; both are read.
+/// Dynamic's `createMfaToken` is not part of the attestation and is dropped.
+fn attestation(mut body: serde_json::Map<String, Value>) -> Result<RegisterPublicKeyCredential, ApiError> {
+    body.remove("createMfaToken");
+    if let Some(Value::Object(response)) = body.get_mut("response")
+        && !response.contains_key("clientDataJSON")
+        && let Some(client_data) = response.remove("clientDataJson")
+    {
+        response.insert("clientDataJSON".to_owned(), client_data);
+    }
+    serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::bad_request(format!("Invalid attestation: {e}")))
+}
+
+/// `POST /users/passkeys/register`: the attestation. Needs `credential:link`. Answers a VerifyResponse (the
+/// user, and the session re-signed: registering a passkey with user verification is an MFA verification), as
+/// Dynamic's client expects.
 pub(crate) async fn register(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
-    ApiJson(credential): ApiJson<RegisterPublicKeyCredential>,
-) -> Result<Json<UserPasskey>, ApiError> {
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> Result<Json<VerifyResponse>, ApiError> {
     guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    let credential = attestation(body)?;
     let client_data = URL_SAFE_NO_PAD.encode(&credential.response.client_data_json);
     let challenge =
         challenge_of(&client_data).ok_or_else(|| ApiError::bad_request("clientDataJSON has no challenge"))?;
@@ -140,7 +168,16 @@ pub(crate) async fn register(
         updated_at: now,
     };
     state.store().insert_passkey(&row).await?;
-    Ok(Json(user_passkey(&row)))
+    Ok(Json(step_up_response(&state, &session, None, Proof::PasskeyRegistration).await?))
+}
+
+/// `GET /users/passkeys`: the user's passkeys (`{count, passkeys}`).
+pub(crate) async fn passkeys(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<UserPasskeysResponse>, ApiError> {
+    let passkeys = list(&state, &session.user_id).await?;
+    Ok(Json(UserPasskeysResponse { count: passkeys.len(), passkeys }))
 }
 
 /// `GET /users/passkeys/authenticate`: WebAuthn request options for the user's passkeys.
@@ -197,7 +234,7 @@ pub(crate) async fn authenticate(
                 .map_err(|_| ApiError::bad_request("requestedScopes must be a list of scopes"))?,
         ),
     };
-    super::check_scopes(requested_scopes.as_deref())?;
+    check_step_up_request(&state, &session, Proof::Passkey, requested_scopes.as_deref()).await?;
     let credential: PublicKeyCredential = serde_json::from_value(Value::Object(body))
         .map_err(|e| ApiError::bad_request(format!("Invalid assertion: {e}")))?;
     let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
@@ -228,7 +265,7 @@ pub(crate) async fn authenticate(
         }
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
-    let response = step_up_response(&state, &session, requested_scopes.as_deref(), "passkey").await?;
+    let response = step_up_response(&state, &session, requested_scopes.as_deref(), Proof::Passkey).await?;
     Ok(Json(response))
 }
 

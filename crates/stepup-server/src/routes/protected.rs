@@ -1,22 +1,23 @@
 //! `/protected/{scope}`: one demo resource per scope, behind the resource guard.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 use stepup_proto::TokenScope;
 
-use crate::auth::Session;
+use crate::auth::{ApiPath, Session};
 use crate::error::ApiError;
 use crate::guard;
 use crate::state::AppState;
 
-/// Any method: 200 with the token's `jti` and the scope, or the 403 step-up challenge.
+/// Any method: 200 with the token's `jti` and the scope (`jti` null when the scope needs no step-up here), or the
+/// 403 step-up challenge.
 pub(crate) async fn protected(
     State(state): State<AppState>,
     session: Session,
     method: Method,
-    Path((_environment_id, scope)): Path<(String, String)>,
+    ApiPath((_environment_id, scope)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let scope = TokenScope::parse(&scope);
@@ -28,8 +29,8 @@ pub(crate) async fn protected(
         "ok": true,
         "method": method.as_str(),
         "scope": scope,
-        "jti": elevated.claims.jti,
-        "singleUse": elevated.claims.single_use,
-        "amr": elevated.claims.amr,
+        "jti": elevated.claims.as_ref().map(|c| c.jti.clone()),
+        "singleUse": elevated.claims.as_ref().is_some_and(|c| c.single_use),
+        "amr": elevated.claims.as_ref().map(|c| c.amr.clone()).unwrap_or_default(),
     })))
 }

@@ -4,13 +4,13 @@ use std::str::FromStr as _;
 
 use alloy_primitives::Address;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use stepup_proto::wallet::MAX_NONCES_PER_CALL;
 use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
 
-use super::step_up_response;
-use crate::auth::{ApiJson, Env, Session};
+use super::{Proof, check_step_up_request, step_up_response};
+use crate::auth::{ApiJson, ApiQuery, Env, Session};
 use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
@@ -30,7 +30,7 @@ pub(crate) struct NonceQuery {
 pub(crate) async fn nonces(
     State(state): State<AppState>,
     Env(env): Env,
-    Query(query): Query<NonceQuery>,
+    ApiQuery(query): ApiQuery<NonceQuery>,
 ) -> Result<Json<NoncesResponse>, ApiError> {
     let count = match query.count.as_deref() {
         None => 1,
@@ -64,8 +64,7 @@ pub(crate) async fn verify(
     session: Session,
     ApiJson(request): ApiJson<WalletVerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    super::check_reauthentication_scopes(&state, &session.user_id, request.requested_scopes.as_deref())
-        .await?;
+    check_step_up_request(&state, &session, Proof::Wallet, request.requested_scopes.as_deref()).await?;
     let now = state.now();
     let checked = check_message(
         &session.env.config,
@@ -80,6 +79,8 @@ pub(crate) async fn verify(
         .find(|c| {
             c.format == "blockchain"
                 && c.address.as_deref().and_then(|a| Address::from_str(a).ok()) == Some(checked.address)
+                // The request names the connector's chain (`EVM`), the credential Dynamic's (`eip155`).
+                && c.chain.as_deref().is_none_or(|chain| stepup_proto::chain::same_chain(chain, &request.chain))
         })
         .ok_or_else(|| refuse("wallet_not_linked", "This wallet is not one of your wallets"))?;
     if wallet.embedded {
@@ -91,6 +92,7 @@ pub(crate) async fn verify(
             _ => refuse("invalid_nonce", "This nonce was not issued by this server or has expired"),
         });
     }
-    let response = step_up_response(&state, &session, request.requested_scopes.as_deref(), "wallet").await?;
+    let response =
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Wallet).await?;
     Ok(Json(response))
 }

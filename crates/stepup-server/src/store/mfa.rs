@@ -21,6 +21,8 @@ pub struct MfaDeviceRow {
     pub created_at: i64,
     /// Verified, Unix seconds.
     pub verified_at: Option<i64>,
+    /// Whether it is the user's default device (`PUT /users/mfa/{id}`).
+    pub is_default: bool,
 }
 
 /// A recovery code (hashed).
@@ -89,6 +91,7 @@ impl Store {
                     last_step: row.try_get("last_step")?,
                     created_at: row.try_get("created_at")?,
                     verified_at: row.try_get("verified_at")?,
+                    is_default: row.try_get::<i64, _>("is_default")? != 0,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -111,6 +114,25 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Makes a verified device of the user the default one (and no other). Returns `false` when the user has no
+    /// verified device with this id.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn set_default_mfa_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
+        // One statement, so two concurrent calls leave exactly one default.
+        let result = sqlx::query(
+            "UPDATE mfa_devices SET is_default = CASE WHEN id = $2 THEN 1 ELSE 0 END \
+             WHERE user_id = $1 AND EXISTS (SELECT 1 FROM mfa_devices d WHERE d.id = $2 AND d.user_id = $1 \
+             AND d.verified = 1)",
+        )
+        .bind(user_id)
+        .bind(device_id)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() > 0)
     }
 
     /// Deletes an MFA device of a user. Returns whether it existed.

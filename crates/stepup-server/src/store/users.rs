@@ -16,6 +16,8 @@ pub struct UserRow {
     pub email: Option<String>,
     /// Phone number (E.164-ish, as given), if any.
     pub phone_number: Option<String>,
+    /// `pending` while shown recovery codes are not acknowledged, `complete` after; `None` before any were shown.
+    pub mfa_backup_code_acknowledgement: Option<String>,
 }
 
 /// A verified credential of a user.
@@ -93,7 +95,8 @@ impl Store {
     /// [`StoreError`].
     pub async fn user(&self, environment_id: &str, user_id: &str) -> Result<Option<UserRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, environment_id, email, phone_number FROM users WHERE id = $1 AND environment_id = $2",
+            "SELECT id, environment_id, email, phone_number, mfa_backup_code_acknowledgement FROM users \
+             WHERE id = $1 AND environment_id = $2",
         )
         .bind(user_id)
         .bind(environment_id)
@@ -105,9 +108,27 @@ impl Store {
                 environment_id: row.try_get("environment_id")?,
                 email: row.try_get("email")?,
                 phone_number: row.try_get("phone_number")?,
+                mfa_backup_code_acknowledgement: row.try_get("mfa_backup_code_acknowledgement")?,
             }),
             None => None,
         })
+    }
+
+    /// Sets whether the user's recovery codes are acknowledged (`pending`, `complete`).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn set_backup_code_acknowledgement(
+        &self,
+        user_id: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET mfa_backup_code_acknowledgement = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(value)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Adds a credential.

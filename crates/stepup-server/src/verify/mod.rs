@@ -1,6 +1,7 @@
 //! The checks behind the routes, free of HTTP: each takes plain values and answers with an `ApiError` that
 //! carries the protocol's code.
 
+pub mod external_auth;
 pub mod mfa_lock;
 pub mod otp;
 pub mod recovery;

@@ -209,6 +209,65 @@ impl TestServer {
     }
 }
 
+/// The TOTP code of a base32 secret at a time (SHA-1, 6 digits, 30 s: what the server registers).
+pub fn code_at(secret: &str, time: u64) -> String {
+    use totp_rs::{Algorithm, Builder, Secret};
+    let totp = Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap();
+    totp.generate(time).to_string()
+}
+
+/// The payload of a JWT, unverified (tests read what the server signed).
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+impl TestServer {
+    /// A signed-in user with a registered, verified TOTP device: (user, session JWT from before the device was
+    /// verified, device id, secret, the session the verifying answer carried).
+    pub async fn totp_user(&self) -> TotpUser {
+        let (user, jwt, email) = self.signed_in().await;
+        let link = self.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+        let response =
+            self.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let registration: stepup_proto::TotpRegistration = response.json().await.unwrap();
+        let secret = registration.secret.expose_secret().to_owned();
+        let code = code_at(&secret, self.now().as_secs() - 30);
+        let response = self
+            .post(
+                "/users/mfa/auth/totp",
+                Some(&jwt),
+                &serde_json::json!({"code": code, "id": registration.id}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let verified: stepup_proto::VerifyResponse = response.json().await.unwrap();
+        let mfa_jwt = verified.minified_jwt.unwrap().expose_secret().to_owned();
+        TotpUser { user, jwt, email, device: registration.id, secret, mfa_jwt }
+    }
+}
+
+/// What [`TestServer::totp_user`] made.
+pub struct TotpUser {
+    pub user: SdkUser,
+    /// The session as it was minted (no MFA in it).
+    pub jwt: String,
+    pub email: String,
+    pub device: String,
+    pub secret: String,
+    /// The same session, re-signed by the enrolment's TOTP verification (a recent MFA).
+    pub mfa_jwt: String,
+}
+
 /// A plain-HTTP reqwest client. In a workspace build reqwest carries the engine's `rustls-no-provider` feature
 /// (Cargo unifies features) and panics without a process-wide crypto provider, so one is installed first.
 pub fn http_client() -> reqwest::Client {
