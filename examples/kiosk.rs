@@ -22,7 +22,7 @@ use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
 use stepup::engine::{Frontend, PromptReply, PromptRequest, StepUpAuth, TerminalFrontend};
 use stepup::{Scope, StepUpError};
-use stepup_demo::{DemoServer, MfaPerson, ReauthPerson, Session, call_protected};
+use stepup_demo::{DemoServer, MfaPerson, ReauthPerson, Session, call_protected, step_up_summary};
 
 /// The sensitive actions on offer, with the scope each needs.
 const ACTIONS: [(&str, Scope); 3] = [
@@ -58,6 +58,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .frontend(Arc::new(DemoHints { terminal, demo: demo.clone(), person: Hint::Reauth(bob.clone()) }))
         .build()
         .await?;
+    // What the environment allows, as the server's /settings says (the kiosk offers only that).
+    let settings = alice_engine.api().settings().await?;
+    println!(
+        "
+Environment {}: {}.",
+        alice_engine.api().environment_id(),
+        step_up_summary(&settings)
+    );
 
     loop {
         println!("\nWho is at the kiosk?");

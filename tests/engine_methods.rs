@@ -200,3 +200,66 @@ async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
     assert_elevated_for(&engine.state(), &scope);
     h.shutdown().await;
 }
+
+/// A signer on another chain than the credential it names (a Solana connector naming the user's EVM wallet).
+struct OtherChain(std::sync::Arc<stepup::engine::LocalWalletSigner>, &'static str);
+
+#[async_trait::async_trait]
+impl stepup::engine::WalletSigner for OtherChain {
+    fn address(&self) -> String {
+        self.0.address()
+    }
+    fn chain(&self) -> String {
+        self.1.to_owned()
+    }
+    fn wallet_name(&self) -> String {
+        self.0.wallet_name()
+    }
+    async fn sign_message(&self, message: &str) -> Result<String, stepup::engine::SignerError> {
+        self.0.sign_message(message).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_wallet_matches_its_signer_across_chain_spellings() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let wallet = local_wallet();
+    h.link_wallet(&user, wallet.as_ref(), false).await;
+    // The server answers Dynamic's credential chain name; the signer names its connector chain.
+    let credential = h
+        .engine(&user)
+        .await
+        .api()
+        .user()
+        .await
+        .unwrap()
+        .verified_credentials
+        .into_iter()
+        .find(|c| c.format.as_str() == "blockchain")
+        .unwrap();
+    assert_eq!(credential.chain.as_deref(), Some("eip155"));
+    assert_eq!(stepup::engine::WalletSigner::chain(wallet.as_ref()), "EVM");
+    let id = stepup::CredentialId::new(credential.id.as_str());
+    let scope = Scope::WalletSign;
+    let engine = h.engine_for(&user).wallet_signer(wallet.clone()).build().await.unwrap();
+    engine.verify_wallet(Some(id.clone()), std::slice::from_ref(&scope)).await.unwrap();
+    // Spelled as the credential spells it, the signer still matches.
+    let engine = h
+        .engine_for(&user)
+        .wallet_signer(std::sync::Arc::new(OtherChain(wallet.clone(), "eip155")))
+        .build()
+        .await
+        .unwrap();
+    engine.verify_wallet(Some(id.clone()), &[Scope::WalletExport]).await.unwrap();
+    // Another chain is not this wallet, whatever the address.
+    let engine = h
+        .engine_for(&user)
+        .wallet_signer(std::sync::Arc::new(OtherChain(wallet, "SOL")))
+        .build()
+        .await
+        .unwrap();
+    let error = engine.verify_wallet(Some(id), std::slice::from_ref(&scope)).await.unwrap_err();
+    assert_eq!(error, StepUpError::WalletNotLinked);
+    h.shutdown().await;
+}

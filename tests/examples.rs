@@ -73,6 +73,10 @@ mod kiosk {
         command.env("TERM", "xterm").env_remove("RUST_LOG");
         let mut kiosk =
             spawn_command(command, Some(TIMEOUT_MS)).expect("the kiosk starts in a pseudo-terminal");
+        // The environment's settings, as its /settings says them.
+        kiosk
+            .exp_string("Environment demo: step-up on, by email code, SMS code, external wallet, passkey, authenticator app, recovery code.")
+            .expect("the kiosk shows what its environment allows");
         kiosk.exp_string("Who is at the kiosk?").expect("the kiosk seeds its people and shows the menu");
         kiosk
     }

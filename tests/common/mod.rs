@@ -111,6 +111,15 @@ impl Harness {
         self.user_with(None).await
     }
 
+    /// Another session JWT for `user` (what an app's own refresh would hand it).
+    pub async fn session_of(&self, user: &TestUser) -> String {
+        let response =
+            self.admin_post(&format!("/users/{}/sessions", user.user.id), &serde_json::json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let session: AdminSession = response.json().await.unwrap();
+        session.jwt.expose_secret().to_owned()
+    }
+
     /// Links `signer`'s address to `user` as an external (or embedded) wallet.
     pub async fn link_wallet(&self, user: &TestUser, signer: &dyn WalletSigner, embedded: bool) {
         let request = stepup_demo::link_wallet_request(signer, embedded);

@@ -11,6 +11,7 @@ mod error;
 mod people;
 mod protected;
 mod server;
+mod settings;
 mod totp;
 
 pub use answers::AnswerCounter;
@@ -18,4 +19,5 @@ pub use error::DemoError;
 pub use people::{MfaPerson, ReauthPerson, Session, TotpDevice};
 pub use protected::{ProtectedCall, call_protected};
 pub use server::{DEMO_ENVIRONMENT, DEMO_ORIGIN, DemoServer, link_wallet_request};
+pub use settings::step_up_summary;
 pub use totp::{totp_code, unix_now};

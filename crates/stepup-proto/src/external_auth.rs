@@ -19,3 +19,19 @@ pub struct ExternalAuthVerifyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_public_key: Option<String>,
 }
+
+/// Answer of `POST /externalAuth/verify`. Dynamic's API answers `ExternalAuthAssertionResponse`, the elevated token
+/// alone; the reference server answers a whole VerifyResponse (the user and the session too), and the extra fields
+/// are read when present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalAuthResponse {
+    /// The elevated token for the scopes of the backend's JWT.
+    pub elevated_access_token: Jwt,
+    /// The session, when the server sends it (see `VerifyResponse::minified_jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minified_jwt: Option<Jwt>,
+    /// The session again, under its other name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<Jwt>,
+}

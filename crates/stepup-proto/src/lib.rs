@@ -24,7 +24,7 @@ pub mod wallet;
 
 pub use environment::{Jwk, JwksResponse, ProjectSettings};
 pub use error::{ErrorBody, ErrorCode};
-pub use external_auth::ExternalAuthVerifyRequest;
+pub use external_auth::{ExternalAuthResponse, ExternalAuthVerifyRequest};
 pub use mfa::{
     CreateMfaToken, MfaDevice, MfaDeviceType, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest,
     RecoveryAuthRequest, RecoveryCodesResponse, TotpAuthRequest, TotpRegistration, UserPasskey,

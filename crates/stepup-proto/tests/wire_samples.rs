@@ -24,9 +24,9 @@ fn user() -> Value {
             {"id": "vc-email", "format": "email", "email": "alice@example.com", "public_identifier": "alice@example.com",
              "signInEnabled": true},
             {"id": "vc-wallet", "format": "blockchain", "address": "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23",
-             "chain": "EVM", "public_identifier": "0x2c75...5c23", "wallet_name": "metamask",
+             "chain": "eip155", "public_identifier": "0x2c75...5c23", "wallet_name": "metamask",
              "wallet_provider": "browserExtension", "signInEnabled": true},
-            {"id": "vc-embedded", "format": "blockchain", "address": "0xabc", "chain": "EVM", "wallet_name": "dynamicwaas",
+            {"id": "vc-embedded", "format": "blockchain", "address": "0xabc", "chain": "eip155", "wallet_name": "dynamicwaas",
              "wallet_provider": "embeddedWallet", "signInEnabled": false, "embedded_wallet_id": "emb-1"},
             {"id": "vc-phone", "format": "phoneNumber", "phoneNumber": "5551234567", "phoneCountryCode": "1",
              "isoCountryCode": "US", "signInEnabled": true}

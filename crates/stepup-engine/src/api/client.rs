@@ -195,7 +195,12 @@ impl ApiClient {
     /// confused or hostile answer cannot swap the user, and two answers racing cannot roll the MFA time back.
     /// Returns whether the session changed.
     pub(crate) fn adopt_session(&self, answer: &VerifyResponse) -> bool {
-        let Some(candidate) = answer.minified_jwt.as_ref().or(answer.jwt.as_ref()) else { return false };
+        self.adopt(answer.minified_jwt.as_ref().or(answer.jwt.as_ref()))
+    }
+
+    /// [`ApiClient::adopt_session`] for an answer's session JWT, if it has one.
+    pub(crate) fn adopt(&self, candidate: Option<&Jwt>) -> bool {
+        let Some(candidate) = candidate else { return false };
         let current = self.inner.session.load();
         let Some(current) = current.as_deref() else { return false };
         if current == candidate {
@@ -354,4 +359,75 @@ pub(crate) fn transport_error(error: &reqwest::Error) -> StepUpError {
         source = cause.source();
     }
     StepUpError::Transport { message }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use stepup_proto::SdkUser;
+
+    use super::*;
+
+    fn jwt(claims: serde_json::Value) -> Jwt {
+        let part = |value: &serde_json::Value| URL_SAFE_NO_PAD.encode(value.to_string());
+        Jwt::new(format!("{}.{}.sig", part(&serde_json::json!({"alg": "EdDSA"})), part(&claims)))
+    }
+
+    fn answer(session: Option<Jwt>) -> VerifyResponse {
+        let user = SdkUser {
+            id: "u1".into(),
+            project_environment_id: "dev".into(),
+            email: None,
+            phone_number: None,
+            username: None,
+            session_id: None,
+            last_verified_credential_id: None,
+            verified_credentials: vec![],
+            mfa_backup_code_acknowledgement: None,
+        };
+        VerifyResponse {
+            jwt: session.clone(),
+            minified_jwt: session,
+            mfa_token: None,
+            user,
+            expires_at: 100,
+            elevated_access_token: None,
+        }
+    }
+
+    /// What a verify answer may do to the held session. (End to end against the reference server:
+    /// `tests/engine_session.rs`; these are the answers a real server does not give.)
+    #[test]
+    fn only_the_same_users_session_is_adopted_and_the_mfa_time_never_goes_back() {
+        let held = jwt(serde_json::json!({"sub": "u1", "sid": "s1", "exp": 100}));
+        let client =
+            ApiClient::new("http://127.0.0.1:9", "dev", Some(held.clone()), ApiConfig::default()).unwrap();
+        let mut changes = client.subscribe_session();
+        // No session in the answer, the same one, an opaque one, another user's: the held session stays.
+        for offered in [
+            None,
+            Some(held.clone()),
+            Some(Jwt::new("opaque")),
+            Some(jwt(serde_json::json!({"sub": "u2", "sid": "s9", "exp": 100}))),
+        ] {
+            assert!(!client.adopt_session(&answer(offered)));
+            assert_eq!(client.session(), Some(held.clone()));
+        }
+        assert!(!changes.has_changed().unwrap());
+        // The same user, re-signed after an MFA: adopted, and the app hears of it.
+        let mfa = jwt(serde_json::json!({"sub": "u1", "sid": "s1", "exp": 100, "mfa_auth_time": 50}));
+        assert!(client.adopt_session(&answer(Some(mfa.clone()))));
+        assert_eq!(client.session(), Some(mfa.clone()));
+        assert_eq!(changes.borrow_and_update().clone(), Some(mfa.clone()));
+        // An older answer arriving late does not roll the MFA time back.
+        let older = jwt(serde_json::json!({"sub": "u1", "sid": "s1", "exp": 100, "mfa_auth_time": 40}));
+        assert!(!client.adopt_session(&answer(Some(older))));
+        assert_eq!(client.session(), Some(mfa));
+        // Without a held session (signed out) nothing is adopted.
+        client.set_session(None);
+        assert!(!client.adopt_session(&answer(Some(held))));
+        assert_eq!(client.session(), None);
+    }
 }

@@ -4,13 +4,13 @@ use reqwest::Method;
 use serde::Serialize;
 use stepup_core::{Scope, StepUpError};
 use stepup_proto::{
-    EmailVerificationCreateRequest, EmailVerificationCreateResponse, ExternalAuthVerifyRequest, JwksResponse,
-    Jwt, MfaBackupCodeAcknowledgement, MfaDevicesResponse, MfaMethodsResponse, NoncesResponse,
-    OtpVerifyRequest, PasskeyAuthRequest, PasskeyAuthenticationOptions, PasskeyRegisterRequest,
-    PasskeyRegistrationOptions, ProjectSettings, RecoveryAuthRequest, RecoveryCodesResponse, SdkUser,
-    SmsVerificationCreateRequest, SmsVerificationCreateResponse, StepUpCheckRequest, StepUpCheckResponse,
-    TotpAuthRequest, TotpRegistration, UpdateSelfResponse, UserFields, UserPasskeysResponse, VerifyResponse,
-    WalletVerifyRequest,
+    EmailVerificationCreateRequest, EmailVerificationCreateResponse, ExternalAuthResponse,
+    ExternalAuthVerifyRequest, JwksResponse, Jwt, MfaBackupCodeAcknowledgement, MfaDevicesResponse,
+    MfaMethodsResponse, NoncesResponse, OtpVerifyRequest, PasskeyAuthRequest, PasskeyAuthenticationOptions,
+    PasskeyRegisterRequest, PasskeyRegistrationOptions, ProjectSettings, RecoveryAuthRequest,
+    RecoveryCodesResponse, SdkUser, SmsVerificationCreateRequest, SmsVerificationCreateResponse,
+    StepUpCheckRequest, StepUpCheckResponse, TotpAuthRequest, TotpRegistration, UpdateSelfResponse,
+    UserFields, UserPasskeysResponse, VerifyResponse, WalletVerifyRequest,
 };
 
 use super::client::ApiClient;
@@ -268,9 +268,11 @@ impl ApiClient {
     /// [`StepUpError::InvalidExternalAuth`] for a JWT the server refuses (the message says why);
     /// [`StepUpError::ReauthenticationNotAllowed`] for a user with MFA where the environment does not allow it;
     /// [`StepUpError::ExternalAuthUnavailable`] when the server cannot fetch the backend's keys.
-    pub async fn external_auth(&self, backend_jwt: &Jwt) -> Result<VerifyResponse, StepUpError> {
+    pub async fn external_auth(&self, backend_jwt: &Jwt) -> Result<ExternalAuthResponse, StepUpError> {
         let body = ExternalAuthVerifyRequest { jwt: backend_jwt.clone(), session_public_key: None };
-        self.post_verify("/externalAuth/verify", &body, None).await
+        let answer: ExternalAuthResponse = self.post("/externalAuth/verify", &body, None).await?;
+        self.adopt(answer.minified_jwt.as_ref().or(answer.jwt.as_ref()));
+        Ok(answer)
     }
 
     /// `DELETE /users/mfa/{id}`: removes an MFA device (needs a `credential:unlink` token).

@@ -3,8 +3,7 @@
 //! asked, so no front end is involved; the flow machine still runs the verification like any other (flow number,
 //! stale results dropped, cancel and reset honoured).
 
-use stepup_core::StepUpError;
-use stepup_proto::VerifyResponse;
+use stepup_core::{Jwt, StepUpError};
 
 use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
@@ -23,11 +22,11 @@ impl Verifier for ExternalAuthVerifier {
         Self { api: config.api.clone() }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
         let VerifyRequest::ExternalAuth { jwt } = &job.request else {
             return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
         };
         // The scopes are the backend's, in its JWT; the actor checks that the token covers the caller's.
-        self.api.external_auth(jwt).await
+        Ok(Some(self.api.external_auth(jwt).await?.elevated_access_token))
     }
 }

@@ -23,7 +23,7 @@ use stepup_core::{
     CredentialId, ElevatedToken, FlowId, Jwt, Method, OtpCode, OtpVerification, RecoveryCode, ScopeSet,
     SharedClock, StepUpError, TotpCode,
 };
-use stepup_proto::{TokenScope, VerifyResponse};
+use stepup_proto::TokenScope;
 
 pub use external_auth::ExternalAuthVerifier;
 pub use otp::OtpVerifier;
@@ -227,11 +227,12 @@ pub trait Verifier: Send + Sync + 'static {
     /// Builds the verifier from the shared configuration.
     fn new(config: &VerifierConfig) -> Self;
 
-    /// Runs one verification; the answer's elevated token is read by the actor.
+    /// Runs one verification and returns the elevated token the server answered with, if it did (the actor
+    /// reads it).
     ///
     /// # Errors
     /// The server's refusal, a transport failure, or the collaborator's failure, as [`StepUpError`].
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError>;
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError>;
 
     /// Sends a one-time code. Only [`OtpVerifier`] does; the others answer `MethodNotAvailable`.
     ///
@@ -293,7 +294,7 @@ impl<V: Verifier> Actor for VerifierActor<V> {
                 }
                 let result =
                     match tokio::time::timeout(state.verify_timeout, state.verifier.verify(&job)).await {
-                        Ok(Ok(response)) => elevated_token(response, &job.scopes, &state.clock),
+                        Ok(Ok(token)) => elevated_token(token, &job.scopes, &state.clock),
                         Ok(Err(error)) => Err(error),
                         Err(_elapsed) => Err(StepUpError::Timeout),
                     };
@@ -315,11 +316,11 @@ impl<V: Verifier> Actor for VerifierActor<V> {
 /// Reads the elevated token of a verify answer. Scopes were asked for, so an answer without a token is an
 /// error, not a sign-in.
 fn elevated_token(
-    response: VerifyResponse,
+    raw: Option<Jwt>,
     scopes: &ScopeSet,
     clock: &SharedClock,
 ) -> Result<Arc<ElevatedToken>, StepUpError> {
-    let raw = response.elevated_access_token.ok_or(StepUpError::MissingToken)?;
+    let raw = raw.ok_or(StepUpError::MissingToken)?;
     let token = ElevatedToken::parse(raw, clock.now())?;
     if !token.covers_all(scopes) {
         return Err(StepUpError::ScopesNotGranted {

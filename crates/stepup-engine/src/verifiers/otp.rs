@@ -1,10 +1,8 @@
 //! `OtpVerifier`: sends email/SMS one-time codes and checks them (`/emailVerifications/*`, `/smsVerifications/*`).
 
 use stepup_core::otp::{mask_email, mask_phone};
-use stepup_core::{CredentialId, OtpChannel, OtpVerification, StepUpError, VerificationId};
-use stepup_proto::{
-    CredentialFormat, OtpVerifyRequest, SmsVerificationCreateRequest, VerifiedCredential, VerifyResponse,
-};
+use stepup_core::{CredentialId, Jwt, OtpChannel, OtpVerification, StepUpError, VerificationId};
+use stepup_proto::{CredentialFormat, OtpVerifyRequest, SmsVerificationCreateRequest, VerifiedCredential};
 
 use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
@@ -53,7 +51,7 @@ impl Verifier for OtpVerifier {
         Self { api: config.api.clone() }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
         let VerifyRequest::Otp { code } = &job.request else {
             return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
         };
@@ -69,7 +67,7 @@ impl Verifier for OtpVerifier {
             OtpChannel::Email => self.api.verify_email(&request).await?,
             OtpChannel::Sms => self.api.verify_sms(&request).await?,
         };
-        Ok(answer.verify)
+        Ok(answer.verify.elevated_access_token)
     }
 
     async fn send_otp(&self, credential: Option<&CredentialId>) -> Result<OtpVerification, StepUpError> {

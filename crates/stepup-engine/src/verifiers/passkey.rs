@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use stepup_core::StepUpError;
-use stepup_proto::VerifyResponse;
+use stepup_core::{Jwt, StepUpError};
 
 use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob};
 use crate::api::ApiClient;
@@ -41,7 +40,7 @@ impl Verifier for PasskeyVerifier {
         Self { api: config.api.clone(), authenticator: config.passkey.clone() }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
         let authenticator = self
             .authenticator
             .as_ref()
@@ -60,6 +59,6 @@ impl Verifier for PasskeyVerifier {
         };
         let mut assertion = authenticator.authenticate(&options).await.map_err(passkey_error)?;
         assertion.requested_scopes = job.requested_scopes();
-        self.api.passkey_auth(&assertion).await
+        Ok(self.api.passkey_auth(&assertion).await?.elevated_access_token)
     }
 }

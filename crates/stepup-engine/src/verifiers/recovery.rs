@@ -1,7 +1,7 @@
 //! `RecoveryVerifier`: spends a recovery code (`POST /users/mfa/auth/recovery`).
 
-use stepup_core::StepUpError;
-use stepup_proto::{RecoveryAuthRequest, VerifyResponse};
+use stepup_core::{Jwt, StepUpError};
+use stepup_proto::RecoveryAuthRequest;
 
 use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
@@ -20,7 +20,7 @@ impl Verifier for RecoveryVerifier {
         Self { api: config.api.clone() }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
         let VerifyRequest::RecoveryCode { code } = &job.request else {
             return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
         };
@@ -29,6 +29,6 @@ impl Verifier for RecoveryVerifier {
             requested_scopes: job.requested_scopes(),
             create_mfa_token: None,
         };
-        self.api.recovery_auth(&request).await
+        Ok(self.api.recovery_auth(&request).await?.elevated_access_token)
     }
 }

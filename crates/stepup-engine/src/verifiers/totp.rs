@@ -1,7 +1,7 @@
 //! `TotpVerifier`: checks an authenticator-app code (`POST /users/mfa/auth/totp`).
 
-use stepup_core::StepUpError;
-use stepup_proto::{TotpAuthRequest, VerifyResponse};
+use stepup_core::{Jwt, StepUpError};
+use stepup_proto::TotpAuthRequest;
 
 use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
@@ -20,7 +20,7 @@ impl Verifier for TotpVerifier {
         Self { api: config.api.clone() }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
         let VerifyRequest::Totp { code, device_id } = &job.request else {
             return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
         };
@@ -30,6 +30,6 @@ impl Verifier for TotpVerifier {
             requested_scopes: job.requested_scopes(),
             create_mfa_token: None,
         };
-        self.api.totp_auth(&request).await
+        Ok(self.api.totp_auth(&request).await?.elevated_access_token)
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use stepup_core::{CredentialId, SharedClock, StepUpError};
-use stepup_proto::{CredentialFormat, VerifyResponse, WalletMessage, WalletVerifyRequest};
+use stepup_core::{CredentialId, Jwt, SharedClock, StepUpError};
+use stepup_proto::{CredentialFormat, WalletMessage, WalletVerifyRequest};
 
 use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
@@ -134,7 +134,7 @@ impl Verifier for WalletVerifier {
         }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<VerifyResponse, StepUpError> {
+    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
         let VerifyRequest::Wallet { wallet_id } = &job.request else {
             return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
         };
@@ -158,7 +158,7 @@ impl Verifier for WalletVerifier {
             requested_scopes: job.requested_scopes(),
             network: None,
         };
-        self.api.verify_wallet(&request).await
+        Ok(self.api.verify_wallet(&request).await?.elevated_access_token)
     }
 }
 
