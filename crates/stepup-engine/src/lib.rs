@@ -7,7 +7,8 @@
 //!        │ lock-free reads                 │ linked, restarted on panic
 //!        ▼                                 ▼
 //!    TokenCell (arc-swap)       OtpVerifier · WalletVerifier · PasskeyVerifier · TotpVerifier · RecoveryVerifier
-//!                                          │ ApiClient (reqwest + rustls)
+//!                                          · ExternalAuthVerifier
+//!                                          │ ApiClient (reqwest + rustls; the session, adopted from answers)
 //!                                          ▼
 //!                                   the SDK API (reference server or Dynamic)
 //! ```
@@ -42,6 +43,8 @@ pub use signers::LocalWalletSigner;
 pub use signers::SoftwarePasskey;
 pub use signers::{PasskeyAuthenticator, PasskeyError, SignerError, WalletSigner};
 pub use verifiers::{VerifyRequest, WalletMessageSettings};
+
+pub use stepup_core::SessionInfo;
 
 pub use stepup_core as core;
 pub use stepup_proto as proto;
