@@ -334,8 +334,10 @@ impl StepUpAuth {
             (Some(held), Some(new)) => SessionInfo::same_user(&held, new),
             _ => false,
         };
+        // Another user's: the previous user's tokens go first, so none of them goes out with the new session.
+        let reset = if same_user { Ok(()) } else { self.reset_state().await };
         self.inner.api.set_session(session);
-        if same_user { Ok(()) } else { self.reset_state().await }
+        reset
     }
 
     /// The current state of the flow.

@@ -58,10 +58,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Whether the session passed an MFA verification at most `max_age_secs` ago (by the server's clock).
+    /// Whether the session passed an MFA verification at most `max_age_secs` ago (by the server's clock; a time
+    /// up to a minute ahead is another replica's clock running ahead, and counts as now).
     #[must_use]
     pub fn has_recent_mfa(&self, now: stepup_core::UnixTime, max_age_secs: u64) -> bool {
-        self.claims.mfa_auth_time.is_some_and(|at| at <= now.as_secs() && now.as_secs() - at <= max_age_secs)
+        const REPLICA_SKEW_SECS: u64 = 60;
+        self.claims.mfa_auth_time.is_some_and(|at| {
+            at <= now.as_secs() + REPLICA_SKEW_SECS && now.as_secs().saturating_sub(at) <= max_age_secs
+        })
     }
 }
 

@@ -6,7 +6,9 @@
 //! `elevated_access_token_required` challenge with the RFC 9470 `WWW-Authenticate` header.
 //!
 //! A scope the environment does not require step-up for (its policy leaves it out, or step-up is switched off)
-//! opens without a token: the check told the client "not required", so the guard must not ask for one.
+//! opens without a token: the check told the client "not required", so the guard must not ask for one. Calls that
+//! add or remove an MFA factor use [`check_factor_change`] instead, which the policy never opens for a user who
+//! has MFA.
 //!
 //! Other axum servers put [`RequiredScope`] on a route (`route_layer(Extension(RequiredScope(scope)))`) and take
 //! [`Elevated`] as an extractor in the handler; or they call [`check`] themselves. The reference server's routes
@@ -64,6 +66,57 @@ pub async fn check(
     if !session.env.config.policy.requires_step_up(scope) {
         return Ok(Elevated { claims: None });
     }
+    let claims = verified(state, session, headers, scope)?;
+    spend(state, &claims, scope).await?;
+    Ok(Elevated { claims: Some(claims) })
+}
+
+/// The `amr` values of MFA proofs.
+const MFA_AMR: [&str; 3] = ["totp", "recovery", "passkey"];
+
+/// The check of calls that add or remove an MFA factor: TOTP and passkey registration (`credential:link`),
+/// device and passkey deletion (`credential:unlink`).
+///
+/// For a user without MFA there is no factor to protect yet, and the policy decides as for any call ([`check`]).
+/// For a user with MFA the policy never opens it (switching step-up off, or leaving `credential:*` out of the
+/// scopes, must not let a stolen session add its own factor): the call needs a recent MFA verification of the
+/// session, or an elevated token for the scope that an MFA proof earned. A token earned otherwise — by an email
+/// code before the user had MFA, or by the app's backend — does not count.
+///
+/// # Errors
+/// The 403 challenge for `scope`, or 500 on storage failure.
+pub async fn check_factor_change(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    scope: &TokenScope,
+) -> Result<Elevated, ApiError> {
+    if !crate::routes::has_mfa(state, &session.user_id).await? {
+        return check(state, session, headers, scope).await;
+    }
+    if session.has_recent_mfa(state.now(), session.env.config.policy.recent_mfa_max_age_secs) {
+        return Ok(Elevated { claims: None });
+    }
+    let claims = verified(state, session, headers, scope)?;
+    // Checked before a single-use token is spent: a token that cannot do this keeps its use.
+    if !claims.amr.iter().any(|amr| MFA_AMR.contains(&amr.as_str())) {
+        return Err(ApiError::elevated_required(
+            vec![scope.clone()],
+            "Changing the MFA methods of a user with MFA needs a token earned by MFA".to_owned(),
+        ));
+    }
+    spend(state, &claims, scope).await?;
+    Ok(Elevated { claims: Some(claims) })
+}
+
+/// The request's elevated token for `scope`, verified (signature, use, audience, subject, expiry, scope) but not
+/// yet spent.
+fn verified(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    scope: &TokenScope,
+) -> Result<ElevatedClaims, ApiError> {
     let challenge = |why: &str| ApiError::elevated_required(vec![scope.clone()], why.to_owned());
     let token = headers
         .get(ELEVATED_ACCESS_TOKEN)
@@ -80,13 +133,21 @@ pub async fn check(
     if !ScopeSet::from_space_delimited(&claims.scope).contains(scope) {
         return Err(challenge("The elevated access token does not grant this scope"));
     }
+    Ok(claims)
+}
+
+/// Spends a single-use token, so no replica accepts it again.
+async fn spend(state: &AppState, claims: &ElevatedClaims, scope: &TokenScope) -> Result<(), ApiError> {
     if claims.single_use {
         let exp = i64::try_from(claims.exp).unwrap_or(i64::MAX);
         if !state.store().consume_token(&claims.jti, exp).await? {
-            return Err(challenge("The elevated access token was already used"));
+            return Err(ApiError::elevated_required(
+                vec![scope.clone()],
+                "The elevated access token was already used".to_owned(),
+            ));
         }
     }
-    Ok(Elevated { claims: Some(claims) })
+    Ok(())
 }
 
 impl FromRequestParts<AppState> for Elevated {

@@ -93,6 +93,9 @@ pub(crate) struct PeekedHeader {
     pub(crate) alg: String,
     #[serde(default)]
     pub(crate) kid: Option<String>,
+    /// RFC 7515 `crit`: parameters the verifier must understand, else refuse the token.
+    #[serde(default)]
+    pub(crate) crit: Option<serde_json::Value>,
 }
 
 /// Reads a JWT's header without verifying anything (to pick and pin the key).
@@ -184,7 +187,7 @@ impl EnvironmentKey {
     /// [`JwtError`] for each way the token can be wrong.
     pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, JwtError> {
         let header = peek_header(token)?;
-        if header.alg != "EdDSA" {
+        if header.alg != "EdDSA" || header.crit.is_some() {
             return Err(JwtError::Algorithm);
         }
         if header.kid.as_deref() != Some(self.kid.as_str()) {

@@ -146,6 +146,16 @@ async fn every_bad_token_has_its_answer(backend: &Backend) {
         sign(Algorithm::EdDSA, None, &c)
     };
     refused(&server, &jwt, "not-a-jwt", "not a JWT").await;
+    // A key configured with a kid takes only tokens that name it.
+    refused(&server, &jwt, &sign(Algorithm::ES256, None, &claims(&server, &user.id, "x")), "no trusted key")
+        .await;
+    // Critical header parameters are not implemented, so such a token is refused (RFC 7515 §4.1.11).
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.crit = Some(vec!["exp".into()]);
+    let critical =
+        jsonwebtoken::encode(&header, &claims(&server, &user.id, "crit"), &encoding_key(Algorithm::EdDSA))
+            .unwrap();
+    refused(&server, &jwt, &critical, "critical parameters").await;
     // Algorithms no key is pinned to: none, and HS256 keyed with the public key (the classic confusion).
     let body = base64_url(&claims(&server, &user.id, "x").to_string());
     refused(&server, &jwt, &format!("{}.{body}.", base64_url(r#"{"alg":"none"}"#)), "algorithm `none`").await;
@@ -274,6 +284,20 @@ async fn policy_decides_for_mfa_users_and_unconfigured_environments(backend: &Ba
         let response = elevate(&server, &person.jwt, &token).await;
         if allow {
             assert_eq!(response.status(), StatusCode::OK);
+            // The backend's credential:link is no MFA: it adds no factor to this user (a new factor would in
+            // turn unlock the recovery codes).
+            let answer: VerifyResponse = response.json().await.unwrap();
+            let link = answer.elevated_access_token.unwrap().expose_secret().to_owned();
+            let response = server
+                .call::<Value>(
+                    reqwest::Method::GET,
+                    "/users/mfa/register/totp",
+                    Some(&person.jwt),
+                    Some(&link),
+                    None,
+                )
+                .await;
+            assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
         } else {
             assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_required").await;
             // Refused before the jti was spent.
@@ -374,6 +398,55 @@ async fn jwks_keys_are_cached_and_refreshed_at_most_once_a_minute(backend: &Back
     server.shutdown().await;
 }
 
+/// A JWKS endpoint that streams a chunked body without end (a misbehaving backend, a proxy error loop): the
+/// server must stop reading at its limit. Counts the bytes it managed to send.
+fn endless_jwks() -> (String, Arc<AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if stream.write_all(head.as_bytes()).is_err() {
+                continue;
+            }
+            let chunk = format!("4000\r\n{}\r\n", "A".repeat(0x4000));
+            // Up to 256 MiB, or until the server hangs up.
+            for _ in 0..16_384 {
+                if stream.write_all(chunk.as_bytes()).is_err() {
+                    break;
+                }
+                counter.fetch_add(0x4000, Ordering::SeqCst);
+            }
+        }
+    });
+    (url, sent)
+}
+
+async fn an_endless_jwks_is_not_read_past_its_limit(backend: &Backend) {
+    let (url, sent) = endless_jwks();
+    let server = TestServer::start_with(backend, |config| {
+        config.environments[0].external_auth = Some(external(vec![], Some(url)));
+    })
+    .await;
+    let (user, jwt, _) = server.signed_in().await;
+    let token = sign(Algorithm::RS256, Some("rsa-1"), &claims(&server, &user.id, "endless"));
+    let response = elevate(&server, &jwt, &token).await;
+    let (body, _) =
+        assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "external_auth_unavailable").await;
+    assert!(!body.error.contains("http://"), "the fetch's details stay in the log: {}", body.error);
+    // The server read 64 KiB and hung up; what the kernel buffers on the way is a few MiB at most.
+    let streamed = sent.load(Ordering::SeqCst);
+    assert!(streamed < 16 * 1024 * 1024, "the server kept reading: {streamed} bytes");
+    server.shutdown().await;
+}
+
 /// A short random suffix for unique `jti`s.
 fn rand_suffix() -> String {
     stepup_server::random::hex(&stepup_server::random::bytes::<6>().unwrap())
@@ -389,4 +462,5 @@ on_both_databases!(
     every_bad_token_has_its_answer,
     policy_decides_for_mfa_users_and_unconfigured_environments,
     jwks_keys_are_cached_and_refreshed_at_most_once_a_minute,
+    an_endless_jwks_is_not_read_past_its_limit,
 );

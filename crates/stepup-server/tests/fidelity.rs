@@ -34,14 +34,7 @@ async fn every_verify_answer_carries_the_session(backend: &Backend) {
     assert_eq!(claims_of(&jwt)["mfa_auth_time"], Value::Null);
 
     // Email step-up: the claims do not change, so the answer is the very JWT the request came with.
-    let sent: Value = server
-        .post("/emailVerifications/create", Some(&jwt), &json!({"email": email}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let uuid = sent["verificationUUID"].as_str().unwrap().to_owned();
-    let code = server.outbox(&email).await.into_iter().find(|m| m.verification_uuid == uuid).unwrap().code;
+    let (uuid, code) = server.email_code(&jwt, &email).await;
     let body =
         json!({"verificationUUID": uuid, "verificationToken": code, "requestedScopes": ["credential:link"]});
     let answer: UpdateSelfResponse =
@@ -356,14 +349,7 @@ async fn step_up_switched_off_opens_everything(backend: &Backend) {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["jti"], Value::Null);
     // No token is issued: a verify that asks for scopes is refused before the code is spent.
-    let sent: Value = server
-        .post("/emailVerifications/create", Some(&jwt), &json!({"email": email}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let uuid = sent["verificationUUID"].as_str().unwrap().to_owned();
-    let code = server.outbox(&email).await.into_iter().find(|m| m.verification_uuid == uuid).unwrap().code;
+    let (uuid, code) = server.email_code(&jwt, &email).await;
     let with_scopes =
         json!({"verificationUUID": uuid, "verificationToken": code, "requestedScopes": ["wallet:export"]});
     let response = server.post("/emailVerifications/verify", Some(&jwt), &with_scopes).await;
@@ -394,14 +380,7 @@ async fn disabled_methods_are_neither_offered_nor_accepted(backend: &Backend) {
         .unwrap();
     assert!(check.is_required);
     assert!(check.credentials.is_empty(), "{:?}", check.credentials);
-    let sent: Value = server
-        .post("/emailVerifications/create", Some(&jwt), &json!({"email": email}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let uuid = sent["verificationUUID"].as_str().unwrap().to_owned();
-    let code = server.outbox(&email).await.into_iter().find(|m| m.verification_uuid == uuid).unwrap().code;
+    let (uuid, code) = server.email_code(&jwt, &email).await;
     let body =
         json!({"verificationUUID": uuid, "verificationToken": code, "requestedScopes": ["wallet:export"]});
     let (error, _) = assert_error(
@@ -512,6 +491,11 @@ async fn cors_follows_each_environment(backend: &Backend) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
+    // Browser code may read the challenge (its scopes and max_age) and when to retry.
+    let exposed = response.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    for header in ["www-authenticate", "retry-after"] {
+        assert!(exposed.contains(header), "{exposed}");
+    }
     // The admin API is never cross-origin.
     let response = server
         .http

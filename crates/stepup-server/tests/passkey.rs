@@ -209,11 +209,12 @@ async fn dynamic_spelling_registers_and_answers_the_session(backend: &Backend) {
     // The new passkey is an MFA method: the session may read recovery codes now.
     let response = server.get("/users/mfa/recovery", Some(&session)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    // Neither spelling: a 400.
+    // Neither spelling: a 400. (The user has MFA now, so the session that just passed it registers.)
     let mut broken = attestation.clone();
     broken["response"].as_object_mut().unwrap().remove("clientDataJson");
-    let response =
-        server.call(Method::POST, "/users/passkeys/register", Some(&jwt), Some(&link), Some(&broken)).await;
+    let response = server
+        .call(Method::POST, "/users/passkeys/register", Some(&session), Some(&link), Some(&broken))
+        .await;
     assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
     server.shutdown().await;
 }

@@ -87,6 +87,9 @@ struct Inner {
     session: ArcSwapOption<Jwt>,
     /// Tells the app about every change of `session`, so it can persist the session it should resume with.
     session_changes: watch::Sender<Option<Jwt>>,
+    /// Held by every writer of the session, so a check-then-store (adopting an answer's session) cannot
+    /// interleave with the app setting another, and `session` and `session_changes` always agree.
+    session_writes: std::sync::Mutex<()>,
     config: ApiConfig,
 }
 
@@ -142,6 +145,7 @@ impl ApiClient {
                 environment_id: environment_id.to_owned(),
                 session: ArcSwapOption::from(session.map(Arc::new)),
                 session_changes,
+                session_writes: std::sync::Mutex::new(()),
                 config,
             }),
         })
@@ -168,6 +172,18 @@ impl ApiClient {
     /// Replaces the session JWT (after a sign-in or a refresh); `None` signs out. Subscribers of
     /// [`ApiClient::subscribe_session`] hear of it.
     pub fn set_session(&self, session: Option<Jwt>) {
+        let _writing = self.writing();
+        self.store_session(session);
+    }
+
+    /// The session writers' lock. Nothing panics while holding it, so poisoning cannot happen; should it, the
+    /// lock is taken anyway (it guards no data).
+    fn writing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.inner.session_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Stores and announces `session` (the caller holds [`ApiClient::writing`]).
+    fn store_session(&self, session: Option<Jwt>) {
         self.inner.session.store(session.clone().map(Arc::new));
         self.inner.session_changes.send_replace(session);
     }
@@ -191,9 +207,10 @@ impl ApiClient {
     }
 
     /// Adopts the session JWT a verify answer carries (`minifiedJwt`, else `jwt`), the way Dynamic's own clients
-    /// do, but only when it is for the same user (`sub`) as the session held, and not older in its MFA time: a
-    /// confused or hostile answer cannot swap the user, and two answers racing cannot roll the MFA time back.
-    /// Returns whether the session changed.
+    /// do, but only when it is the same session as the one held (same user, `sub`, and same session id, `sid` or
+    /// `jti`) and not older in its MFA time: a confused or hostile answer cannot swap the user, an answer for a
+    /// session the app has since replaced cannot bring the old one back, and two answers racing cannot roll the
+    /// MFA time back. Returns whether the session changed.
     pub(crate) fn adopt_session(&self, answer: &VerifyResponse) -> bool {
         self.adopt(answer.minified_jwt.as_ref().or(answer.jwt.as_ref()))
     }
@@ -201,7 +218,9 @@ impl ApiClient {
     /// [`ApiClient::adopt_session`] for an answer's session JWT, if it has one.
     pub(crate) fn adopt(&self, candidate: Option<&Jwt>) -> bool {
         let Some(candidate) = candidate else { return false };
-        let current = self.inner.session.load();
+        // Checked and stored under the writers' lock: the app cannot set another session in between.
+        let _writing = self.writing();
+        let current = self.inner.session.load_full();
         let Some(current) = current.as_deref() else { return false };
         if current == candidate {
             return false;
@@ -214,11 +233,15 @@ impl ApiClient {
             tracing::warn!("a verify answer carried a session for another user; the held session stays");
             return false;
         }
+        if held.session_id.is_some() && held.session_id != offered.session_id {
+            tracing::debug!("a verify answer carried another session of the user; the held session stays");
+            return false;
+        }
         if offered.mfa_auth_time < held.mfa_auth_time {
             return false;
         }
         tracing::debug!("adopted the session re-issued by a verify answer");
-        self.set_session(Some(candidate.clone()));
+        self.store_session(Some(candidate.clone()));
         true
     }
 
@@ -411,6 +434,8 @@ mod tests {
             Some(held.clone()),
             Some(Jwt::new("opaque")),
             Some(jwt(serde_json::json!({"sub": "u2", "sid": "s9", "exp": 100}))),
+            // The same user's other session (the app has since replaced the one this answer was for).
+            Some(jwt(serde_json::json!({"sub": "u1", "sid": "s2", "exp": 100, "mfa_auth_time": 60}))),
         ] {
             assert!(!client.adopt_session(&answer(offered)));
             assert_eq!(client.session(), Some(held.clone()));

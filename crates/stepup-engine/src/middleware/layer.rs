@@ -7,12 +7,14 @@ use http::Extensions;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Request, Response, ResponseBuilderExt, StatusCode, Url, Version};
 use reqwest_middleware::{Middleware, Next};
-use stepup_core::{ElevatedToken, Jwt, Route, Scope, ScopeSet, TokenId};
+use stepup_core::{ElevatedToken, Jwt, Route, Scope, ScopeSet, SessionInfo, TokenId};
 use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
 
 use super::challenge::{Challenge, challenge_in, challenge_in_body};
+use super::flights::FlightLog;
 use super::{ElevatedScope, MiddlewareError};
 use crate::facade::StepUpAuth;
+use tokio::sync::MutexGuard;
 
 /// How many flows one challenged request may run when each flow's token is gone before the retry (taken by a
 /// request sent during the flow, or expired at once).
@@ -57,6 +59,19 @@ impl StepUpMiddleware {
         Self { engine }
     }
 
+    /// Waits for the engine's step-up turn. A flow for these scopes that ended while this request waited and
+    /// failed (the person cancelled, say) is this request's answer too: asking again would prompt once per waiting
+    /// request.
+    async fn turn(&self, scopes: &ScopeSet) -> Result<MutexGuard<'_, FlightLog>, MiddlewareError> {
+        let flights = self.engine.flights();
+        let seen = flights.finished();
+        let log = flights.turn().await;
+        match log.failed_since(scopes, seen) {
+            Some(source) => Err(MiddlewareError::StepUp { scopes: scopes.clone(), source }),
+            None => Ok(log),
+        }
+    }
+
     /// A token for `scopes` to retry with, after the server refused `sent` (or the request carried none) with a
     /// challenge that named `named`.
     async fn token_after_challenge(
@@ -68,13 +83,7 @@ impl StepUpMiddleware {
     ) -> Result<Arc<ElevatedToken>, MiddlewareError> {
         let step_up_failed = |source| MiddlewareError::StepUp { scopes: scopes.clone(), source };
         let flights = self.engine.flights();
-        let seen = flights.finished();
-        let mut log = flights.turn().await;
-        // A flow for these scopes ended while this request waited: if it failed (the person cancelled, say), that
-        // is this request's answer too. Asking again would prompt once per waiting request.
-        if let Some(error) = log.failed_since(scopes, seen) {
-            return Err(step_up_failed(error));
-        }
+        let mut log = self.turn(scopes).await?;
         let sent_id = sent.map(|token| token.id().clone());
         // If it succeeded, a reusable token it left is good here.
         if let Some(token) = self.fresh_token(scopes, tag, sent_id.as_ref()) {
@@ -112,12 +121,11 @@ impl StepUpMiddleware {
     ) -> Result<Option<Arc<ElevatedToken>>, MiddlewareError> {
         let step_up_failed = |source| MiddlewareError::StepUp { scopes: scopes.clone(), source };
         let flights = self.engine.flights();
-        let seen = flights.finished();
-        let mut log = flights.turn().await;
-        if let Some(error) = log.failed_since(scopes, seen) {
-            return Err(step_up_failed(error));
-        }
-        if self.engine.session().as_ref() != session_sent {
+        let mut log = self.turn(scopes).await?;
+        // Another request's fresh MFA re-issued the session while this one waited: that MFA is as recent.
+        let mfa_time =
+            |session: Option<&Jwt>| session.and_then(|jwt| SessionInfo::parse(jwt).ok()?.mfa_auth_time);
+        if mfa_time(self.engine.session().as_ref()) > mfa_time(session_sent) {
             return Ok(self.fresh_token(scopes, tag, None));
         }
         let outcome = self.engine.prompt_with(scopes.as_slice(), Some(Route::Mfa), true).await;
@@ -163,8 +171,10 @@ fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt
         .headers()
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .is_some_and(|token| token == sent.expose_secret());
+        .and_then(|value| value.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && token.trim() == sent.expose_secret()
+        });
     if !carried {
         return;
     }

@@ -5,7 +5,7 @@
 //! `/sdk/{environment_id}` (admin, health) are never allowed cross-origin.
 
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::state::AppState;
@@ -56,6 +56,8 @@ pub(crate) fn layer(state: &AppState) -> CorsLayer {
         .allow_origin(AllowOrigin::predicate(move |origin, parts| allowed(&state, origin, parts)))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
+        // Browser code may read the step-up challenge (its scopes and max_age) and when to retry.
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW])
         .max_age(PREFLIGHT_MAX_AGE)
 }
 

@@ -16,8 +16,13 @@ use crate::verify::external_auth::ExternalAuthError;
 /// How a refused backend token is answered.
 fn refusal(error: &ExternalAuthError) -> ApiError {
     match error {
-        ExternalAuthError::KeysUnavailable { .. } => {
-            ApiError::unavailable(ErrorCode::ExternalAuthUnavailable, error.to_string())
+        ExternalAuthError::KeysUnavailable { reason } => {
+            // The reason (a TLS or DNS error, say) goes to the log, not to the caller.
+            tracing::warn!(%reason, "the external-auth JWKS cannot be fetched");
+            ApiError::unavailable(
+                ErrorCode::ExternalAuthUnavailable,
+                "The app backend's keys cannot be fetched right now; try again later",
+            )
         }
         _ => ApiError::unprocessable(ErrorCode::InvalidExternalAuth, error.to_string()),
     }
@@ -53,7 +58,8 @@ pub(crate) async fn verify(
             "This user has MFA methods: this environment does not elevate them by external auth",
         ));
     }
-    let spent = format!("external:{}:{}", session.env.id(), grant.jti);
+    // Length-prefixed, so no environment id and jti pair can spell another's.
+    let spent = format!("external:{}:{}:{}", session.env.id().len(), session.env.id(), grant.jti);
     let exp = i64::try_from(grant.exp).unwrap_or(i64::MAX);
     if !state.store().consume_token(&spent, exp).await? {
         return Err(refusal(&ExternalAuthError::Replayed));

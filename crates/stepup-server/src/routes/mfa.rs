@@ -96,14 +96,16 @@ pub(crate) async fn set_default_device(
     }
 }
 
-/// `GET /users/mfa/register/totp`: a new, unverified TOTP device. Needs `credential:link`. The first
-/// successful `/users/mfa/auth/totp` with its id verifies it.
+/// `GET /users/mfa/register/totp`: a new, unverified TOTP device. Needs `credential:link` (for a user with MFA,
+/// earned by MFA, or a recent MFA: `guard::check_factor_change`), and TOTP enabled. The first successful
+/// `/users/mfa/auth/totp` with its id verifies it.
 pub(crate) async fn register_totp(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
 ) -> Result<Json<TotpRegistration>, ApiError> {
-    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    super::require_method(&session, StepUpMethod::Totp)?;
+    guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialLink).await?;
     let user = state
         .store()
         .user(session.env.id(), &session.user_id)
@@ -249,14 +251,15 @@ pub(crate) async fn regenerate_recovery_codes(
     Ok(Json(new_codes(&state, &session.user_id).await?))
 }
 
-/// `DELETE /users/mfa/{id}`: removes an MFA device. Needs `credential:unlink`.
+/// `DELETE /users/mfa/{id}`: removes an MFA device. Needs `credential:unlink` (for a user with MFA, earned by
+/// MFA, or a recent MFA: `guard::check_factor_change`).
 pub(crate) async fn delete_device(
     State(state): State<AppState>,
     session: Session,
     ApiPath((_environment_id, device_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    guard::check(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
+    guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
     if state.store().delete_mfa_device(&session.user_id, &device_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

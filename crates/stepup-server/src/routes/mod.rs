@@ -243,6 +243,22 @@ pub(crate) async fn has_mfa(state: &AppState, user_id: &str) -> Result<bool, Api
         || !state.store().passkeys(user_id).await?.is_empty())
 }
 
+/// Refuses enrolling a method the environment does not enable: a factor registered here would make the user an
+/// MFA user (re-authentication refused) whom the check then offers nothing.
+///
+/// # Errors
+/// 422 `method_disabled`.
+pub(crate) fn require_method(session: &Session, method: StepUpMethod) -> Result<(), ApiError> {
+    if session.env.config.policy.method_enabled(method) {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            ErrorCode::MethodDisabled,
+            format!("{} is not enabled for this environment", method.as_str()),
+        ))
+    }
+}
+
 /// The answer to a step-up verification inside a session: the user, the session re-signed (with a new
 /// `mfa_auth_time` after an MFA proof) in `jwt` and `minifiedJwt`, its expiry, and an elevated token for
 /// `requested_scopes` when any were requested.
@@ -255,7 +271,10 @@ pub(crate) async fn step_up_response(
     requested_scopes: Option<&[TokenScope]>,
     proof: Proof,
 ) -> Result<VerifyResponse, ApiError> {
-    let jwt = state.reissue_session(&session.env, &session.claims, proof.is_mfa())?;
+    // A method the environment switched off is no MFA here: it must not unlock what a recent MFA unlocks.
+    let policy = &session.env.config.policy;
+    let mfa = proof.is_mfa() && proof.method().is_none_or(|method| policy.method_enabled(method));
+    let jwt = state.reissue_session(&session.env, &session.claims, mfa)?;
     let elevated = match requested_scopes {
         Some(scopes) if !scopes.is_empty() => {
             Some(state.issue_elevated(&session.env, &session.user_id, scopes, proof.amr())?)

@@ -20,6 +20,7 @@ use webauthn_rs::prelude::{
 
 use super::{Proof, check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, Session};
+use crate::config::StepUpMethod;
 use crate::error::ApiError;
 use crate::guard;
 use crate::random;
@@ -84,6 +85,7 @@ pub(crate) async fn registration_options(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Json<Value>, ApiError> {
+    super::require_method(&session, StepUpMethod::Passkey)?;
     let user = state
         .store()
         .user(session.env.id(), &session.user_id)
@@ -131,7 +133,8 @@ fn attestation(mut body: serde_json::Map<String, Value>) -> Result<RegisterPubli
         .map_err(|e| ApiError::bad_request(format!("Invalid attestation: {e}")))
 }
 
-/// `POST /users/passkeys/register`: the attestation. Needs `credential:link`. Answers a VerifyResponse (the
+/// `POST /users/passkeys/register`: the attestation. Needs `credential:link` (for a user with MFA, earned by MFA,
+/// or a recent MFA: `guard::check_factor_change`), and passkeys enabled. Answers a VerifyResponse (the
 /// user, and the session re-signed: registering a passkey with user verification is an MFA verification), as
 /// Dynamic's client expects.
 pub(crate) async fn register(
@@ -140,7 +143,8 @@ pub(crate) async fn register(
     headers: HeaderMap,
     ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    guard::check(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    super::require_method(&session, StepUpMethod::Passkey)?;
+    guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialLink).await?;
     let credential = attestation(body)?;
     let client_data = URL_SAFE_NO_PAD.encode(&credential.response.client_data_json);
     let challenge =
@@ -276,14 +280,15 @@ pub(crate) struct DeletePasskey {
     passkey_id: String,
 }
 
-/// `DELETE /users/passkeys`: removes a passkey. Needs `credential:unlink`.
+/// `DELETE /users/passkeys`: removes a passkey. Needs `credential:unlink` (for a user with MFA, earned by MFA,
+/// or a recent MFA).
 pub(crate) async fn delete(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
     ApiJson(request): ApiJson<DeletePasskey>,
 ) -> Result<StatusCode, ApiError> {
-    guard::check(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
+    guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
     if state.store().delete_passkey(&session.user_id, &request.passkey_id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -9,9 +9,11 @@
 //! token works once across replicas.
 //!
 //! Keys come from the configuration or from a JWKS URL. The JWKS is fetched on first use (timeout 5 s, at most
-//! 64 KiB), kept for ten minutes, and fetched again early, at most once a minute, when a token names a `kid` the
-//! cache does not hold (a key rotation); a second token with an unknown `kid` in that minute is refused without
-//! a request, so tokens with made-up `kid`s cannot make the server hammer the backend.
+//! 64 KiB, read chunk by chunk), kept for ten minutes, and fetched again early, at most once a minute, when a
+//! token names a `kid` the cache does not hold (a key rotation); a second token with an unknown `kid` in that
+//! minute is refused without a request, so tokens with made-up `kid`s cannot make the server hammer the backend.
+//! When refreshes fail, the keys fetched last stay in use for at most a day. One fetch runs at a time per
+//! environment; requests wait for it (at most the 5 s timeout).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,6 +29,9 @@ use crate::tokens::peek_header;
 
 /// How long a fetched JWKS is used before it is fetched again.
 const JWKS_MAX_AGE_SECS: u64 = 10 * 60;
+/// How long fetched keys stay trusted while every refresh fails: a key the backend removed (after a compromise,
+/// say) must not stay good for as long as its JWKS endpoint is down.
+const JWKS_MAX_STALE_SECS: u64 = 24 * 60 * 60;
 /// The least time between two fetches of the JWKS.
 const JWKS_MIN_REFRESH_SECS: u64 = 60;
 /// The longest a JWKS request may take.
@@ -55,6 +60,9 @@ pub enum ExternalAuthError {
         /// The header's `alg`.
         alg: String,
     },
+    /// The header has `crit` parameters, which this server does not implement (RFC 7515 §4.1.11).
+    #[error("the external token's header has critical parameters this server does not implement")]
+    CriticalHeader,
     /// No trusted key has the token's `kid` and algorithm.
     #[error("no trusted key matches the external token (kid {kid:?})")]
     UnknownKey {
@@ -243,6 +251,10 @@ impl ExternalAuthKeys {
         now: UnixTime,
     ) -> Result<ExternalGrant, ExternalAuthError> {
         let header = peek_header(token).map_err(|_| ExternalAuthError::Malformed)?;
+        // RFC 7515 §4.1.11: a header parameter the verifier must understand; none is understood here.
+        if header.crit.is_some() {
+            return Err(ExternalAuthError::CriticalHeader);
+        }
         let algorithm = pinned_algorithm(&header.alg)
             .ok_or_else(|| ExternalAuthError::Algorithm { alg: header.alg.clone() })?;
         let keys = self.keys_for(header.kid.as_deref(), algorithm, now).await?;
@@ -334,18 +346,24 @@ impl ExternalAuthKeys {
         algorithm: Algorithm,
         now: UnixTime,
     ) -> Result<Vec<TrustedKey>, ExternalAuthError> {
+        // A key with a `kid` takes only tokens that name it; a key without one takes any token of its algorithm.
         let fits = |key: &TrustedKey| {
-            key.algorithm == algorithm && (key.kid.is_none() || kid.is_none() || key.kid.as_deref() == kid)
+            key.algorithm == algorithm && key.kid.as_deref().is_none_or(|own| Some(own) == kid)
         };
         let mut keys: Vec<TrustedKey> = self.configured.iter().filter(|k| fits(k)).cloned().collect();
         let Some((url, cache)) = &self.jwks else { return Ok(keys) };
         // One fetch at a time: concurrent requests wait for it rather than each fetching.
         let mut cache = cache.lock().await;
         let age = |at: Option<UnixTime>| at.map(|at| now.as_secs().saturating_sub(at.as_secs()));
+        if age(cache.fetched_at).is_some_and(|age| age >= JWKS_MAX_STALE_SECS) {
+            cache.keys.clear();
+        }
         let stale = age(cache.fetched_at).is_none_or(|age| age >= JWKS_MAX_AGE_SECS);
-        let unknown = !cache.keys.iter().any(&fits);
+        // A `kid` the cache does not hold is a rotation to pick up (even when a configured key of the algorithm
+        // might fit); a token without one is looked for in the cache only.
+        let unknown = !cache.keys.iter().any(&fits) && (kid.is_some() || keys.is_empty());
         let may_fetch = age(cache.attempted_at).is_none_or(|age| age >= JWKS_MIN_REFRESH_SECS);
-        if (stale || (unknown && keys.is_empty())) && may_fetch {
+        if (stale || unknown) && may_fetch {
             cache.attempted_at = Some(now);
             match fetch_jwks(url).await {
                 Ok(fetched) => {
@@ -400,7 +418,7 @@ fn http_client() -> Result<&'static reqwest::Client, String> {
 /// Fetches and reads a JWKS: the keys it can use (RSA, P-256 and Ed25519 signing keys), each pinned to its `alg`
 /// or, without one, to the algorithm its key type implies.
 async fn fetch_jwks(url: &str) -> Result<Vec<TrustedKey>, String> {
-    let response = http_client()?.get(url).send().await.map_err(|e| {
+    let mut response = http_client()?.get(url).send().await.map_err(|e| {
         if e.is_timeout() {
             "the JWKS request timed out".to_owned()
         } else {
@@ -413,9 +431,13 @@ async fn fetch_jwks(url: &str) -> Result<Vec<TrustedKey>, String> {
     if response.content_length().is_some_and(|n| n > JWKS_MAX_BYTES as u64) {
         return Err("the JWKS document is too large".to_owned());
     }
-    let body = response.bytes().await.map_err(|e| format!("reading the JWKS failed: {e}"))?;
-    if body.len() > JWKS_MAX_BYTES {
-        return Err("the JWKS document is too large".to_owned());
+    // Read chunk by chunk and stop past the limit: a chunked answer has no length to check up front.
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the JWKS failed: {e}"))? {
+        if body.len() + chunk.len() > JWKS_MAX_BYTES {
+            return Err("the JWKS document is too large".to_owned());
+        }
+        body.extend_from_slice(&chunk);
     }
     let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a JWK set: {e}"))?;
     Ok(set

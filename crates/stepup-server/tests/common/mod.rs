@@ -169,8 +169,8 @@ impl TestServer {
         (user, jwt, email)
     }
 
-    /// An elevated token for `scopes` through an email code to `email` (the user's own address).
-    pub async fn elevated_via_email(&self, jwt: &str, email: &str, scopes: &[&str]) -> String {
+    /// Sends an email code to `email` in session `jwt`: the verification id and the code (from the outbox).
+    pub async fn email_code(&self, jwt: &str, email: &str) -> (String, String) {
         let response =
             self.post("/emailVerifications/create", Some(jwt), &serde_json::json!({"email": email})).await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -178,6 +178,12 @@ impl TestServer {
         let verification = body["verificationUUID"].as_str().unwrap().to_owned();
         let code =
             self.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
+        (verification, code)
+    }
+
+    /// An elevated token for `scopes` through an email code to `email` (the user's own address).
+    pub async fn elevated_via_email(&self, jwt: &str, email: &str, scopes: &[&str]) -> String {
+        let (verification, code) = self.email_code(jwt, email).await;
         let body = serde_json::json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": scopes});
         let response = self.post("/emailVerifications/verify", Some(jwt), &body).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -1,0 +1,146 @@
+//! Adding or removing an MFA factor (TOTP and passkey registration, device and passkey deletion) of a user who
+//! has MFA takes MFA: a recent MFA in the session, or a token an MFA proof earned. Each test is an attack from the
+//! adversarial review of the Dynamic-fidelity change, which succeeded before the fix: a stolen session (no email,
+//! no authenticator) adding its own TOTP device when the policy leaves `credential:*` out or step-up is off, and a
+//! `credential:link` token earned by email before the user had MFA still adding factors afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+
+use common::{Backend, TestServer, assert_error, code_at};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use stepup_proto::{TokenScope, VerifyResponse};
+
+/// What a stolen session tries: register a TOTP device of its own, delete the victim's device.
+async fn attack(
+    server: &TestServer,
+    stolen: &str,
+    victim_device: &str,
+    token: Option<&str>,
+) -> (StatusCode, StatusCode) {
+    let register =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(stolen), token, None).await;
+    let delete = server
+        .call::<Value>(Method::DELETE, &format!("/users/mfa/{victim_device}"), Some(stolen), token, None)
+        .await;
+    (register.status(), delete.status())
+}
+
+async fn a_policy_without_credential_scopes_does_not_open_factor_changes(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.environments[0].policy.step_up_scopes = vec![TokenScope::WalletExport, TokenScope::WalletSign];
+    })
+    .await;
+    let victim = server.totp_user().await;
+    // The session as it was stolen: no recent MFA in it, no token.
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&victim.jwt), None, None).await;
+    let (_, headers) = assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    assert!(headers["www-authenticate"].to_str().unwrap().contains("credential:link"));
+    let path = format!("/users/mfa/{}", victim.device);
+    let response = server.call::<Value>(Method::DELETE, &path, Some(&victim.jwt), None, None).await;
+    assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    let response = server
+        .call(Method::POST, "/users/passkeys/register", Some(&victim.jwt), None, Some(&json!({"id": "x"})))
+        .await;
+    assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    // The user who just passed MFA (the session the answer re-issued) may.
+    let response = server
+        .call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&victim.mfa_jwt), None, None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+async fn with_step_up_off_a_stolen_session_cannot_change_the_factors_of_an_mfa_user(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.environments[0].policy.step_up_enabled = false;
+    })
+    .await;
+    let (_, jwt, _) = server.signed_in().await;
+    // No MFA yet: the first factor is enrolled as the policy says (off: the session alone).
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), None, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let registration: stepup_proto::TotpRegistration = response.json().await.unwrap();
+    let secret = registration.secret.expose_secret().to_owned();
+    let body = json!({"code": code_at(&secret, server.now().as_secs()), "id": registration.id});
+    let verified: VerifyResponse =
+        server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
+    let mfa_jwt = verified.minified_jwt.unwrap().expose_secret().to_owned();
+    // Now the user has MFA: the stolen (pre-MFA) session can neither add nor remove a factor.
+    let (register, delete) = attack(&server, &jwt, &registration.id, None).await;
+    assert_eq!((register, delete), (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN));
+    // A recent MFA can: the person at the device, right after an MFA.
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&mfa_jwt), None, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+async fn a_link_token_from_before_mfa_does_not_add_factors_after(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, jwt, email) = server.signed_in().await;
+    // credential:link by email, while the user has no MFA: good for 10 minutes, many uses.
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+    let registration: stepup_proto::TotpRegistration = server
+        .call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = registration.secret.expose_secret().to_owned();
+    let now = server.now().as_secs();
+    let body = json!({"code": code_at(&secret, now - 30), "id": registration.id});
+    assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.status(), StatusCode::OK);
+    // The user has MFA now: the email-earned token, still unexpired, adds nothing and removes nothing.
+    let (register, delete) = attack(&server, &jwt, &registration.id, Some(&link)).await;
+    assert_eq!((register, delete), (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN));
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
+    let (body, _) = assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    assert!(body.error.contains("earned by MFA"), "{}", body.error);
+    // Tokens earned by TOTP do.
+    let by_totp = |scope: &str, at: u64| {
+        let body = json!({"code": code_at(&secret, at), "requestedScopes": [scope]});
+        let server = &server;
+        let jwt = jwt.clone();
+        async move {
+            let answer: VerifyResponse =
+                server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
+            answer.elevated_access_token.unwrap().expose_secret().to_owned()
+        }
+    };
+    let link = by_totp("credential:link", now).await;
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let unlink = by_totp("credential:unlink", now + 30).await;
+    let path = format!("/users/mfa/{}", registration.id);
+    let response = server.call::<Value>(Method::DELETE, &path, Some(&jwt), Some(&unlink), None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    server.shutdown().await;
+}
+
+async fn disabled_methods_cannot_be_enrolled(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.environments[0].policy.enabled_methods = vec![stepup_server::config::StepUpMethod::Email];
+    })
+    .await;
+    let (_, jwt, email) = server.signed_in().await;
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "method_disabled").await;
+    let response = server.get("/users/passkeys/register", Some(&jwt)).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "method_disabled").await;
+    server.shutdown().await;
+}
+
+on_both_databases!(
+    a_policy_without_credential_scopes_does_not_open_factor_changes,
+    with_step_up_off_a_stolen_session_cannot_change_the_factors_of_an_mfa_user,
+    a_link_token_from_before_mfa_does_not_add_factors_after,
+    disabled_methods_cannot_be_enrolled,
+);
