@@ -40,7 +40,7 @@ async fn the_engine_adopts_the_session_an_mfa_answer_reissues_and_says_so() {
     let device = stepup::CredentialId::new(registration.id.as_str());
     let before = unix_now();
     engine
-        .verify_totp_mfa(totp_code(&secret, unix_now() - 30).as_str(), Some(device), &[Scope::WalletSign])
+        .verify_totp_mfa(totp_code(&secret, unix_now() - 30).as_str(), Some(device), &[Scope::CredentialLink])
         .await
         .unwrap();
     let adopted = engine.session().unwrap();

@@ -132,6 +132,9 @@ pub enum StepUpError {
         /// The server's message.
         message: String,
     },
+    /// 422 `mfa_device_already_exists`: the user has a verified TOTP device already (one per user).
+    #[error("the user has an authenticator app already; remove it first")]
+    MfaDeviceAlreadyExists,
     /// 422 `step_up_disabled`: step-up is switched off for the environment; no token is issued.
     #[error("step-up is switched off for this environment")]
     StepUpDisabled,
@@ -315,6 +318,7 @@ impl StepUpError {
             (_, ErrorCode::InvalidExternalAuth) => StepUpError::InvalidExternalAuth { message },
             (_, ErrorCode::ExternalAuthUnavailable) => StepUpError::ExternalAuthUnavailable { message },
             (_, ErrorCode::StepUpDisabled) => StepUpError::StepUpDisabled,
+            (_, ErrorCode::MfaDeviceAlreadyExists) => StepUpError::MfaDeviceAlreadyExists,
             (_, ErrorCode::MethodDisabled) => StepUpError::MethodDisabled { message },
             (_, ErrorCode::MethodNotAllowed) => StepUpError::MethodNotAllowed { message },
             (400, _) | (413, _) => StepUpError::BadRequest { message },
@@ -380,6 +384,7 @@ impl StepUpError {
             StepUpError::InvalidExternalAuth { .. } => ErrorCode::InvalidExternalAuth,
             StepUpError::ExternalAuthUnavailable { .. } => ErrorCode::ExternalAuthUnavailable,
             StepUpError::StepUpDisabled => ErrorCode::StepUpDisabled,
+            StepUpError::MfaDeviceAlreadyExists => ErrorCode::MfaDeviceAlreadyExists,
             StepUpError::MethodDisabled { .. } => ErrorCode::MethodDisabled,
             StepUpError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             StepUpError::InvalidWalletMessage { code, .. }
@@ -449,6 +454,7 @@ mod tests {
                 StepUpError::ExternalAuthUnavailable { message: "msg".into() },
             ),
             (422, "step_up_disabled", StepUpError::StepUpDisabled),
+            (422, "mfa_device_already_exists", StepUpError::MfaDeviceAlreadyExists),
             (422, "method_disabled", StepUpError::MethodDisabled { message: "msg".into() }),
             (405, "method_not_allowed", StepUpError::MethodNotAllowed { message: "msg".into() }),
         ];

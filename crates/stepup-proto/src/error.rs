@@ -81,6 +81,8 @@ open_enum! {
         StepUpDisabled => "step_up_disabled",
         /// 422: this verification method is not enabled for step-up in this environment.
         MethodDisabled => "method_disabled",
+        /// 422: the user already has a verified TOTP device (one per user, as Dynamic has it); delete it first.
+        MfaDeviceAlreadyExists => "mfa_device_already_exists",
         /// 405: the path exists, the HTTP method does not.
         MethodNotAllowed => "method_not_allowed",
         /// 503: the app backend's signing keys (JWKS) could not be fetched; try again later.

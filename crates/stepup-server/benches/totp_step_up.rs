@@ -70,7 +70,12 @@ async fn run(clients_n: usize, rounds: usize) {
         state.store().insert_user(&row, secs(start)).await.unwrap();
         let secret = Secret::from([i as u8 + 1; 20]).to_base32();
         let device = format!("bench-device-{i}");
-        state.store().insert_totp_device(&device, &user_id, &secret, secs(start)).await.unwrap();
+        // As if enrolled under a `wallet:sign` token: the warm-up round's codes complete the enrolments.
+        state
+            .store()
+            .insert_totp_device(&device, &user_id, &secret, "wallet:sign", secs(start))
+            .await
+            .unwrap();
         let (jwt, _) = state.issue_session(&env, &user_id).await.unwrap();
         let totp = Builder::new()
             .with_algorithm(Algorithm::SHA1)

@@ -288,13 +288,15 @@ async fn policy_decides_for_mfa_users_and_unconfigured_environments(backend: &Ba
             // turn unlock the recovery codes).
             let answer: VerifyResponse = response.json().await.unwrap();
             let link = answer.elevated_access_token.unwrap().expose_secret().to_owned();
+            // (A passkey: the user's one authenticator app slot is taken. The guard answers before the body.)
+            let probe = json!({"id": "probe"});
             let response = server
-                .call::<Value>(
-                    reqwest::Method::GET,
-                    "/users/mfa/register/totp",
+                .call(
+                    reqwest::Method::POST,
+                    "/users/passkeys/register",
                     Some(&person.jwt),
                     Some(&link),
-                    None,
+                    Some(&probe),
                 )
                 .await;
             assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;

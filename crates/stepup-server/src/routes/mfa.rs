@@ -105,7 +105,18 @@ pub(crate) async fn register_totp(
     headers: HeaderMap,
 ) -> Result<Json<TotpRegistration>, ApiError> {
     super::require_method(&session, StepUpMethod::Totp)?;
-    guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    // One authenticator app per user, as Dynamic has it: checked before any token is spent on the call.
+    if state.store().totp_devices(&session.user_id).await?.iter().any(|d| d.verified) {
+        return Err(ApiError::unprocessable(
+            ErrorCode::MfaDeviceAlreadyExists,
+            "The user has an authenticator app already; delete it before registering another",
+        ));
+    }
+    let elevated =
+        guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialLink).await?;
+    // What the enrolling token granted is all the verification that completes the enrolment may ask for: a
+    // `credential:link` token must not turn into every scope by way of a device it just created.
+    let enrolment_scopes = elevated.claims.map(|claims| claims.scope).unwrap_or_default();
     let user = state
         .store()
         .user(session.env.id(), &session.user_id)
@@ -116,7 +127,10 @@ pub(crate) async fn register_totp(
     let uri = totp::otpauth_uri(&secret, &session.env.config.app_name, &account)
         .map_err(|_| ApiError::internal())?;
     let id = random::uuid().map_err(|_| ApiError::internal())?;
-    state.store().insert_totp_device(&id, &session.user_id, &secret, secs(state.now())).await?;
+    state
+        .store()
+        .insert_totp_device(&id, &session.user_id, &secret, &enrolment_scopes, secs(state.now()))
+        .await?;
     Ok(Json(TotpRegistration {
         id,
         kind: MfaDeviceType::Totp,
@@ -138,6 +152,17 @@ pub(crate) async fn auth_totp(
         None => default_device(&devices),
     }
     .ok_or_else(|| ApiError::unprocessable(ErrorCode::MfaDeviceNotFound, "No such MFA device"))?;
+    if !device.verified {
+        // The code that completes an enrolment: at most the scopes of the token that started it.
+        let allowed = stepup_core::ScopeSet::from_space_delimited(&device.enrolment_scopes);
+        let asked: stepup_core::ScopeSet = request.requested_scopes.iter().flatten().cloned().collect();
+        if !allowed.covers(&asked) {
+            return Err(ApiError::unprocessable(
+                ErrorCode::InvalidScopes,
+                "Completing an enrolment may ask for no more scopes than the token that started it granted",
+            ));
+        }
+    }
     let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
     let checker =
         totp::totp(&device.secret, &session.env.config.app_name, "user").map_err(|_| ApiError::internal())?;

@@ -23,6 +23,9 @@ pub struct MfaDeviceRow {
     pub verified_at: Option<i64>,
     /// Whether it is the user's default device (`PUT /users/mfa/{id}`).
     pub is_default: bool,
+    /// While unverified: the scopes (space-delimited) of the elevated token that started the enrolment, the most
+    /// the verification completing it may ask for.
+    pub enrolment_scopes: String,
 }
 
 /// A recovery code (hashed).
@@ -47,7 +50,8 @@ impl std::fmt::Debug for MfaDeviceRow {
 }
 
 impl Store {
-    /// Adds an unverified TOTP device.
+    /// Adds an unverified TOTP device, replacing the user's unfinished one if there is one (one statement on the
+    /// one-pending index, so concurrent enrolments leave one). `enrolment_scopes`: see [`MfaDeviceRow`].
     ///
     /// # Errors
     /// [`StoreError`].
@@ -56,15 +60,20 @@ impl Store {
         id: &str,
         user_id: &str,
         secret: &str,
+        enrolment_scopes: &str,
         now: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO mfa_devices (id, user_id, kind, secret, verified, created_at) VALUES ($1, $2, 'totp', $3, 0, $4)",
+            "INSERT INTO mfa_devices (id, user_id, kind, secret, verified, created_at, enrolment_scopes) \
+             VALUES ($1, $2, 'totp', $3, 0, $4, $5) \
+             ON CONFLICT (user_id) WHERE verified = 0 DO UPDATE SET id = excluded.id, secret = excluded.secret, \
+             created_at = excluded.created_at, enrolment_scopes = excluded.enrolment_scopes, last_step = NULL",
         )
         .bind(id)
         .bind(user_id)
         .bind(secret)
         .bind(now)
+        .bind(enrolment_scopes)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -92,6 +101,9 @@ impl Store {
                     created_at: row.try_get("created_at")?,
                     verified_at: row.try_get("verified_at")?,
                     is_default: row.try_get::<i64, _>("is_default")? != 0,
+                    enrolment_scopes: row
+                        .try_get::<Option<String>, _>("enrolment_scopes")?
+                        .unwrap_or_default(),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -19,7 +19,7 @@ mod users;
 
 pub use mfa::{MfaDeviceRow, RecoveryCodeRow};
 pub use otp::{OtpRow, OutboxRow};
-pub use passkeys::PasskeyRow;
+pub use passkeys::{MAX_OPEN_CEREMONIES, PasskeyRow};
 pub use sessions::SessionRow;
 pub use users::{CredentialRow, NewCredential, UserRow};
 

@@ -23,6 +23,9 @@ pub struct PasskeyRow {
     pub updated_at: i64,
 }
 
+/// The most ceremonies of one kind (registration, authentication) a user has open at once.
+pub const MAX_OPEN_CEREMONIES: i64 = 5;
+
 impl Store {
     /// Stores a passkey.
     ///
@@ -117,6 +120,20 @@ impl Store {
             .bind(expires_at)
             .execute(self.pool())
             .await?;
+        // A user has a few ceremonies open at most (a tab or two): older ones beyond that are dropped, so one
+        // session cannot fill the table.
+        // The new one always stays; of the others, the newest `MAX_OPEN_CEREMONIES - 1`.
+        sqlx::query(
+            "DELETE FROM webauthn_challenges WHERE user_id = $1 AND kind = $2 AND challenge <> $3 \
+             AND challenge NOT IN (SELECT challenge FROM webauthn_challenges WHERE user_id = $1 AND kind = $2 \
+             AND challenge <> $3 ORDER BY expires_at DESC, challenge DESC LIMIT $4)",
+        )
+        .bind(user_id)
+        .bind(kind)
+        .bind(challenge)
+        .bind(MAX_OPEN_CEREMONIES - 1)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
