@@ -51,6 +51,9 @@ pub struct ServerConfig {
     /// The environments this server serves.
     #[serde(default)]
     pub environments: Vec<EnvironmentConfig>,
+    /// How many argon2 jobs (recovery codes) may run at once; default one per core. Each takes 8 MiB while it runs.
+    #[serde(default)]
+    pub hash_workers: Option<usize>,
     /// Development mode (`serve --dev`; never read from a file): the app backend's JWKS may be fetched over
     /// plain `http://` (loopback test servers).
     #[serde(skip)]
@@ -216,6 +219,9 @@ pub struct Policy {
     /// How recent the session's last MFA verification must be for calls that need one (recovery codes),
     /// seconds (the RFC 9470 `max_age` of their challenge). Default 300.
     pub recent_mfa_max_age_secs: u64,
+    /// How many times an hour a user may have recovery codes made (the first read, and each regeneration: ten
+    /// argon2 hashes each). Default 5.
+    pub recovery_code_generations_per_hour: u32,
 }
 
 impl Default for Policy {
@@ -229,6 +235,7 @@ impl Default for Policy {
             step_up_enabled: true,
             enabled_methods: StepUpMethod::ALL.to_vec(),
             recent_mfa_max_age_secs: 300,
+            recovery_code_generations_per_hour: 5,
         }
     }
 }
@@ -283,6 +290,7 @@ impl ServerConfig {
             database_url: default_database_url(),
             admin_token: None,
             environments: vec![EnvironmentConfig::dev(environment_id)],
+            hash_workers: None,
             dev: true,
         }
     }

@@ -14,6 +14,7 @@ use crate::random;
 use crate::store::{Store, StoreError, secs};
 use crate::tokens::{ElevatedClaims, EnvironmentKey, SessionClaims};
 use crate::verify::external_auth::ExternalAuthKeys;
+use crate::verify::hash_work::HashWork;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +96,7 @@ struct Inner {
     admin_token: Option<SecretString>,
     clock: SharedClock,
     otp_key: [u8; 32],
+    hash_work: HashWork,
 }
 
 impl std::fmt::Debug for AppState {
@@ -149,6 +151,7 @@ impl AppState {
             admin_token: config.admin_token.clone(),
             clock,
             otp_key,
+            hash_work: config.hash_workers.map_or_else(HashWork::per_core, HashWork::new),
         })))
     }
 
@@ -168,6 +171,12 @@ impl AppState {
     #[must_use]
     pub fn environment(&self, id: &str) -> Option<&Arc<Environment>> {
         self.0.environments.get(id)
+    }
+
+    /// The bounded pool argon2 work runs on.
+    #[must_use]
+    pub fn hash_work(&self) -> &HashWork {
+        &self.0.hash_work
     }
 
     /// The admin token, if the admin API is on.

@@ -110,7 +110,80 @@ async fn open_passkey_ceremonies_are_bounded(backend: &Backend) {
     server.shutdown().await;
 }
 
+/// 32 parallel regenerations drove the server to 3.3 GiB (argon2 on up to 512 blocking threads); now at most
+/// `hash_workers` argon2 jobs run at once.
+async fn argon2_work_never_exceeds_its_workers(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| config.hash_workers = Some(2)).await;
+    let mut people = Vec::new();
+    for _ in 0..6 {
+        people.push(server.totp_user().await);
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for person in &people {
+        for _ in 0..2 {
+            let request = server.http.post(server.url("/users/mfa/recovery")).bearer_auth(&person.mfa_jwt);
+            calls.spawn(async move { request.send().await.unwrap().status() });
+        }
+    }
+    let statuses = calls.join_all().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    let work = server.server.state().hash_work();
+    assert_eq!(work.workers(), 2);
+    assert!((1..=2).contains(&work.peak()), "peak {}", work.peak());
+    server.shutdown().await;
+}
+
+/// Regenerations per user are limited (each is ten argon2 hashes).
+async fn recovery_code_generations_per_user_are_limited(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.environments[0].policy.recovery_code_generations_per_hour = 3;
+        // Long enough a recent MFA for the hour this test moves through.
+        config.environments[0].policy.recent_mfa_max_age_secs = 7200;
+    })
+    .await;
+    let person = server.totp_user().await;
+    let regenerate =
+        || server.call::<Value>(Method::POST, "/users/mfa/recovery", Some(&person.mfa_jwt), None, None);
+    assert_eq!(server.get("/users/mfa/recovery", Some(&person.mfa_jwt)).await.status(), StatusCode::OK);
+    assert_eq!(regenerate().await.status(), StatusCode::OK);
+    assert_eq!(regenerate().await.status(), StatusCode::OK);
+    let (_, headers) =
+        assert_error(regenerate().await, StatusCode::TOO_MANY_REQUESTS, "recovery_codes_rate_limited").await;
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    server.clock.advance(3601);
+    assert_eq!(regenerate().await.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+/// Concurrent first reads showed several sets of codes, of which only the last stored one worked.
+async fn concurrent_first_reads_create_one_set_of_codes(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let person = server.totp_user().await;
+    let mut reads = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let request = server.http.get(server.url("/users/mfa/recovery")).bearer_auth(&person.mfa_jwt);
+        reads.spawn(async move {
+            request.send().await.unwrap().json::<stepup_proto::RecoveryCodesResponse>().await.unwrap()
+        });
+    }
+    let answers = reads.join_all().await;
+    let shown: Vec<_> = answers.iter().filter(|a| !a.recovery_codes.is_empty()).collect();
+    assert_eq!(shown.len(), 1, "one read shows the codes");
+    // And they are the codes that work.
+    let code = shown[0].recovery_codes[0].expose_secret();
+    let body = json!({"code": code, "requestedScopes": ["wallet:sign"]});
+    assert_eq!(
+        server.post("/users/mfa/auth/recovery", Some(&person.jwt), &body).await.status(),
+        StatusCode::OK
+    );
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    argon2_work_never_exceeds_its_workers,
+    recovery_code_generations_per_user_are_limited,
+    concurrent_first_reads_create_one_set_of_codes,
     enrolment_completes_with_no_more_scopes_than_it_started_with,
     an_enrolment_without_a_token_mints_nothing,
     one_pending_and_one_verified_totp_device,

@@ -19,7 +19,7 @@ use crate::random;
 use crate::state::AppState;
 use crate::store::MfaDeviceRow;
 use crate::store::secs;
-use crate::verify::{mfa_lock, recovery, totp};
+use crate::verify::{mfa_lock, rate, recovery, totp};
 
 fn rfc3339(unix: i64) -> String {
     crate::store::time(unix).to_rfc3339()
@@ -199,10 +199,8 @@ pub(crate) async fn auth_recovery(
     let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
     let (unused, _) = state.store().unused_recovery_codes(&session.user_id).await?;
     let code = request.code.clone();
-    // Argon2 is deliberately slow: keep it off the async workers.
-    let matched = tokio::task::spawn_blocking(move || recovery::find(code.expose_secret(), &unused))
-        .await
-        .map_err(|_| ApiError::internal())?;
+    // Argon2 is deliberately slow and takes 8 MiB a hash: off the async workers, a bounded number at once.
+    let matched = state.hash_work().run(move || recovery::find(code.expose_secret(), &unused)).await?;
     let invalid = || ApiError::unprocessable(ErrorCode::MfaInvalidCode, "The recovery code is not valid");
     let spent = match matched {
         Some(id) => state.store().use_recovery_code(&id).await?,
@@ -217,14 +215,23 @@ pub(crate) async fn auth_recovery(
     Ok(Json(response))
 }
 
-async fn new_codes(state: &AppState, user_id: &str) -> Result<RecoveryCodesResponse, ApiError> {
-    let (codes, rows) = tokio::task::spawn_blocking(recovery::generate)
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|_| ApiError::internal())?;
-    state.store().replace_recovery_codes(user_id, &rows, secs(state.now())).await?;
+/// Ten new codes for the user (replacing any), within the user's hourly allowance of generations.
+async fn new_codes(state: &AppState, session: &Session) -> Result<RecoveryCodesResponse, ApiError> {
+    let policy = &session.env.config.policy;
+    let limit = rate::Limit { max: policy.recovery_code_generations_per_hour, window_secs: 3600 };
+    rate::claim(
+        state,
+        session.env.id(),
+        &format!("recovery:{}", session.user_id),
+        limit,
+        ErrorCode::Unknown("recovery_codes_rate_limited".into()),
+        "Recovery codes were made too often; try again later",
+    )
+    .await?;
+    let (codes, rows) = state.hash_work().run(recovery::generate).await?.map_err(|_| ApiError::internal())?;
+    state.store().replace_recovery_codes(&session.user_id, &rows, secs(state.now())).await?;
     // Shown: until the user says they are saved (`PUT /users`), SdkUser says `pending`.
-    state.store().set_backup_code_acknowledgement(user_id, "pending").await?;
+    state.store().set_backup_code_acknowledgement(&session.user_id, "pending").await?;
     Ok(RecoveryCodesResponse {
         count: codes.len(),
         recovery_codes: codes.into_iter().map(RecoveryCode::new).collect(),
@@ -259,10 +266,11 @@ pub(crate) async fn get_recovery_codes(
     session: Session,
 ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
     require_recent_mfa(&state, &session)?;
-    let (unused, total) = state.store().unused_recovery_codes(&session.user_id).await?;
-    if total == 0 {
-        return Ok(Json(new_codes(&state, &session.user_id).await?));
+    // The first read creates the codes, once: of concurrent first reads, one shows codes, the others a count.
+    if state.store().claim_first_recovery_codes(&session.user_id, secs(state.now())).await? {
+        return Ok(Json(new_codes(&state, &session).await?));
     }
+    let (unused, _) = state.store().unused_recovery_codes(&session.user_id).await?;
     Ok(Json(RecoveryCodesResponse { count: unused.len(), recovery_codes: vec![] }))
 }
 
@@ -273,7 +281,9 @@ pub(crate) async fn regenerate_recovery_codes(
     session: Session,
 ) -> Result<Json<RecoveryCodesResponse>, ApiError> {
     require_recent_mfa(&state, &session)?;
-    Ok(Json(new_codes(&state, &session.user_id).await?))
+    // A later first read must not make another set.
+    state.store().claim_first_recovery_codes(&session.user_id, secs(state.now())).await?;
+    Ok(Json(new_codes(&state, &session).await?))
 }
 
 /// `DELETE /users/mfa/{id}`: removes an MFA device. Needs `credential:unlink` (for a user with MFA, earned by

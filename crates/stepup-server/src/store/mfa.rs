@@ -160,6 +160,22 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Marks that `user_id`'s recovery codes are being created for the first time. Returns `false` when they were
+    /// before (by this call's rivals too: one statement decides), so concurrent first reads create one set.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn claim_first_recovery_codes(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO recovery_code_sets (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Replaces the user's recovery codes.
     ///
     /// # Errors

@@ -60,7 +60,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
-        for table in ["consumed_tokens", "nonces", "otp_verifications", "webauthn_challenges"] {
+        for table in [
+            "consumed_tokens",
+            "nonces",
+            "otp_verifications",
+            "webauthn_challenges",
+            "rate_slots",
+            "sessions",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
                 .bind(now)
                 .execute(self.pool())
@@ -68,6 +75,11 @@ impl Store {
         }
         sqlx::query("DELETE FROM outbox WHERE created_at <= $1")
             .bind(now - 24 * 3600)
+            .execute(self.pool())
+            .await?;
+        // A lockout row with no failures and no lock in force says nothing.
+        sqlx::query("DELETE FROM mfa_lockouts WHERE failures = 0 AND locked_until <= $1")
+            .bind(now)
             .execute(self.pool())
             .await?;
         Ok(())

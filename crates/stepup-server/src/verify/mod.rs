@@ -2,8 +2,10 @@
 //! carries the protocol's code.
 
 pub mod external_auth;
+pub mod hash_work;
 pub mod mfa_lock;
 pub mod otp;
+pub mod rate;
 pub mod recovery;
 pub mod totp;
 pub mod wallet;

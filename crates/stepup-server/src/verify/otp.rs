@@ -57,20 +57,19 @@ pub async fn check_send_limit(
     environment_id: &str,
     destination: &str,
 ) -> Result<(), ApiError> {
-    let now = secs(state.now());
-    let window_start = now - i64::try_from(SEND_WINDOW_SECS).unwrap_or(0);
-    // Claiming a slot is one atomic statement per slot, so concurrent sends cannot all pass a count.
-    if let Err(oldest) =
-        state.store().claim_send_slot(environment_id, destination, MAX_SENDS, now, window_start).await?
-    {
-        let retry_after = u64::try_from(oldest - window_start).unwrap_or(1);
-        return Err(ApiError::too_many(
-            ErrorCode::TooManyVerificationAttempts,
-            "Too many codes sent to this address; try again later",
-            retry_after,
-        ));
-    }
-    Ok(())
+    let limit = super::rate::Limit {
+        max: u32::try_from(MAX_SENDS).unwrap_or(u32::MAX),
+        window_secs: SEND_WINDOW_SECS,
+    };
+    super::rate::claim(
+        state,
+        environment_id,
+        &format!("send:{destination}"),
+        limit,
+        ErrorCode::TooManyVerificationAttempts,
+        "Too many codes sent to this address; try again later",
+    )
+    .await
 }
 
 /// Checks a typed code against a verification and uses the verification up if it is right.

@@ -1,7 +1,9 @@
 //! Recovery codes: 10 per user, argon2id-hashed, single use, regenerate replaces all.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::random;
 use crate::store::RecoveryCodeRow;
@@ -11,8 +13,34 @@ pub const CODE_COUNT: usize = stepup_proto::mfa::RECOVERY_CODE_COUNT;
 
 /// Argon2id with 8 MiB and one pass. The codes carry 50 random bits, so the hash's work factor matters less than
 /// for passwords; a verification may have to try all ten hashes, and this keeps that near 100 ms.
-fn hasher() -> Result<Argon2<'static>, argon2::Error> {
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8 * 1024, 1, 1, None)?))
+const MEMORY_KIB: u32 = 8 * 1024;
+/// The hash's length, as argon2's PHC strings have it by default.
+const OUTPUT_LEN: usize = 32;
+
+fn params() -> Result<Params, argon2::Error> {
+    Params::new(MEMORY_KIB, 1, 1, Some(OUTPUT_LEN))
+}
+
+thread_local! {
+    /// This thread's argon2 memory, reused by every hash it computes. Allocating 8 MiB per hash (what
+    /// `PasswordHasher::hash_password` does) let the allocator grow each thread's heap to about 110 MiB
+    /// (`benches/argon2_memory.rs`); reused, a worker holds 8 MiB. Recovery codes are hashed on the few threads of
+    /// `verify::hash_work`, so the whole server holds that many.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2id of `code` with `salt` under `params` into `out`, in this thread's reused memory.
+fn argon2_into(params: Params, code: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), argon2::Error> {
+    let blocks_needed = params.block_count();
+    let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        if blocks.len() != blocks_needed {
+            blocks.clear();
+            blocks.resize(blocks_needed, Block::default());
+        }
+        hasher.hash_password_into_with_memory(code, salt, out, &mut blocks[..])
+    })
 }
 
 /// Why codes could not be made (randomness or hashing failed: never caused by input).
@@ -26,37 +54,57 @@ pub fn normalise(code: &str) -> String {
     code.trim().to_ascii_lowercase()
 }
 
+/// The PHC string of `code` with a fresh salt: `$argon2id$v=19$m=8192,t=1,p=1$<salt>$<hash>`, as argon2's own
+/// `PasswordHasher` writes it.
+fn hash_code(code: &str) -> Result<String, RecoveryError> {
+    let fail = |e: &dyn std::fmt::Display| RecoveryError(e.to_string());
+    let salt = random::bytes::<16>().map_err(|e| fail(&e))?;
+    let mut out = [0u8; OUTPUT_LEN];
+    argon2_into(params().map_err(|e| fail(&e))?, code.as_bytes(), &salt, &mut out).map_err(|e| fail(&e))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| fail(&e))?;
+    let output = Output::new(&out).map_err(|e| fail(&e))?;
+    Ok(format!("$argon2id$v=19$m={MEMORY_KIB},t=1,p=1${salt}${output}"))
+}
+
+/// Whether `code` is the one `phc` (an argon2id PHC string) was made of; the comparison is constant time.
+fn matches(code: &str, phc: &str) -> Option<bool> {
+    let hash = PasswordHash::new(phc).ok()?;
+    if hash.algorithm.as_str() != "argon2id" || hash.version.is_some_and(|v| v != 0x13) {
+        return Some(false);
+    }
+    let params = Params::try_from(&hash).ok()?;
+    let expected = hash.hash?;
+    let mut salt = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt).ok()?;
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(params, code.as_bytes(), salt, &mut out).ok()?;
+    // `Output`'s equality is constant time.
+    Some(Output::new(&out).ok()? == expected)
+}
+
 /// Ten new codes: the codes to show once, and the rows to store.
 ///
 /// # Errors
 /// [`RecoveryError`].
 pub fn generate() -> Result<(Vec<String>, Vec<RecoveryCodeRow>), RecoveryError> {
-    let hasher = hasher().map_err(|e| RecoveryError(e.to_string()))?;
     let mut codes = Vec::with_capacity(CODE_COUNT);
     let mut rows = Vec::with_capacity(CODE_COUNT);
     for _ in 0..CODE_COUNT {
         let code = random::recovery_code().map_err(|e| RecoveryError(e.to_string()))?;
-        let salt = SaltString::encode_b64(&random::bytes::<16>().map_err(|e| RecoveryError(e.to_string()))?)
-            .map_err(|e| RecoveryError(e.to_string()))?;
-        let hash = hasher.hash_password(code.as_bytes(), &salt).map_err(|e| RecoveryError(e.to_string()))?;
         rows.push(RecoveryCodeRow {
             id: random::uuid().map_err(|e| RecoveryError(e.to_string()))?,
-            code_hash: hash.to_string(),
+            code_hash: hash_code(&code)?,
         });
         codes.push(code);
     }
     Ok((codes, rows))
 }
 
-/// The id of the unused code that `code` matches, if any. CPU-heavy: call it off the async executor.
+/// The id of the unused code that `code` matches, if any. CPU-heavy: call it on `verify::hash_work`.
 #[must_use]
 pub fn find(code: &str, unused: &[RecoveryCodeRow]) -> Option<String> {
-    let hasher = hasher().ok()?;
     let code = normalise(code);
-    unused.iter().find_map(|row| {
-        let hash = PasswordHash::new(&row.code_hash).ok()?;
-        hasher.verify_password(code.as_bytes(), &hash).is_ok().then(|| row.id.clone())
-    })
+    unused.iter().find_map(|row| matches(&code, &row.code_hash)?.then(|| row.id.clone()))
 }
 
 #[cfg(test)]
@@ -72,5 +120,27 @@ mod tests {
         assert_eq!(find(&codes[3].to_ascii_uppercase(), &rows), Some(rows[3].id.clone()));
         assert_eq!(find("00000-00000", &rows), None);
         assert_eq!(find("", &rows), None);
+    }
+
+    /// Hashes made by argon2's own `PasswordHasher` (what earlier versions stored) verify, and ours are what it
+    /// verifies: the PHC strings are the same.
+    #[test]
+    fn hashes_are_interchangeable_with_argon2s_own() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params().unwrap());
+        let salt = SaltString::encode_b64(&[7u8; 16]).unwrap();
+        let stored = theirs.hash_password(b"abcde-fghij", &salt).unwrap().to_string();
+        let row = RecoveryCodeRow { id: "old".into(), code_hash: stored };
+        assert_eq!(find("ABCDE-FGHIJ", std::slice::from_ref(&row)), Some("old".into()));
+        assert_eq!(find("abcde-fghik", std::slice::from_ref(&row)), None);
+        let ours = hash_code("klmno-pqrst").unwrap();
+        theirs.verify_password(b"klmno-pqrst", &PasswordHash::new(&ours).unwrap()).unwrap();
+        // Not argon2id, or not a PHC string at all: no match, no panic.
+        let argon2i = ours.replacen("argon2id", "argon2i", 1);
+        let rows = [
+            RecoveryCodeRow { id: "i".into(), code_hash: argon2i },
+            RecoveryCodeRow { id: "x".into(), code_hash: "nonsense".into() },
+        ];
+        assert_eq!(find("klmno-pqrst", &rows), None);
     }
 }

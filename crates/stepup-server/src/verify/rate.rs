@@ -1,0 +1,54 @@
+//! Rate limits as claimable slots in the database: `max` slots per key, each free again `window` after it was
+//! claimed. Claiming is one conditional upsert per slot, so concurrent requests on any replicas can never take
+//! more than `max` in a window. Keys are namespaced by what they limit (`send:`, `recovery:`, `anon-ip:`, ...).
+
+use stepup_proto::ErrorCode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::secs;
+
+/// One limit: `max` per `window_secs` for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// How many in a window.
+    pub max: u32,
+    /// The window, seconds.
+    pub window_secs: u64,
+}
+
+/// Claims one of `limit.max` slots of `key` in environment `environment_id`.
+///
+/// # Errors
+/// 429 with `code`, `message` and `Retry-After` (until the oldest slot frees) when every slot is taken; 500 on
+/// storage failure.
+pub async fn claim(
+    state: &AppState,
+    environment_id: &str,
+    key: &str,
+    limit: Limit,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), ApiError> {
+    let now = secs(state.now());
+    let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
+    let window_start = now.saturating_sub(window);
+    match state
+        .store()
+        .claim_rate_slot(
+            environment_id,
+            key,
+            i64::from(limit.max),
+            now,
+            window_start,
+            now.saturating_add(window),
+        )
+        .await?
+    {
+        Ok(()) => Ok(()),
+        Err(oldest) => {
+            let retry_after = u64::try_from(oldest - window_start).unwrap_or(1);
+            Err(ApiError::too_many(code, message, retry_after))
+        }
+    }
+}
