@@ -150,6 +150,16 @@ pub enum StepUpError {
         /// The server's message.
         message: String,
     },
+    /// 408 `request_timeout`: the request (body upload included) took longer than the server allows; the
+    /// connection is closed. Sending it again may succeed.
+    #[error("the server stopped waiting for the request")]
+    RequestTimeout,
+    /// 413 `payload_too_large`: the request body is larger than the server accepts.
+    #[error("the request body is too large: {message}")]
+    PayloadTooLarge {
+        /// The server's message.
+        message: String,
+    },
     /// 429 with a code this version does not know.
     #[error("too many requests; try again later{}", retry_hint(*.retry_after))]
     TooManyRequests {
@@ -321,6 +331,8 @@ impl StepUpError {
             (_, ErrorCode::MfaDeviceAlreadyExists) => StepUpError::MfaDeviceAlreadyExists,
             (_, ErrorCode::MethodDisabled) => StepUpError::MethodDisabled { message },
             (_, ErrorCode::MethodNotAllowed) => StepUpError::MethodNotAllowed { message },
+            (_, ErrorCode::RequestTimeout) => StepUpError::RequestTimeout,
+            (_, ErrorCode::PayloadTooLarge) => StepUpError::PayloadTooLarge { message },
             (400, _) | (413, _) => StepUpError::BadRequest { message },
             (401, _) => StepUpError::Unauthorized,
             (429, _) => StepUpError::TooManyRequests { retry_after, code },
@@ -344,6 +356,7 @@ impl StepUpError {
                 | StepUpError::PasskeyChallengeInvalid
                 | StepUpError::PasskeyUserNotVerified
                 | StepUpError::Timeout
+                | StepUpError::RequestTimeout
                 | StepUpError::Transport { .. }
         )
     }
@@ -387,6 +400,8 @@ impl StepUpError {
             StepUpError::MfaDeviceAlreadyExists => ErrorCode::MfaDeviceAlreadyExists,
             StepUpError::MethodDisabled { .. } => ErrorCode::MethodDisabled,
             StepUpError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            StepUpError::RequestTimeout => ErrorCode::RequestTimeout,
+            StepUpError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             StepUpError::InvalidWalletMessage { code, .. }
             | StepUpError::Server { code, .. }
             | StepUpError::TooManyRequests { code, .. } => code.clone(),
@@ -457,6 +472,8 @@ mod tests {
             (422, "mfa_device_already_exists", StepUpError::MfaDeviceAlreadyExists),
             (422, "method_disabled", StepUpError::MethodDisabled { message: "msg".into() }),
             (405, "method_not_allowed", StepUpError::MethodNotAllowed { message: "msg".into() }),
+            (408, "request_timeout", StepUpError::RequestTimeout),
+            (413, "payload_too_large", StepUpError::PayloadTooLarge { message: "msg".into() }),
         ];
         let wallet_message_codes =
             ErrorCode::KNOWN.iter().filter(|c| c.as_str().starts_with("invalid_message"));

@@ -87,6 +87,10 @@ open_enum! {
         MethodNotAllowed => "method_not_allowed",
         /// 503: the app backend's signing keys (JWKS) could not be fetched; try again later.
         ExternalAuthUnavailable => "external_auth_unavailable",
+        /// 408: the request (its head and body, and the answer to it) took longer than the server allows.
+        RequestTimeout => "request_timeout",
+        /// 413: the request body is larger than the server accepts.
+        PayloadTooLarge => "payload_too_large",
     }
 }
 

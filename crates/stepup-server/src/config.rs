@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 use stepup_core::SecretString;
@@ -54,10 +55,79 @@ pub struct ServerConfig {
     /// How many argon2 jobs (recovery codes) may run at once; default one per core. Each takes 8 MiB while it runs.
     #[serde(default)]
     pub hash_workers: Option<usize>,
+    /// Connection limits and timeouts (`[connections]`).
+    #[serde(default)]
+    pub connections: ConnectionLimits,
     /// Development mode (`serve --dev`; never read from a file): the app backend's JWKS may be fetched over
     /// plain `http://` (loopback test servers).
     #[serde(skip)]
     pub dev: bool,
+}
+
+/// How many connections the server holds and how long it waits for each (slow or idle clients cannot hold a
+/// connection forever; DESIGN §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// The most connections open at once; more wait in the listen backlog until one closes. Default 1024.
+    pub max_connections: usize,
+    /// How long a request head (request line and headers) may take to arrive, milliseconds, counted from when
+    /// the server starts waiting for it: a new connection, or the previous answer on a kept-alive one. The
+    /// connection is closed, unanswered, when it runs out (the client has not said what it wants yet).
+    /// Default 10 000.
+    pub header_read_timeout_ms: u64,
+    /// How long one request may take from its head to the end of the handler, body upload included,
+    /// milliseconds; it is answered 408 `request_timeout` when this runs out. Default 30 000.
+    pub request_timeout_ms: u64,
+    /// How long a connection may stay with no request in progress and no byte moving either way, milliseconds:
+    /// an idle keep-alive connection, or a client that stopped reading its answer. Not more than
+    /// `header_read_timeout_ms`, which bounds idle keep-alive time anyway. Default 5 000.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            idle_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// [`ConnectionLimits::header_read_timeout_ms`] as a duration.
+    #[must_use]
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// [`ConnectionLimits::request_timeout_ms`] as a duration.
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`ConnectionLimits::idle_timeout_ms`] as a duration.
+    #[must_use]
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |why: &str| Err(ConfigError::Invalid(format!("connections: {why}")));
+        if self.max_connections == 0 || self.max_connections > u32::MAX as usize {
+            return invalid("max_connections must be 1 to 4294967295");
+        }
+        if self.header_read_timeout_ms == 0 || self.request_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            return invalid("timeouts must be positive");
+        }
+        if self.idle_timeout_ms > self.header_read_timeout_ms {
+            return invalid("idle_timeout_ms must not exceed header_read_timeout_ms");
+        }
+        Ok(())
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -291,6 +361,7 @@ impl ServerConfig {
             admin_token: None,
             environments: vec![EnvironmentConfig::dev(environment_id)],
             hash_workers: None,
+            connections: ConnectionLimits::default(),
             dev: true,
         }
     }
@@ -344,6 +415,7 @@ impl ServerConfig {
         if ids.windows(2).any(|w| w[0] == w[1]) || ids.iter().any(|id| id.is_empty()) {
             return Err(ConfigError::Invalid("environment ids must be unique and not empty".into()));
         }
+        self.connections.validate()?;
         for env in &self.environments {
             let p = &env.policy;
             let invalid = |why: &str| ConfigError::Invalid(format!("environment {}: {why}", env.id));
@@ -520,5 +592,39 @@ mod tests {
         assert!(
             matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("max_lifetime_secs"))
         );
+    }
+
+    #[test]
+    fn connection_limits_read_from_toml_and_checked() {
+        let config = ServerConfig::from_toml(
+            r#"
+            [connections]
+            max_connections = 64
+            idle_timeout_ms = 2000
+            [[environments]]
+            id = "prod"
+            "#,
+        )
+        .unwrap();
+        let expected =
+            ConnectionLimits { max_connections: 64, idle_timeout_ms: 2000, ..ConnectionLimits::default() };
+        assert_eq!(config.connections, expected);
+        assert_eq!(config.connections.header_read_timeout(), Duration::from_secs(10));
+        config.validate().unwrap();
+        for (limits, why) in [
+            (ConnectionLimits { max_connections: 0, ..expected }, "max_connections"),
+            (ConnectionLimits { request_timeout_ms: 0, ..expected }, "positive"),
+            (ConnectionLimits { idle_timeout_ms: 20_000, ..expected }, "idle_timeout_ms must not exceed"),
+        ] {
+            let config = ServerConfig { connections: limits, ..config.clone() };
+            assert!(
+                matches!(config.validate(), Err(ConfigError::Invalid(message)) if message.contains(why)),
+                "{limits:?}"
+            );
+        }
+        assert!(matches!(
+            ServerConfig::from_toml("[connections]\nread_timeout = 1\n[[environments]]\nid = \"a\""),
+            Err(ConfigError::Parse(_))
+        ));
     }
 }

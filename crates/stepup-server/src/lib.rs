@@ -13,13 +13,14 @@ pub mod routes;
 pub mod state;
 pub mod store;
 pub mod tokens;
+mod transport;
 pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use stepup_core::{SharedClock, SystemClock};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{EnvironmentConfig, Policy, ServerConfig};
@@ -31,8 +32,8 @@ pub use store::Store;
 pub struct Server {
     addr: SocketAddr,
     state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
 }
 
 impl Server {
@@ -58,7 +59,7 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr: config.listen.to_string(), source })?;
-        let (shutdown, stop) = oneshot::channel::<()>();
+        let (stop_sender, stop) = watch::channel(false);
         let app = routes::router(state.clone());
         // Expired rows (nonces, spent tokens, codes, ceremony states) are deleted once a minute. Any replica may do
         // it; the deletes are idempotent.
@@ -72,17 +73,13 @@ impl Server {
                 }
             }
         });
+        let limits = config.connections;
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop.await;
-                })
-                .await;
+            transport::serve(listener, app, limits, stop).await;
             purge.abort();
-            served
         });
         tracing::info!(%addr, "stepup reference server listening");
-        Ok(Self { addr, state, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Self { addr, state, stop: stop_sender, task: Some(task) })
     }
 
     /// The bound address.
@@ -111,9 +108,7 @@ impl Server {
 
     /// Stops accepting connections, lets requests in flight finish, and waits for the server task.
     pub async fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.stop.send_replace(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -122,8 +117,6 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.stop.send_replace(true);
     }
 }

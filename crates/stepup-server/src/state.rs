@@ -8,7 +8,7 @@ use sha2::Sha256;
 use stepup_core::{Jwt, SecretString, SharedClock, UnixTime};
 use stepup_proto::TokenScope;
 
-use crate::config::{EnvironmentConfig, ServerConfig};
+use crate::config::{ConnectionLimits, EnvironmentConfig, ServerConfig};
 use crate::error::ApiError;
 use crate::random;
 use crate::store::{Store, StoreError, secs};
@@ -97,6 +97,7 @@ struct Inner {
     clock: SharedClock,
     otp_key: [u8; 32],
     hash_work: HashWork,
+    connections: ConnectionLimits,
 }
 
 impl std::fmt::Debug for AppState {
@@ -152,6 +153,7 @@ impl AppState {
             clock,
             otp_key,
             hash_work: config.hash_workers.map_or_else(HashWork::per_core, HashWork::new),
+            connections: config.connections,
         })))
     }
 
@@ -177,6 +179,12 @@ impl AppState {
     #[must_use]
     pub fn hash_work(&self) -> &HashWork {
         &self.0.hash_work
+    }
+
+    /// The connection limits and timeouts (the request timeout is applied by the router).
+    #[must_use]
+    pub fn connection_limits(&self) -> &ConnectionLimits {
+        &self.0.connections
     }
 
     /// The admin token, if the admin API is on.

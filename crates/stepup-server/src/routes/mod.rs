@@ -10,6 +10,7 @@ mod mfa;
 mod otp;
 mod passkey;
 mod protected;
+mod request_bounds;
 mod step_up;
 mod users;
 mod wallet;
@@ -70,8 +71,10 @@ pub fn router(state: AppState) -> Router {
     app.method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found("Not found") })
         // Innermost first: every answer leaves as `{error, code}` JSON (axum's own plain-text rejections too), and
-        // CORS headers go on all of them, errors included, so a browser can read why a call failed.
+        // CORS headers go on all of them, errors included (timeouts too), so a browser can read why a call failed.
         .layer(axum::middleware::from_fn(fallback::json_errors))
+        // The body is read whole and the request timed before anything but CORS runs.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_bounds::bounded))
         .layer(cors::layer(&state))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
