@@ -55,6 +55,11 @@ pub struct ServerConfig {
     /// How many argon2 jobs (recovery codes) may run at once; default one per core. Each takes 8 MiB while it runs.
     #[serde(default)]
     pub hash_workers: Option<usize>,
+    /// The header a reverse proxy in front of the server writes the client's address into (`X-Forwarded-For`,
+    /// `X-Real-IP`); its last address is the client for per-client limits. Leave unset when clients reach the
+    /// server directly: they could name any address in it.
+    #[serde(default)]
+    pub trusted_proxy_header: Option<String>,
     /// Connection limits and timeouts (`[connections]`).
     #[serde(default)]
     pub connections: ConnectionLimits,
@@ -292,6 +297,12 @@ pub struct Policy {
     /// How many times an hour a user may have recovery codes made (the first read, and each regeneration: ten
     /// argon2 hashes each). Default 5.
     pub recovery_code_generations_per_hour: u32,
+    /// How many one-time codes one client address (an IPv4 address, an IPv6 /64) may have sent an hour without
+    /// a session (sign-in codes). Default 30; `--dev` 100 000.
+    pub anonymous_sends_per_client_per_hour: u32,
+    /// How many one-time codes the whole environment may send an hour without a session: the ceiling on what
+    /// anonymous callers can cost in mail and SMS. Default 2 000; `--dev` 1 000 000.
+    pub anonymous_sends_per_hour: u32,
 }
 
 impl Default for Policy {
@@ -306,6 +317,8 @@ impl Default for Policy {
             enabled_methods: StepUpMethod::ALL.to_vec(),
             recent_mfa_max_age_secs: 300,
             recovery_code_generations_per_hour: 5,
+            anonymous_sends_per_client_per_hour: 30,
+            anonymous_sends_per_hour: 2_000,
         }
     }
 }
@@ -343,7 +356,12 @@ impl EnvironmentConfig {
             app_uri: default_origin(),
             rp_id: default_domain(),
             rp_origin: default_origin(),
-            policy: Policy::default(),
+            // Tests and demos sign in many users from one loopback address.
+            policy: Policy {
+                anonymous_sends_per_client_per_hour: 100_000,
+                anonymous_sends_per_hour: 1_000_000,
+                ..Policy::default()
+            },
             // A development server is called from any local page (a Vite dev server, a test harness).
             allowed_origins: vec!["*".to_owned()],
             external_auth: None,
@@ -361,6 +379,7 @@ impl ServerConfig {
             admin_token: None,
             environments: vec![EnvironmentConfig::dev(environment_id)],
             hash_workers: None,
+            trusted_proxy_header: None,
             connections: ConnectionLimits::default(),
             dev: true,
         }
@@ -416,6 +435,13 @@ impl ServerConfig {
             return Err(ConfigError::Invalid("environment ids must be unique and not empty".into()));
         }
         self.connections.validate()?;
+        if let Some(header) = &self.trusted_proxy_header
+            && axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "trusted_proxy_header `{header}` is not a header name"
+            )));
+        }
         for env in &self.environments {
             let p = &env.policy;
             let invalid = |why: &str| ConfigError::Invalid(format!("environment {}: {why}", env.id));
@@ -425,6 +451,12 @@ impl ServerConfig {
                 || p.recent_mfa_max_age_secs == 0
             {
                 return Err(invalid("lifetimes must be positive"));
+            }
+            if p.recovery_code_generations_per_hour == 0
+                || p.anonymous_sends_per_client_per_hour == 0
+                || p.anonymous_sends_per_hour == 0
+            {
+                return Err(invalid("rate limits must be positive"));
             }
             // Dynamic's prerequisite: step-up needs at least one verification method enabled.
             if p.step_up_enabled && p.enabled_methods.is_empty() {
@@ -626,5 +658,19 @@ mod tests {
             ServerConfig::from_toml("[connections]\nread_timeout = 1\n[[environments]]\nid = \"a\""),
             Err(ConfigError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn the_trusted_proxy_header_must_be_a_header_name_and_limits_positive() {
+        let mut config = ServerConfig::dev("a");
+        config.trusted_proxy_header = Some("X-Forwarded-For".into());
+        config.validate().unwrap();
+        config.trusted_proxy_header = Some("not a header".into());
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("trusted_proxy_header"))
+        );
+        let mut config = ServerConfig::dev("a");
+        config.environments[0].policy.anonymous_sends_per_hour = 0;
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("rate limits")));
     }
 }

@@ -5,6 +5,7 @@
 //! Embed it (tests, demos) with [`Server::start`]; run it with the `stepup-server` binary.
 
 pub mod auth;
+pub mod client_address;
 pub mod config;
 pub mod error;
 pub mod guard;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::http::HeaderName;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use stepup_core::{Jwt, SecretString, SharedClock, UnixTime};
@@ -98,6 +99,7 @@ struct Inner {
     otp_key: [u8; 32],
     hash_work: HashWork,
     connections: ConnectionLimits,
+    trusted_proxy_header: Option<HeaderName>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -154,6 +156,14 @@ impl AppState {
             otp_key,
             hash_work: config.hash_workers.map_or_else(HashWork::per_core, HashWork::new),
             connections: config.connections,
+            trusted_proxy_header: config
+                .trusted_proxy_header
+                .as_deref()
+                .map(|name| HeaderName::from_bytes(name.as_bytes()))
+                .transpose()
+                .map_err(|_| {
+                    StartError::Config(crate::config::ConfigError::Invalid("trusted_proxy_header".into()))
+                })?,
         })))
     }
 
@@ -179,6 +189,12 @@ impl AppState {
     #[must_use]
     pub fn hash_work(&self) -> &HashWork {
         &self.0.hash_work
+    }
+
+    /// The header a trusted reverse proxy writes the client's address into, if one is configured.
+    #[must_use]
+    pub fn trusted_proxy_header(&self) -> Option<&HeaderName> {
+        self.0.trusted_proxy_header.as_ref()
     }
 
     /// The connection limits and timeouts (the request timeout is applied by the router).

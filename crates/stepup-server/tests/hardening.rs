@@ -180,7 +180,114 @@ async fn concurrent_first_reads_create_one_set_of_codes(backend: &Backend) {
     server.shutdown().await;
 }
 
+async fn send_anonymously(server: &TestServer, email: &str, client: Option<&str>) -> reqwest::Response {
+    let mut request =
+        server.http.post(server.url("/emailVerifications/create")).json(&json!({ "email": email }));
+    if let Some(address) = client {
+        request = request.header("x-forwarded-for", format!("198.51.100.99, {address}"));
+    }
+    request.send().await.unwrap()
+}
+
+/// Three anonymous sends to a victim's address blocked the victim's own step-up code for ten minutes. Signed-in
+/// sends now have their own bucket.
+async fn anonymous_sends_cannot_block_a_users_step_up_code(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, jwt, email) = server.signed_in().await;
+    for _ in 0..3 {
+        assert_eq!(send_anonymously(&server, &email, None).await.status(), StatusCode::OK);
+    }
+    assert_error(
+        send_anonymously(&server, &email, None).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_verification_attempts",
+    )
+    .await;
+    let step_up = server.post("/emailVerifications/create", Some(&jwt), &json!({ "email": email })).await;
+    assert_eq!(step_up.status(), StatusCode::OK, "the user's own code still goes out");
+    // The user's bucket is the same three per address, and ten in all.
+    for _ in 0..2 {
+        let response =
+            server.post("/emailVerifications/create", Some(&jwt), &json!({ "email": email })).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let fourth = server.post("/emailVerifications/create", Some(&jwt), &json!({ "email": email })).await;
+    assert_error(fourth, StatusCode::TOO_MANY_REQUESTS, "too_many_verification_attempts").await;
+    server.shutdown().await;
+}
+
+/// One client made 15,451 anonymous sends to random addresses in 20 s. Each client address now has an hourly
+/// budget, behind a trusted proxy too, and a budget spent does not spend anyone else's.
+async fn anonymous_sends_are_limited_per_client(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.trusted_proxy_header = Some("X-Forwarded-For".into());
+        config.environments[0].policy.anonymous_sends_per_client_per_hour = 5;
+    })
+    .await;
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let request = server
+            .http
+            .post(server.url("/emailVerifications/create"))
+            .header("x-forwarded-for", "203.0.113.7")
+            .json(&json!({ "email": format!("random{n}@example.com") }));
+        sends.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let statuses = sends.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 5, "{statuses:?}");
+    let (body, headers) = assert_error(
+        send_anonymously(&server, "one-more@example.com", Some("203.0.113.7")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_verification_attempts",
+    )
+    .await;
+    assert!(body.error.contains("from this address"), "{}", body.error);
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((3000..=3600).contains(&retry_after), "{retry_after}");
+    // Another client (the proxy's last entry; the forged first entry counts for nothing), another budget.
+    assert_eq!(
+        send_anonymously(&server, "other@example.com", Some("203.0.113.8")).await.status(),
+        StatusCode::OK
+    );
+    // A new hour, a new budget.
+    server.clock.advance(3601);
+    assert_eq!(
+        send_anonymously(&server, "later@example.com", Some("203.0.113.7")).await.status(),
+        StatusCode::OK
+    );
+    server.shutdown().await;
+}
+
+/// However many client addresses an attacker has, the environment sends at most its hourly ceiling of
+/// anonymous codes; signed-in users' codes still go out.
+async fn anonymous_sends_have_a_global_ceiling(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.trusted_proxy_header = Some("x-forwarded-for".into());
+        config.environments[0].policy.anonymous_sends_per_hour = 4;
+    })
+    .await;
+    let (_, jwt, email) = server.signed_in().await;
+    for n in 0..4 {
+        let response =
+            send_anonymously(&server, &format!("a{n}@example.com"), Some(&format!("192.0.2.{n}"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let (body, _) = assert_error(
+        send_anonymously(&server, "a9@example.com", Some("192.0.2.9")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_verification_attempts",
+    )
+    .await;
+    assert!(body.error.contains("sign-in codes"), "{}", body.error);
+    let step_up = server.post("/emailVerifications/create", Some(&jwt), &json!({ "email": email })).await;
+    assert_eq!(step_up.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    anonymous_sends_cannot_block_a_users_step_up_code,
+    anonymous_sends_are_limited_per_client,
+    anonymous_sends_have_a_global_ceiling,
     argon2_work_never_exceeds_its_workers,
     recovery_code_generations_per_user_are_limited,
     concurrent_first_reads_create_one_set_of_codes,

@@ -10,11 +10,12 @@ use stepup_proto::{
 
 use super::{Proof, check_step_up_request, step_up_response, verify_response};
 use crate::auth::{ApiJson, Env, Session, bearer};
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 use crate::random;
-use crate::state::AppState;
+use crate::state::{AppState, Environment};
 use crate::store::{OtpRow, OutboxRow, secs};
-use crate::verify::otp::{self as rules, CODE_DIGITS, CODE_TTL_SECS};
+use crate::verify::otp::{self as rules, CODE_DIGITS, CODE_TTL_SECS, Sender};
 
 /// A session if the request carries one (creating a code works signed in or out; a bad token is still a 401).
 pub(crate) struct MaybeSession(Option<Session>);
@@ -32,12 +33,16 @@ impl FromRequestParts<AppState> for MaybeSession {
 
 async fn send(
     state: &AppState,
-    environment_id: &str,
-    user_id: Option<String>,
+    environment: &Environment,
+    session: Option<Session>,
+    client: ClientAddress,
     channel: &str,
     destination: &str,
 ) -> Result<String, ApiError> {
-    rules::check_send_limit(state, environment_id, destination).await?;
+    let user_id = session.map(|session| session.user_id);
+    let sender = user_id.as_deref().map_or(Sender::Anonymous(client), Sender::User);
+    rules::check_send_limit(state, environment, sender, destination).await?;
+    let environment_id = environment.id();
     let internal = |_| ApiError::internal();
     let id = random::uuid().map_err(internal)?;
     let code = random::digits(CODE_DIGITS).map_err(internal)?;
@@ -72,10 +77,11 @@ pub(crate) async fn create_email(
     State(state): State<AppState>,
     Env(env): Env,
     MaybeSession(session): MaybeSession,
+    client: ClientAddress,
     ApiJson(request): ApiJson<EmailVerificationCreateRequest>,
 ) -> Result<Json<EmailVerificationCreateResponse>, ApiError> {
     let email = rules::validate_email(&request.email)?;
-    let id = send(&state, env.id(), session.map(|s| s.user_id), "email", &email).await?;
+    let id = send(&state, &env, session, client, "email", &email).await?;
     Ok(Json(EmailVerificationCreateResponse { verification_uuid: id, email }))
 }
 
@@ -84,11 +90,12 @@ pub(crate) async fn create_sms(
     State(state): State<AppState>,
     Env(env): Env,
     MaybeSession(session): MaybeSession,
+    client: ClientAddress,
     ApiJson(request): ApiJson<SmsVerificationCreateRequest>,
 ) -> Result<Json<SmsVerificationCreateResponse>, ApiError> {
     let destination =
         rules::validate_phone(&request.phone_country_code, &request.phone_number, &request.iso_country_code)?;
-    let id = send(&state, env.id(), session.map(|s| s.user_id), "sms", &destination).await?;
+    let id = send(&state, &env, session, client, "sms", &destination).await?;
     Ok(Json(SmsVerificationCreateResponse {
         verification_uuid: id,
         phone_number: request.phone_number,

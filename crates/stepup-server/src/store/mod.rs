@@ -13,6 +13,7 @@ mod keys;
 mod mfa;
 mod otp;
 mod passkeys;
+mod rate;
 mod sessions;
 mod tokens;
 mod users;

@@ -54,49 +54,6 @@ impl std::fmt::Debug for OutboxRow {
 }
 
 impl Store {
-    /// Claims one of `slots` rate slots of `key`: a slot that is free, or was claimed at or before
-    /// `window_start`. Returns `Err(oldest claim time)` when all are taken. One conditional upsert per slot, so
-    /// parallel claims on any replicas never exceed `slots`. `expires_at` is when the claim frees (for the purge).
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn claim_rate_slot(
-        &self,
-        environment_id: &str,
-        key: &str,
-        slots: i64,
-        now: i64,
-        window_start: i64,
-        expires_at: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
-        for slot in 0..slots {
-            let claimed = sqlx::query(
-                "INSERT INTO rate_slots (environment_id, slot_key, slot, sent_at, expires_at) VALUES ($1, $2, $3, $4, $6) \
-                 ON CONFLICT (environment_id, slot_key, slot) DO UPDATE SET sent_at = $4, expires_at = $6 \
-                 WHERE rate_slots.sent_at <= $5 RETURNING slot",
-            )
-            .bind(environment_id)
-            .bind(key)
-            .bind(slot)
-            .bind(now)
-            .bind(window_start)
-            .bind(expires_at)
-            .fetch_optional(self.pool())
-            .await?;
-            if claimed.is_some() {
-                return Ok(Ok(()));
-            }
-        }
-        let row = sqlx::query(
-            "SELECT MIN(sent_at) AS oldest FROM rate_slots WHERE environment_id = $1 AND slot_key = $2",
-        )
-        .bind(environment_id)
-        .bind(key)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(Err(row.try_get::<Option<i64>, _>("oldest")?.unwrap_or(now)))
-    }
-
     /// Stores a sent code and its outbox message in one transaction.
     ///
     /// # Errors

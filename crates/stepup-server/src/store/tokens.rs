@@ -66,6 +66,7 @@ impl Store {
             "otp_verifications",
             "webauthn_challenges",
             "rate_slots",
+            "rate_counters",
             "sessions",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))

@@ -3,8 +3,9 @@
 use stepup_proto::ErrorCode;
 use subtle::ConstantTimeEq as _;
 
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Environment};
 use crate::store::{OtpRow, secs};
 
 /// Digits of a code.
@@ -13,8 +14,10 @@ pub const CODE_DIGITS: u32 = 6;
 pub const CODE_TTL_SECS: u64 = 10 * 60;
 /// Wrong codes a verification survives; the next one kills it.
 pub const MAX_WRONG_CODES: i64 = 3;
-/// Codes one address may receive per window.
+/// Codes one address may receive per window, from each kind of sender (signed-in user, anonymous).
 pub const MAX_SENDS: i64 = 3;
+/// Codes one signed-in user may have sent per window, to all addresses.
+pub const MAX_USER_SENDS: i64 = 10;
 /// The send-limit window.
 pub const SEND_WINDOW_SECS: u64 = 10 * 60;
 
@@ -48,29 +51,92 @@ pub fn validate_phone(country_code: &str, number: &str, iso: &str) -> Result<Str
     Ok(format!("+{country_code}{number}"))
 }
 
-/// Refuses a send when `destination` already got [`MAX_SENDS`] codes in the window.
+/// Who asks for a code to be sent: each has its own buckets, so anonymous callers cannot use up a signed-in
+/// user's sends (three anonymous sends to a victim's address used to block the victim's own step-up code).
+#[derive(Debug, Clone, Copy)]
+pub enum Sender<'a> {
+    /// A signed-in user (step-up and re-authentication codes).
+    User(&'a str),
+    /// No session (sign-in codes), from this client address.
+    Anonymous(ClientAddress),
+}
+
+/// Refuses a send over its limits. A signed-in user: [`MAX_SENDS`] per destination and [`MAX_USER_SENDS`] in
+/// all per [`SEND_WINDOW_SECS`]. Anonymous: [`MAX_SENDS`] per destination per window (Dynamic's limit), and the
+/// environment's `anonymous_sends_per_client_per_hour` per client address and `anonymous_sends_per_hour` in all.
 ///
 /// # Errors
-/// 429 `too_many_verification_attempts` with the seconds until the oldest send leaves the window.
+/// 429 `too_many_verification_attempts` with the seconds until a send is allowed again.
 pub async fn check_send_limit(
     state: &AppState,
-    environment_id: &str,
+    environment: &Environment,
+    sender: Sender<'_>,
     destination: &str,
 ) -> Result<(), ApiError> {
-    let limit = super::rate::Limit {
-        max: u32::try_from(MAX_SENDS).unwrap_or(u32::MAX),
+    let env = environment.id();
+    let policy = &environment.config.policy;
+    let window = |max: i64| super::rate::Limit {
+        max: u32::try_from(max).unwrap_or(u32::MAX),
         window_secs: SEND_WINDOW_SECS,
     };
-    super::rate::claim(
-        state,
-        environment_id,
-        &format!("send:{destination}"),
-        limit,
-        ErrorCode::TooManyVerificationAttempts,
-        "Too many codes sent to this address; try again later",
-    )
-    .await
+    let hourly = |max: u32| super::rate::Limit { max, window_secs: 3600 };
+    let code = ErrorCode::TooManyVerificationAttempts;
+    match sender {
+        Sender::User(user_id) => {
+            let to_destination = format!("send:user:{}:{user_id}:{destination}", user_id.len());
+            super::rate::claim(
+                state,
+                env,
+                &to_destination,
+                window(MAX_SENDS),
+                code.clone(),
+                TOO_MANY_TO_ADDRESS,
+            )
+            .await?;
+            super::rate::claim(
+                state,
+                env,
+                &format!("send:user-all:{user_id}"),
+                window(MAX_USER_SENDS),
+                code,
+                "Too many codes sent for this user; try again later",
+            )
+            .await
+        }
+        Sender::Anonymous(client) => {
+            // The client's own budget first: once it is spent, its requests take nothing from anyone else.
+            super::rate::count(
+                state,
+                env,
+                &format!("send:anon-client:{}", client.rate_key()),
+                hourly(policy.anonymous_sends_per_client_per_hour),
+                code.clone(),
+                "Too many codes requested from this address; try again later",
+            )
+            .await?;
+            super::rate::claim(
+                state,
+                env,
+                &format!("send:anon:{destination}"),
+                window(MAX_SENDS),
+                code.clone(),
+                TOO_MANY_TO_ADDRESS,
+            )
+            .await?;
+            super::rate::count(
+                state,
+                env,
+                "send:anon-all",
+                hourly(policy.anonymous_sends_per_hour),
+                code,
+                "Too many sign-in codes are being sent; try again later",
+            )
+            .await
+        }
+    }
 }
+
+const TOO_MANY_TO_ADDRESS: &str = "Too many codes sent to this address; try again later";
 
 /// Checks a typed code against a verification and uses the verification up if it is right.
 ///

@@ -52,3 +52,33 @@ pub async fn claim(
         }
     }
 }
+
+/// Counts one event of `key` against a large limit (hundreds or more), in fixed windows of
+/// `limit.window_secs`: one query whatever the limit, where [`claim`] tries slot after slot. A fixed window lets
+/// up to twice `limit.max` through across a window boundary, which a large limit can afford.
+///
+/// # Errors
+/// 429 with `code`, `message` and `Retry-After` (until the window ends) when `limit.max` are counted; 500 on
+/// storage failure.
+pub async fn count(
+    state: &AppState,
+    environment_id: &str,
+    key: &str,
+    limit: Limit,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), ApiError> {
+    let now = secs(state.now());
+    let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
+    match state
+        .store()
+        .count_rate_event(environment_id, key, i64::from(limit.max), now, now.saturating_add(window))
+        .await?
+    {
+        Ok(()) => Ok(()),
+        Err(window_end) => {
+            let retry_after = u64::try_from(window_end.saturating_sub(now)).unwrap_or(1).max(1);
+            Err(ApiError::too_many(code, message, retry_after))
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Rate limits: exact slots for small limits, fixed-window counters for large ones (`verify::rate` picks).
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+impl Store {
+    /// Claims one of `slots` rate slots of `key`: a slot that is free, or was claimed at or before
+    /// `window_start`. Returns `Err(oldest claim time)` when all are taken. One conditional upsert per slot, so
+    /// parallel claims on any replicas never exceed `slots`. `expires_at` is when the claim frees (for the purge).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn claim_rate_slot(
+        &self,
+        environment_id: &str,
+        key: &str,
+        slots: i64,
+        now: i64,
+        window_start: i64,
+        expires_at: i64,
+    ) -> Result<Result<(), i64>, StoreError> {
+        for slot in 0..slots {
+            let claimed = sqlx::query(
+                "INSERT INTO rate_slots (environment_id, slot_key, slot, sent_at, expires_at) VALUES ($1, $2, $3, $4, $6) \
+                 ON CONFLICT (environment_id, slot_key, slot) DO UPDATE SET sent_at = $4, expires_at = $6 \
+                 WHERE rate_slots.sent_at <= $5 RETURNING slot",
+            )
+            .bind(environment_id)
+            .bind(key)
+            .bind(slot)
+            .bind(now)
+            .bind(window_start)
+            .bind(expires_at)
+            .fetch_optional(self.pool())
+            .await?;
+            if claimed.is_some() {
+                return Ok(Ok(()));
+            }
+        }
+        let row = sqlx::query(
+            "SELECT MIN(sent_at) AS oldest FROM rate_slots WHERE environment_id = $1 AND slot_key = $2",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Err(row.try_get::<Option<i64>, _>("oldest")?.unwrap_or(now)))
+    }
+
+    /// Counts one event of `key` in its current window, if fewer than `max` were counted: one atomic upsert that
+    /// starts a new window (count 1, ending at `window_end`) when the stored one ended at or before `now`.
+    /// Returns `Err(end of the full window)` when `max` are already counted. Concurrent counts on any replicas
+    /// never exceed `max` in a window.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn count_rate_event(
+        &self,
+        environment_id: &str,
+        key: &str,
+        max: i64,
+        now: i64,
+        window_end: i64,
+    ) -> Result<Result<(), i64>, StoreError> {
+        let counted = sqlx::query(
+            "INSERT INTO rate_counters (environment_id, counter_key, count, expires_at) VALUES ($1, $2, 1, $4) \
+             ON CONFLICT (environment_id, counter_key) DO UPDATE SET \
+             count = CASE WHEN rate_counters.expires_at <= $3 THEN 1 ELSE rate_counters.count + 1 END, \
+             expires_at = CASE WHEN rate_counters.expires_at <= $3 THEN $4 ELSE rate_counters.expires_at END \
+             WHERE rate_counters.expires_at <= $3 OR rate_counters.count < $5 RETURNING count",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .bind(now)
+        .bind(window_end)
+        .bind(max)
+        .fetch_optional(self.pool())
+        .await?;
+        if counted.is_some() {
+            return Ok(Ok(()));
+        }
+        let row = sqlx::query(
+            "SELECT expires_at FROM rate_counters WHERE environment_id = $1 AND counter_key = $2",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(Err(match row {
+            Some(row) => row.try_get::<i64, _>("expires_at")?,
+            None => window_end,
+        }))
+    }
+}
