@@ -62,19 +62,40 @@ async fn the_engine_adopts_the_session_an_mfa_answer_reissues_and_says_so() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_app_sets_the_session_and_another_users_session_resets_the_engine() {
+async fn an_app_sets_the_session_and_another_session_resets_the_engine() {
     let h = Harness::start().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     elevate_by_email(&h, &engine, &user, &[Scope::WalletSign]).await;
     assert!(engine.tokens().get(&Scope::WalletSign).is_some());
 
-    // The same user's session (the app refreshed it): the tokens stay.
-    let fresh = h.session_of(&user).await;
-    engine.set_session(Some(Jwt::new(fresh.as_str()))).await.unwrap();
-    assert_eq!(engine.session().unwrap().expose_secret(), fresh);
+    // The same session handed back (the app persisted it): the tokens stay, and the server still takes them.
+    let held = engine.session().unwrap();
+    engine.set_session(Some(held.clone())).await.unwrap();
     assert!(engine.tokens().get(&Scope::WalletSign).is_some());
     assert!(!engine.is_step_up_required(Scope::WalletSign).await.unwrap());
+    let token = engine.tokens().get(&Scope::WalletSign).unwrap();
+    let protected = |session: String, token: String| {
+        let url = format!("{}/sdk/{}/protected/wallet:sign", h.base_url(), common::ENV);
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(session)
+            .header("x-dyn-elevated-access-token", token)
+            .send()
+    };
+    let opened =
+        protected(held.expose_secret().to_owned(), token.raw().expose_secret().to_owned()).await.unwrap();
+    assert_eq!(opened.status(), StatusCode::OK);
+
+    // A new session of the same user (the app signed in again): the server binds tokens to the session that
+    // earned them and would refuse these, so the engine drops them and asks again.
+    let fresh = h.session_of(&user).await;
+    let refused = protected(fresh.clone(), token.raw().expose_secret().to_owned()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    engine.set_session(Some(Jwt::new(fresh.as_str()))).await.unwrap();
+    assert_eq!(engine.session().unwrap().expose_secret(), fresh);
+    assert!(engine.tokens().get(&Scope::WalletSign).is_none());
+    assert!(engine.is_step_up_required(Scope::WalletSign).await.unwrap());
 
     // Another user signs in on this engine: the first user's tokens must not follow them.
     let other = h.user().await;

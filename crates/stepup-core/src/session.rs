@@ -57,6 +57,17 @@ impl SessionInfo {
             _ => false,
         }
     }
+
+    /// Whether `other` is a JWT of the same session as `current`: the same user and the same session id
+    /// (`sid`, else `jti`), or the same user when neither names one. Elevated tokens are bound to the session
+    /// that earned them, so they survive only a change of JWT within one session.
+    #[must_use]
+    pub fn same_session(current: &Jwt, other: &Jwt) -> bool {
+        match (Self::parse(current), Self::parse(other)) {
+            (Ok(a), Ok(b)) => a.subject == b.subject && a.session_id == b.session_id,
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -85,6 +96,12 @@ mod tests {
         let other = jwt(&serde_json::json!({"sub": "u2"}));
         assert!(!SessionInfo::same_user(&first, &other));
         assert!(!SessionInfo::same_user(&first, &Jwt::new("opaque")));
+        assert!(SessionInfo::same_session(&first, &reissued));
+        let new_session = jwt(&serde_json::json!({"sub": "u1", "sid": "s2", "exp": 100}));
+        assert!(SessionInfo::same_user(&first, &new_session));
+        assert!(!SessionInfo::same_session(&first, &new_session));
+        assert!(!SessionInfo::same_session(&first, &jwt(&serde_json::json!({"sub": "u1"}))));
+        assert!(SessionInfo::same_session(&other, &jwt(&serde_json::json!({"sub": "u2", "exp": 5}))));
     }
 
     #[test]

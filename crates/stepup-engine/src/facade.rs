@@ -323,19 +323,21 @@ impl StepUpAuth {
         self.inner.api.subscribe_session()
     }
 
-    /// Replaces the session JWT, for apps that refresh the session themselves; `None` signs out. A session of
-    /// another user (or none) also resets the engine, as [`StepUpAuth::reset_state`] does: the stored tokens
-    /// were the previous user's.
+    /// Replaces the session JWT, for apps that refresh the session themselves; `None` signs out. Another
+    /// session (another user's, or a new session of the same user: another `sid`), or none, also resets the
+    /// engine, as [`StepUpAuth::reset_state`] does: elevated tokens are bound to the session that earned them, so
+    /// the stored ones would be refused (and another user must never send them). A re-signed JWT of the same
+    /// session keeps them.
     ///
     /// # Errors
     /// [`StepUpError::EngineStopped`] when the engine has stopped (the session is replaced all the same).
     pub async fn set_session(&self, session: Option<Jwt>) -> Result<(), StepUpError> {
-        let same_user = match (self.inner.api.session(), session.as_ref()) {
-            (Some(held), Some(new)) => SessionInfo::same_user(&held, new),
+        let same_session = match (self.inner.api.session(), session.as_ref()) {
+            (Some(held), Some(new)) => SessionInfo::same_session(&held, new),
             _ => false,
         };
-        // Another user's: the previous user's tokens go first, so none of them goes out with the new session.
-        let reset = if same_user { Ok(()) } else { self.reset_state().await };
+        // Another session's: the previous session's tokens go first, so none of them goes out with the new one.
+        let reset = if same_session { Ok(()) } else { self.reset_state().await };
         self.inner.api.set_session(session);
         reset
     }

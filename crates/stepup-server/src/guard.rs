@@ -109,8 +109,8 @@ pub async fn check_factor_change(
     Ok(Elevated { claims: Some(claims) })
 }
 
-/// The request's elevated token for `scope`, verified (signature, use, audience, subject, expiry, scope) but not
-/// yet spent.
+/// The request's elevated token for `scope`, verified (signature, use, audience, subject, session, expiry,
+/// scope) but not yet spent.
 fn verified(
     state: &AppState,
     session: &Session,
@@ -126,6 +126,11 @@ fn verified(
         session.env.key.verify(token).map_err(|_| challenge("The elevated access token is invalid"))?;
     if claims.token_use != "elevated" || claims.aud != session.env.id() || claims.sub != session.user_id {
         return Err(challenge("The elevated access token is invalid"));
+    }
+    // Bound to the session that earned it: after `/revoke` no later session of the user can use it (the revoked
+    // session itself is refused with a 401 before this).
+    if claims.sid != session.session_id {
+        return Err(challenge("The elevated access token belongs to another session"));
     }
     if time(i64::try_from(claims.exp).unwrap_or(0)) <= state.now() {
         return Err(challenge("The elevated access token has expired"));

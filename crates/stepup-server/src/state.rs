@@ -269,7 +269,8 @@ impl AppState {
     }
 
     /// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the
-    /// environment's policy: single-use if any scope is, with the matching lifetime.
+    /// environment's policy: single-use if any scope is, with the matching lifetime; bound to the session
+    /// `session_id` that earned it (its `sid`).
     ///
     /// # Errors
     /// 422 `invalid_scopes` for an empty list or a scope this server does not know; 500 on signing failure.
@@ -277,6 +278,7 @@ impl AppState {
         &self,
         env: &Environment,
         user_id: &str,
+        session_id: &str,
         scopes: &[TokenScope],
         amr: &str,
     ) -> Result<Jwt, ApiError> {
@@ -300,6 +302,7 @@ impl AppState {
             exp: now.plus_secs(ttl).as_secs(),
             iat: now.as_secs(),
             jti: random::uuid().map_err(|_| ApiError::internal())?,
+            sid: session_id.into(),
             single_use,
             amr: vec![amr.into()],
             token_use: "elevated".into(),

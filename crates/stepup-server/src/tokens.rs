@@ -57,6 +57,9 @@ pub struct ElevatedClaims {
     pub iat: u64,
     /// Token id (single use is recorded by it).
     pub jti: String,
+    /// The session that earned it: the token opens nothing in any other session of the user, and nothing once
+    /// that session is revoked (a token without one is refused).
+    pub sid: String,
     /// Whether the token is accepted once only.
     #[serde(rename = "singleUse")]
     pub single_use: bool,

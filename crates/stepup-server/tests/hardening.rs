@@ -284,7 +284,45 @@ async fn anonymous_sends_have_a_global_ceiling(backend: &Backend) {
     server.shutdown().await;
 }
 
+async fn protected(server: &TestServer, scope: &str, jwt: &str, token: &str) -> reqwest::Response {
+    server.call::<Value>(Method::POST, &format!("/protected/{scope}"), Some(jwt), Some(token), None).await
+}
+
+/// An elevated token opened the user's resources from any session of theirs, even after the session that
+/// earned it was revoked. It is now bound to that session (`sid`).
+async fn elevated_tokens_are_bound_to_their_session(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (user, first, email) = server.signed_in().await;
+    let token = server.elevated_via_email(&first, &email, &["wallet:sign"]).await;
+    assert_eq!(common::claims_of(&token)["sid"], common::claims_of(&first)["sid"]);
+    assert_eq!(protected(&server, "wallet:sign", &first, &token).await.status(), StatusCode::OK);
+    let second = server.session(&user.id).await;
+    let (body, _) = assert_error(
+        protected(&server, "wallet:sign", &second, &token).await,
+        StatusCode::FORBIDDEN,
+        "elevated_access_token_required",
+    )
+    .await;
+    assert!(body.error.contains("another session"), "{}", body.error);
+    assert_eq!(server.post("/revoke", Some(&first), &json!({})).await.status(), StatusCode::NO_CONTENT);
+    assert_error(
+        protected(&server, "wallet:sign", &first, &token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let third = server.session(&user.id).await;
+    assert_error(
+        protected(&server, "wallet:sign", &third, &token).await,
+        StatusCode::FORBIDDEN,
+        "elevated_access_token_required",
+    )
+    .await;
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    elevated_tokens_are_bound_to_their_session,
     anonymous_sends_cannot_block_a_users_step_up_code,
     anonymous_sends_are_limited_per_client,
     anonymous_sends_have_a_global_ceiling,

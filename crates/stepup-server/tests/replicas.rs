@@ -90,6 +90,28 @@ async fn sessions_and_keys_are_shared() {
     a.shutdown().await;
 }
 
+/// A token earned in a session revoked at one replica opens nothing at the other, not even with a new session
+/// of the same user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_a_revoked_session_opens_nothing_at_either_replica() {
+    let Some((a, b)) = replicas().await else { return };
+    let (user, jwt, email) = a.signed_in().await;
+    let token = a.elevated_via_email(&jwt, &email, &["wallet:sign"]).await;
+    let at_b = b.call::<Value>(Method::POST, "/protected/wallet:sign", Some(&jwt), Some(&token), None).await;
+    assert_eq!(at_b.status(), StatusCode::OK);
+    assert_eq!(a.post("/revoke", Some(&jwt), &json!({})).await.status(), StatusCode::NO_CONTENT);
+    for (server, fresh) in [(&a, a.session(&user.id).await), (&b, b.session(&user.id).await)] {
+        let with_old =
+            server.call::<Value>(Method::POST, "/protected/wallet:sign", Some(&jwt), Some(&token), None);
+        assert_error(with_old.await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+        let with_new =
+            server.call::<Value>(Method::POST, "/protected/wallet:sign", Some(&fresh), Some(&token), None);
+        assert_error(with_new.await, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
+    }
+    b.shutdown().await;
+    a.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_use_token_spent_at_one_is_refused_at_the_other() {
     let Some((a, b)) = replicas().await else { return };

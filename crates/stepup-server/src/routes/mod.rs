@@ -279,9 +279,13 @@ pub(crate) async fn step_up_response(
     let mfa = proof.is_mfa() && proof.method().is_none_or(|method| policy.method_enabled(method));
     let jwt = state.reissue_session(&session.env, &session.claims, mfa)?;
     let elevated = match requested_scopes {
-        Some(scopes) if !scopes.is_empty() => {
-            Some(state.issue_elevated(&session.env, &session.user_id, scopes, proof.amr())?)
-        }
+        Some(scopes) if !scopes.is_empty() => Some(state.issue_elevated(
+            &session.env,
+            &session.user_id,
+            &session.session_id,
+            scopes,
+            proof.amr(),
+        )?),
         _ => None,
     };
     verify_response(state, &session.env, &session.user_id, session.expires_at, jwt, elevated).await
