@@ -146,8 +146,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// A JSON body; malformed JSON, wrong types, a wrong content type or an oversized body is a 400 with the
-/// protocol's error body (never a 500, never axum's plain-text rejection).
+/// A JSON object body; malformed JSON, another JSON value than an object, wrong types, a wrong content type or
+/// an unreadable body is a 400 with the protocol's error body (never a 500, never axum's plain-text rejection).
+///
+/// Why the object check: serde reads a struct from a JSON array too (`["wallet:export"]` as `{scope}`), so a
+/// body of the wrong shape would be taken for the right one.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -166,9 +169,18 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
+        require_object(&bytes)?;
         serde_json::from_slice(&bytes)
             .map(OptionalJson)
             .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
+    }
+}
+
+/// Refuses a body that is not a JSON object (by its first significant byte; the parser checks the rest).
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(ApiError::bad_request("The request body must be a JSON object")),
     }
 }
 
@@ -176,6 +188,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // The body is in memory already (`routes::request_bounds` reads it whole), so looking at it first is free.
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, crate::routes::MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::bad_request("The request body is too large or unreadable"))?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            require_object(&bytes)?;
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(ApiError::bad_request(match rejection {

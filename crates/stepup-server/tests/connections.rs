@@ -268,3 +268,23 @@ async fn an_oversized_body_is_refused_with_413() {
     assert_eq!(answer.status, 413, "{answer:?}");
     assert_eq!(answer.body["code"], "payload_too_large");
 }
+
+/// hyper answers a request it cannot parse itself, before any route runs: too many or too large headers are a
+/// 431 with an empty body, and the connection closes. That answer cannot be JSON (hyper writes it); it is
+/// documented in docs/wire-protocol.md, and this test keeps the documentation true.
+#[tokio::test]
+async fn oversized_headers_get_hypers_own_431() {
+    let server = TestServer::start(&Backend::Sqlite).await;
+    let mut stream = connect(&server).await;
+    let mut request = String::from("GET /health HTTP/1.1\r\nHost: localhost\r\n");
+    for n in 0..120 {
+        request.push_str(&format!("X-Filler-{n}: x\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut pending = Vec::new();
+    let answer = read_answer(&mut stream, &mut pending).await.expect("answered");
+    assert_eq!(answer.status, 431, "{answer:?}");
+    assert_eq!(answer.body, Value::Null, "hyper's answer has no body");
+    assert!(read_answer(&mut stream, &mut pending).await.is_none(), "and the connection is closed");
+}

@@ -321,7 +321,46 @@ async fn elevated_tokens_are_bound_to_their_session(backend: &Backend) {
     server.shutdown().await;
 }
 
+/// serde reads a struct from a JSON array, so `["wallet:export"]` passed for `{scope}`. Every body must now be a
+/// JSON object.
+async fn bodies_that_are_not_json_objects_are_refused(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (_, jwt, _) = server.signed_in().await;
+    for (path, body) in [
+        ("/stepUp/check", json!(["wallet:export"])),
+        ("/emailVerifications/create", json!(["someone@example.com"])),
+        ("/users/mfa/auth/totp", json!(["123456", null, ["wallet:export"]])),
+        ("/stepUp/check", json!("wallet:export")),
+        ("/stepUp/check", json!(7)),
+    ] {
+        let response = server.post(path, Some(&jwt), &body).await;
+        let (error, _) = assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert_eq!(error.error, "The request body must be a JSON object", "{path} {body}");
+    }
+    // The object form still works.
+    let response = server.post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:export"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+/// `stepUp/check` answered "not required" for a scope it does not know, while verify refused the same scope:
+/// a typo read as "no step-up needed". It is 422 `invalid_scopes` now, with step-up on or off.
+async fn step_up_check_refuses_unknown_scopes(backend: &Backend) {
+    for enabled in [true, false] {
+        let server =
+            TestServer::start_with(backend, |config| config.environments[0].policy.step_up_enabled = enabled)
+                .await;
+        let (_, jwt, _) = server.signed_in().await;
+        let response = server.post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:exprot"})).await;
+        let (error, _) = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes").await;
+        assert!(error.error.contains("wallet:exprot"), "{}", error.error);
+        server.shutdown().await;
+    }
+}
+
 on_both_databases!(
+    bodies_that_are_not_json_objects_are_refused,
+    step_up_check_refuses_unknown_scopes,
     elevated_tokens_are_bound_to_their_session,
     anonymous_sends_cannot_block_a_users_step_up_code,
     anonymous_sends_are_limited_per_client,

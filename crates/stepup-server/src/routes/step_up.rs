@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use stepup_proto::{CredentialFormat, StepUpCheckRequest, StepUpCheckResponse, StepUpCredential};
+use stepup_proto::{CredentialFormat, ErrorCode, StepUpCheckRequest, StepUpCheckResponse, StepUpCredential};
 
 use crate::auth::{ApiJson, Session};
 use crate::config::StepUpMethod;
@@ -24,6 +24,13 @@ pub(crate) async fn check(
     session: Session,
     ApiJson(request): ApiJson<StepUpCheckRequest>,
 ) -> Result<Json<StepUpCheckResponse>, ApiError> {
+    // A typo must never read as "no step-up needed": verify refuses an unknown scope, and so does the check.
+    if !request.scope.is_known() {
+        return Err(ApiError::unprocessable(
+            ErrorCode::InvalidScopes,
+            format!("Unknown scope `{}`", request.scope.as_str()),
+        ));
+    }
     if !session.env.config.policy.requires_step_up(&request.scope) {
         return Ok(Json(StepUpCheckResponse {
             is_required: false,
