@@ -474,6 +474,16 @@ mod tests {
             (405, "method_not_allowed", StepUpError::MethodNotAllowed { message: "msg".into() }),
             (408, "request_timeout", StepUpError::RequestTimeout),
             (413, "payload_too_large", StepUpError::PayloadTooLarge { message: "msg".into() }),
+            (
+                429,
+                "rate_limited",
+                StepUpError::TooManyRequests { retry_after: secs, code: ErrorCode::RateLimited },
+            ),
+            (
+                429,
+                "recovery_codes_rate_limited",
+                StepUpError::TooManyRequests { retry_after: secs, code: ErrorCode::RecoveryCodesRateLimited },
+            ),
         ];
         let wallet_message_codes =
             ErrorCode::KNOWN.iter().filter(|c| c.as_str().starts_with("invalid_message"));

@@ -91,6 +91,10 @@ open_enum! {
         RequestTimeout => "request_timeout",
         /// 413: the request body is larger than the server accepts.
         PayloadTooLarge => "payload_too_large",
+        /// 429: a creation limit is reached (nonces per client, ceremonies per user); `Retry-After` says when.
+        RateLimited => "rate_limited",
+        /// 429: the user had recovery codes made too often this hour; `Retry-After` says when.
+        RecoveryCodesRateLimited => "recovery_codes_rate_limited",
     }
 }
 

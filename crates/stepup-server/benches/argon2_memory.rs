@@ -39,7 +39,7 @@ fn run(workers: usize) {
         let mut config = ServerConfig::dev("bench");
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.hash_workers = Some(workers);
-        config.environments[0].policy.recovery_code_generations_per_hour = u32::MAX;
+        config.environments[0].limits.recovery_code_generations_per_hour = u32::MAX;
         let server = Server::start_with_clock(config, Arc::new(SystemClock)).await.unwrap();
         let state = server.state().clone();
         let env = state.environment("bench").unwrap().clone();

@@ -167,6 +167,9 @@ pub struct EnvironmentConfig {
     /// What needs step-up and for how long tokens live.
     #[serde(default)]
     pub policy: Policy,
+    /// What callers may create, per hour (`[environments.limits]`).
+    #[serde(default)]
+    pub limits: Limits,
     /// Browser origins allowed to call the SDK API (CORS), e.g. `https://app.example.com`; `*` allows any
     /// origin (the `--dev` environment has it). Empty: no browser origin is allowed.
     #[serde(default)]
@@ -294,15 +297,70 @@ pub struct Policy {
     /// How recent the session's last MFA verification must be for calls that need one (recovery codes),
     /// seconds (the RFC 9470 `max_age` of their challenge). Default 300.
     pub recent_mfa_max_age_secs: u64,
-    /// How many times an hour a user may have recovery codes made (the first read, and each regeneration: ten
-    /// argon2 hashes each). Default 5.
+}
+
+/// An environment's limits on what callers may create, per hour (abuse control; DESIGN §9). Large limits are
+/// counted in fixed hourly windows, per client address (an IPv4 address, an IPv6 /64; see
+/// [`ServerConfig::trusted_proxy_header`]) or per user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// How many times a user may have recovery codes made (the first read, and each regeneration: ten argon2
+    /// hashes each). Default 5.
     pub recovery_code_generations_per_hour: u32,
-    /// How many one-time codes one client address (an IPv4 address, an IPv6 /64) may have sent an hour without
-    /// a session (sign-in codes). Default 30; `--dev` 100 000.
+    /// How many one-time codes one client address may have sent without a session (sign-in codes). Default 30;
+    /// `--dev` 100 000.
     pub anonymous_sends_per_client_per_hour: u32,
-    /// How many one-time codes the whole environment may send an hour without a session: the ceiling on what
-    /// anonymous callers can cost in mail and SMS. Default 2 000; `--dev` 1 000 000.
+    /// How many one-time codes the environment may send without a session: the ceiling on what anonymous
+    /// callers can cost in mail and SMS. Default 2 000; `--dev` 1 000 000.
     pub anonymous_sends_per_hour: u32,
+    /// How many `GET /nonces` calls one client address may make (each makes up to 5 nonces). Default 300;
+    /// `--dev` 100 000.
+    pub nonce_requests_per_client_per_hour: u32,
+    /// How many `GET /nonces` calls the environment takes. Default 20 000; `--dev` 1 000 000.
+    pub nonce_requests_per_hour: u32,
+    /// How many enrolment and passkey ceremonies a user may start (TOTP registrations, passkey registration and
+    /// authentication options). Default 60.
+    pub ceremonies_per_user_per_hour: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            recovery_code_generations_per_hour: 5,
+            anonymous_sends_per_client_per_hour: 30,
+            anonymous_sends_per_hour: 2_000,
+            nonce_requests_per_client_per_hour: 300,
+            nonce_requests_per_hour: 20_000,
+            ceremonies_per_user_per_hour: 60,
+        }
+    }
+}
+
+impl Limits {
+    /// The `--dev` limits: tests and demos sign in many users and fetch many nonces from one loopback address.
+    #[must_use]
+    pub fn dev() -> Self {
+        Self {
+            anonymous_sends_per_client_per_hour: 100_000,
+            anonymous_sends_per_hour: 1_000_000,
+            nonce_requests_per_client_per_hour: 100_000,
+            nonce_requests_per_hour: 1_000_000,
+            ..Self::default()
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let all = [
+            self.recovery_code_generations_per_hour,
+            self.anonymous_sends_per_client_per_hour,
+            self.anonymous_sends_per_hour,
+            self.nonce_requests_per_client_per_hour,
+            self.nonce_requests_per_hour,
+            self.ceremonies_per_user_per_hour,
+        ];
+        if all.contains(&0) { Err("limits must be positive".into()) } else { Ok(()) }
+    }
 }
 
 impl Default for Policy {
@@ -316,9 +374,6 @@ impl Default for Policy {
             step_up_enabled: true,
             enabled_methods: StepUpMethod::ALL.to_vec(),
             recent_mfa_max_age_secs: 300,
-            recovery_code_generations_per_hour: 5,
-            anonymous_sends_per_client_per_hour: 30,
-            anonymous_sends_per_hour: 2_000,
         }
     }
 }
@@ -356,12 +411,8 @@ impl EnvironmentConfig {
             app_uri: default_origin(),
             rp_id: default_domain(),
             rp_origin: default_origin(),
-            // Tests and demos sign in many users from one loopback address.
-            policy: Policy {
-                anonymous_sends_per_client_per_hour: 100_000,
-                anonymous_sends_per_hour: 1_000_000,
-                ..Policy::default()
-            },
+            policy: Policy::default(),
+            limits: Limits::dev(),
             // A development server is called from any local page (a Vite dev server, a test harness).
             allowed_origins: vec!["*".to_owned()],
             external_auth: None,
@@ -452,12 +503,7 @@ impl ServerConfig {
             {
                 return Err(invalid("lifetimes must be positive"));
             }
-            if p.recovery_code_generations_per_hour == 0
-                || p.anonymous_sends_per_client_per_hour == 0
-                || p.anonymous_sends_per_hour == 0
-            {
-                return Err(invalid("rate limits must be positive"));
-            }
+            env.limits.validate().map_err(|why| invalid(&why))?;
             // Dynamic's prerequisite: step-up needs at least one verification method enabled.
             if p.step_up_enabled && p.enabled_methods.is_empty() {
                 return Err(invalid("step-up is on but no verification method is enabled"));
@@ -670,7 +716,9 @@ mod tests {
             matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("trusted_proxy_header"))
         );
         let mut config = ServerConfig::dev("a");
-        config.environments[0].policy.anonymous_sends_per_hour = 0;
-        assert!(matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("rate limits")));
+        config.environments[0].limits.anonymous_sends_per_hour = 0;
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("limits must be positive"))
+        );
     }
 }

@@ -136,7 +136,7 @@ async fn argon2_work_never_exceeds_its_workers(backend: &Backend) {
 /// Regenerations per user are limited (each is ten argon2 hashes).
 async fn recovery_code_generations_per_user_are_limited(backend: &Backend) {
     let server = TestServer::start_with(backend, |config| {
-        config.environments[0].policy.recovery_code_generations_per_hour = 3;
+        config.environments[0].limits.recovery_code_generations_per_hour = 3;
         // Long enough a recent MFA for the hour this test moves through.
         config.environments[0].policy.recent_mfa_max_age_secs = 7200;
     })
@@ -221,7 +221,7 @@ async fn anonymous_sends_cannot_block_a_users_step_up_code(backend: &Backend) {
 async fn anonymous_sends_are_limited_per_client(backend: &Backend) {
     let server = TestServer::start_with(backend, |config| {
         config.trusted_proxy_header = Some("X-Forwarded-For".into());
-        config.environments[0].policy.anonymous_sends_per_client_per_hour = 5;
+        config.environments[0].limits.anonymous_sends_per_client_per_hour = 5;
     })
     .await;
     let mut sends = tokio::task::JoinSet::new();
@@ -263,7 +263,7 @@ async fn anonymous_sends_are_limited_per_client(backend: &Backend) {
 async fn anonymous_sends_have_a_global_ceiling(backend: &Backend) {
     let server = TestServer::start_with(backend, |config| {
         config.trusted_proxy_header = Some("x-forwarded-for".into());
-        config.environments[0].policy.anonymous_sends_per_hour = 4;
+        config.environments[0].limits.anonymous_sends_per_hour = 4;
     })
     .await;
     let (_, jwt, email) = server.signed_in().await;
@@ -358,7 +358,104 @@ async fn step_up_check_refuses_unknown_scopes(backend: &Backend) {
     }
 }
 
+async fn nonces(server: &TestServer, client: &str) -> reqwest::Response {
+    server.http.get(server.url("/nonces?count=5")).header("x-forwarded-for", client).send().await.unwrap()
+}
+
+/// `/nonces` needs no session and made 77,240 rows in 20 s for one client. Calls are now counted per client
+/// address and for the environment.
+async fn nonce_requests_are_limited_per_client_and_in_all(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        config.trusted_proxy_header = Some("x-forwarded-for".into());
+        config.environments[0].limits.nonce_requests_per_client_per_hour = 10;
+        config.environments[0].limits.nonce_requests_per_hour = 12;
+    })
+    .await;
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let request = server.http.get(server.url("/nonces?count=5")).header("x-forwarded-for", "203.0.113.1");
+        calls.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let statuses = calls.join_all().await;
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 10, "{statuses:?}");
+    let (body, _) =
+        assert_error(nonces(&server, "203.0.113.1").await, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .await;
+    assert!(body.error.contains("from this address"), "{}", body.error);
+    let rows = row_count(&server, "nonces").await;
+    assert_eq!(rows, 50, "ten calls of five nonces");
+    // Other clients have their own budgets, up to the environment's ceiling (12 calls).
+    assert_eq!(nonces(&server, "203.0.113.2").await.status(), StatusCode::OK);
+    assert_eq!(nonces(&server, "203.0.113.3").await.status(), StatusCode::OK);
+    let (body, _) =
+        assert_error(nonces(&server, "203.0.113.4").await, StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .await;
+    assert!(body.error.contains("being requested"), "{}", body.error);
+    server.shutdown().await;
+}
+
+async fn row_count(server: &TestServer, table: &str) -> i64 {
+    let counts = server.server.state().store().row_counts().await.unwrap();
+    counts.into_iter().find(|(name, _)| *name == table).unwrap().1
+}
+
+/// One session made 11,624 passkey registration ceremonies in 10 s. A flood of every creating call from one
+/// session and one client now leaves each table bounded, and the purge empties every table with an expiry.
+async fn a_flood_leaves_every_table_bounded_and_the_purge_empties_them(backend: &Backend) {
+    let server = TestServer::start_with(backend, |config| {
+        let limits = &mut config.environments[0].limits;
+        limits.ceremonies_per_user_per_hour = 20;
+        limits.anonymous_sends_per_client_per_hour = 15;
+        limits.nonce_requests_per_client_per_hour = 10;
+    })
+    .await;
+    let (_, jwt, email) = server.signed_in().await;
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+    let mut statuses = Vec::new();
+    for n in 0..40 {
+        statuses.push(server.get("/users/passkeys/register", Some(&jwt)).await.status());
+        statuses.push(register_totp(&server, &jwt, Some(&link)).await.status());
+        statuses.push(send_anonymously(&server, &format!("flood{n}@example.com"), None).await.status());
+        statuses.push(server.get("/nonces?count=5", None).await.status());
+    }
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let limited = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(ok + limited, statuses.len(), "only answers and refusals: {statuses:?}");
+    assert_eq!(ok, 20 + 15 + 10, "20 ceremonies, 15 anonymous sends, 10 nonce calls");
+    let bounded = [
+        ("webauthn_challenges", 5),
+        ("mfa_devices", 1),
+        ("otp_verifications", 16),
+        ("outbox", 16),
+        ("nonces", 50),
+    ];
+    for (table, most) in bounded {
+        let rows = row_count(&server, table).await;
+        assert!(rows <= most, "{table}: {rows} rows, at most {most} expected");
+    }
+    // Two days later every row with an end is gone, and the unconfirmed enrolment with them.
+    server.clock.advance(2 * 24 * 3600);
+    let store = server.server.state().store().clone();
+    store.purge_expired(stepup_server::store::secs(server.now())).await.unwrap();
+    for table in [
+        "sessions",
+        "otp_verifications",
+        "outbox",
+        "mfa_devices",
+        "consumed_tokens",
+        "nonces",
+        "webauthn_challenges",
+        "rate_slots",
+        "rate_counters",
+    ] {
+        assert_eq!(row_count(&server, table).await, 0, "{table} after the purge");
+    }
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    nonce_requests_are_limited_per_client_and_in_all,
+    a_flood_leaves_every_table_bounded_and_the_purge_empties_them,
     bodies_that_are_not_json_objects_are_refused,
     step_up_check_refuses_unknown_scopes,
     elevated_tokens_are_bound_to_their_session,

@@ -117,6 +117,7 @@ pub(crate) async fn register_totp(
     // What the enrolling token granted is all the verification that completes the enrolment may ask for: a
     // `credential:link` token must not turn into every scope by way of a device it just created.
     let enrolment_scopes = elevated.claims.map(|claims| claims.scope).unwrap_or_default();
+    super::count_ceremony(&state, &session).await?;
     let user = state
         .store()
         .user(session.env.id(), &session.user_id)
@@ -217,14 +218,14 @@ pub(crate) async fn auth_recovery(
 
 /// Ten new codes for the user (replacing any), within the user's hourly allowance of generations.
 async fn new_codes(state: &AppState, session: &Session) -> Result<RecoveryCodesResponse, ApiError> {
-    let policy = &session.env.config.policy;
-    let limit = rate::Limit { max: policy.recovery_code_generations_per_hour, window_secs: 3600 };
+    let limits = &session.env.config.limits;
+    let limit = rate::Limit { max: limits.recovery_code_generations_per_hour, window_secs: 3600 };
     rate::claim(
         state,
         session.env.id(),
         &format!("recovery:{}", session.user_id),
         limit,
-        ErrorCode::Unknown("recovery_codes_rate_limited".into()),
+        ErrorCode::RecoveryCodesRateLimited,
         "Recovery codes were made too often; try again later",
     )
     .await?;

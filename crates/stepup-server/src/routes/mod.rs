@@ -262,6 +262,28 @@ pub(crate) fn require_method(session: &Session, method: StepUpMethod) -> Result<
     }
 }
 
+/// Counts one enrolment or passkey ceremony the user starts (a TOTP registration, passkey registration or
+/// authentication options) against the environment's hourly allowance. The rows are bounded anyway (one
+/// pending TOTP device, [`crate::store::MAX_OPEN_CEREMONIES`] open ceremonies of a kind); this bounds the work.
+///
+/// # Errors
+/// 429 `rate_limited` with `Retry-After`; 500 on storage failure.
+pub(crate) async fn count_ceremony(state: &AppState, session: &Session) -> Result<(), ApiError> {
+    let limit = crate::verify::rate::Limit {
+        max: session.env.config.limits.ceremonies_per_user_per_hour,
+        window_secs: 3600,
+    };
+    crate::verify::rate::count(
+        state,
+        session.env.id(),
+        &format!("ceremony:{}", session.user_id),
+        limit,
+        ErrorCode::RateLimited,
+        "Too many enrolments and passkey ceremonies started; try again later",
+    )
+    .await
+}
+
 /// The answer to a step-up verification inside a session: the user, the session re-signed (with a new
 /// `mfa_auth_time` after an MFA proof) in `jwt` and `minifiedJwt`, its expiry, and an elevated token for
 /// `requested_scopes` when any were requested.

@@ -86,6 +86,7 @@ pub(crate) async fn registration_options(
     session: Session,
 ) -> Result<Json<Value>, ApiError> {
     super::require_method(&session, StepUpMethod::Passkey)?;
+    super::count_ceremony(&state, &session).await?;
     let user = state
         .store()
         .user(session.env.id(), &session.user_id)
@@ -193,6 +194,7 @@ pub(crate) async fn authentication_options(
     if passkeys.is_empty() {
         return Err(ApiError::not_found("The user has no passkey"));
     }
+    super::count_ceremony(&state, &session).await?;
     let (options, authentication) =
         session.env.webauthn.start_passkey_authentication(&passkeys).map_err(|_| ApiError::internal())?;
     let challenge = URL_SAFE_NO_PAD.encode(&options.public_key.challenge);

@@ -11,10 +11,12 @@ use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyReques
 
 use super::{Proof, check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, ApiQuery, Env, Session};
+use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 use crate::random;
 use crate::state::AppState;
 use crate::store::secs;
+use crate::verify::rate;
 use crate::verify::wallet::check_message;
 
 /// How long an unused nonce stays valid.
@@ -30,6 +32,7 @@ pub(crate) struct NonceQuery {
 pub(crate) async fn nonces(
     State(state): State<AppState>,
     Env(env): Env,
+    client: ClientAddress,
     ApiQuery(query): ApiQuery<NonceQuery>,
 ) -> Result<Json<NoncesResponse>, ApiError> {
     let count = match query.count.as_deref() {
@@ -40,6 +43,28 @@ pub(crate) async fn nonces(
             .filter(|n| (1..=MAX_NONCES_PER_CALL).contains(n))
             .ok_or_else(|| ApiError::bad_request("count must be 1 to 5"))?,
     };
+    // Anyone may ask for nonces (wallet sign-in comes before a session), so the calls are counted per client
+    // address, its own budget first, and for the environment.
+    let limits = &env.config.limits;
+    let hourly = |max| rate::Limit { max, window_secs: 3600 };
+    rate::count(
+        &state,
+        env.id(),
+        &format!("nonces:client:{}", client.rate_key()),
+        hourly(limits.nonce_requests_per_client_per_hour),
+        ErrorCode::RateLimited,
+        "Too many nonces requested from this address; try again later",
+    )
+    .await?;
+    rate::count(
+        &state,
+        env.id(),
+        "nonces:all",
+        hourly(limits.nonce_requests_per_hour),
+        ErrorCode::RateLimited,
+        "Too many nonces are being requested; try again later",
+    )
+    .await?;
     let expires_at = secs(state.now().plus_secs(NONCE_TTL_SECS));
     let mut nonces = Vec::with_capacity(count);
     for _ in 0..count {

@@ -9,6 +9,7 @@
 //! and BIGINT only (flags 0/1, times in Unix seconds), `ON CONFLICT ... DO NOTHING/UPDATE` and `RETURNING`, which
 //! both databases speak. One migration directory serves both.
 
+mod housekeeping;
 mod keys;
 mod mfa;
 mod otp;
@@ -18,6 +19,7 @@ mod sessions;
 mod tokens;
 mod users;
 
+pub use housekeeping::{COUNTED_TABLES, PENDING_ENROLMENT_TTL_SECS};
 pub use mfa::{MfaDeviceRow, RecoveryCodeRow};
 pub use otp::{OtpRow, OutboxRow};
 pub use passkeys::{MAX_OPEN_CEREMONIES, PasskeyRow};

@@ -53,38 +53,6 @@ impl Store {
         .await?;
         Ok(result.rows_affected() == 1)
     }
-
-    /// Deletes what can no longer be used: spent tokens, nonces, one-time codes and ceremony states past their
-    /// expiry (a spent token past its `exp` is refused for expiry anyway), and outbox messages a day old.
-    ///
-    /// # Errors
-    /// [`StoreError`].
-    pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
-        for table in [
-            "consumed_tokens",
-            "nonces",
-            "otp_verifications",
-            "webauthn_challenges",
-            "rate_slots",
-            "rate_counters",
-            "sessions",
-        ] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
-                .bind(now)
-                .execute(self.pool())
-                .await?;
-        }
-        sqlx::query("DELETE FROM outbox WHERE created_at <= $1")
-            .bind(now - 24 * 3600)
-            .execute(self.pool())
-            .await?;
-        // A lockout row with no failures and no lock in force says nothing.
-        sqlx::query("DELETE FROM mfa_lockouts WHERE failures = 0 AND locked_until <= $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }
 
 impl Store {

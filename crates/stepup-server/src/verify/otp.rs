@@ -74,7 +74,7 @@ pub async fn check_send_limit(
     destination: &str,
 ) -> Result<(), ApiError> {
     let env = environment.id();
-    let policy = &environment.config.policy;
+    let limits = &environment.config.limits;
     let window = |max: i64| super::rate::Limit {
         max: u32::try_from(max).unwrap_or(u32::MAX),
         window_secs: SEND_WINDOW_SECS,
@@ -109,7 +109,7 @@ pub async fn check_send_limit(
                 state,
                 env,
                 &format!("send:anon-client:{}", client.rate_key()),
-                hourly(policy.anonymous_sends_per_client_per_hour),
+                hourly(limits.anonymous_sends_per_client_per_hour),
                 code.clone(),
                 "Too many codes requested from this address; try again later",
             )
@@ -127,7 +127,7 @@ pub async fn check_send_limit(
                 state,
                 env,
                 "send:anon-all",
-                hourly(policy.anonymous_sends_per_hour),
+                hourly(limits.anonymous_sends_per_hour),
                 code,
                 "Too many sign-in codes are being sent; try again later",
             )
