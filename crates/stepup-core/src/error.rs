@@ -475,6 +475,15 @@ mod tests {
             (408, "request_timeout", StepUpError::RequestTimeout),
             (413, "payload_too_large", StepUpError::PayloadTooLarge { message: "msg".into() }),
             (
+                503,
+                "database_unavailable",
+                StepUpError::Server {
+                    status: 503,
+                    code: ErrorCode::DatabaseUnavailable,
+                    message: "msg".into(),
+                },
+            ),
+            (
                 429,
                 "rate_limited",
                 StepUpError::TooManyRequests { retry_after: secs, code: ErrorCode::RateLimited },

@@ -91,6 +91,8 @@ open_enum! {
         RequestTimeout => "request_timeout",
         /// 413: the request body is larger than the server accepts.
         PayloadTooLarge => "payload_too_large",
+        /// 503: the server's database cannot be written (`/health`).
+        DatabaseUnavailable => "database_unavailable",
         /// 429: a creation limit is reached (nonces per client, ceremonies per user); `Retry-After` says when.
         RateLimited => "rate_limited",
         /// 429: the user had recovery codes made too often this hour; `Retry-After` says when.

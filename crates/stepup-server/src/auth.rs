@@ -75,8 +75,10 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Env(env) = Env::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("A session token is required"))?;
-        let claims: SessionClaims =
-            env.key.verify(token).map_err(|_| ApiError::unauthorized("The session token is invalid"))?;
+        let claims: SessionClaims = env
+            .key
+            .verify(token, state.now().as_secs())
+            .map_err(|_| ApiError::unauthorized("The session token is invalid"))?;
         if claims.token_use != "session" || claims.aud != env.id() {
             return Err(ApiError::unauthorized("The session token is invalid"));
         }
@@ -97,6 +99,16 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
+/// Compares a presented admin token with the configured one in time that depends on neither: both are hashed
+/// (SHA-256) and the digests compared in constant time. Comparing the bytes themselves in constant time still
+/// returns at once for a different length, which tells a caller the token's length.
+fn admin_token_matches(given: &str, expected: &str) -> bool {
+    use sha2::{Digest as _, Sha256};
+    let given = Sha256::digest(given.as_bytes());
+    let expected = Sha256::digest(expected.as_bytes());
+    bool::from(given.as_slice().ct_eq(expected.as_slice()))
+}
+
 /// A request of the admin API: `Authorization: Bearer <admin token>`.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
@@ -108,7 +120,7 @@ impl FromRequestParts<AppState> for Admin {
         // The admin router is only mounted when a token is configured; this is the second lock on that door.
         let expected = state.admin_token().ok_or_else(|| ApiError::not_found("Not found"))?;
         let given = bearer(parts).unwrap_or("");
-        if bool::from(given.as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
+        if admin_token_matches(given, expected.expose_secret()) {
             Ok(Admin)
         } else {
             Err(ApiError::unauthorized("The admin token is missing or wrong"))
@@ -208,6 +220,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 JsonRejection::BytesRejection(_) => "The request body is too large or unreadable".to_owned(),
                 _ => "Invalid request body".to_owned(),
             })),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_tokens_compare_by_digest_whatever_their_lengths() {
+        assert!(admin_token_matches("s3cret-admin-token", "s3cret-admin-token"));
+        for other in ["", "s", "s3cret-admin-toke", "s3cret-admin-token!", "S3cret-admin-token"] {
+            assert!(!admin_token_matches(other, "s3cret-admin-token"), "{other:?}");
         }
     }
 }

@@ -161,9 +161,11 @@ pub struct EnvironmentConfig {
     /// WebAuthn relying-party id.
     #[serde(default = "default_domain")]
     pub rp_id: String,
-    /// WebAuthn origin.
-    #[serde(default = "default_origin")]
-    pub rp_origin: String,
+    /// The origins passkey ceremonies may come from (WebAuthn `origin` in the client data), matched exactly —
+    /// scheme, host and port — e.g. `["https://app.example.com"]`. Each must be the RP id or a subdomain of it.
+    /// Default (and `--dev`): `http://localhost`, the demo's and the conformance client's origin.
+    #[serde(default = "default_origins")]
+    pub rp_origins: Vec<String>,
     /// What needs step-up and for how long tokens live.
     #[serde(default)]
     pub policy: Policy,
@@ -269,6 +271,10 @@ fn default_app_name() -> String {
 
 fn default_domain() -> String {
     "localhost".to_owned()
+}
+
+fn default_origins() -> Vec<String> {
+    vec![default_origin()]
 }
 
 fn default_origin() -> String {
@@ -410,7 +416,7 @@ impl EnvironmentConfig {
             app_domain: default_domain(),
             app_uri: default_origin(),
             rp_id: default_domain(),
-            rp_origin: default_origin(),
+            rp_origins: default_origins(),
             policy: Policy::default(),
             limits: Limits::dev(),
             // A development server is called from any local page (a Vite dev server, a test harness).
@@ -418,6 +424,16 @@ impl EnvironmentConfig {
             external_auth: None,
         }
     }
+}
+
+/// `scheme://host[:port]` with an http(s) scheme and nothing after the authority (no path, query or fragment).
+fn is_bare_origin(origin: &str) -> bool {
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    authority.is_some_and(|authority| {
+        !authority.is_empty()
+            && !authority.contains(['/', '?', '#'])
+            && !authority.contains(char::is_whitespace)
+    })
 }
 
 impl ServerConfig {
@@ -508,10 +524,18 @@ impl ServerConfig {
             if p.step_up_enabled && p.enabled_methods.is_empty() {
                 return Err(invalid("step-up is on but no verification method is enabled"));
             }
+            if env.rp_origins.is_empty() {
+                return Err(invalid("rp_origins must list at least one origin"));
+            }
+            for origin in &env.rp_origins {
+                if !is_bare_origin(origin) {
+                    return Err(invalid(&format!(
+                        "rp_origins: `{origin}` must be scheme://host[:port] without a path"
+                    )));
+                }
+            }
             for origin in &env.allowed_origins {
-                let scheme = origin.starts_with("https://") || origin.starts_with("http://");
-                if origin != "*" && (!scheme || origin.ends_with('/') || origin.contains(char::is_whitespace))
-                {
+                if origin != "*" && !is_bare_origin(origin) {
                     return Err(invalid(&format!(
                         "allowed origin `{origin}` must be `*` or scheme://host[:port] without a path"
                     )));
@@ -714,6 +738,16 @@ mod tests {
         config.trusted_proxy_header = Some("not a header".into());
         assert!(
             matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("trusted_proxy_header"))
+        );
+        let mut config = ServerConfig::dev("a");
+        assert_eq!(config.environments[0].rp_origins, ["http://localhost"]);
+        config.environments[0].rp_origins = vec![];
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("at least one origin"))
+        );
+        config.environments[0].rp_origins = vec!["https://app.example.com/login".into()];
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("without a path"))
         );
         let mut config = ServerConfig::dev("a");
         config.environments[0].limits.anonymous_sends_per_hour = 0;

@@ -122,8 +122,11 @@ fn verified(
         .get(ELEVATED_ACCESS_TOKEN)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| challenge("An elevated access token is required for this scope"))?;
-    let claims: ElevatedClaims =
-        session.env.key.verify(token).map_err(|_| challenge("The elevated access token is invalid"))?;
+    let claims: ElevatedClaims = session
+        .env
+        .key
+        .verify(token, state.now().as_secs())
+        .map_err(|_| challenge("The elevated access token is invalid"))?;
     if claims.token_use != "elevated" || claims.aud != session.env.id() || claims.sub != session.user_id {
         return Err(challenge("The elevated access token is invalid"));
     }

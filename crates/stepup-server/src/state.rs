@@ -69,14 +69,22 @@ fn relying_party(env: &EnvironmentConfig) -> Result<webauthn_rs::Webauthn, Start
     let invalid = |why: String| {
         StartError::Config(crate::config::ConfigError::Invalid(format!("environment {}: {why}", env.id)))
     };
-    let origin =
-        webauthn_rs::prelude::Url::parse(&env.rp_origin).map_err(|e| invalid(format!("rp_origin: {e}")))?;
-    webauthn_rs::WebauthnBuilder::new(&env.rp_id, &origin)
-        .map_err(|e| invalid(format!("rp_id and rp_origin do not match: {e}")))?
+    let parse = |origin: &String| {
+        webauthn_rs::prelude::Url::parse(origin).map_err(|e| invalid(format!("rp_origins: `{origin}`: {e}")))
+    };
+    let origins = env.rp_origins.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
+    let (first, others) =
+        origins.split_first().ok_or_else(|| invalid("rp_origins must list at least one origin".into()))?;
+    // Origins match exactly, port included: `allow_any_port` would let a page on any port of the host (another
+    // app on `localhost:8081`) run ceremonies for this one.
+    let mut builder = webauthn_rs::WebauthnBuilder::new(&env.rp_id, first)
+        .map_err(|e| invalid(format!("rp_id and rp_origins do not match: {e}")))?
         .rp_name(&env.app_name)
-        .allow_any_port(true)
-        .build()
-        .map_err(|e| invalid(format!("WebAuthn: {e}")))
+        .allow_any_port(false);
+    for origin in others {
+        builder = builder.append_allowed_origin(origin);
+    }
+    builder.build().map_err(|e| invalid(format!("WebAuthn: {e}")))
 }
 
 impl Environment {
@@ -108,8 +116,7 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// The issuer (`iss`) of every token this server signs.
-pub const ISSUER: &str = "stepup-reference-server";
+pub use crate::tokens::ISSUER;
 
 fn decode_key(hex: &str) -> Result<[u8; 32], StartError> {
     let bytes: Vec<u8> = (0..hex.len())
@@ -240,6 +247,7 @@ impl AppState {
             sid: session_id,
             token_use: "session".into(),
             mfa_auth_time: None,
+            nbf: None,
         };
         let jwt = env.key.sign(&claims).map_err(|_| ApiError::internal())?;
         Ok((jwt, expires_at.as_secs()))
@@ -306,6 +314,7 @@ impl AppState {
             single_use,
             amr: vec![amr.into()],
             token_use: "elevated".into(),
+            nbf: None,
         };
         env.key.sign(&claims).map_err(|_| ApiError::internal())
     }

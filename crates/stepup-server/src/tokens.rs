@@ -2,8 +2,10 @@
 //! `jsonwebtoken` (the same crate verifies the app backends' tokens, `verify::external_auth`).
 //!
 //! Verification pins everything before a signature is checked: the header must name EdDSA (so `alg: none`,
-//! HMAC-with-the-public-key and the rest are refused by name) and this environment's `kid`; the audience must be
-//! the environment. Expiry and use are the callers' checks, against the server's clock (tests move it by hand).
+//! HMAC-with-the-public-key and the rest are refused by name) and this environment's `kid`; then the audience
+//! must be the environment, the issuer this server ([`ISSUER`]), and neither `iat` nor `nbf` in the future (by
+//! the server's clock, tests move it by hand; a minute's grace for replicas whose clocks run apart). Expiry and
+//! use are the callers' checks.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,6 +15,20 @@ use serde::{Deserialize, Serialize};
 use stepup_core::Jwt;
 use stepup_proto::Jwk;
 use zeroize::Zeroizing;
+
+/// The issuer (`iss`) of every token this server signs, and the only one its verification accepts.
+pub const ISSUER: &str = "stepup-reference-server";
+
+/// How far ahead of this server's clock a token's `iat` or `nbf` may be: another replica's clock running ahead.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
+
+/// The registered time claims verification checks besides `exp` (RFC 7519 §4.1).
+pub trait TimeClaims {
+    /// `iat`.
+    fn issued_at(&self) -> u64;
+    /// `nbf`, if the token has one.
+    fn not_before(&self) -> Option<u64>;
+}
 
 /// What a session token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +54,19 @@ pub struct SessionClaims {
     /// need a recent MFA (recovery codes) read it; a verify answer re-signs the session with the new time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa_auth_time: Option<u64>,
+    /// Not before (this server never sets it; checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+impl TimeClaims for SessionClaims {
+    fn issued_at(&self) -> u64 {
+        self.iat
+    }
+
+    fn not_before(&self) -> Option<u64> {
+        self.nbf
+    }
 }
 
 /// What an elevated access token says (DESIGN §9).
@@ -67,6 +96,19 @@ pub struct ElevatedClaims {
     pub amr: Vec<String>,
     /// Always `elevated`.
     pub token_use: String,
+    /// Not before (this server never sets it; checked when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+}
+
+impl TimeClaims for ElevatedClaims {
+    fn issued_at(&self) -> u64 {
+        self.iat
+    }
+
+    fn not_before(&self) -> Option<u64> {
+        self.nbf
+    }
 }
 
 /// Why a JWT is refused.
@@ -88,6 +130,12 @@ pub enum JwtError {
     /// The claims are not of the expected kind (or for another audience).
     #[error("unexpected claims")]
     Claims,
+    /// The issuer is not this server.
+    #[error("another issuer")]
+    Issuer,
+    /// `iat` or `nbf` is in the future.
+    #[error("not valid yet")]
+    NotYetValid,
 }
 
 /// The header fields read before anything is verified.
@@ -183,12 +231,13 @@ impl EnvironmentKey {
         jsonwebtoken::encode(&header, claims, &self.encoding).map(Jwt::new).map_err(|_| JwtError::Claims)
     }
 
-    /// Verifies a JWT signed by this key for this environment (`aud`) and reads its claims. Expiry and use are
-    /// the caller's checks.
+    /// Verifies a JWT signed by this key for this environment (`aud`) and this server (`iss`), issued and valid
+    /// by `now` (Unix seconds, give or take [`MAX_CLOCK_SKEW_SECS`]), and reads its claims. Expiry and use are the
+    /// caller's checks.
     ///
     /// # Errors
     /// [`JwtError`] for each way the token can be wrong.
-    pub fn verify<C: DeserializeOwned>(&self, token: &str) -> Result<C, JwtError> {
+    pub fn verify<C: DeserializeOwned + TimeClaims>(&self, token: &str, now: u64) -> Result<C, JwtError> {
         let header = peek_header(token)?;
         if header.alg != "EdDSA" || header.crit.is_some() {
             return Err(JwtError::Algorithm);
@@ -200,11 +249,21 @@ impl EnvironmentKey {
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.leeway = 0;
+        validation.validate_nbf = false;
         validation.set_audience(&[&self.audience]);
+        validation.set_issuer(&[ISSUER]);
         match jsonwebtoken::decode::<C>(token, &self.decoding, &validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => {
+                let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
+                let claims = data.claims;
+                if claims.issued_at() > latest || claims.not_before().is_some_and(|nbf| nbf > latest) {
+                    return Err(JwtError::NotYetValid);
+                }
+                Ok(claims)
+            }
             Err(error) => Err(match error.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::Signature,
+                jsonwebtoken::errors::ErrorKind::InvalidIssuer => JwtError::Issuer,
                 jsonwebtoken::errors::ErrorKind::Json(_)
                 | jsonwebtoken::errors::ErrorKind::InvalidAudience
                 | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => JwtError::Claims,
@@ -224,7 +283,7 @@ mod tests {
 
     fn claims() -> SessionClaims {
         SessionClaims {
-            iss: "stepup".into(),
+            iss: ISSUER.into(),
             sub: "u".into(),
             aud: "dev".into(),
             exp: 10,
@@ -233,6 +292,7 @@ mod tests {
             sid: "s".into(),
             token_use: "session".into(),
             mfa_auth_time: None,
+            nbf: None,
         }
     }
 
@@ -240,7 +300,7 @@ mod tests {
     fn sign_and_verify_round_trip() {
         let key = key(1);
         let jwt = key.sign(&claims()).unwrap();
-        assert_eq!(key.verify::<SessionClaims>(jwt.expose_secret()).unwrap(), claims());
+        assert_eq!(key.verify::<SessionClaims>(jwt.expose_secret(), 5).unwrap(), claims());
         let parts: Vec<&str> = jwt.expose_secret().split('.').collect();
         let header: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
@@ -271,34 +331,61 @@ mod tests {
         let jwt = key1.sign(&claims()).unwrap();
         let raw = jwt.expose_secret();
         // Another environment's key (other kid).
-        assert_eq!(key(2).verify::<SessionClaims>(raw), Err(JwtError::UnknownKey));
+        assert_eq!(key(2).verify::<SessionClaims>(raw, 5), Err(JwtError::UnknownKey));
         // Same kid, other secret: the signature fails.
         let impostor = EnvironmentKey::from_secret("k1".into(), "dev", &[9; 32]);
         assert_eq!(
-            impostor.sign(&claims()).map(|j| key1.verify::<SessionClaims>(j.expose_secret())).unwrap(),
+            impostor.sign(&claims()).map(|j| key1.verify::<SessionClaims>(j.expose_secret(), 5)).unwrap(),
             Err(JwtError::Signature)
         );
         // Same key for another environment: the audience is not this one.
         let elsewhere = EnvironmentKey::from_secret("k1".into(), "prod", &[1; 32]);
-        assert_eq!(elsewhere.verify::<SessionClaims>(raw), Err(JwtError::Claims));
+        assert_eq!(elsewhere.verify::<SessionClaims>(raw, 5), Err(JwtError::Claims));
         // Changed claims.
         let mut parts: Vec<String> = raw.split('.').map(str::to_owned).collect();
         let mut forged = claims();
         forged.sub = "admin".into();
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::Signature));
+        assert_eq!(key1.verify::<SessionClaims>(&parts.join("."), 5), Err(JwtError::Signature));
         // alg=none, and HS256 keyed with the public key.
         parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","kid":"k1"}"#);
-        assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::Algorithm));
+        assert_eq!(key1.verify::<SessionClaims>(&parts.join("."), 5), Err(JwtError::Algorithm));
         parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","kid":"k1"}"#);
-        assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::Algorithm));
+        assert_eq!(key1.verify::<SessionClaims>(&parts.join("."), 5), Err(JwtError::Algorithm));
         // No kid.
         parts[0] = URL_SAFE_NO_PAD.encode(br#"{"alg":"EdDSA"}"#);
-        assert_eq!(key1.verify::<SessionClaims>(&parts.join(".")), Err(JwtError::UnknownKey));
+        assert_eq!(key1.verify::<SessionClaims>(&parts.join("."), 5), Err(JwtError::UnknownKey));
         // Garbage.
-        assert_eq!(key1.verify::<SessionClaims>("a.b"), Err(JwtError::Malformed));
-        assert_eq!(key1.verify::<SessionClaims>("!.!.!"), Err(JwtError::Malformed));
+        assert_eq!(key1.verify::<SessionClaims>("a.b", 5), Err(JwtError::Malformed));
+        assert_eq!(key1.verify::<SessionClaims>("!.!.!", 5), Err(JwtError::Malformed));
         // A session token is not elevated claims.
-        assert_eq!(key1.verify::<ElevatedClaims>(raw), Err(JwtError::Claims));
+        assert_eq!(key1.verify::<ElevatedClaims>(raw, 5), Err(JwtError::Claims));
+    }
+
+    /// The registered claims this server checks besides `exp`: `iss` is this server, and `iat` and `nbf` are
+    /// not in the future (a minute's grace for replica clocks). A token signed with the right key for another
+    /// issuer, or dated ahead, was accepted before.
+    #[test]
+    fn issuer_and_times_are_checked() {
+        let key1 = key(1);
+        let now = 1_000;
+        let at = |claims: SessionClaims| {
+            key1.verify::<SessionClaims>(key1.sign(&claims).unwrap().expose_secret(), now)
+        };
+        let base = SessionClaims { iat: now, exp: now + 60, ..claims() };
+        assert_eq!(at(base.clone()), Ok(base.clone()));
+        assert_eq!(at(SessionClaims { iss: "someone-else".into(), ..base.clone() }), Err(JwtError::Issuer));
+        assert_eq!(at(SessionClaims { iat: now + 61, ..base.clone() }), Err(JwtError::NotYetValid));
+        assert!(
+            at(SessionClaims { iat: now + 60, ..base.clone() }).is_ok(),
+            "a minute ahead is a replica's clock"
+        );
+        assert_eq!(at(SessionClaims { nbf: Some(now + 3600), ..base.clone() }), Err(JwtError::NotYetValid));
+        assert!(at(SessionClaims { nbf: Some(now), ..base.clone() }).is_ok());
+        // No `iss` at all is refused too.
+        let mut value = serde_json::to_value(&base).unwrap();
+        value.as_object_mut().unwrap().remove("iss");
+        let unsigned_issuer = key1.sign(&value).unwrap();
+        assert_eq!(key1.verify::<SessionClaims>(unsigned_issuer.expose_secret(), now), Err(JwtError::Claims));
     }
 }

@@ -453,7 +453,95 @@ async fn a_flood_leaves_every_table_bounded_and_the_purge_empties_them(backend: 
     server.shutdown().await;
 }
 
+/// Tokens signed with the environment's key but dated ahead (`iat`, `nbf`) or from another issuer were taken.
+/// They open nothing now: a session is a 401, an elevated token the 403 challenge.
+async fn future_dated_and_foreign_issuer_tokens_are_refused(backend: &Backend) {
+    use stepup_server::tokens::{ElevatedClaims, SessionClaims};
+    let server = TestServer::start(backend).await;
+    let (_, jwt, email) = server.signed_in().await;
+    let token = server.elevated_via_email(&jwt, &email, &["wallet:sign"]).await;
+    let env = server.server.state().environment(common::ENV).unwrap().clone();
+    let now = server.now().as_secs();
+    let session: SessionClaims = serde_json::from_value(common::claims_of(&jwt)).unwrap();
+    let elevated: ElevatedClaims = serde_json::from_value(common::claims_of(&token)).unwrap();
+    for bad in [
+        SessionClaims { iat: now + 3600, ..session.clone() },
+        SessionClaims { nbf: Some(now + 3600), ..session.clone() },
+        SessionClaims { iss: "https://elsewhere.example".into(), ..session.clone() },
+    ] {
+        let forged = env.key.sign(&bad).unwrap().expose_secret().to_owned();
+        assert_error(server.get("/users", Some(&forged)).await, StatusCode::UNAUTHORIZED, "unauthorized")
+            .await;
+    }
+    for bad in [
+        ElevatedClaims { iat: now + 3600, ..elevated.clone() },
+        ElevatedClaims { nbf: Some(now + 3600), ..elevated.clone() },
+        ElevatedClaims { iss: "https://elsewhere.example".into(), ..elevated.clone() },
+    ] {
+        let forged = env.key.sign(&bad).unwrap().expose_secret().to_owned();
+        assert_error(
+            protected(&server, "wallet:sign", &jwt, &forged).await,
+            StatusCode::FORBIDDEN,
+            "elevated_access_token_required",
+        )
+        .await;
+    }
+    // The genuine ones still work.
+    assert_eq!(protected(&server, "wallet:sign", &jwt, &token).await.status(), StatusCode::OK);
+    server.shutdown().await;
+}
+
+/// `/health` said 200 as long as the database answered a `SELECT 1`, even when no write could get through. It
+/// writes now, and answers 503 `database_unavailable` when the write does not go through in two seconds (here:
+/// another connection holds the write lock); `/health/live` stays 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_while_the_database_takes_no_writes() {
+    use sqlx::Connection as _;
+    use sqlx::Executor as _;
+    // SQLite: a file, locked by a second connection's exclusive transaction.
+    let dir = std::env::temp_dir().join(format!(
+        "stepup-health-{}",
+        stepup_server::random::hex(&stepup_server::random::bytes::<6>().unwrap())
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("health.db").display());
+    let server = TestServer::start_on(url.clone(), None, |_| {}).await;
+    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    assert_health(&server, StatusCode::OK).await;
+    locker.execute("BEGIN EXCLUSIVE").await.unwrap();
+    assert_health(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    locker.execute("ROLLBACK").await.unwrap();
+    assert_health(&server, StatusCode::OK).await;
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    // PostgreSQL: the health table locked by another transaction.
+    let Some(Backend::Postgres(base)) = Backend::postgres() else { return };
+    let (url, schema) = common::postgres_schema(&base).await;
+    let server = TestServer::start_on(url.clone(), Some((base, schema)), |_| {}).await;
+    let mut locker = sqlx::PgConnection::connect(&url).await.unwrap();
+    assert_health(&server, StatusCode::OK).await;
+    locker.execute("BEGIN").await.unwrap();
+    locker.execute("LOCK TABLE health_checks IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    assert_health(&server, StatusCode::SERVICE_UNAVAILABLE).await;
+    locker.execute("ROLLBACK").await.unwrap();
+    assert_health(&server, StatusCode::OK).await;
+    server.shutdown().await;
+}
+
+async fn assert_health(server: &TestServer, status: StatusCode) {
+    let base = server.server.base_url();
+    let health = server.http.get(format!("{base}/health")).send().await.unwrap();
+    if status == StatusCode::OK {
+        assert_eq!(health.status(), StatusCode::OK);
+    } else {
+        assert_error(health, status, "database_unavailable").await;
+    }
+    let live = server.http.get(format!("{base}/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK, "liveness does not depend on the database");
+}
+
 on_both_databases!(
+    future_dated_and_foreign_issuer_tokens_are_refused,
     nonce_requests_are_limited_per_client_and_in_all,
     a_flood_leaves_every_table_bounded_and_the_purge_empties_them,
     bodies_that_are_not_json_objects_are_refused,

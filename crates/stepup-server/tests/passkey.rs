@@ -53,8 +53,10 @@ fn device(store: Option<Passkey>, verified: bool) -> Device {
     Client::new(authenticator).allows_insecure_localhost(true)
 }
 
-fn origin(server: &TestServer) -> Url {
-    Url::parse(&format!("http://localhost:{}", server.server.addr().port())).unwrap()
+/// The dev environment's passkey origin (`rp_origins`), whatever port the server listens on: the page, not
+/// the API, is the origin.
+fn origin(_server: &TestServer) -> Url {
+    Url::parse("http://localhost").unwrap()
 }
 
 /// Registers a passkey on `device`; returns the user's session.
@@ -116,10 +118,33 @@ async fn wrong_origin_is_refused(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let mut device = device(None, true);
     let jwt = register(&server, &mut device).await;
-    let evil = Url::parse(&format!("http://evil.localhost:{}", server.server.addr().port())).unwrap();
+    let evil = Url::parse("http://evil.localhost").unwrap();
     let body = assertion(&server, &jwt, &mut device, &evil).await;
     let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "passkey_origin_mismatch").await;
+    server.shutdown().await;
+}
+
+/// The origin used to match on host alone (`allow_any_port`): a page of another app on another port of the
+/// same host (`http://localhost:8081`) could run this app's ceremonies. The port must match now, and an
+/// environment lists every origin it serves.
+async fn another_port_is_another_origin(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let mut device = device(None, true);
+    let jwt = register(&server, &mut device).await;
+    let other_port = Url::parse("http://localhost:8081").unwrap();
+    let body = assertion(&server, &jwt, &mut device, &other_port).await;
+    let response = server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await;
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "passkey_origin_mismatch").await;
+    server.shutdown().await;
+    // Listed, it is accepted.
+    let server = TestServer::start_with(backend, |config| {
+        config.environments[0].rp_origins = vec!["http://localhost".into(), "http://localhost:8081".into()];
+    })
+    .await;
+    let jwt = register(&server, &mut device).await;
+    let body = assertion(&server, &jwt, &mut device, &other_port).await;
+    assert_eq!(server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await.status(), StatusCode::OK);
     server.shutdown().await;
 }
 
@@ -223,6 +248,7 @@ on_both_databases!(
     passkey_step_up_elevates,
     dynamic_spelling_registers_and_answers_the_session,
     wrong_origin_is_refused,
+    another_port_is_another_origin,
     counter_going_backwards_is_refused,
     missing_user_verification_is_refused,
     no_passkey_and_bad_assertions,

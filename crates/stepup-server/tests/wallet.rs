@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::str::FromStr as _;
+
 use alloy_primitives::{Address, Signature, eip191_hash_message};
 use common::{Backend, ENV, TestServer, assert_error};
 use k256::ecdsa::SigningKey;
@@ -71,6 +73,32 @@ async fn verify(
                     "requestedScopes": ["wallet:sign"]}),
         )
         .await
+}
+
+/// The high-S twin of a valid signature (s → n - s, v flipped) recovers to the same address and was accepted;
+/// EIP-2 allows only low-S signatures, and so does the server now.
+async fn a_high_s_signature_is_refused(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let (user, jwt, _) = server.signed_in().await;
+    let wallet = LocalWallet::new(7);
+    link(&server, &user.id, &wallet, false).await;
+    let text = message(&server, &wallet, &nonce(&server).await).to_string();
+    let low = Signature::from_str(&wallet.sign(&text)).unwrap();
+    let order = alloy_primitives::U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .unwrap();
+    let high = Signature::new(low.r(), order - low.s(), !low.v());
+    assert_eq!(high.recover_address_from_msg(text.as_bytes()).unwrap(), wallet.address());
+    let high = format!("0x{}", stepup_server::random::hex(&high.as_bytes()));
+    let response = verify(&server, &jwt, &wallet, &text, &high).await;
+    let (body, _) = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_signature").await;
+    assert!(body.error.contains("low-S"), "{}", body.error);
+    // The nonce was not spent by the refusal: the low-S signature still elevates.
+    let low = format!("0x{}", stepup_server::random::hex(&low.as_bytes()));
+    assert_eq!(verify(&server, &jwt, &wallet, &text, &low).await.status(), StatusCode::OK);
+    server.shutdown().await;
 }
 
 async fn wallet_signature_elevates_once_per_nonce(backend: &Backend) {
@@ -230,6 +258,7 @@ async fn chain_names_are_dynamics(backend: &Backend) {
 }
 
 on_both_databases!(
+    a_high_s_signature_is_refused,
     wallet_signature_elevates_once_per_nonce,
     chain_names_are_dynamics,
     every_bad_wallet_message_has_its_code,

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
-use stepup_proto::{JwksResponse, ProjectSettings, TokenScope};
+use stepup_proto::{ErrorCode, JwksResponse, ProjectSettings, TokenScope};
 
 use crate::auth::Env;
 use crate::config::StepUpMethod;
@@ -88,8 +88,33 @@ pub(crate) async fn settings(Env(env): Env) -> Json<ProjectSettings> {
     })
 }
 
-/// `GET /health`: 200 when the database answers.
+/// How long `/health` waits for its write: a database that hangs is as unhealthy as one that refuses.
+const HEALTH_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /health` (readiness): 200 when the database takes a write within [`HEALTH_WRITE_TIMEOUT`], else 503
+/// `database_unavailable`. A server that can read but not write would answer every check and fail every
+/// verification, so reading is not enough.
 pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store().ping().await?;
-    Ok(Json(json!({"status": "ok"})))
+    let write = state.store().check_writable(crate::store::secs(state.now()));
+    match tokio::time::timeout(HEALTH_WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "ok"}))),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "health check: the database refused a write");
+            Err(database_unavailable())
+        }
+        Err(_elapsed) => {
+            tracing::warn!("health check: the database did not take a write in time");
+            Err(database_unavailable())
+        }
+    }
+}
+
+fn database_unavailable() -> ApiError {
+    ApiError::unavailable(ErrorCode::DatabaseUnavailable, "The database cannot be written")
+}
+
+/// `GET /health/live` (liveness): 200 while the process serves HTTP, whatever the database does, so an
+/// orchestrator restarts a hung server but not one waiting for its database.
+pub(crate) async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
 }

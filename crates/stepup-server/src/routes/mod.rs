@@ -64,7 +64,10 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks", get(environment::jwks))
         .route("/.well-known/jwks.json", get(environment::jwks))
         .route("/protected/{scope}", any(protected::protected));
-    let mut app = Router::new().nest("/sdk/{environment_id}", sdk).route("/health", get(environment::health));
+    let mut app = Router::new()
+        .nest("/sdk/{environment_id}", sdk)
+        .route("/health", get(environment::health))
+        .route("/health/live", get(environment::live));
     if state.admin_token().is_some() {
         app = app.nest("/admin", admin::router());
     }

@@ -168,7 +168,7 @@ pub(crate) async fn register(
         user_id: session.user_id.clone(),
         credential_id: URL_SAFE_NO_PAD.encode(passkey.cred_id()),
         passkey: to_json(&passkey)?,
-        origin: Some(session.env.config.rp_origin.clone()),
+        origin: client_data_origin(&credential),
         created_at: now,
         updated_at: now,
     };
@@ -210,6 +210,13 @@ pub(crate) async fn authentication_options(
         )
         .await?;
     serde_json::to_value(&options.public_key).map(Json).map_err(|_| ApiError::internal())
+}
+
+/// The origin the authenticator's client stated (webauthn-rs checked it against the allowed ones), kept with
+/// the passkey.
+fn client_data_origin(credential: &RegisterPublicKeyCredential) -> Option<String> {
+    let client_data: Value = serde_json::from_slice(credential.response.client_data_json.as_ref()).ok()?;
+    client_data.get("origin")?.as_str().map(str::to_owned)
 }
 
 fn webauthn_refusal(error: WebauthnError) -> ApiError {

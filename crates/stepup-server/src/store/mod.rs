@@ -130,6 +130,21 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    /// Whether the database takes a write: one upsert of the health row (every replica writes the same one).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the write fails (a read-only or full database, a lost connection).
+    pub async fn check_writable(&self, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO health_checks (id, checked_at) VALUES ('health', $1) \
+             ON CONFLICT (id) DO UPDATE SET checked_at = $1",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Unix seconds as the database stores them.

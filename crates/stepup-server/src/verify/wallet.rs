@@ -85,6 +85,11 @@ pub fn check_message(
     }
     let signature = Signature::from_str(signature)
         .map_err(|_| refuse("invalid_signature", "The signature is not a 65-byte hex signature"))?;
+    // EIP-2: of the two valid signatures (s and n - s), only the low one is accepted, as Ethereum does for
+    // transactions; wallets make low-S signatures. The high twin is a second spelling of the same signature.
+    if signature.normalize_s().is_some() {
+        return Err(refuse("invalid_signature", "The signature is not in low-S form (EIP-2)"));
+    }
     let signer = signature
         .recover_address_from_msg(message_text.as_bytes())
         .map_err(|_| refuse("invalid_signature", "The signature does not verify"))?;
@@ -109,6 +114,28 @@ mod tests {
         let expected = Address::from_str("0x2c7536E3605D9C16a7a3D7b1898e529396a65c23").unwrap();
         assert_eq!(signature.recover_address_from_msg(b"Some data").unwrap(), expected);
         assert_ne!(signature.recover_address_from_msg(b"Some other data").unwrap(), expected);
+    }
+
+    /// A signature's high-S twin (s replaced by n - s, the parity flipped) recovers to the same address, so it
+    /// was accepted as a second spelling of the same signature; EIP-2 allows only the low one.
+    #[test]
+    fn the_high_s_twin_recovers_but_is_not_low_s() {
+        let low = Signature::from_str(
+            "0xb91467e570a6466aa9e9876cbcd013baba02900b8979d43fe208a4a4f339f5fd6007e74cd82e037b800186422fc2da167c747ef045e5d18a5f5d4300f8e1a0291c",
+        )
+        .unwrap();
+        assert!(low.normalize_s().is_none());
+        let order = alloy_primitives::U256::from_str_radix(
+            "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+            16,
+        )
+        .unwrap();
+        let high = Signature::new(low.r(), order - low.s(), !low.v());
+        assert_eq!(
+            high.recover_address_from_msg(b"Some data").unwrap(),
+            low.recover_address_from_msg(b"Some data").unwrap()
+        );
+        assert_eq!(high.normalize_s(), Some(low));
     }
 
     #[test]
