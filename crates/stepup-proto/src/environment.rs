@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 /// One public signing key (an OKP Ed25519 JWK).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwk {
     /// Key type, `OKP`.
     pub kty: String,
@@ -24,6 +25,7 @@ pub struct Jwk {
 
 /// Answer of `GET /.well-known/jwks`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JwksResponse {
     /// The environment's public signing keys.
     pub keys: Vec<Jwk>,
@@ -32,6 +34,7 @@ pub struct JwksResponse {
 /// Answer of `GET /settings`: enough of Dynamic's project settings for its clients to initialise. The sections
 /// are free-form objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectSettings {
     /// Enabled chains.
     pub chains: Vec<Value>,

@@ -11,6 +11,7 @@ use crate::secret::Jwt;
 /// `sub` (the user), `aud` (the environment id), `scope` (space-delimited scopes), `jti` (single use) and `exp`
 /// (a short lifetime).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalAuthVerifyRequest {
     /// The backend's JWT.
@@ -24,6 +25,7 @@ pub struct ExternalAuthVerifyRequest {
 /// alone; the reference server answers a whole VerifyResponse (the user and the session too), and the extra fields
 /// are read when present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalAuthResponse {
     /// The elevated token for the scopes of the backend's JWT.

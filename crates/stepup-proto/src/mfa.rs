@@ -23,6 +23,7 @@ open_enum! {
 
 /// An MFA device of the user (`MFADevice`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MfaDevice {
     /// The device's id.
@@ -50,6 +51,7 @@ pub struct MfaDevice {
 
 /// A passkey of the user (`UserPasskey`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserPasskey {
     /// The passkey record's id.
@@ -74,6 +76,7 @@ pub struct UserPasskey {
 
 /// Answer of `GET /users/mfa/methods` (`MFAMethodsResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MfaMethodsResponse {
     /// The user's MFA devices.
@@ -86,6 +89,7 @@ pub struct MfaMethodsResponse {
 
 /// Answer of `GET /users/mfa` (`MFAListDevicesResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MfaDevicesResponse {
     /// How many devices.
     pub count: usize,
@@ -95,6 +99,7 @@ pub struct MfaDevicesResponse {
 
 /// Answer of `GET /users/passkeys` (`GetUserPasskeysResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPasskeysResponse {
     /// How many passkeys.
     pub count: usize,
@@ -105,6 +110,7 @@ pub struct UserPasskeysResponse {
 /// Body of `PUT /users/mfa/{id}` (`MFAUpdateDeviceRequest`). Dynamic's client sends no body at all, which means
 /// "make it the default".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MfaUpdateDeviceRequest {
     /// Whether the device becomes the user's default.
     pub default: bool,
@@ -112,6 +118,7 @@ pub struct MfaUpdateDeviceRequest {
 
 /// Answer of `GET /users/mfa/register/totp` (`MFARegisterTotpDeviceGetResponse`). Needs `credential:link`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TotpRegistration {
     /// The new device's id; pass it to the first `/users/mfa/auth/totp` to finish registration.
     pub id: String,
@@ -126,6 +133,7 @@ pub struct TotpRegistration {
 
 /// Asks the server for an MFA token beside the answer (`createMfaToken`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateMfaToken {
     /// Whether the MFA token is single-use.
@@ -134,6 +142,7 @@ pub struct CreateMfaToken {
 
 /// Body of `POST /users/mfa/auth/totp` (`MFAAuthTotpDevicePostRequest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TotpAuthRequest {
     /// The 6-digit code.
@@ -151,6 +160,7 @@ pub struct TotpAuthRequest {
 
 /// Body of `POST /users/mfa/auth/recovery` (`MFAAuthRecoveryDevicePostRequest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryAuthRequest {
     /// One recovery code.
@@ -165,6 +175,7 @@ pub struct RecoveryAuthRequest {
 
 /// Answer of `GET` / `POST /users/mfa/recovery` (get, creating if none / regenerate).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RecoveryCodesResponse {
     /// How many codes.

@@ -143,6 +143,21 @@ macro_rules! open_enum {
                 deserializer.deserialize_str(Visitor)
             }
         }
+
+        /// A string: the known values as examples, not a closed list (values this version does not know are
+        /// kept, and a server may answer new ones).
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .examples([$($wire),+])
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 

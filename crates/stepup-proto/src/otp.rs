@@ -7,6 +7,7 @@ use crate::secret::OtpCode;
 
 /// Body of `POST /emailVerifications/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EmailVerificationCreateRequest {
     /// Where to send the code.
@@ -18,6 +19,7 @@ pub struct EmailVerificationCreateRequest {
 
 /// Answer of `POST /emailVerifications/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailVerificationCreateResponse {
     /// The id to verify the code against.
     #[serde(rename = "verificationUUID")]
@@ -28,6 +30,7 @@ pub struct EmailVerificationCreateResponse {
 
 /// Body of `POST /smsVerifications/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SmsVerificationCreateRequest {
     /// Country calling code, e.g. `1`.
@@ -43,6 +46,7 @@ pub struct SmsVerificationCreateRequest {
 
 /// Answer of `POST /smsVerifications/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SmsVerificationCreateResponse {
     /// The id to verify the code against.
@@ -58,6 +62,7 @@ pub struct SmsVerificationCreateResponse {
 
 /// Body of `POST /emailVerifications/{verify,signin}` and `POST /smsVerifications/{verify,signin}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OtpVerifyRequest {
     /// The id from the create call.

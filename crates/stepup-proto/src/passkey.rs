@@ -23,6 +23,7 @@ open_enum! {
 
 /// A credential the authenticator may use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasskeyAllowCredential {
     /// The credential id, base64url.
     pub id: String,
@@ -41,6 +42,7 @@ fn public_key() -> String {
 
 /// Answer of `GET /users/passkeys/authenticate` (`GetPasskeyAuthenticationOptionsResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyAuthenticationOptions {
     /// The single-use challenge, base64url.
@@ -61,6 +63,7 @@ pub struct PasskeyAuthenticationOptions {
 
 /// The authenticator's answer inside an assertion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorAssertionResponse {
     /// The client data JSON, base64url.
@@ -77,6 +80,7 @@ pub struct AuthenticatorAssertionResponse {
 
 /// Body of `POST /users/mfa/auth/passkey` (`PasskeyAuthRequest`): a WebAuthn assertion plus scopes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyAuthRequest {
     /// The credential id, base64url.
@@ -101,6 +105,7 @@ pub struct PasskeyAuthRequest {
 
 /// The relying party in registration options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelyingParty {
     /// The RP id (a domain).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +116,7 @@ pub struct RelyingParty {
 
 /// The user in registration options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyUser {
     /// The user handle, base64url.
@@ -123,6 +129,7 @@ pub struct PasskeyUser {
 
 /// A public-key algorithm the RP accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PubKeyCredParam {
     /// Always `public-key`.
     #[serde(rename = "type")]
@@ -133,6 +140,7 @@ pub struct PubKeyCredParam {
 
 /// What the RP asks of the authenticator at registration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorSelection {
     /// `required`, `preferred` or `discouraged`.
@@ -148,6 +156,7 @@ pub struct AuthenticatorSelection {
 
 /// Answer of `GET /users/passkeys/register`: WebAuthn creation options.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyRegistrationOptions {
     /// The relying party.
@@ -174,6 +183,7 @@ pub struct PasskeyRegistrationOptions {
 
 /// The authenticator's answer inside an attestation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticatorAttestationResponse {
     /// The client data JSON, base64url. Dynamic's client sends it as `clientDataJson` (its serializer's
@@ -189,6 +199,7 @@ pub struct AuthenticatorAttestationResponse {
 
 /// Body of `POST /users/passkeys/register`: a WebAuthn attestation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PasskeyRegisterRequest {
     /// The new credential's id, base64url.

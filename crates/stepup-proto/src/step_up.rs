@@ -7,6 +7,7 @@ use crate::user::CredentialFormat;
 
 /// Body of `POST /sdk/{env}/stepUp/check`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepUpCheckRequest {
     /// The scope the app is about to use.
     pub scope: TokenScope,
@@ -14,6 +15,7 @@ pub struct StepUpCheckRequest {
 
 /// Answer of `POST /sdk/{env}/stepUp/check`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StepUpCheckResponse {
     /// Whether the scope needs an elevated token now.
@@ -28,6 +30,7 @@ pub struct StepUpCheckResponse {
 
 /// One credential offered for step-up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepUpCredential {
     /// The credential's id (a verified credential, MFA device or passkey id).
     pub id: String,

@@ -76,6 +76,7 @@ open_enum! {
 /// A credential the user has proven (`JwtVerifiedCredential`). Note Dynamic's snake_case keys
 /// (`public_identifier`, `wallet_name`, `wallet_provider`, `embedded_wallet_id`) beside camelCase ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VerifiedCredential {
     /// The credential's id.
@@ -127,6 +128,7 @@ impl VerifiedCredential {
 
 /// The signed-in user (`SdkUser`), with the fields this protocol uses; other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SdkUser {
     /// The user's id.
@@ -158,6 +160,7 @@ pub struct SdkUser {
 /// Body of `PUT /users` (Dynamic's `UserFields`). The reference server updates only
 /// `mfaBackupCodeAcknowledgement`; the other fields Dynamic defines are refused there when set.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserFields {
     /// `complete` acknowledges the recovery codes.
@@ -167,6 +170,7 @@ pub struct UserFields {
 
 /// Answer of sign-in and MFA/step-up verify calls (`VerifyResponse`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse {
     /// The session JWT: a new session on sign-in, the caller's session (re-signed when its claims changed, e.g.
@@ -192,6 +196,7 @@ pub struct VerifyResponse {
 /// Answer of `emailVerifications/verify` and `smsVerifications/verify` (`UpdateSelfResponse`): a
 /// [`VerifyResponse`] plus what to show next.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateSelfResponse {
     /// The verify answer's fields.

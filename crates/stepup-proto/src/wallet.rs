@@ -10,6 +10,7 @@ pub const MAX_NONCES_PER_CALL: usize = 5;
 
 /// Answer of `GET /nonces?count=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NoncesResponse {
     /// Fresh single-use nonces.
     pub nonces: Vec<String>,
@@ -17,6 +18,7 @@ pub struct NoncesResponse {
 
 /// Body of `POST /wallets/verify` (Dynamic's `VerifyRequest`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WalletVerifyRequest {
     /// The EIP-191 `personal_sign` signature of `message_to_sign`, `0x`-prefixed hex.

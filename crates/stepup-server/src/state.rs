@@ -192,6 +192,11 @@ impl AppState {
         self.0.environments.get(id)
     }
 
+    /// The ids of the environments served.
+    pub fn environment_ids(&self) -> impl Iterator<Item = &str> {
+        self.0.environments.keys().map(String::as_str)
+    }
+
     /// The bounded pool argon2 work runs on.
     #[must_use]
     pub fn hash_work(&self) -> &HashWork {
@@ -228,11 +233,15 @@ impl AppState {
         random::hex(&mac.finalize().into_bytes())
     }
 
-    /// Starts a session for a user and signs its JWT. Returns the JWT and its expiry.
+    /// Starts a session for a user and signs its JWT. Returns the JWT and its claims.
     ///
     /// # Errors
     /// [`ApiError::internal`] on storage or randomness failure.
-    pub async fn issue_session(&self, env: &Environment, user_id: &str) -> Result<(Jwt, u64), ApiError> {
+    pub async fn issue_session_claims(
+        &self,
+        env: &Environment,
+        user_id: &str,
+    ) -> Result<(Jwt, SessionClaims), ApiError> {
         let now = self.now();
         let expires_at = now.plus_secs(env.config.policy.session_ttl_secs);
         let session_id = random::uuid().map_err(|_| ApiError::internal())?;
@@ -250,7 +259,16 @@ impl AppState {
             nbf: None,
         };
         let jwt = env.key.sign(&claims).map_err(|_| ApiError::internal())?;
-        Ok((jwt, expires_at.as_secs()))
+        Ok((jwt, claims))
+    }
+
+    /// [`AppState::issue_session_claims`], answering the JWT and its expiry (Unix seconds).
+    ///
+    /// # Errors
+    /// As [`AppState::issue_session_claims`].
+    pub async fn issue_session(&self, env: &Environment, user_id: &str) -> Result<(Jwt, u64), ApiError> {
+        let (jwt, claims) = self.issue_session_claims(env, user_id).await?;
+        Ok((jwt, claims.exp))
     }
 
     /// The session JWT a verify answer carries: the same session (id, expiry, user), re-signed with

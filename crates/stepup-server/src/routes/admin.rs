@@ -6,10 +6,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stepup_core::Jwt;
-use stepup_proto::{SdkUser, VerifiedCredential, WalletProvider};
+use stepup_proto::{SdkUser, TokenScope, VerifiedCredential, WalletProvider};
 
 use super::{sdk_user, verified_credential};
-use crate::auth::{Admin, ApiJson};
+use crate::auth::{Admin, ApiJson, OptionalJson};
 use crate::error::ApiError;
 use crate::random;
 use crate::state::{AppState, Environment};
@@ -17,7 +17,7 @@ use crate::store::{NewCredential, UserRow, secs};
 use crate::verify::otp::{validate_email, validate_phone};
 
 /// Body of `POST /admin/environments/{env}/users`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// An email credential to create.
@@ -34,18 +34,33 @@ pub struct CreateUserRequest {
     pub iso_country_code: Option<String>,
 }
 
+/// Body of `POST /admin/environments/{env}/users/{userId}/sessions` (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSessionRequest {
+    /// Scopes of an elevated token to mint in the new session as well (`amr: ["admin"]`), for tests and API
+    /// fuzzers that need to get past the guard; none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elevated_scopes: Vec<TokenScope>,
+}
+
 /// Answer of `POST /admin/environments/{env}/users/{userId}/sessions`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminSession {
     /// The session JWT.
+    #[schema(value_type = String)]
     pub jwt: Jwt,
     /// Its expiry, Unix seconds.
     pub expires_at: u64,
+    /// The elevated token for `elevatedScopes`, bound to this session, when any were asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub elevated_access_token: Option<Jwt>,
 }
 
 /// Body of `POST /admin/environments/{env}/users/{userId}/wallets`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LinkWalletRequest {
     /// The address (`0x` + 40 hex digits).
@@ -63,7 +78,7 @@ pub struct LinkWalletRequest {
 }
 
 /// One message of `GET /admin/environments/{env}/outbox`. `Debug` leaves the code out.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxMessage {
     /// The email address or `+<country code><number>`.
@@ -180,8 +195,9 @@ async fn create_session(
     _: Admin,
     State(state): State<AppState>,
     Path((environment_id, user_id)): Path<(String, String)>,
+    OptionalJson(request): OptionalJson<CreateSessionRequest>,
 ) -> Result<Json<AdminSession>, ApiError> {
-    Ok(Json(create_session_op(&state, &environment_id, &user_id).await?))
+    Ok(Json(session_with_token(&state, &environment_id, &user_id, &request.elevated_scopes).await?))
 }
 
 /// Mints a session for a user.
@@ -193,10 +209,25 @@ pub async fn create_session_op(
     environment_id: &str,
     user_id: &str,
 ) -> Result<AdminSession, ApiError> {
+    session_with_token(state, environment_id, user_id, &[]).await
+}
+
+/// A session for a user and, for `scopes` (when any), an elevated token bound to it.
+async fn session_with_token(
+    state: &AppState,
+    environment_id: &str,
+    user_id: &str,
+    scopes: &[TokenScope],
+) -> Result<AdminSession, ApiError> {
     let env = environment(state, environment_id)?;
     state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
-    let (jwt, expires_at) = state.issue_session(&env, user_id).await?;
-    Ok(AdminSession { jwt, expires_at })
+    let (jwt, claims) = state.issue_session_claims(&env, user_id).await?;
+    let elevated_access_token = if scopes.is_empty() {
+        None
+    } else {
+        Some(state.issue_elevated(&env, user_id, &claims.sid, scopes, "admin")?)
+    };
+    Ok(AdminSession { jwt, expires_at: claims.exp, elevated_access_token })
 }
 
 /// An EVM address: `0x` and 40 hex digits.

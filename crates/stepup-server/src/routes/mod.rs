@@ -7,6 +7,7 @@ mod environment;
 mod external_auth;
 mod fallback;
 mod mfa;
+pub mod openapi;
 mod otp;
 mod passkey;
 mod protected;
@@ -27,8 +28,8 @@ use crate::state::{AppState, Environment};
 use crate::store::CredentialRow;
 
 pub use admin::{
-    AdminSession, CreateUserRequest, LinkWalletRequest, OutboxMessage, create_session_op, create_user_op,
-    link_wallet_op, outbox_op,
+    AdminSession, CreateSessionRequest, CreateUserRequest, LinkWalletRequest, OutboxMessage,
+    create_session_op, create_user_op, link_wallet_op, outbox_op,
 };
 
 /// Largest request body accepted; anything bigger is a 400.
@@ -67,7 +68,8 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .nest("/sdk/{environment_id}", sdk)
         .route("/health", get(environment::health))
-        .route("/health/live", get(environment::live));
+        .route("/health/live", get(environment::live))
+        .route("/openapi.json", get(openapi::document));
     if state.admin_token().is_some() {
         app = app.nest("/admin", admin::router());
     }

@@ -283,7 +283,7 @@ pub(crate) async fn authenticate(
 }
 
 /// Body of `DELETE /users/passkeys`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DeletePasskey {
     passkey_id: String,

@@ -1,0 +1,436 @@
+//! `GET /openapi.json`: an OpenAPI 3.1 document of the SDK API and the admin API, built from the code — every
+//! request and answer schema is derived (utoipa) from the very types the handlers read and write, and the
+//! operations below are the router's, one line each, checked against it by a test (`tests/openapi.rs`).
+//!
+//! It exists for independent tools: schemathesis fuzzes the server from it in CI (every answer must be a
+//! documented JSON answer, never a 5xx). The environment id is a parameter whose values are the configured
+//! environments, so generated requests reach the handlers.
+
+use axum::Json;
+use axum::extract::State;
+use stepup_proto::{
+    EmailVerificationCreateRequest, EmailVerificationCreateResponse, ErrorBody, ExternalAuthVerifyRequest,
+    JwksResponse, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest, NoncesResponse,
+    OtpVerifyRequest, PasskeyAuthRequest, PasskeyRegisterRequest, ProjectSettings, RecoveryAuthRequest,
+    RecoveryCodesResponse, SdkUser, SmsVerificationCreateRequest, SmsVerificationCreateResponse,
+    StepUpCheckRequest, StepUpCheckResponse, TotpAuthRequest, TotpRegistration, UpdateSelfResponse,
+    UserFields, UserPasskeysResponse, VerifiedCredential, VerifyResponse, WalletVerifyRequest,
+};
+use utoipa::ToSchema;
+use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr,
+    Required, ResponseBuilder, SecurityRequirement,
+};
+
+use super::admin::{AdminSession, CreateSessionRequest, CreateUserRequest, LinkWalletRequest, OutboxMessage};
+use super::passkey::DeletePasskey;
+use crate::state::AppState;
+
+/// `GET /openapi.json`.
+pub(crate) async fn document(State(state): State<AppState>) -> Json<OpenApi> {
+    Json(build(&state))
+}
+
+/// Who may call an operation, as the document's security requirements say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    /// Anyone.
+    Anyone,
+    /// Anyone; a session, when sent, is checked.
+    MaybeSignedIn,
+    /// A signed-in user (`Authorization: Bearer <session JWT>`).
+    SignedIn,
+    /// A signed-in user with an elevated token (`x-dyn-elevated-access-token`) or, where the policy allows, a
+    /// recent MFA.
+    Elevated,
+    /// The admin API's token.
+    Admin,
+}
+
+/// What a successful call answers.
+enum Answer {
+    /// 200 with this schema.
+    Json(Box<RefOr<Schema>>),
+    /// 204, no body.
+    NoContent,
+}
+
+/// The document under construction: paths, and the schemas they refer to.
+struct Document {
+    environments: Vec<String>,
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+/// One operation under construction; [`Op::add`] puts it in the document.
+struct Op<'a> {
+    document: &'a mut Document,
+    method: HttpMethod,
+    path: String,
+    operation: OperationBuilder,
+    answer: Answer,
+}
+
+impl Document {
+    /// A schema reference to `T`, registering `T` and the schemas it refers to.
+    fn schema<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        let name = T::name();
+        if !self.schemas.iter().any(|(known, _)| *known == name) {
+            self.schemas.push((name.to_string(), T::schema()));
+            T::schemas(&mut self.schemas);
+        }
+        RefOr::Ref(Ref::from_schema_name(name))
+    }
+
+    /// An operation of the SDK API: under `/sdk/{environmentId}`.
+    fn sdk(&mut self, method: HttpMethod, path: &str, summary: &str, caller: Caller) -> Op<'_> {
+        let environment = environment_parameter(&self.environments);
+        let op = self.op(method, &format!("/sdk/{{environmentId}}{path}"), summary, caller, "sdk");
+        Op { operation: op.operation.parameter(environment), ..op }
+    }
+
+    /// An operation of the admin API: under `/admin/environments/{environmentId}`.
+    fn admin(&mut self, method: HttpMethod, path: &str, summary: &str) -> Op<'_> {
+        let environment = environment_parameter(&self.environments);
+        let full = format!("/admin/environments/{{environmentId}}{path}");
+        let op = self.op(method, &full, summary, Caller::Admin, "admin");
+        Op { operation: op.operation.parameter(environment), ..op }
+    }
+
+    fn op(&mut self, method: HttpMethod, path: &str, summary: &str, caller: Caller, tag: &str) -> Op<'_> {
+        let operation = OperationBuilder::new()
+            .summary(Some(summary))
+            .tag(tag)
+            .operation_id(Some(operation_id(&method, path)))
+            .securities(Some(security(caller)));
+        Op { document: self, method, path: path.to_owned(), operation, answer: Answer::NoContent }
+    }
+}
+
+impl Op<'_> {
+    /// A JSON request body of type `T` (required unless `optional`).
+    fn body<T: ToSchema>(mut self, optional: bool) -> Self {
+        let schema = self.document.schema::<T>();
+        let required = if optional { Required::False } else { Required::True };
+        let body = RequestBodyBuilder::new()
+            .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+            .required(Some(required))
+            .build();
+        self.operation = self.operation.request_body(Some(body));
+        self
+    }
+
+    /// Answers 200 with a `T`.
+    fn answers<T: ToSchema>(mut self) -> Self {
+        self.answer = Answer::Json(Box::new(self.document.schema::<T>()));
+        self
+    }
+
+    /// Answers 200 with a list of `T`.
+    fn answers_list<T: ToSchema>(mut self) -> Self {
+        let item = self.document.schema::<T>();
+        self.answer = Answer::Json(Box::new(ArrayBuilder::new().items(item).into()));
+        self
+    }
+
+    /// Answers 200 with a JSON object whose shape is another library's (WebAuthn options) or free.
+    fn answers_object(mut self) -> Self {
+        self.answer = Answer::Json(Box::new(ObjectBuilder::new().schema_type(Type::Object).into()));
+        self
+    }
+
+    /// A path parameter (a string).
+    fn path_parameter(mut self, name: &str, description: &str) -> Self {
+        let parameter = ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(description))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build();
+        self.operation = self.operation.parameter(parameter);
+        self
+    }
+
+    /// An optional query parameter with this schema.
+    fn query_parameter(mut self, name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Self {
+        let parameter = ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+            .build();
+        self.operation = self.operation.parameter(parameter);
+        self
+    }
+
+    /// Puts the operation in the document: its answer, and every error as `{error, code}` JSON.
+    fn add(self) {
+        let error = self.document.schema::<ErrorBody>();
+        let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
+        let success = match self.answer {
+            Answer::Json(schema) => {
+                ("200", ResponseBuilder::new().description("OK").content("application/json", json(*schema)))
+            }
+            Answer::NoContent => ("204", ResponseBuilder::new().description("Done; no body")),
+        };
+        let errors = ResponseBuilder::new()
+            .description("An error: `{error, code}`")
+            .content("application/json", json(error));
+        let operation =
+            self.operation.response(success.0, success.1.build()).response("default", errors.build());
+        self.document.paths.add_path_operation(&self.path, vec![self.method], operation.build());
+    }
+}
+
+fn environment_parameter(environments: &[String]) -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("environmentId")
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some("The environment (project) id"))
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(environments.to_vec()))))
+        .build()
+}
+
+fn security(caller: Caller) -> Vec<SecurityRequirement> {
+    let session = || SecurityRequirement::new("session", Vec::<String>::new());
+    match caller {
+        Caller::Anyone => vec![SecurityRequirement::default()],
+        Caller::MaybeSignedIn => vec![SecurityRequirement::default(), session()],
+        Caller::SignedIn => vec![session()],
+        Caller::Elevated => vec![session().add("elevated", Vec::<String>::new())],
+        Caller::Admin => vec![SecurityRequirement::new("admin", Vec::<String>::new())],
+    }
+}
+
+/// `post_sdk_environmentid_stepup_check`-style ids: unique per method and path.
+fn operation_id(method: &HttpMethod, path: &str) -> String {
+    let method = match method {
+        HttpMethod::Get => "get",
+        HttpMethod::Post => "post",
+        HttpMethod::Put => "put",
+        HttpMethod::Delete => "delete",
+        HttpMethod::Patch => "patch",
+        HttpMethod::Head => "head",
+        HttpMethod::Options => "options",
+        HttpMethod::Trace => "trace",
+    };
+    let words: Vec<String> = path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    format!("{method}_{}", words.join("_"))
+}
+
+/// The whole document for this server's environments.
+#[must_use]
+pub fn build(state: &AppState) -> OpenApi {
+    let mut environments: Vec<String> = state.environment_ids().map(str::to_owned).collect();
+    environments.sort();
+    let mut doc = Document { environments, paths: Paths::new(), schemas: Vec::new() };
+    sdk_operations(&mut doc);
+    if state.admin_token().is_some() {
+        admin_operations(&mut doc);
+    }
+    doc.op(HttpMethod::Get, "/health", "Readiness: the database takes a write", Caller::Anyone, "server")
+        .answers_object()
+        .add();
+    doc.op(HttpMethod::Get, "/health/live", "Liveness", Caller::Anyone, "server").answers_object().add();
+    doc.op(HttpMethod::Get, "/openapi.json", "This document", Caller::Anyone, "server")
+        .answers_object()
+        .add();
+    let mut schemas = doc.schemas;
+    schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    let components = ComponentsBuilder::new()
+        .schemas_from_iter(schemas)
+        .security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("The session JWT"))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            "elevated",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                stepup_proto::headers::ELEVATED_ACCESS_TOKEN,
+                "An elevated access token for the call's scope",
+            ))),
+        )
+        .security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin token"))
+                    .build(),
+            ),
+        )
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("stepup reference server")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The step-up API of Dynamic's SDK (`/sdk/{environmentId}`) and the reference server's admin API.",
+                ))
+                .build(),
+        )
+        .paths(doc.paths)
+        .components(Some(components))
+        .build()
+}
+
+fn sdk_operations(doc: &mut Document) {
+    use Caller::{Anyone, Elevated, MaybeSignedIn, SignedIn};
+    use HttpMethod::{Delete, Get, Post, Put};
+    doc.sdk(
+        Post,
+        "/stepUp/check",
+        "Whether a scope needs step-up, and the credentials to do it with",
+        SignedIn,
+    )
+    .body::<StepUpCheckRequest>(false)
+    .answers::<StepUpCheckResponse>()
+    .add();
+    doc.sdk(Post, "/emailVerifications/create", "Send an email one-time code", MaybeSignedIn)
+        .body::<EmailVerificationCreateRequest>(false)
+        .answers::<EmailVerificationCreateResponse>()
+        .add();
+    doc.sdk(Post, "/smsVerifications/create", "Send an SMS one-time code", MaybeSignedIn)
+        .body::<SmsVerificationCreateRequest>(false)
+        .answers::<SmsVerificationCreateResponse>()
+        .add();
+    for channel in ["email", "sms"] {
+        doc.sdk(
+            Post,
+            &format!("/{channel}Verifications/verify"),
+            "Re-authenticate (step up) by a one-time code",
+            SignedIn,
+        )
+        .body::<OtpVerifyRequest>(false)
+        .answers::<UpdateSelfResponse>()
+        .add();
+        doc.sdk(Post, &format!("/{channel}Verifications/signin"), "Sign in by a one-time code", Anyone)
+            .body::<OtpVerifyRequest>(false)
+            .answers::<VerifyResponse>()
+            .add();
+    }
+    let count = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(5));
+    doc.sdk(Get, "/nonces", "Fresh single-use nonces for wallet messages", Anyone)
+        .query_parameter("count", "How many (1 to 5, default 1)", count)
+        .answers::<NoncesResponse>()
+        .add();
+    doc.sdk(Post, "/wallets/verify", "Step up by an external wallet's signature", SignedIn)
+        .body::<WalletVerifyRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+    doc.sdk(Post, "/externalAuth/verify", "Step up by the app backend's JWT", SignedIn)
+        .body::<ExternalAuthVerifyRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+    doc.sdk(Get, "/users", "The signed-in user", SignedIn).answers::<SdkUser>().add();
+    doc.sdk(Put, "/users", "Update the user (the MFA backup-code acknowledgement)", SignedIn)
+        .body::<UserFields>(false)
+        .answers::<UpdateSelfResponse>()
+        .add();
+    doc.sdk(Get, "/users/mfa", "The user's MFA devices", SignedIn).answers::<MfaDevicesResponse>().add();
+    doc.sdk(Get, "/users/mfa/methods", "The user's MFA methods", SignedIn)
+        .answers::<MfaMethodsResponse>()
+        .add();
+    doc.sdk(Get, "/users/mfa/register/totp", "Start enrolling an authenticator app", Elevated)
+        .answers::<TotpRegistration>()
+        .add();
+    doc.sdk(Post, "/users/mfa/auth/totp", "Step up (or complete an enrolment) by a TOTP code", SignedIn)
+        .body::<TotpAuthRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+    doc.sdk(Post, "/users/mfa/auth/recovery", "Step up by a recovery code", SignedIn)
+        .body::<RecoveryAuthRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+    doc.sdk(Post, "/users/mfa/auth/passkey", "Step up by a passkey assertion", SignedIn)
+        .body::<PasskeyAuthRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+    doc.sdk(Get, "/users/passkeys/register", "Passkey registration options (WebAuthn)", SignedIn)
+        .answers_object()
+        .add();
+    doc.sdk(Post, "/users/passkeys/register", "Register a passkey", Elevated)
+        .body::<PasskeyRegisterRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+    doc.sdk(Get, "/users/passkeys/authenticate", "Passkey authentication options (WebAuthn)", SignedIn)
+        .answers_object()
+        .add();
+    doc.sdk(Get, "/users/passkeys", "The user's passkeys", SignedIn).answers::<UserPasskeysResponse>().add();
+    doc.sdk(Delete, "/users/passkeys", "Delete a passkey", Elevated).body::<DeletePasskey>(false).add();
+    doc.sdk(
+        Get,
+        "/users/mfa/recovery",
+        "The user's recovery codes (made on first read; needs a recent MFA)",
+        SignedIn,
+    )
+    .answers::<RecoveryCodesResponse>()
+    .add();
+    doc.sdk(Post, "/users/mfa/recovery", "New recovery codes (needs a recent MFA)", SignedIn)
+        .answers::<RecoveryCodesResponse>()
+        .add();
+    doc.sdk(Put, "/users/mfa/{deviceId}", "Make a device the default", SignedIn)
+        .path_parameter("deviceId", "The MFA device id")
+        .body::<MfaUpdateDeviceRequest>(true)
+        .add();
+    doc.sdk(Delete, "/users/mfa/{deviceId}", "Delete an MFA device", Elevated)
+        .path_parameter("deviceId", "The MFA device id")
+        .add();
+    doc.sdk(Post, "/revoke", "End the session", SignedIn).add();
+    doc.sdk(Get, "/settings", "The environment's settings", Anyone).answers::<ProjectSettings>().add();
+    for jwks in ["/.well-known/jwks", "/.well-known/jwks.json"] {
+        doc.sdk(Get, jwks, "The environment's signing keys", Anyone).answers::<JwksResponse>().add();
+    }
+    for method in [Get, Post] {
+        doc.sdk(
+            method,
+            "/protected/{scope}",
+            "A resource guarded by an elevated token for its scope",
+            Elevated,
+        )
+        .path_parameter("scope", "The token scope the resource needs, e.g. `wallet:export`")
+        .answers_object()
+        .add();
+    }
+}
+
+fn admin_operations(doc: &mut Document) {
+    use HttpMethod::{Get, Post};
+    doc.admin(Post, "/users", "Create a user").body::<CreateUserRequest>(false).answers::<SdkUser>().add();
+    doc.admin(Post, "/users/{userId}/sessions", "Mint a session (and optionally an elevated token)")
+        .path_parameter("userId", "The user id")
+        .body::<CreateSessionRequest>(true)
+        .answers::<AdminSession>()
+        .add();
+    doc.admin(Post, "/users/{userId}/wallets", "Link a wallet")
+        .path_parameter("userId", "The user id")
+        .body::<LinkWalletRequest>(false)
+        .answers::<VerifiedCredential>()
+        .add();
+    doc.admin(Get, "/outbox", "The development outbox (codes sent)")
+        .query_parameter(
+            "to",
+            "Only messages to this recipient",
+            ObjectBuilder::new().schema_type(Type::String),
+        )
+        .answers_list::<OutboxMessage>()
+        .add();
+}

@@ -1,0 +1,152 @@
+//! An independent API fuzzer against `stepup-server serve --dev`: schemathesis (PyPI) reads the server's own
+//! `/openapi.json`, generates requests for every operation of the SDK and admin APIs (schema examples, boundary
+//! and negative cases, then random ones), and checks every answer: never a 5xx, a documented status, JSON where
+//! JSON is documented, and a body that matches the documented schema.
+//!
+//! Credentials come from `conformance/schemathesis/stepup_hooks.py`: a fresh session and a fresh elevated token
+//! for every scope per call, minted through the admin API, so the fuzzer gets past the auth layer and no
+//! `/revoke` or spent single-use token starves the rest of the run.
+//!
+//! Needs the `schemathesis` command: `STEPUP_SCHEMATHESIS` (its path; `.ci/run` installs it in a venv under
+//! `target/ci-tools`), else that venv, else `schemathesis` on `PATH`. Without it the test says it was skipped;
+//! with `CI=true` it fails instead.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ADMIN_TOKEN: &str = "schemathesis-admin-token";
+/// Generated cases per operation and phase; the whole run takes well under two minutes on two cores.
+const MAX_EXAMPLES: &str = "40";
+/// The longest the run may take before the test gives up on it.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The checks: every answer documented, JSON, matching its schema, never a server error.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_schema_conformance,response_headers_conformance";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// The `schemathesis` command, if one runs.
+fn schemathesis() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("STEPUP_SCHEMATHESIS").map(PathBuf::from),
+        Some(workspace().join("target/ci-tools/schemathesis/bin/schemathesis")),
+        Some(PathBuf::from("schemathesis")),
+    ];
+    candidates.into_iter().flatten().find(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// A `stepup-server serve --dev` process, killed on drop.
+struct ServeDev {
+    child: Child,
+    base_url: String,
+    log: PathBuf,
+}
+
+impl Drop for ServeDev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server binary in `--dev` mode, with external auth configured (so that route is reachable too).
+fn serve_dev(dir: &Path) -> ServeDev {
+    let public_key = include_str!("keys/eddsa-public.pem");
+    let config = format!(
+        "[[environments]]\nid = \"dev\"\nallowed_origins = [\"*\"]\n\
+         [environments.external_auth]\nissuer = \"fuzz-backend\"\n\
+         [[environments.external_auth.public_keys]]\nalgorithm = \"EdDSA\"\npublic_key_pem = \"\"\"\n{public_key}\"\"\"\n"
+    );
+    let config_path = dir.join("server.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let log = dir.join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stepup-server"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config_path)
+        .env("STEPUP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the server binary starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let base_url = line.trim().to_owned();
+    assert!(base_url.starts_with("http://127.0.0.1:"), "the server printed {base_url:?}");
+    ServeDev { child, base_url, log }
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
+    let Some(tool) = schemathesis() else {
+        assert!(!in_ci(), "schemathesis is not installed (.ci/run installs it under target/ci-tools)");
+        eprintln!("skipped: schemathesis is not installed (pip install schemathesis; CI=true fails instead)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!(
+        "stepup-schemathesis-{}",
+        stepup_server::random::hex(&stepup_server::random::bytes::<6>().unwrap())
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = serve_dev(&dir);
+    let output_path = dir.join("schemathesis.out");
+    let mut run = Command::new(&tool)
+        .arg("run")
+        .arg(format!("{}/openapi.json", server.base_url))
+        .args(["--checks", CHECKS])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", MAX_EXAMPLES])
+        .args(["--workers", "2", "--request-timeout", "10", "--no-color"])
+        // Its cache (`.schemathesis/`) goes to the scratch directory, not the source tree.
+        .current_dir(&dir)
+        .env("PYTHONPATH", workspace().join("conformance/schemathesis"))
+        .env("SCHEMATHESIS_HOOKS", "stepup_hooks")
+        .env("STEPUP_BASE_URL", &server.base_url)
+        .env("STEPUP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("STEPUP_ENVIRONMENT", "dev")
+        .stdout(std::fs::File::create(&output_path).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("schemathesis starts");
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report = std::fs::read_to_string(&output_path).unwrap_or_default();
+    let summary: Vec<&str> = report.lines().skip_while(|line| !line.contains("SUMMARY")).collect();
+    eprintln!("{}", summary.join("\n"));
+    if !status.is_some_and(|s| s.success()) {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "schemathesis found failures ({}):\n{report}\n--- server log (last lines) ---\n{}",
+            status.map_or("timed out".to_owned(), |s| s.to_string()),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
