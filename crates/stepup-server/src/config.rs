@@ -320,6 +320,9 @@ pub struct Limits {
     /// How many one-time codes the environment may send without a session: the ceiling on what anonymous
     /// callers can cost in mail and SMS. Default 2 000; `--dev` 1 000 000.
     pub anonymous_sends_per_hour: u32,
+    /// How many one-time codes signed-in users may have sent to their own addresses from one client address.
+    /// Default 60; `--dev` 100 000.
+    pub signed_in_sends_per_client_per_hour: u32,
     /// How many `GET /nonces` calls one client address may make (each makes up to 5 nonces). Default 300;
     /// `--dev` 100 000.
     pub nonce_requests_per_client_per_hour: u32,
@@ -336,6 +339,7 @@ impl Default for Limits {
             recovery_code_generations_per_hour: 5,
             anonymous_sends_per_client_per_hour: 30,
             anonymous_sends_per_hour: 2_000,
+            signed_in_sends_per_client_per_hour: 60,
             nonce_requests_per_client_per_hour: 300,
             nonce_requests_per_hour: 20_000,
             ceremonies_per_user_per_hour: 60,
@@ -350,6 +354,7 @@ impl Limits {
         Self {
             anonymous_sends_per_client_per_hour: 100_000,
             anonymous_sends_per_hour: 1_000_000,
+            signed_in_sends_per_client_per_hour: 100_000,
             nonce_requests_per_client_per_hour: 100_000,
             nonce_requests_per_hour: 1_000_000,
             ..Self::default()
@@ -361,6 +366,7 @@ impl Limits {
             self.recovery_code_generations_per_hour,
             self.anonymous_sends_per_client_per_hour,
             self.anonymous_sends_per_hour,
+            self.signed_in_sends_per_client_per_hour,
             self.nonce_requests_per_client_per_hour,
             self.nonce_requests_per_hour,
             self.ceremonies_per_user_per_hour,

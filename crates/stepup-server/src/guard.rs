@@ -74,10 +74,18 @@ pub async fn check(
 /// The `amr` values of MFA proofs.
 const MFA_AMR: [&str; 3] = ["totp", "recovery", "passkey"];
 
+/// The `amr` values of re-authentications of the user themselves (not the app backend's word, not the admin's).
+const REAUTHENTICATION_AMR: [&str; 3] = ["email", "sms", "wallet"];
+
 /// The check of calls that add or remove an MFA factor: TOTP and passkey registration (`credential:link`),
 /// device and passkey deletion (`credential:unlink`).
 ///
-/// For a user without MFA there is no factor to protect yet, and the policy decides as for any call ([`check`]).
+/// For a user without MFA there is no factor to protect yet. Removing one is up to the policy, as any call
+/// ([`check`]). Adding the first one is not: the new factor can then earn every scope the policy guards (a
+/// recent MFA opens the recovery codes, the factor's next proof asks for any scope), so enrolling it takes what
+/// those scopes take — a `credential:link` token earned by re-authenticating the user (email, SMS or wallet),
+/// or one granting every guarded scope, even when the policy leaves `credential:link` unguarded. Only with
+/// step-up switched off, when nothing is guarded, does the call need no token.
 /// For a user with MFA the policy never opens it (switching step-up off, or leaving `credential:*` out of the
 /// scopes, must not let a stolen session add its own factor): the call needs a recent MFA verification of the
 /// session, or an elevated token for the scope that an MFA proof earned. A token earned otherwise — by an email
@@ -92,7 +100,23 @@ pub async fn check_factor_change(
     scope: &TokenScope,
 ) -> Result<Elevated, ApiError> {
     if !crate::routes::has_mfa(state, &session.user_id).await? {
-        return check(state, session, headers, scope).await;
+        let policy = &session.env.config.policy;
+        if *scope != TokenScope::CredentialLink || !policy.step_up_enabled {
+            return check(state, session, headers, scope).await;
+        }
+        let claims = verified(state, session, headers, scope)?;
+        let reauthenticated = claims.amr.iter().any(|amr| REAUTHENTICATION_AMR.contains(&amr.as_str()));
+        let granted = ScopeSet::from_space_delimited(&claims.scope);
+        let covers_guarded = policy.step_up_scopes.iter().all(|guarded| granted.contains(guarded));
+        // Checked before a single-use token is spent, as below.
+        if !reauthenticated && !covers_guarded {
+            return Err(ApiError::elevated_required(
+                vec![scope.clone()],
+                "Adding a first MFA method needs a re-authentication (email, SMS or wallet)".to_owned(),
+            ));
+        }
+        spend(state, &claims, scope).await?;
+        return Ok(Elevated { claims: Some(claims) });
     }
     if session.has_recent_mfa(state.now(), session.env.config.policy.recent_mfa_max_age_secs) {
         return Ok(Elevated { claims: None });

@@ -39,10 +39,21 @@ async fn send(
     channel: &str,
     destination: &str,
 ) -> Result<String, ApiError> {
-    let user_id = session.map(|session| session.user_id);
-    let sender = user_id.as_deref().map_or(Sender::Anonymous(client), Sender::User);
-    rules::check_send_limit(state, environment, sender, destination).await?;
     let environment_id = environment.id();
+    // A session's own addresses are its step-up channel. A send anywhere else counts as anonymous and the code
+    // is bound to no user (see `Sender::Anonymous`).
+    let user_id = match session {
+        Some(session) => {
+            let owner = state.store().user_by_destination(environment_id, destination).await?;
+            owner.filter(|owner| *owner == session.user_id)
+        }
+        None => None,
+    };
+    let sender = match user_id.as_deref() {
+        Some(user_id) => Sender::User { user_id, client },
+        None => Sender::Anonymous(client),
+    };
+    rules::check_send_limit(state, environment, sender, destination).await?;
     let internal = |_| ApiError::internal();
     let id = random::uuid().map_err(internal)?;
     let code = random::digits(CODE_DIGITS).map_err(internal)?;

@@ -5,6 +5,9 @@ use sqlx::Row as _;
 
 use super::{Store, StoreError};
 
+/// The clock skew between replicas the purge allows for.
+const MAX_CLOCK_SKEW: i64 = crate::tokens::MAX_CLOCK_SKEW_SECS as i64;
+
 /// How long a TOTP enrolment may wait for its first code before it is forgotten.
 pub const PENDING_ENROLMENT_TTL_SECS: i64 = 24 * 3600;
 
@@ -51,9 +54,14 @@ impl Store {
     /// [`StoreError`].
     pub async fn purge_expired(&self, now: i64) -> Result<(), StoreError> {
         for table in EXPIRING {
-            // The outbox is the dev delivery channel: a message is kept a day, for people reading it late.
-            let (column, cutoff) =
-                if table == "outbox" { ("created_at", now - 24 * 3600) } else { ("expires_at", now) };
+            let (column, cutoff) = match table {
+                // The outbox is the dev delivery channel: a message is kept a day, for people reading it late.
+                "outbox" => ("created_at", now - 24 * 3600),
+                // A spent token is remembered until no replica can take it for unexpired: one whose clock runs
+                // behind by up to the allowed skew still sees it valid after `exp`.
+                "consumed_tokens" => ("expires_at", now - MAX_CLOCK_SKEW),
+                _ => ("expires_at", now),
+            };
             sqlx::query(&format!("DELETE FROM {table} WHERE {column} <= $1"))
                 .bind(cutoff)
                 .execute(self.pool())

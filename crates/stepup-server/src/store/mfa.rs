@@ -49,6 +49,10 @@ impl std::fmt::Debug for MfaDeviceRow {
     }
 }
 
+/// How long a first recovery-code read may take before its claim counts as abandoned (longer than the longest
+/// request timeout anyone should configure).
+pub const ABANDONED_FIRST_READ_SECS: i64 = 120;
+
 impl Store {
     /// Adds an unverified TOTP device, replacing the user's unfinished one if there is one (one statement on the
     /// one-pending index, so concurrent enrolments leave one). `enrolment_scopes`: see [`MfaDeviceRow`].
@@ -161,16 +165,21 @@ impl Store {
     }
 
     /// Marks that `user_id`'s recovery codes are being created for the first time. Returns `false` when they were
-    /// before (by this call's rivals too: one statement decides), so concurrent first reads create one set.
+    /// before (by this call's rivals too: one statement decides), so concurrent first reads create one set. A
+    /// mark [`ABANDONED_FIRST_READ_SECS`] old with no codes behind it is taken again: that first read failed or
+    /// was cancelled before its codes were stored, and the user must not be left without codes.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn claim_first_recovery_codes(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO recovery_code_sets (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO NOTHING",
+            "INSERT INTO recovery_code_sets (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE \
+             SET created_at = $2 WHERE recovery_code_sets.created_at <= $3 \
+             AND NOT EXISTS (SELECT 1 FROM recovery_codes WHERE recovery_codes.user_id = $1)",
         )
         .bind(user_id)
         .bind(now)
+        .bind(now.saturating_sub(ABANDONED_FIRST_READ_SECS))
         .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)

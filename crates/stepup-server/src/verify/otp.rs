@@ -55,14 +55,21 @@ pub fn validate_phone(country_code: &str, number: &str, iso: &str) -> Result<Str
 /// user's sends (three anonymous sends to a victim's address used to block the victim's own step-up code).
 #[derive(Debug, Clone, Copy)]
 pub enum Sender<'a> {
-    /// A signed-in user (step-up and re-authentication codes).
-    User(&'a str),
-    /// No session (sign-in codes), from this client address.
+    /// A signed-in user, to one of their own addresses (step-up and re-authentication codes).
+    User {
+        /// The user.
+        user_id: &'a str,
+        /// Where the request came from.
+        client: ClientAddress,
+    },
+    /// No session (sign-in codes), or a session sending to an address that is not its user's: from this client
+    /// address. Why the second: such a code is no step-up (verify refuses it), and counted per user it would
+    /// let every cheap account add sends — and sign-in guesses — at one victim's address.
     Anonymous(ClientAddress),
 }
 
 /// Refuses a send over its limits. A signed-in user: [`MAX_SENDS`] per destination and [`MAX_USER_SENDS`] in
-/// all per [`SEND_WINDOW_SECS`]. Anonymous: [`MAX_SENDS`] per destination per window (Dynamic's limit), and the
+/// all per [`SEND_WINDOW_SECS`], and `signed_in_sends_per_client_per_hour` per client address. Anonymous: [`MAX_SENDS`] per destination per window (Dynamic's limit), and the
 /// environment's `anonymous_sends_per_client_per_hour` per client address and `anonymous_sends_per_hour` in all.
 ///
 /// # Errors
@@ -82,7 +89,16 @@ pub async fn check_send_limit(
     let hourly = |max: u32| super::rate::Limit { max, window_secs: 3600 };
     let code = ErrorCode::TooManyVerificationAttempts;
     match sender {
-        Sender::User(user_id) => {
+        Sender::User { user_id, client } => {
+            super::rate::count(
+                state,
+                env,
+                &format!("send:user-client:{}", client.rate_key()),
+                hourly(limits.signed_in_sends_per_client_per_hour),
+                code.clone(),
+                "Too many codes requested from this address; try again later",
+            )
+            .await?;
             let to_destination = format!("send:user:{}:{user_id}:{destination}", user_id.len());
             super::rate::claim(
                 state,
