@@ -1,16 +1,17 @@
 """Schemathesis hooks for the stepup reference server: credentials for every generated call.
 
-Every call gets a fresh session of one seeded user, minted through the admin API together with an elevated
-token for every scope, bound to that session. So the fuzzer gets past the auth layer and the guard, and no call
-can starve the rest of the run: a `/revoke`, a spent single-use token or a deleted device only touches the
-session and token of that one call. Admin-API calls get the admin token.
+Every call gets a fresh user and a fresh session of theirs, minted through the admin API together with an
+elevated token for every scope, bound to that session. So the fuzzer gets past the auth layer and the guard,
+and no call can starve the rest of the run: a `/revoke`, a spent single-use token, a lockout, a used-up
+per-user limit or a deleted device only touches the user, session and token of that one call. Admin-API calls
+get the admin token.
 
 Configuration (set by `crates/stepup-server/tests/schemathesis.rs`): STEPUP_BASE_URL, STEPUP_ADMIN_TOKEN,
 STEPUP_ENVIRONMENT.
 """
 
 import os
-import threading
+import uuid
 
 import requests
 import schemathesis
@@ -19,9 +20,6 @@ BASE = os.environ["STEPUP_BASE_URL"]
 ADMIN = os.environ["STEPUP_ADMIN_TOKEN"]
 ENVIRONMENT = os.environ.get("STEPUP_ENVIRONMENT", "dev")
 ELEVATED_HEADER = "x-dyn-elevated-access-token"
-
-_user_lock = threading.Lock()
-_user_id = None
 
 
 def _admin(path, body):
@@ -35,12 +33,10 @@ def _admin(path, body):
     return response.json()
 
 
-def _user():
-    global _user_id
-    with _user_lock:
-        if _user_id is None:
-            _user_id = _admin("/users", {"email": "fuzzer@example.com", "phoneNumber": "5550100"})["id"]
-        return _user_id
+def _fresh_user():
+    tag = uuid.uuid4().hex
+    phone = str(int(tag[:12], 16) % 10**10).rjust(10, "5")
+    return _admin("/users", {"email": f"fuzz-{tag}@example.com", "phoneNumber": phone})["id"]
 
 
 def _all_scopes():
@@ -59,7 +55,7 @@ class FreshSessionPerCall:
             return {"admin": ADMIN}
         if _scopes is None:
             _scopes = _all_scopes()
-        minted = _admin(f"/users/{_user()}/sessions", {"elevatedScopes": _scopes})
+        minted = _admin(f"/users/{_fresh_user()}/sessions", {"elevatedScopes": _scopes})
         return {"session": minted["jwt"], "elevated": minted["elevatedAccessToken"]}
 
     def set(self, case, data, context):

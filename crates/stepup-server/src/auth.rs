@@ -119,12 +119,9 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         // The admin router is only mounted when a token is configured; this is the second lock on that door.
         let expected = state.admin_token().ok_or_else(|| ApiError::not_found("Not found"))?;
-        let given = bearer(parts).unwrap_or("");
-        if admin_token_matches(given, expected.expose_secret()) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::unauthorized("The admin token is missing or wrong"))
-        }
+        // No bearer never matches, even a token configured empty (which `ServerConfig::validate` refuses).
+        let matches = bearer(parts).is_some_and(|given| admin_token_matches(given, expected.expose_secret()));
+        if matches { Ok(Admin) } else { Err(ApiError::unauthorized("The admin token is missing or wrong")) }
     }
 }
 

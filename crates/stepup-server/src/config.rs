@@ -323,10 +323,10 @@ pub struct Limits {
     /// How many one-time codes signed-in users may have sent to their own addresses from one client address.
     /// Default 60; `--dev` 100 000.
     pub signed_in_sends_per_client_per_hour: u32,
-    /// How many `GET /nonces` calls one client address may make (each makes up to 5 nonces). Default 300;
-    /// `--dev` 100 000.
+    /// How many `GET /nonces` calls one client address may make without a session, and one signed-in user with
+    /// one (each makes up to 5 nonces). Default 300; `--dev` 100 000.
     pub nonce_requests_per_client_per_hour: u32,
-    /// How many `GET /nonces` calls the environment takes. Default 20 000; `--dev` 1 000 000.
+    /// How many `GET /nonces` calls without a session the environment takes. Default 20 000; `--dev` 1 000 000.
     pub nonce_requests_per_hour: u32,
     /// How many enrolment and passkey ceremonies a user may start (TOTP registrations, passkey registration and
     /// authentication options). Default 60.
@@ -432,6 +432,18 @@ impl EnvironmentConfig {
     }
 }
 
+/// Whether the origin's host is `rp_id` or a subdomain of it (WebAuthn's rule; webauthn-rs checks it only for
+/// the first origin).
+fn origin_under(origin: &str, rp_id: &str) -> bool {
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
+    };
+    let (host, rp_id) = (host.to_ascii_lowercase(), rp_id.to_ascii_lowercase());
+    host == rp_id || host.strip_suffix(&rp_id).is_some_and(|prefix| prefix.ends_with('.'))
+}
+
 /// `scheme://host[:port]` with an http(s) scheme and nothing after the authority (no path, query or fragment).
 fn is_bare_origin(origin: &str) -> bool {
     let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
@@ -508,6 +520,11 @@ impl ServerConfig {
             return Err(ConfigError::Invalid("environment ids must be unique and not empty".into()));
         }
         self.connections.validate()?;
+        if self.admin_token.as_ref().is_some_and(|token| token.expose_secret().trim().is_empty()) {
+            return Err(ConfigError::Invalid(
+                "admin_token must not be empty (leave it out to turn the admin API off)".into(),
+            ));
+        }
         if let Some(header) = &self.trusted_proxy_header
             && axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
         {
@@ -534,7 +551,7 @@ impl ServerConfig {
                 return Err(invalid("rp_origins must list at least one origin"));
             }
             for origin in &env.rp_origins {
-                if !is_bare_origin(origin) {
+                if !is_bare_origin(origin) || !origin_under(origin, &env.rp_id) {
                     return Err(invalid(&format!(
                         "rp_origins: `{origin}` must be scheme://host[:port] without a path"
                     )));
@@ -745,6 +762,9 @@ mod tests {
         assert!(
             matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("trusted_proxy_header"))
         );
+        let mut config = ServerConfig::dev("a");
+        config.admin_token = Some(SecretString::new(""));
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(why)) if why.contains("admin_token")));
         let mut config = ServerConfig::dev("a");
         assert_eq!(config.environments[0].rp_origins, ["http://localhost"]);
         config.environments[0].rp_origins = vec![];

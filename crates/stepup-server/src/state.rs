@@ -108,6 +108,10 @@ struct Inner {
     hash_work: HashWork,
     connections: ConnectionLimits,
     trusted_proxy_header: Option<HeaderName>,
+    /// The last `/health` write and whether it went through: health checks write at most once a second.
+    health: tokio::sync::Mutex<Option<(tokio::time::Instant, bool)>>,
+    /// `/openapi.json`, built on first request (it depends only on the configuration).
+    openapi: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -171,6 +175,8 @@ impl AppState {
                 .map_err(|_| {
                     StartError::Config(crate::config::ConfigError::Invalid("trusted_proxy_header".into()))
                 })?,
+            health: tokio::sync::Mutex::new(None),
+            openapi: std::sync::OnceLock::new(),
         })))
     }
 
@@ -201,6 +207,16 @@ impl AppState {
     #[must_use]
     pub fn hash_work(&self) -> &HashWork {
         &self.0.hash_work
+    }
+
+    /// The cached outcome of the last health write (see `routes::environment::health`).
+    pub(crate) fn health_cache(&self) -> &tokio::sync::Mutex<Option<(tokio::time::Instant, bool)>> {
+        &self.0.health
+    }
+
+    /// The OpenAPI document, serialised once.
+    pub(crate) fn openapi_cache(&self) -> &std::sync::OnceLock<axum::body::Bytes> {
+        &self.0.openapi
     }
 
     /// The header a trusted reverse proxy writes the client's address into, if one is configured.

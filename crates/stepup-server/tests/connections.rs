@@ -226,6 +226,36 @@ async fn shutdown_closes_idle_connections() {
     closed_unanswered(&mut idle).await;
 }
 
+/// Shutting down lets a request in progress finish: its answer goes out, then the connection closes.
+#[tokio::test]
+async fn shutdown_answers_the_request_in_progress() {
+    let limits = ConnectionLimits {
+        header_read_timeout_ms: LONG_MS,
+        idle_timeout_ms: LONG_MS,
+        request_timeout_ms: LONG_MS,
+        ..ConnectionLimits::default()
+    };
+    let server = server_with(limits).await;
+    let mut stream = connect(&server).await;
+    let body = br#"{"email": "in-progress@example.com"}"#;
+    let head = format!(
+        "POST /sdk/{ENV}/emailVerifications/create HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shutting_down = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!shutting_down.is_finished(), "shutdown waits for the request in progress");
+    stream.write_all(&body[10..]).await.unwrap();
+    let answer = read_answer(&mut stream, &mut Vec::new()).await.expect("answered");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    closed_unanswered(&mut stream).await;
+    tokio::time::timeout(Duration::from_secs(5), shutting_down).await.expect("shutdown ends").unwrap();
+}
+
 /// The review's keep-alive drop: a body sent to a handler that reads none (`POST .../sessions` with `{}`, as the
 /// README has it) arrived after the answer; hyper found it unread, gave the connection up and closed it after
 /// answering — and the next request, already written, was lost. The body is now read for every route first.

@@ -532,7 +532,7 @@ async fn future_dated_and_foreign_issuer_tokens_are_refused(backend: &Backend) {
 
 /// `/health` said 200 as long as the database answered a `SELECT 1`, even when no write could get through. It
 /// writes now, and answers 503 `database_unavailable` when the write does not go through in two seconds (here:
-/// another connection holds the write lock); `/health/live` stays 200.
+/// another connection holds the write lock); `/health/live` stays 200. A burst of checks writes once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_503_while_the_database_takes_no_writes() {
     use sqlx::Connection as _;
@@ -551,6 +551,21 @@ async fn health_is_503_while_the_database_takes_no_writes() {
     assert_health(&server, StatusCode::SERVICE_UNAVAILABLE).await;
     locker.execute("ROLLBACK").await.unwrap();
     assert_health(&server, StatusCode::OK).await;
+    // However many ask at once, one write a second: the checks answer from the last one while the lock is held.
+    locker.execute("BEGIN EXCLUSIVE").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut checks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let request = server.http.get(format!("{}/health", server.server.base_url()));
+        checks.spawn(async move { request.send().await.unwrap().status() });
+    }
+    let statuses = checks.join_all().await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "answered from the cache, no write waited on"
+    );
+    locker.execute("ROLLBACK").await.unwrap();
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
     // PostgreSQL: the health table locked by another transaction.
@@ -568,6 +583,8 @@ async fn health_is_503_while_the_database_takes_no_writes() {
 }
 
 async fn assert_health(server: &TestServer, status: StatusCode) {
+    // An outcome is kept for a second: the check before this one must not answer for it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let base = server.server.base_url();
     let health = server.http.get(format!("{base}/health")).send().await.unwrap();
     if status == StatusCode::OK {
@@ -703,7 +720,78 @@ async fn a_spent_token_is_remembered_past_its_expiry_by_the_clock_skew(backend: 
     server.shutdown().await;
 }
 
+/// "One authenticator app per user" was the route's check only; an enrolment started while another one
+/// completed got past it and became a second verified device (the review's L2). The database holds the rule
+/// now: the second completion is 422 `mfa_device_already_exists`. The race's end state is set up directly.
+async fn a_second_verified_totp_device_is_refused_by_the_database(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let person = server.totp_user().await;
+    let store = server.server.state().store().clone();
+    let now = stepup_server::store::secs(server.now());
+    // What the raced enrolment left: a pending device beside the verified one.
+    let secret = stepup_server::verify::totp::new_secret().unwrap();
+    store.insert_totp_device("raced-device", &person.user.id, &secret, "credential:link", now).await.unwrap();
+    let code = code_at(&secret, server.now().as_secs());
+    let body = json!({"code": code, "id": "raced-device"});
+    assert_error(
+        server.post("/users/mfa/auth/totp", Some(&person.jwt), &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "mfa_device_already_exists",
+    )
+    .await;
+    let devices: stepup_proto::MfaDevicesResponse =
+        server.get("/users/mfa", Some(&person.jwt)).await.json().await.unwrap();
+    assert_eq!(devices.devices.iter().filter(|d| d.verified == Some(true)).count(), 1);
+    server.shutdown().await;
+}
+
+/// `admin_token = ""` in a configuration file turned the admin API on for any request without
+/// `Authorization` (SHA-256 of nothing matched SHA-256 of nothing). An empty token is refused at start, and a
+/// request without a bearer never matches.
+#[tokio::test]
+async fn an_empty_admin_token_is_refused() {
+    let mut config = stepup_server::ServerConfig::dev(common::ENV);
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_token = Some(stepup_core::SecretString::new(""));
+    let refused = stepup_server::Server::start(config).await;
+    assert!(matches!(refused, Err(stepup_server::StartError::Config(_))), "{refused:?}");
+    let server = TestServer::start(&Backend::Sqlite).await;
+    let response = server
+        .http
+        .post(format!("{}/admin/environments/{}/users", server.server.base_url(), common::ENV))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    server.shutdown().await;
+}
+
+/// Lockout rows were never purged. A row that says nothing (no failures, no lock in force) goes with the minute
+/// purge; a lock in force stays until it ends.
+async fn lockout_rows_that_say_nothing_are_purged(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let person = server.totp_user().await; // its TOTP proofs left a row with no failures
+    let store = server.server.state().store().clone();
+    let purge = || store.purge_expired(stepup_server::store::secs(server.now()));
+    assert!(row_count(&server, "mfa_lockouts").await >= 1);
+    purge().await.unwrap();
+    assert_eq!(row_count(&server, "mfa_lockouts").await, 0);
+    for _ in 0..5 {
+        let wrong = json!({"code": "000000", "requestedScopes": ["wallet:sign"]});
+        server.post("/users/mfa/auth/totp", Some(&person.jwt), &wrong).await;
+    }
+    purge().await.unwrap();
+    assert_eq!(row_count(&server, "mfa_lockouts").await, 1, "the lock is in force");
+    server.clock.advance(16 * 60);
+    purge().await.unwrap();
+    assert_eq!(row_count(&server, "mfa_lockouts").await, 0, "and goes when it ends");
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    lockout_rows_that_say_nothing_are_purged,
+    a_second_verified_totp_device_is_refused_by_the_database,
     a_spent_token_is_remembered_past_its_expiry_by_the_clock_skew,
     an_abandoned_first_read_does_not_lose_the_codes,
     sessions_cannot_multiply_sends_to_someone_elses_address,

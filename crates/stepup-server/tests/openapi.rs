@@ -21,11 +21,15 @@ async fn every_documented_operation_is_routed() {
         for (method, operation) in item.as_object().unwrap() {
             operations += 1;
             assert!(operation["security"].is_array(), "{method} {path}: who may call it");
-            assert_eq!(
-                operation["responses"]["default"]["content"]["application/json"]["schema"]["$ref"],
-                "#/components/schemas/ErrorBody",
-                "{method} {path}: errors are documented"
-            );
+            for status in ["400", "401", "403", "404", "422", "429"] {
+                assert_eq!(
+                    operation["responses"][status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path}: error {status} is documented"
+                );
+            }
+            assert!(operation["responses"].get("default").is_none(), "{method} {path}: statuses are listed");
+            assert!(operation["responses"].get("500").is_none(), "{method} {path}: a 500 is never an answer");
             let concrete = path
                 .replace("{environmentId}", common::ENV)
                 .replace("{deviceId}", "no-such-device")
@@ -82,7 +86,13 @@ async fn the_admin_api_mints_a_session_with_an_elevated_token() {
     assert_eq!(opened.status(), StatusCode::OK);
     let plain: Value = server.admin_post(&path, &serde_json::json!({})).await.json().await.unwrap();
     assert!(plain.get("elevatedAccessToken").is_none());
+    let sessions = server.server.state().store().row_counts().await.unwrap();
     let bad = server.admin_post(&path, &serde_json::json!({"elevatedScopes": ["wallet:exprot"]})).await;
     common::assert_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes").await;
+    assert_eq!(
+        server.server.state().store().row_counts().await.unwrap(),
+        sessions,
+        "no session made for nothing"
+    );
     server.shutdown().await;
 }

@@ -145,6 +145,10 @@ async fn another_port_is_another_origin(backend: &Backend) {
     let jwt = register(&server, &mut device).await;
     let body = assertion(&server, &jwt, &mut device, &other_port).await;
     assert_eq!(server.post("/users/mfa/auth/passkey", Some(&jwt), &body).await.status(), StatusCode::OK);
+    // The origin the passkey was registered from is kept with it.
+    let user_id = common::claims_of(&jwt)["sub"].as_str().unwrap().to_owned();
+    let rows = server.server.state().store().passkeys(&user_id).await.unwrap();
+    assert_eq!(rows.iter().map(|row| row.origin.as_deref()).collect::<Vec<_>>(), [Some("http://localhost")]);
     server.shutdown().await;
 }
 

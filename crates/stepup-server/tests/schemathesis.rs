@@ -68,8 +68,14 @@ impl Drop for ServeDev {
 /// The server binary in `--dev` mode, with external auth configured (so that route is reachable too).
 fn serve_dev(dir: &Path) -> ServeDev {
     let public_key = include_str!("keys/eddsa-public.pem");
+    // The `--dev` limits (a file's environments take the production defaults): with 30 anonymous sends an hour
+    // from 127.0.0.1, most send and nonce calls would answer only 429 after the first minute.
     let config = format!(
         "[[environments]]\nid = \"dev\"\nallowed_origins = [\"*\"]\n\
+         [environments.limits]\nanonymous_sends_per_client_per_hour = 100000\nanonymous_sends_per_hour = 1000000\n\
+         signed_in_sends_per_client_per_hour = 100000\nnonce_requests_per_client_per_hour = 100000\n\
+         nonce_requests_per_hour = 1000000\nceremonies_per_user_per_hour = 100000\n\
+         recovery_code_generations_per_hour = 100000\n\
          [environments.external_auth]\nissuer = \"fuzz-backend\"\n\
          [[environments.external_auth.public_keys]]\nalgorithm = \"EdDSA\"\npublic_key_pem = \"\"\"\n{public_key}\"\"\"\n"
     );

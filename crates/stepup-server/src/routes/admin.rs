@@ -220,6 +220,13 @@ async fn session_with_token(
     scopes: &[TokenScope],
 ) -> Result<AdminSession, ApiError> {
     let env = environment(state, environment_id)?;
+    // Refused before a session row is made for nothing.
+    if scopes.iter().any(|scope| !scope.is_known()) {
+        return Err(ApiError::unprocessable(
+            stepup_proto::ErrorCode::InvalidScopes,
+            "Requested scopes must be known token scopes",
+        ));
+    }
     state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
     let (jwt, claims) = state.issue_session_claims(&env, user_id).await?;
     let elevated_access_token = if scopes.is_empty() {

@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::guard;
 use crate::random;
 use crate::state::AppState;
-use crate::store::MfaDeviceRow;
 use crate::store::secs;
+use crate::store::{MfaDeviceRow, TotpStep};
 use crate::verify::{mfa_lock, rate, recovery, totp};
 
 fn rfc3339(unix: i64) -> String {
@@ -173,9 +173,21 @@ pub(crate) async fn auth_totp(
         return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
     };
     // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails.
-    if !state.store().accept_totp_step(&device.id, i64::try_from(step).unwrap_or(i64::MAX), secs(now)).await?
+    match state
+        .store()
+        .accept_totp_step(&device.id, i64::try_from(step).unwrap_or(i64::MAX), secs(now))
+        .await?
     {
-        return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
+        TotpStep::Accepted => {}
+        TotpStep::Replayed => {
+            return Err(mfa_lock::failed(&state, &session.user_id, attempt, invalid()).await);
+        }
+        TotpStep::AnotherDeviceVerified => {
+            return Err(ApiError::unprocessable(
+                ErrorCode::MfaDeviceAlreadyExists,
+                "The user has an authenticator app already; delete it before registering another",
+            ));
+        }
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response =

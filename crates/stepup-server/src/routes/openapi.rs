@@ -6,8 +6,10 @@
 //! documented JSON answer, never a 5xx). The environment id is a parameter whose values are the configured
 //! environments, so generated requests reach the handlers.
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use stepup_proto::{
     EmailVerificationCreateRequest, EmailVerificationCreateResponse, ErrorBody, ExternalAuthVerifyRequest,
     JwksResponse, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest, NoncesResponse,
@@ -30,9 +32,14 @@ use super::admin::{AdminSession, CreateSessionRequest, CreateUserRequest, LinkWa
 use super::passkey::DeletePasskey;
 use crate::state::AppState;
 
-/// `GET /openapi.json`.
-pub(crate) async fn document(State(state): State<AppState>) -> Json<OpenApi> {
-    Json(build(&state))
+/// `GET /openapi.json`, built and serialised once per server.
+pub(crate) async fn document(State(state): State<AppState>) -> Response {
+    let json = state.openapi_cache().get_or_init(|| match serde_json::to_vec(&build(&state)) {
+        Ok(json) => Bytes::from(json),
+        // Serialising plain data cannot fail; an empty object keeps the route answering JSON if it ever did.
+        Err(_) => Bytes::from_static(b"{}"),
+    });
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], json.clone()).into_response()
 }
 
 /// Who may call an operation, as the document's security requirements say.
@@ -169,7 +176,9 @@ impl Op<'_> {
         self
     }
 
-    /// Puts the operation in the document: its answer, and every error as `{error, code}` JSON.
+    /// Puts the operation in the document: its answer, and each error status the API answers as
+    /// `{error, code}` JSON. The statuses are listed (no `default`), so an answer with any other status — a 500,
+    /// a 409 — does not conform.
     fn add(self) {
         let error = self.document.schema::<ErrorBody>();
         let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
@@ -179,14 +188,28 @@ impl Op<'_> {
             }
             Answer::NoContent => ("204", ResponseBuilder::new().description("Done; no body")),
         };
-        let errors = ResponseBuilder::new()
-            .description("An error: `{error, code}`")
-            .content("application/json", json(error));
-        let operation =
-            self.operation.response(success.0, success.1.build()).response("default", errors.build());
+        let mut operation = self.operation.response(success.0, success.1.build());
+        for (status, meaning) in ERROR_STATUSES {
+            let answer =
+                ResponseBuilder::new().description(meaning).content("application/json", json(error.clone()));
+            operation = operation.response(status, answer.build());
+        }
         self.document.paths.add_path_operation(&self.path, vec![self.method], operation.build());
     }
 }
+
+/// The error statuses the API answers, each with an `{error, code}` body (docs/wire-protocol.md#errors).
+const ERROR_STATUSES: [(&str, &str); 9] = [
+    ("400", "Malformed: bad JSON, not an object, wrong types, a bad parameter"),
+    ("401", "No session, or an invalid, expired or revoked one"),
+    ("403", "An elevated token (or a recent MFA) is needed: `WWW-Authenticate` says for what"),
+    ("404", "An id names nothing"),
+    ("408", "The request took too long"),
+    ("413", "The body is over 64 KiB"),
+    ("422", "Refused: a wrong code, an unknown scope, a method that is off, a limit of the flow"),
+    ("429", "Too many: `Retry-After` says when to try again"),
+    ("503", "A dependency is unavailable (the app backend's keys, the database)"),
+];
 
 fn environment_parameter(environments: &[String]) -> utoipa::openapi::path::Parameter {
     ParameterBuilder::new()

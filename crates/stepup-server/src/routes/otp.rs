@@ -18,7 +18,7 @@ use crate::store::{OtpRow, OutboxRow, secs};
 use crate::verify::otp::{self as rules, CODE_DIGITS, CODE_TTL_SECS, Sender};
 
 /// A session if the request carries one (creating a code works signed in or out; a bad token is still a 401).
-pub(crate) struct MaybeSession(Option<Session>);
+pub(crate) struct MaybeSession(pub(crate) Option<Session>);
 
 impl FromRequestParts<AppState> for MaybeSession {
     type Rejection = ApiError;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use stepup_proto::wallet::MAX_NONCES_PER_CALL;
 use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
 
+use super::otp::MaybeSession;
 use super::{Proof, check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, ApiQuery, Env, Session};
 use crate::client_address::ClientAddress;
@@ -32,6 +33,7 @@ pub(crate) struct NonceQuery {
 pub(crate) async fn nonces(
     State(state): State<AppState>,
     Env(env): Env,
+    MaybeSession(session): MaybeSession,
     client: ClientAddress,
     ApiQuery(query): ApiQuery<NonceQuery>,
 ) -> Result<Json<NoncesResponse>, ApiError> {
@@ -43,28 +45,36 @@ pub(crate) async fn nonces(
             .filter(|n| (1..=MAX_NONCES_PER_CALL).contains(n))
             .ok_or_else(|| ApiError::bad_request("count must be 1 to 5"))?,
     };
-    // Anyone may ask for nonces (wallet sign-in comes before a session), so the calls are counted per client
-    // address, its own budget first, and for the environment.
+    // Anyone may ask for nonces (wallet sign-in comes before a session). Anonymous calls are counted per client
+    // address, its own budget first, and for the environment; a signed-in user's calls (wallet step-up) per user,
+    // so an anonymous flood that fills the environment's budget cannot stop step-up.
     let limits = &env.config.limits;
     let hourly = |max| rate::Limit { max, window_secs: 3600 };
-    rate::count(
-        &state,
-        env.id(),
-        &format!("nonces:client:{}", client.rate_key()),
-        hourly(limits.nonce_requests_per_client_per_hour),
-        ErrorCode::RateLimited,
-        "Too many nonces requested from this address; try again later",
-    )
-    .await?;
-    rate::count(
-        &state,
-        env.id(),
-        "nonces:all",
-        hourly(limits.nonce_requests_per_hour),
-        ErrorCode::RateLimited,
-        "Too many nonces are being requested; try again later",
-    )
-    .await?;
+    let too_many = "Too many nonces requested; try again later";
+    if let Some(session) = session {
+        let key = format!("nonces:user:{}", session.user_id);
+        let limit = hourly(limits.nonce_requests_per_client_per_hour);
+        rate::count(&state, env.id(), &key, limit, ErrorCode::RateLimited, too_many).await?;
+    } else {
+        rate::count(
+            &state,
+            env.id(),
+            &format!("nonces:client:{}", client.rate_key()),
+            hourly(limits.nonce_requests_per_client_per_hour),
+            ErrorCode::RateLimited,
+            "Too many nonces requested from this address; try again later",
+        )
+        .await?;
+        rate::count(
+            &state,
+            env.id(),
+            "nonces:all",
+            hourly(limits.nonce_requests_per_hour),
+            ErrorCode::RateLimited,
+            "Too many nonces are being requested; try again later",
+        )
+        .await?;
+    }
     let expires_at = secs(state.now().plus_secs(NONCE_TTL_SECS));
     let mut nonces = Vec::with_capacity(count);
     for _ in 0..count {

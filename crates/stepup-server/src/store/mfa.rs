@@ -49,6 +49,17 @@ impl std::fmt::Debug for MfaDeviceRow {
     }
 }
 
+/// What became of a TOTP code's time step ([`Store::accept_totp_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpStep {
+    /// Accepted: the device is verified and the step spent.
+    Accepted,
+    /// The step (or a later one) was accepted before: a replayed code.
+    Replayed,
+    /// The user has another verified TOTP device already, so this enrolment cannot complete.
+    AnotherDeviceVerified,
+}
+
 /// How long a first recovery-code read may take before its claim counts as abandoned (longer than the longest
 /// request timeout anyone should configure).
 pub const ABANDONED_FIRST_READ_SECS: i64 = 120;
@@ -115,11 +126,16 @@ impl Store {
     }
 
     /// Accepts time step `step` for a device if it is later than the last accepted one, and marks the device
-    /// verified. Returns `false` if the step (or a later one) was accepted before: a replayed code.
+    /// verified.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn accept_totp_step(&self, device_id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
+    pub async fn accept_totp_step(
+        &self,
+        device_id: &str,
+        step: i64,
+        now: i64,
+    ) -> Result<TotpStep, StoreError> {
         let result = sqlx::query(
             "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
              WHERE id = $2 AND (last_step IS NULL OR last_step < $1)",
@@ -128,8 +144,16 @@ impl Store {
         .bind(device_id)
         .bind(now)
         .execute(self.pool())
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .await;
+        match result {
+            Ok(done) if done.rows_affected() == 1 => Ok(TotpStep::Accepted),
+            Ok(_) => Ok(TotpStep::Replayed),
+            // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Ok(TotpStep::AnotherDeviceVerified)
+            }
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Makes a verified device of the user the default one (and no other). Returns `false` when the user has no

@@ -20,7 +20,7 @@ mod tokens;
 mod users;
 
 pub use housekeeping::{COUNTED_TABLES, PENDING_ENROLMENT_TTL_SECS};
-pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, RecoveryCodeRow};
+pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, RecoveryCodeRow, TotpStep};
 pub use otp::{OtpRow, OutboxRow};
 pub use passkeys::{MAX_OPEN_CEREMONIES, PasskeyRow};
 pub use sessions::SessionRow;

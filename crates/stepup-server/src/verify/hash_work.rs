@@ -89,6 +89,11 @@ impl HashWork {
     ) -> Result<T, ApiError> {
         let (answer, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // The caller may be gone by the time a worker is free (its request timed out, its client left):
+            // its hashes would be work for no one, and under load would only push later callers past theirs.
+            if answer.is_closed() {
+                return;
+            }
             let _ = answer.send(job());
         });
         self.jobs.lock().map_err(|_| ApiError::internal())?.send(job).map_err(|_| ApiError::internal())?;
@@ -127,5 +132,28 @@ mod tests {
         let work = HashWork::new(1);
         assert!(work.run(|| panic!("argon2 broke")).await.is_err());
         assert_eq!(work.run(|| 1).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_job_is_skipped() {
+        let pool = Arc::new(HashWork::new(1));
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Hold the only worker, queue a job, then drop its caller before the worker is free.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let holder = Arc::clone(&pool);
+        let busy = tokio::spawn(async move { holder.run(move || wait.recv().is_ok()).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let flag = ran.clone();
+        let caller = Arc::clone(&pool);
+        let abandoned =
+            tokio::spawn(async move { caller.run(move || flag.store(true, Ordering::SeqCst)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        release.send(()).unwrap();
+        assert!(busy.await.unwrap().unwrap());
+        // A job queued after the abandoned one runs, so the worker has passed it.
+        assert!(pool.run(|| true).await.unwrap());
+        assert!(!ran.load(Ordering::SeqCst), "the abandoned job did not run");
     }
 }
