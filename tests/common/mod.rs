@@ -49,6 +49,14 @@ impl Harness {
         let mut config = ServerConfig::dev(ENV);
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token = Some(SecretString::new(ADMIN));
+        // One key-encryption key for every start, as a deployment has: a test that restarts the server on the
+        // same database must open its sealed keys again (`--dev` alone would make a new one each start).
+        config.key_encryption_key_value = Some(
+            stepup_server::key_encryption::KeyEncryptionKey::parse(
+                "6b65792d656e6372797074696f6e2d6b65792d666f722d746573747321212121",
+            )
+            .unwrap(),
+        );
         configure(&mut config);
         let server = Server::start(config).await.expect("the reference server starts");
         // This harness's own reqwest client needs a TLS provider (see the function's docs), though it speaks

@@ -132,6 +132,19 @@ pub enum StepUpError {
         /// The server's message.
         message: String,
     },
+    /// 503 `delivery_failed`: the server's mail relay or SMS gateway did not take the code; nothing was sent
+    /// and the send did not count. Asking again later may work.
+    #[error("the code could not be sent: {message}")]
+    DeliveryFailed {
+        /// The server's message.
+        message: String,
+    },
+    /// 503 `delivery_unavailable`: the server cannot send codes on this channel at all.
+    #[error("the server cannot send codes this way: {message}")]
+    DeliveryUnavailable {
+        /// The server's message.
+        message: String,
+    },
     /// 422 `mfa_device_already_exists`: the user has a verified TOTP device already (one per user).
     #[error("the user has an authenticator app already; remove it first")]
     MfaDeviceAlreadyExists,
@@ -327,6 +340,8 @@ impl StepUpError {
             (_, ErrorCode::InsufficientUserAuthentication) => StepUpError::RecentMfaRequired,
             (_, ErrorCode::InvalidExternalAuth) => StepUpError::InvalidExternalAuth { message },
             (_, ErrorCode::ExternalAuthUnavailable) => StepUpError::ExternalAuthUnavailable { message },
+            (_, ErrorCode::DeliveryFailed) => StepUpError::DeliveryFailed { message },
+            (_, ErrorCode::DeliveryUnavailable) => StepUpError::DeliveryUnavailable { message },
             (_, ErrorCode::StepUpDisabled) => StepUpError::StepUpDisabled,
             (_, ErrorCode::MfaDeviceAlreadyExists) => StepUpError::MfaDeviceAlreadyExists,
             (_, ErrorCode::MethodDisabled) => StepUpError::MethodDisabled { message },
@@ -396,6 +411,8 @@ impl StepUpError {
             StepUpError::RecentMfaRequired => ErrorCode::InsufficientUserAuthentication,
             StepUpError::InvalidExternalAuth { .. } => ErrorCode::InvalidExternalAuth,
             StepUpError::ExternalAuthUnavailable { .. } => ErrorCode::ExternalAuthUnavailable,
+            StepUpError::DeliveryFailed { .. } => ErrorCode::DeliveryFailed,
+            StepUpError::DeliveryUnavailable { .. } => ErrorCode::DeliveryUnavailable,
             StepUpError::StepUpDisabled => ErrorCode::StepUpDisabled,
             StepUpError::MfaDeviceAlreadyExists => ErrorCode::MfaDeviceAlreadyExists,
             StepUpError::MethodDisabled { .. } => ErrorCode::MethodDisabled,
@@ -469,6 +486,8 @@ mod tests {
                 StepUpError::ExternalAuthUnavailable { message: "msg".into() },
             ),
             (422, "step_up_disabled", StepUpError::StepUpDisabled),
+            (503, "delivery_failed", StepUpError::DeliveryFailed { message: "msg".into() }),
+            (503, "delivery_unavailable", StepUpError::DeliveryUnavailable { message: "msg".into() }),
             (422, "mfa_device_already_exists", StepUpError::MfaDeviceAlreadyExists),
             (422, "method_disabled", StepUpError::MethodDisabled { message: "msg".into() }),
             (405, "method_not_allowed", StepUpError::MethodNotAllowed { message: "msg".into() }),

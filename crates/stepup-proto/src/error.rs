@@ -97,6 +97,11 @@ open_enum! {
         RateLimited => "rate_limited",
         /// 429: the user had recovery codes made too often this hour; `Retry-After` says when.
         RecoveryCodesRateLimited => "recovery_codes_rate_limited",
+        /// 503: the code could not be sent (the mail relay or SMS gateway refused it or did not answer in
+        /// time); nothing was stored and the send did not count. Try again later.
+        DeliveryFailed => "delivery_failed",
+        /// 503: this server has no way to send codes on this channel.
+        DeliveryUnavailable => "delivery_unavailable",
     }
 }
 

@@ -57,7 +57,7 @@ fn run(workers: usize) {
             };
             state.store().insert_user(&row, now).await.unwrap();
             let (jwt, _) = state.issue_session(&env, &id).await.unwrap();
-            let claims: SessionClaims = env.key.verify(jwt.expose_secret(), u64::MAX / 2).unwrap();
+            let claims: SessionClaims = env.keys.verify(jwt.expose_secret(), u64::MAX / 2).unwrap();
             sessions.push(state.reissue_session(&env, &claims, true).unwrap().expose_secret().to_owned());
         }
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -75,9 +75,9 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Env(env) = Env::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("A session token is required"))?;
-        let claims: SessionClaims = env
-            .key
-            .verify(token, state.now().as_secs())
+        let claims: SessionClaims = state
+            .verify_jwt(&env, token)
+            .await
             .map_err(|_| ApiError::unauthorized("The session token is invalid"))?;
         if claims.token_use != "session" || claims.aud != env.id() {
             return Err(ApiError::unauthorized("The session token is invalid"));
@@ -99,10 +99,10 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
-/// Compares a presented admin token with the configured one in time that depends on neither: both are hashed
-/// (SHA-256) and the digests compared in constant time. Comparing the bytes themselves in constant time still
-/// returns at once for a different length, which tells a caller the token's length.
-fn admin_token_matches(given: &str, expected: &str) -> bool {
+/// Compares a presented token (admin, metrics) with the configured one in time that depends on neither: both
+/// are hashed (SHA-256) and the digests compared in constant time. Comparing the bytes themselves in constant
+/// time still returns at once for a different length, which tells a caller the token's length.
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
     use sha2::{Digest as _, Sha256};
     let given = Sha256::digest(given.as_bytes());
     let expected = Sha256::digest(expected.as_bytes());
@@ -120,7 +120,7 @@ impl FromRequestParts<AppState> for Admin {
         // The admin router is only mounted when a token is configured; this is the second lock on that door.
         let expected = state.admin_token().ok_or_else(|| ApiError::not_found("Not found"))?;
         // No bearer never matches, even a token configured empty (which `ServerConfig::validate` refuses).
-        let matches = bearer(parts).is_some_and(|given| admin_token_matches(given, expected.expose_secret()));
+        let matches = bearer(parts).is_some_and(|given| same_secret(given, expected.expose_secret()));
         if matches { Ok(Admin) } else { Err(ApiError::unauthorized("The admin token is missing or wrong")) }
     }
 }
@@ -227,9 +227,9 @@ mod tests {
 
     #[test]
     fn admin_tokens_compare_by_digest_whatever_their_lengths() {
-        assert!(admin_token_matches("s3cret-admin-token", "s3cret-admin-token"));
+        assert!(same_secret("s3cret-admin-token", "s3cret-admin-token"));
         for other in ["", "s", "s3cret-admin-toke", "s3cret-admin-token!", "S3cret-admin-token"] {
-            assert!(!admin_token_matches(other, "s3cret-admin-token"), "{other:?}");
+            assert!(!same_secret(other, "s3cret-admin-token"), "{other:?}");
         }
     }
 }

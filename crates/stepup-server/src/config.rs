@@ -8,6 +8,9 @@ use serde::Deserialize;
 use stepup_core::SecretString;
 use stepup_proto::TokenScope;
 
+pub use crate::delivery::settings::{DeliveryConfig, EmailSettings, SmsSettings};
+use crate::key_encryption::KeyEncryptionKey;
+
 /// Scopes that are single-use by default: the destructive ones.
 pub const DEFAULT_SINGLE_USE: [TokenScope; 4] = [
     TokenScope::WalletExport,
@@ -63,10 +66,38 @@ pub struct ServerConfig {
     /// Connection limits and timeouts (`[connections]`).
     #[serde(default)]
     pub connections: ConnectionLimits,
+    /// How codes and security notices are delivered (`[delivery]`: outbox, SMTP, SMS gateway).
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Prometheus metrics (`[metrics]`); off unless a listen address or a token is set.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// A file holding the key-encryption key (64 hex digits or base64 of 32 bytes) that seals the signing
+    /// keys, the OTP key and TOTP secrets in the database; also `STEPUP_KEY_ENCRYPTION_KEY_FILE`, or the key
+    /// itself in `STEPUP_KEY_ENCRYPTION_KEY`. Required outside `--dev`. Never store it in the database.
+    #[serde(default)]
+    pub key_encryption_key_file: Option<std::path::PathBuf>,
+    /// The key-encryption key itself (from `STEPUP_KEY_ENCRYPTION_KEY`, or set by an embedding program; never
+    /// read from the file).
+    #[serde(skip)]
+    pub key_encryption_key_value: Option<KeyEncryptionKey>,
     /// Development mode (`serve --dev`; never read from a file): the app backend's JWKS may be fetched over
     /// plain `http://` (loopback test servers).
     #[serde(skip)]
     pub dev: bool,
+}
+
+/// `[metrics]`: where `GET /metrics` is served.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A listen address of its own (e.g. `127.0.0.1:9090`), open to whoever reaches it; also
+    /// `STEPUP_METRICS_LISTEN`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Serve `/metrics` on the main listener to `Authorization: Bearer <token>`; also `STEPUP_METRICS_TOKEN`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
 }
 
 /// How many connections the server holds and how long it waits for each (slow or idle clients cannot hold a
@@ -179,6 +210,12 @@ pub struct EnvironmentConfig {
     /// Elevation by the app's own backend (`POST /externalAuth/verify`); off when absent.
     #[serde(default)]
     pub external_auth: Option<ExternalAuthConfig>,
+    /// Email sender and templates (`[environments.email]`).
+    #[serde(default)]
+    pub email: EmailSettings,
+    /// SMS sender and template (`[environments.sms]`).
+    #[serde(default)]
+    pub sms: SmsSettings,
 }
 
 /// A verification method that can be switched on or off for step-up.
@@ -428,6 +465,11 @@ impl EnvironmentConfig {
             // A development server is called from any local page (a Vite dev server, a test harness).
             allowed_origins: vec!["*".to_owned()],
             external_auth: None,
+            email: EmailSettings {
+                from: Some("Stepup Demo <no-reply@localhost>".into()),
+                ..EmailSettings::default()
+            },
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -466,6 +508,10 @@ impl ServerConfig {
             hash_workers: None,
             trusted_proxy_header: None,
             connections: ConnectionLimits::default(),
+            delivery: DeliveryConfig::default(),
+            metrics: MetricsConfig::default(),
+            key_encryption_key_file: None,
+            key_encryption_key_value: None,
             dev: true,
         }
     }
@@ -488,22 +534,95 @@ impl ServerConfig {
         toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
-    /// Applies `STEPUP_LISTEN`, `STEPUP_DATABASE_URL` and `STEPUP_ADMIN_TOKEN` when set.
+    /// Applies the environment variables that override the file (docs/configuration.md lists them):
+    /// `STEPUP_LISTEN`, `STEPUP_DATABASE_URL`, `STEPUP_ADMIN_TOKEN`, `STEPUP_HASH_WORKERS`,
+    /// `STEPUP_TRUSTED_PROXY_HEADER`, `STEPUP_KEY_ENCRYPTION_KEY`, `STEPUP_KEY_ENCRYPTION_KEY_FILE`,
+    /// `STEPUP_OUTBOX`, `STEPUP_METRICS_LISTEN`, `STEPUP_METRICS_TOKEN`, and the delivery secrets
+    /// `STEPUP_SMTP_PASSWORD`, `STEPUP_SMS_AUTH_TOKEN`, `STEPUP_SMS_WEBHOOK_SECRET`.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for an unparsable `STEPUP_LISTEN`.
+    /// [`ConfigError::Invalid`] for a value that does not parse.
     pub fn apply_env(&mut self) -> Result<(), ConfigError> {
-        if let Ok(listen) = std::env::var("STEPUP_LISTEN") {
+        self.apply_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`ServerConfig::apply_env`] with the variables from `var` (tests).
+    ///
+    /// # Errors
+    /// As [`ServerConfig::apply_env`].
+    pub fn apply_vars(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let invalid = |name: &str| ConfigError::Invalid(format!("{name} does not parse"));
+        if let Some(listen) = var("STEPUP_LISTEN") {
             self.listen =
                 listen.parse().map_err(|_| ConfigError::Invalid(format!("STEPUP_LISTEN={listen}")))?;
         }
-        if let Ok(url) = std::env::var("STEPUP_DATABASE_URL") {
+        if let Some(url) = var("STEPUP_DATABASE_URL") {
             self.database_url = url;
         }
-        if let Ok(token) = std::env::var("STEPUP_ADMIN_TOKEN") {
+        if let Some(token) = var("STEPUP_ADMIN_TOKEN") {
             self.admin_token = (!token.is_empty()).then(|| SecretString::new(token));
         }
+        if let Some(workers) = var("STEPUP_HASH_WORKERS") {
+            self.hash_workers = Some(workers.parse().map_err(|_| invalid("STEPUP_HASH_WORKERS"))?);
+        }
+        if let Some(header) = var("STEPUP_TRUSTED_PROXY_HEADER") {
+            self.trusted_proxy_header = (!header.is_empty()).then_some(header);
+        }
+        if let Some(path) = var("STEPUP_KEY_ENCRYPTION_KEY_FILE") {
+            self.key_encryption_key_file = Some(path.into());
+        }
+        if let Some(key) = var("STEPUP_KEY_ENCRYPTION_KEY") {
+            let key = zeroize::Zeroizing::new(key);
+            self.key_encryption_key_value = Some(
+                KeyEncryptionKey::parse(&key)
+                    .map_err(|e| ConfigError::Invalid(format!("STEPUP_KEY_ENCRYPTION_KEY: {e}")))?,
+            );
+        }
+        if let Some(outbox) = var("STEPUP_OUTBOX") {
+            self.delivery.outbox = Some(match outbox.as_str() {
+                "1" | "true" | "on" => true,
+                "0" | "false" | "off" => false,
+                _ => return Err(invalid("STEPUP_OUTBOX (true or false)")),
+            });
+        }
+        if let Some(listen) = var("STEPUP_METRICS_LISTEN") {
+            self.metrics.listen = Some(listen.parse().map_err(|_| invalid("STEPUP_METRICS_LISTEN"))?);
+        }
+        if let Some(token) = var("STEPUP_METRICS_TOKEN") {
+            self.metrics.token = (!token.is_empty()).then(|| SecretString::new(token));
+        }
+        if let (Some(smtp), Some(password)) = (&mut self.delivery.smtp, var("STEPUP_SMTP_PASSWORD")) {
+            smtp.password = Some(SecretString::new(password));
+        }
+        match &mut self.delivery.sms {
+            Some(crate::delivery::settings::SmsGatewayConfig::Twilio { auth_token, .. }) => {
+                if let Some(token) = var("STEPUP_SMS_AUTH_TOKEN") {
+                    *auth_token = Some(SecretString::new(token));
+                }
+            }
+            Some(crate::delivery::settings::SmsGatewayConfig::Webhook { secret, .. }) => {
+                if let Some(token) = var("STEPUP_SMS_WEBHOOK_SECRET") {
+                    *secret = Some(SecretString::new(token));
+                }
+            }
+            None => {}
+        }
         Ok(())
+    }
+
+    /// The key-encryption key: the value given (`STEPUP_KEY_ENCRYPTION_KEY`), else the file's, else none.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a file that cannot be read or does not hold a key.
+    pub fn key_encryption_key(&self) -> Result<Option<KeyEncryptionKey>, ConfigError> {
+        if let Some(key) = &self.key_encryption_key_value {
+            return Ok(Some(key.clone()));
+        }
+        self.key_encryption_key_file
+            .as_deref()
+            .map(KeyEncryptionKey::from_file)
+            .transpose()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 
     /// Checks the configuration is usable.
@@ -567,6 +686,19 @@ impl ServerConfig {
             if let Some(external) = &env.external_auth {
                 self.validate_external_auth(external).map_err(|why| invalid(&why))?;
             }
+            env.email.validate().map_err(|why| invalid(&why.to_string()))?;
+            env.sms.validate().map_err(|why| invalid(&why.to_string()))?;
+            match &env.email.from {
+                Some(from) => crate::delivery::smtp::check_mailbox(from)
+                    .map_err(|why| invalid(&format!("email.from `{from}`: {why}")))?,
+                None if self.delivery.smtp.is_some() && env.policy.method_enabled(StepUpMethod::Email) => {
+                    return Err(invalid("email.from is needed to send email over SMTP"));
+                }
+                None => {}
+            }
+        }
+        if self.metrics.token.as_ref().is_some_and(|token| token.expose_secret().trim().len() < 16) {
+            return Err(ConfigError::Invalid("metrics.token must be at least 16 characters".into()));
         }
         Ok(())
     }

@@ -23,11 +23,28 @@ pub struct ApiError {
     body: ErrorBody,
     retry_after: Option<u64>,
     challenge: Option<Challenge>,
+    database: bool,
+}
+
+/// What an error answer carries as a response extension for the request log and the metrics (the code, and
+/// whether the database failed), so they need not parse the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorInfo {
+    /// The error code.
+    pub code: ErrorCode,
+    /// Whether a database error caused it.
+    pub database: bool,
 }
 
 impl ApiError {
     fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody::new(code, message), retry_after: None, challenge: None }
+        Self {
+            status,
+            body: ErrorBody::new(code, message),
+            retry_after: None,
+            challenge: None,
+            database: false,
+        }
     }
 
     /// 400 `bad_request`.
@@ -149,6 +166,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body.clone())).into_response();
+        response.extensions_mut().insert(ErrorInfo { code: self.body.code.clone(), database: self.database });
         let headers = response.headers_mut();
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -173,6 +191,6 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "storage error");
-        ApiError::internal()
+        ApiError { database: true, ..ApiError::internal() }
     }
 }

@@ -66,7 +66,7 @@ pub async fn check(
     if !session.env.config.policy.requires_step_up(scope) {
         return Ok(Elevated { claims: None });
     }
-    let claims = verified(state, session, headers, scope)?;
+    let claims = verified(state, session, headers, scope).await?;
     spend(state, &claims, scope).await?;
     Ok(Elevated { claims: Some(claims) })
 }
@@ -104,7 +104,7 @@ pub async fn check_factor_change(
         if *scope != TokenScope::CredentialLink || !policy.step_up_enabled {
             return check(state, session, headers, scope).await;
         }
-        let claims = verified(state, session, headers, scope)?;
+        let claims = verified(state, session, headers, scope).await?;
         let reauthenticated = claims.amr.iter().any(|amr| REAUTHENTICATION_AMR.contains(&amr.as_str()));
         let granted = ScopeSet::from_space_delimited(&claims.scope);
         let covers_guarded = policy.step_up_scopes.iter().all(|guarded| granted.contains(guarded));
@@ -121,7 +121,7 @@ pub async fn check_factor_change(
     if session.has_recent_mfa(state.now(), session.env.config.policy.recent_mfa_max_age_secs) {
         return Ok(Elevated { claims: None });
     }
-    let claims = verified(state, session, headers, scope)?;
+    let claims = verified(state, session, headers, scope).await?;
     // Checked before a single-use token is spent: a token that cannot do this keeps its use.
     if !claims.amr.iter().any(|amr| MFA_AMR.contains(&amr.as_str())) {
         return Err(ApiError::elevated_required(
@@ -135,7 +135,7 @@ pub async fn check_factor_change(
 
 /// The request's elevated token for `scope`, verified (signature, use, audience, subject, session, expiry,
 /// scope) but not yet spent.
-fn verified(
+async fn verified(
     state: &AppState,
     session: &Session,
     headers: &HeaderMap,
@@ -146,10 +146,9 @@ fn verified(
         .get(ELEVATED_ACCESS_TOKEN)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| challenge("An elevated access token is required for this scope"))?;
-    let claims: ElevatedClaims = session
-        .env
-        .key
-        .verify(token, state.now().as_secs())
+    let claims: ElevatedClaims = state
+        .verify_jwt(&session.env, token)
+        .await
         .map_err(|_| challenge("The elevated access token is invalid"))?;
     if claims.token_use != "elevated" || claims.aud != session.env.id() || claims.sub != session.user_id {
         return Err(challenge("The elevated access token is invalid"));
@@ -172,7 +171,11 @@ fn verified(
 async fn spend(state: &AppState, claims: &ElevatedClaims, scope: &TokenScope) -> Result<(), ApiError> {
     if claims.single_use {
         let exp = i64::try_from(claims.exp).unwrap_or(i64::MAX);
-        if !state.store().consume_token(&claims.jti, exp).await? {
+        let spent = state.store().consume_token(&claims.jti, exp).await?;
+        if spent {
+            state.metrics().token_spent();
+        }
+        if !spent {
             return Err(ApiError::elevated_required(
                 vec![scope.clone()],
                 "The elevated access token was already used".to_owned(),

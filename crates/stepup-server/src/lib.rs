@@ -7,10 +7,15 @@
 pub mod auth;
 pub mod client_address;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod guard;
+pub mod http_client;
+pub mod key_encryption;
+pub mod metrics;
 pub mod random;
 pub mod routes;
+pub mod signing_keys;
 pub mod state;
 pub mod store;
 pub mod tokens;
@@ -32,6 +37,7 @@ pub use store::Store;
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     state: AppState,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -64,29 +70,64 @@ impl Server {
         let app = routes::router(state.clone());
         // Expired rows (nonces, spent tokens, codes, ceremony states) are deleted once a minute. Any replica may do
         // it; the deletes are idempotent.
+        // The same minute reloads the signing keys, so a key rotated on another replica is served in the JWKS here
+        // too (tokens naming a new key reload at once anyway: `AppState::verify_jwt`).
         let janitor = state.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.tick().await;
             loop {
                 tick.tick().await;
                 if let Err(error) = janitor.store().purge_expired(store::secs(janitor.now())).await {
                     tracing::warn!(%error, "purging expired rows failed");
                 }
+                for id in janitor.environment_ids().map(str::to_owned).collect::<Vec<_>>() {
+                    if let Some(env) = janitor.environment(&id).cloned()
+                        && let Err(error) = janitor.reload_signing_keys(&env).await
+                    {
+                        tracing::warn!(%error, environment = %id, "reloading signing keys failed");
+                    }
+                }
             }
         });
+        let metrics = match config.metrics.listen {
+            Some(metrics_addr) => {
+                let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr: metrics_addr.to_string(), source })?;
+                let bound = metrics_listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr: metrics_addr.to_string(), source })?;
+                tracing::info!(addr = %bound, "metrics listening");
+                let app = routes::metrics_router(state.clone());
+                let stop = stop.clone();
+                Some((bound, tokio::spawn(transport::serve(metrics_listener, app, config.connections, stop))))
+            }
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|(addr, _)| *addr);
         let limits = config.connections;
         let task = tokio::spawn(async move {
             transport::serve(listener, app, limits, stop).await;
             purge.abort();
+            if let Some((_, metrics)) = metrics {
+                let _ = metrics.await;
+            }
         });
         tracing::info!(%addr, "stepup reference server listening");
-        Ok(Self { addr, state, stop: stop_sender, task: Some(task) })
+        Ok(Self { addr, metrics_addr, state, stop: stop_sender, task: Some(task) })
     }
 
     /// The bound address.
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The metrics listener's address, when `[metrics] listen` is set.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `http://<addr>`.

@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 use stepup_core::SystemClock;
 use stepup_proto::WalletProvider;
 use stepup_server::routes::{
-    CreateUserRequest, LinkWalletRequest, create_session_op, create_user_op, link_wallet_op, outbox_op,
+    CreateUserRequest, LinkWalletRequest, create_session_op, create_user_op, link_wallet_op, operator,
+    outbox_op,
 };
 use stepup_server::{AppState, EnvironmentConfig, Server, ServerConfig, Store};
 
@@ -17,6 +18,9 @@ use stepup_server::{AppState, EnvironmentConfig, Server, ServerConfig, Store};
 #[derive(Debug, Parser)]
 #[command(name = "stepup-server", version, about)]
 struct Cli {
+    /// How logs are written to stderr: `text` (for people) or `json` (one object per line, for collectors).
+    #[arg(long, global = true, env = "STEPUP_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,7 +45,20 @@ enum Command {
         #[arg(long, default_value = "dev")]
         environment_id: String,
     },
+    /// Check a configuration file (and the environment overrides) without serving: the settings, the templates,
+    /// the delivery channels and the key-encryption key. Prints a summary; exits 2 on an error.
+    CheckConfig {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Check it as `serve --dev` would run it.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Print a new random key-encryption key (64 hex digits) for STEPUP_KEY_ENCRYPTION_KEY or a key file.
+    GenerateKey,
     /// Run an admin operation directly on a server's database (SQLite file or PostgreSQL) and print JSON.
+    /// Needs the server's key-encryption key (STEPUP_KEY_ENCRYPTION_KEY or key_encryption_key_file).
     Admin {
         #[command(flatten)]
         target: AdminTarget,
@@ -113,6 +130,42 @@ enum AdminOperation {
         #[arg(long)]
         to: Option<String>,
     },
+    /// List users, a page at a time (in id order).
+    ListUsers {
+        /// Users with ids after this one (the `next` of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// How many (1 to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// End a user's MFA lockout.
+    UnlockUser {
+        /// The user.
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Remove a user's MFA: TOTP devices, passkeys, recovery codes (the user is emailed).
+    ResetMfa {
+        /// The user.
+        #[arg(long)]
+        user_id: String,
+    },
+    /// End every session of a user.
+    RevokeSessions {
+        /// The user.
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Delete a user and all that is theirs.
+    DeleteUser {
+        /// The user.
+        #[arg(long)]
+        user_id: String,
+    },
+    /// Add a new signing key to the environment; the previous one verifies until its tokens expire. Running
+    /// servers pick it up within a minute.
+    RotateSigningKey,
 }
 
 async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String, String> {
@@ -126,6 +179,12 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
     }
     if config.database_url.contains("memory") {
         return Err("admin commands need the server's persistent database (--database-url sqlite://file.db or postgres://...)".into());
+    }
+    // Never an ephemeral key here: the database's secrets are sealed under the server's.
+    if config.key_encryption_key().map_err(|e| e.to_string())?.is_none() {
+        return Err("admin commands need the server's key-encryption key (STEPUP_KEY_ENCRYPTION_KEY, \
+                    STEPUP_KEY_ENCRYPTION_KEY_FILE or key_encryption_key_file)"
+            .into());
     }
     let store = Store::connect(&config.database_url).await.map_err(|e| e.to_string())?;
     let state = AppState::new(&config, store, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
@@ -159,6 +218,24 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
         }
         AdminOperation::Outbox { to } => {
             serde_json::to_string_pretty(&outbox_op(&state, env, to.as_deref()).await.map_err(fail)?)
+        }
+        AdminOperation::ListUsers { after, limit } => serde_json::to_string_pretty(
+            &operator::list_users_op(&state, env, after.as_deref(), Some(limit)).await.map_err(fail)?,
+        ),
+        AdminOperation::UnlockUser { user_id } => serde_json::to_string_pretty(
+            &operator::unlock_user_op(&state, env, &user_id).await.map_err(fail)?,
+        ),
+        AdminOperation::ResetMfa { user_id } => {
+            serde_json::to_string_pretty(&operator::reset_mfa_op(&state, env, &user_id).await.map_err(fail)?)
+        }
+        AdminOperation::RevokeSessions { user_id } => serde_json::to_string_pretty(
+            &operator::revoke_sessions_op(&state, env, &user_id).await.map_err(fail)?,
+        ),
+        AdminOperation::DeleteUser { user_id } => serde_json::to_string_pretty(
+            &operator::delete_user_op(&state, env, &user_id).await.map_err(fail)?,
+        ),
+        AdminOperation::RotateSigningKey => {
+            serde_json::to_string_pretty(&operator::rotate_signing_key_op(&state, env).await.map_err(fail)?)
         }
     };
     json.map_err(|e| e.to_string())
@@ -194,18 +271,86 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// `check-config`: everything `serve` checks before it binds, without a database.
+fn check_config(path: PathBuf, dev: bool) -> Result<String, String> {
+    let config = load(Some(path), dev, "dev")?;
+    config.validate().map_err(|e| e.to_string())?;
+    let delivery = stepup_server::delivery::Delivery::new(&config).map_err(|e| e.to_string())?;
+    let kek = config.key_encryption_key().map_err(|e| e.to_string())?;
+    if kek.is_none() && !config.dev {
+        return Err(stepup_server::StartError::NoKeyEncryptionKey.to_string());
+    }
+    let mut lines = vec![format!("configuration ok: {} environment(s)", config.environments.len())];
+    for env in &config.environments {
+        lines.push(format!("  environment {}: app {:?}, rp_id {}", env.id, env.app_name, env.rp_id));
+    }
+    lines.push(format!(
+        "  email: {}; sms: {}; outbox: {}",
+        if config.delivery.smtp.is_some() { "SMTP" } else { "none" },
+        if config.delivery.sms.is_some() { "gateway" } else { "none" },
+        if delivery.outbox_enabled() { "on (development only: codes in clear)" } else { "off" },
+    ));
+    lines.push(format!(
+        "  key-encryption key: {}",
+        kek.map_or_else(|| "ephemeral (--dev)".to_owned(), |k| format!("id {}", k.id()))
+    ));
+    lines.push(format!(
+        "  metrics: {}",
+        match (&config.metrics.listen, &config.metrics.token) {
+            (Some(addr), _) => format!("on {addr}"),
+            (None, Some(_)) => "on the main listener, with a token".to_owned(),
+            (None, None) => "off".to_owned(),
+        }
+    ));
+    Ok(lines.join("\n"))
+}
+
+fn init_logs(format: &str) {
+    // Logs go to stderr: stdout carries the base URL (serve) or the JSON answer (admin) for scripts.
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "stepup_server=info".into());
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    if format == "json" {
+        logs.json().with_current_span(true).with_span_list(false).init();
+    } else {
+        logs.init();
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Logs go to stderr: stdout carries the base URL (serve) or the JSON answer (admin) for scripts.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "stepup_server=info".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logs(&cli.log_format);
     match cli.command {
+        Command::CheckConfig { config, dev } => match check_config(config, dev) {
+            Ok(summary) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{summary}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("configuration error: {error}");
+                }
+                ExitCode::from(2)
+            }
+        },
+        Command::GenerateKey => match stepup_server::key_encryption::KeyEncryptionKey::generate() {
+            Ok(key) => {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", key.to_hex().as_str());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot make a key");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve { config, dev, listen, database_url, environment_id } => {
             let mut config = match load(config, dev, &environment_id) {
                 Ok(config) => config,

@@ -10,10 +10,14 @@ use stepup_core::{Jwt, SecretString, SharedClock, UnixTime};
 use stepup_proto::TokenScope;
 
 use crate::config::{ConnectionLimits, EnvironmentConfig, ServerConfig};
+use crate::delivery::Delivery;
 use crate::error::ApiError;
+use crate::key_encryption::{KeyEncryptionError, KeyEncryptionKey};
+use crate::metrics::Metrics;
 use crate::random;
+use crate::signing_keys::{SigningKeyError, SigningKeys};
 use crate::store::{Store, StoreError, secs};
-use crate::tokens::{ElevatedClaims, EnvironmentKey, SessionClaims};
+use crate::tokens::{ElevatedClaims, JwtError, SessionClaims, TimeClaims};
 use crate::verify::external_auth::ExternalAuthKeys;
 use crate::verify::hash_work::HashWork;
 
@@ -30,6 +34,18 @@ pub enum StartError {
     /// A stored key is corrupt.
     #[error("stored key material is corrupt: {0}")]
     Keys(String),
+    /// The signing keys cannot be loaded.
+    #[error(transparent)]
+    SigningKeys(#[from] SigningKeyError),
+    /// A sealed secret does not open, or no key-encryption key was given.
+    #[error(transparent)]
+    KeyEncryption(#[from] KeyEncryptionError),
+    /// Outside `--dev` the server needs a key-encryption key.
+    #[error(
+        "no key-encryption key: set STEPUP_KEY_ENCRYPTION_KEY (64 hex digits) or key_encryption_key_file \
+         (make one with `stepup-server generate-key`); the database's secrets are encrypted under it"
+    )]
+    NoKeyEncryptionKey,
     /// The OS random source failed.
     #[error(transparent)]
     Random(#[from] random::RandomError),
@@ -47,8 +63,8 @@ pub enum StartError {
 pub struct Environment {
     /// Configuration.
     pub config: EnvironmentConfig,
-    /// Signing key for its sessions and elevated tokens.
-    pub key: EnvironmentKey,
+    /// Its signing keys: the current one signs sessions and elevated tokens, recently retired ones verify.
+    pub keys: SigningKeys,
     /// The WebAuthn relying party (RP id and origin from the configuration; any port of the origin is accepted,
     /// as development servers move between ports).
     pub webauthn: webauthn_rs::Webauthn,
@@ -60,7 +76,7 @@ impl std::fmt::Debug for Environment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Environment")
             .field("config", &self.config)
-            .field("key", &self.key)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -103,8 +119,12 @@ struct Inner {
     store: Store,
     environments: HashMap<String, Arc<Environment>>,
     admin_token: Option<SecretString>,
+    metrics_token: Option<SecretString>,
     clock: SharedClock,
-    otp_key: [u8; 32],
+    otp_key: zeroize::Zeroizing<[u8; 32]>,
+    kek: KeyEncryptionKey,
+    delivery: Delivery,
+    metrics: Metrics,
     hash_work: HashWork,
     connections: ConnectionLimits,
     trusted_proxy_header: Option<HeaderName>,
@@ -122,6 +142,43 @@ impl std::fmt::Debug for AppState {
 
 pub use crate::tokens::ISSUER;
 
+/// The context the OTP HMAC key is sealed under.
+const OTP_KEY_CONTEXT: &str = "server_secret:otp_hmac_key";
+
+/// The OTP HMAC key: made and sealed on first start, sealed on start if an earlier version stored it in clear.
+async fn load_otp_key(
+    store: &Store,
+    kek: &KeyEncryptionKey,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, StartError> {
+    let candidate = kek.seal(OTP_KEY_CONTEXT, random::hex(&random::bytes::<32>()?).as_bytes())?;
+    let stored = store.server_secret("otp_hmac_key", &candidate).await?;
+    let (hex, was_sealed) = kek.open_text(OTP_KEY_CONTEXT, &stored)?;
+    if !was_sealed {
+        store
+            .reseal_server_secret("otp_hmac_key", &stored, &kek.seal(OTP_KEY_CONTEXT, hex.as_bytes())?)
+            .await?;
+        tracing::info!("OTP key encrypted at rest");
+    }
+    Ok(zeroize::Zeroizing::new(decode_key(&hex)?))
+}
+
+/// Seals the TOTP secrets an earlier version stored in clear.
+async fn seal_clear_totp_secrets(store: &Store, kek: &KeyEncryptionKey) -> Result<(), StartError> {
+    let clear = store.clear_totp_secrets().await?;
+    for (id, secret) in &clear {
+        let secret = zeroize::Zeroizing::new(secret.clone());
+        store.reseal_totp_secret(id, &secret, &kek.seal(&totp_context(id), secret.as_bytes())?).await?;
+    }
+    if !clear.is_empty() {
+        tracing::info!(devices = clear.len(), "TOTP secrets encrypted at rest");
+    }
+    Ok(())
+}
+
+fn totp_context(device_id: &str) -> String {
+    format!("totp:{device_id}")
+}
+
 fn decode_key(hex: &str) -> Result<[u8; 32], StartError> {
     let bytes: Vec<u8> = (0..hex.len())
         .step_by(2)
@@ -138,14 +195,24 @@ impl AppState {
     /// [`StartError`] for a bad configuration, a database failure or corrupt keys.
     pub async fn new(config: &ServerConfig, store: Store, clock: SharedClock) -> Result<Self, StartError> {
         config.validate()?;
+        let kek = match config.key_encryption_key()? {
+            Some(kek) => kek,
+            None if config.dev => {
+                let kek = KeyEncryptionKey::generate()?;
+                tracing::warn!(
+                    kek = %kek.id(),
+                    "--dev: an ephemeral key-encryption key was made; this database's secrets cannot be read after \
+                     a restart unless STEPUP_KEY_ENCRYPTION_KEY is set"
+                );
+                kek
+            }
+            None => return Err(StartError::NoKeyEncryptionKey),
+        };
+        let delivery = Delivery::new(config)?;
         let now = secs(clock.now());
         let mut environments = HashMap::new();
         for env in &config.environments {
-            let candidate = random::bytes::<32>()?;
-            let candidate_kid = random::uuid()?;
-            let (kid, secret) =
-                store.signing_key(&env.id, "primary", &candidate_kid, &random::hex(&candidate), now).await?;
-            let key = EnvironmentKey::from_secret(kid, &env.id, &decode_key(&secret)?);
+            let keys = SigningKeys::load_or_create(&store, env, &kek, now).await?;
             let webauthn = relying_party(env)?;
             let external_auth =
                 env.external_auth.as_ref().map(ExternalAuthKeys::new).transpose().map_err(|why| {
@@ -154,17 +221,21 @@ impl AppState {
                         env.id
                     )))
                 })?;
-            let environment = Environment { config: env.clone(), key, webauthn, external_auth };
+            let environment = Environment { config: env.clone(), keys, webauthn, external_auth };
             environments.insert(env.id.clone(), Arc::new(environment));
         }
-        let otp_key =
-            decode_key(&store.server_secret("otp_hmac_key", &random::hex(&random::bytes::<32>()?)).await?)?;
+        let otp_key = load_otp_key(&store, &kek).await?;
+        seal_clear_totp_secrets(&store, &kek).await?;
         Ok(Self(Arc::new(Inner {
             store,
             environments,
             admin_token: config.admin_token.clone(),
+            metrics_token: config.metrics.token.clone(),
             clock,
             otp_key,
+            kek,
+            delivery,
+            metrics: Metrics::new(),
             hash_work: config.hash_workers.map_or_else(HashWork::per_core, HashWork::new),
             connections: config.connections,
             trusted_proxy_header: config
@@ -203,6 +274,78 @@ impl AppState {
         self.0.environments.keys().map(String::as_str)
     }
 
+    /// The delivery channels (SMTP, SMS gateway, outbox).
+    #[must_use]
+    pub fn delivery(&self) -> &Delivery {
+        &self.0.delivery
+    }
+
+    /// The metrics.
+    #[must_use]
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// The key-encryption key.
+    #[must_use]
+    pub fn key_encryption_key(&self) -> &KeyEncryptionKey {
+        &self.0.kek
+    }
+
+    /// Seals a new TOTP device's secret for storage.
+    ///
+    /// # Errors
+    /// 500 when no nonce can be drawn.
+    pub fn seal_totp_secret(&self, device_id: &str, secret: &str) -> Result<String, ApiError> {
+        self.0.kek.seal(&totp_context(device_id), secret.as_bytes()).map_err(|_| ApiError::internal())
+    }
+
+    /// Opens a stored TOTP secret.
+    ///
+    /// # Errors
+    /// 500 when it does not open (logged).
+    pub fn open_totp_secret(
+        &self,
+        device_id: &str,
+        stored: &str,
+    ) -> Result<zeroize::Zeroizing<String>, ApiError> {
+        self.0.kek.open_text(&totp_context(device_id), stored).map(|(secret, _)| secret).map_err(|error| {
+            tracing::error!(%error, "a TOTP secret does not open");
+            ApiError::internal()
+        })
+    }
+
+    /// Verifies one of this server's JWTs for `env` against its signing keys, reloading them from the database
+    /// (at most once a second) when the token names a key this replica does not hold yet — one another replica
+    /// just made.
+    ///
+    /// # Errors
+    /// [`JwtError`].
+    pub async fn verify_jwt<C: serde::de::DeserializeOwned + TimeClaims>(
+        &self,
+        env: &Environment,
+        token: &str,
+    ) -> Result<C, JwtError> {
+        let now = self.now().as_secs();
+        match env.keys.verify(token, now) {
+            Err(JwtError::UnknownKey) if env.keys.may_reload().await => {
+                if let Err(error) = self.reload_signing_keys(env).await {
+                    tracing::warn!(%error, "reloading signing keys failed");
+                }
+                env.keys.verify(token, now)
+            }
+            other => other,
+        }
+    }
+
+    /// Reloads an environment's signing keys from the database (after a rotation, here or on another replica).
+    ///
+    /// # Errors
+    /// [`SigningKeyError`].
+    pub async fn reload_signing_keys(&self, env: &Environment) -> Result<(), SigningKeyError> {
+        env.keys.reload(self.store(), &env.config, &self.0.kek, secs(self.now())).await
+    }
+
     /// The bounded pool argon2 work runs on.
     #[must_use]
     pub fn hash_work(&self) -> &HashWork {
@@ -231,6 +374,12 @@ impl AppState {
         &self.0.connections
     }
 
+    /// The metrics token, if `/metrics` is served on the main listener.
+    #[must_use]
+    pub fn metrics_token(&self) -> Option<&SecretString> {
+        self.0.metrics_token.as_ref()
+    }
+
     /// The admin token, if the admin API is on.
     #[must_use]
     pub fn admin_token(&self) -> Option<&SecretString> {
@@ -242,7 +391,9 @@ impl AppState {
     #[must_use]
     pub fn otp_hash(&self, verification_id: &str, code: &str) -> String {
         // HMAC accepts keys of any length; the error branch cannot happen for a 32-byte key.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.0.otp_key) else { return String::new() };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.0.otp_key.as_slice()) else {
+            return String::new();
+        };
         mac.update(verification_id.as_bytes());
         mac.update(b":");
         mac.update(code.as_bytes());
@@ -274,7 +425,7 @@ impl AppState {
             mfa_auth_time: None,
             nbf: None,
         };
-        let jwt = env.key.sign(&claims).map_err(|_| ApiError::internal())?;
+        let jwt = env.keys.ring().current().sign(&claims).map_err(|_| ApiError::internal())?;
         Ok((jwt, claims))
     }
 
@@ -307,7 +458,7 @@ impl AppState {
         if mfa {
             claims.mfa_auth_time = Some(self.now().as_secs());
         }
-        env.key.sign(&claims).map_err(|_| ApiError::internal())
+        env.keys.ring().current().sign(&claims).map_err(|_| ApiError::internal())
     }
 
     /// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the
@@ -350,6 +501,8 @@ impl AppState {
             token_use: "elevated".into(),
             nbf: None,
         };
-        env.key.sign(&claims).map_err(|_| ApiError::internal())
+        let jwt = env.keys.ring().current().sign(&claims).map_err(|_| ApiError::internal())?;
+        self.metrics().token_issued(amr, single_use);
+        Ok(jwt)
     }
 }

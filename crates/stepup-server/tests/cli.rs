@@ -6,9 +6,27 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stepup-server");
 
+/// The key-encryption key the admin commands read (a server's database is sealed under it).
+const KEK: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
 fn run(args: &[&str]) -> (bool, String) {
-    let output = Command::new(BIN).args(args).env_remove("STEPUP_DATABASE_URL").output().unwrap();
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove("STEPUP_DATABASE_URL")
+        .env("STEPUP_KEY_ENCRYPTION_KEY", KEK)
+        .output()
+        .unwrap();
     (output.status.success(), String::from_utf8(output.stdout).unwrap())
+}
+
+fn run_without_key(args: &[&str]) -> (bool, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_remove("STEPUP_DATABASE_URL")
+        .env_remove("STEPUP_KEY_ENCRYPTION_KEY")
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8(output.stderr).unwrap())
 }
 
 #[test]
@@ -43,6 +61,16 @@ fn admin_subcommands_seed_a_database() {
     assert!(!ok, "an unknown user is an error");
     let (ok, _) = run(&["admin", "--database-url", "sqlite::memory:", "outbox"]);
     assert!(!ok, "a memory database cannot be administered from outside");
+    // The database's secrets are sealed: without the key, or with another one, nothing opens.
+    let (ok, err) = run_without_key(&["admin", "--database-url", &url, "outbox"]);
+    assert!(!ok && err.contains("key-encryption key"), "{err}");
+    let output = Command::new(BIN)
+        .args(["admin", "--database-url", &url, "outbox"])
+        .env("STEPUP_KEY_ENCRYPTION_KEY", "0202020202020202020202020202020202020202020202020202020202020202")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success() && err.contains("another key-encryption key"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -508,7 +508,7 @@ async fn future_dated_and_foreign_issuer_tokens_are_refused(backend: &Backend) {
         SessionClaims { nbf: Some(now + 3600), ..session.clone() },
         SessionClaims { iss: "https://elsewhere.example".into(), ..session.clone() },
     ] {
-        let forged = env.key.sign(&bad).unwrap().expose_secret().to_owned();
+        let forged = env.keys.ring().current().sign(&bad).unwrap().expose_secret().to_owned();
         assert_error(server.get("/users", Some(&forged)).await, StatusCode::UNAUTHORIZED, "unauthorized")
             .await;
     }
@@ -517,7 +517,7 @@ async fn future_dated_and_foreign_issuer_tokens_are_refused(backend: &Backend) {
         ElevatedClaims { nbf: Some(now + 3600), ..elevated.clone() },
         ElevatedClaims { iss: "https://elsewhere.example".into(), ..elevated.clone() },
     ] {
-        let forged = env.key.sign(&bad).unwrap().expose_secret().to_owned();
+        let forged = env.keys.ring().current().sign(&bad).unwrap().expose_secret().to_owned();
         assert_error(
             protected(&server, "wallet:sign", &jwt, &forged).await,
             StatusCode::FORBIDDEN,

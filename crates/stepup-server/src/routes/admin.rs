@@ -303,13 +303,19 @@ async fn outbox(
 /// The outbox, newest first, optionally for one recipient.
 ///
 /// # Errors
-/// 404 for an unknown environment, 500 on storage failure.
+/// 404 for an unknown environment or when the outbox is off (it is a development channel), 500 on storage
+/// failure.
 pub async fn outbox_op(
     state: &AppState,
     environment_id: &str,
     to: Option<&str>,
 ) -> Result<Vec<OutboxMessage>, ApiError> {
     let env = environment(state, environment_id)?;
+    if !state.delivery().outbox_enabled() {
+        return Err(ApiError::not_found(
+            "The outbox is off: it is a development channel (`--dev` or delivery.outbox)",
+        ));
+    }
     let rows = state.store().outbox(env.id(), to).await?;
     Ok(rows
         .into_iter()

@@ -12,7 +12,7 @@ use crate::state::AppState;
 
 /// `GET /.well-known/jwks`: the environment's public signing keys.
 pub(crate) async fn jwks(Env(env): Env) -> Json<JwksResponse> {
-    Json(JwksResponse { keys: vec![env.key.jwk()] })
+    Json(JwksResponse { keys: env.keys.ring().jwks() })
 }
 
 fn object(value: Value) -> Map<String, Value> {

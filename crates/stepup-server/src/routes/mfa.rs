@@ -13,6 +13,7 @@ use stepup_proto::{
 use super::{Proof, check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, ApiPath, OptionalJson, Session};
 use crate::config::StepUpMethod;
+use crate::delivery::SecurityEvent;
 use crate::error::ApiError;
 use crate::guard;
 use crate::random;
@@ -130,7 +131,13 @@ pub(crate) async fn register_totp(
     let id = random::uuid().map_err(|_| ApiError::internal())?;
     state
         .store()
-        .insert_totp_device(&id, &session.user_id, &secret, &enrolment_scopes, secs(state.now()))
+        .insert_totp_device(
+            &id,
+            &session.user_id,
+            &state.seal_totp_secret(&id, &secret)?,
+            &enrolment_scopes,
+            secs(state.now()),
+        )
         .await?;
     Ok(Json(TotpRegistration {
         id,
@@ -165,8 +172,9 @@ pub(crate) async fn auth_totp(
         }
     }
     let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
+    let secret = state.open_totp_secret(&device.id, &device.secret)?;
     let checker =
-        totp::totp(&device.secret, &session.env.config.app_name, "user").map_err(|_| ApiError::internal())?;
+        totp::totp(&secret, &session.env.config.app_name, "user").map_err(|_| ApiError::internal())?;
     let now = state.now();
     let invalid = || ApiError::unprocessable(ErrorCode::MfaInvalidCode, "The code is not valid");
     let Some(step) = totp::matched_step(&checker, request.code.expose_secret(), now.as_secs()) else {
@@ -192,6 +200,9 @@ pub(crate) async fn auth_totp(
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response =
         step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Totp).await?;
+    if !device.verified {
+        super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::TotpAdded).await;
+    }
     Ok(Json(response))
 }
 
@@ -296,7 +307,15 @@ pub(crate) async fn regenerate_recovery_codes(
     require_recent_mfa(&state, &session)?;
     // A later first read must not make another set.
     state.store().claim_first_recovery_codes(&session.user_id, secs(state.now())).await?;
-    Ok(Json(new_codes(&state, &session).await?))
+    let codes = new_codes(&state, &session).await?;
+    super::notify::security_event(
+        &state,
+        &session.env,
+        &session.user_id,
+        SecurityEvent::RecoveryCodesRegenerated,
+    )
+    .await;
+    Ok(Json(codes))
 }
 
 /// `DELETE /users/mfa/{id}`: removes an MFA device. Needs `credential:unlink` (for a user with MFA, earned by
@@ -309,6 +328,8 @@ pub(crate) async fn delete_device(
 ) -> Result<StatusCode, ApiError> {
     guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
     if state.store().delete_mfa_device(&session.user_id, &device_id).await? {
+        super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::TotpRemoved)
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("No such MFA device"))

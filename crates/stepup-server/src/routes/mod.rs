@@ -7,11 +7,14 @@ mod environment;
 mod external_auth;
 mod fallback;
 mod mfa;
+mod notify;
 pub mod openapi;
+pub mod operator;
 mod otp;
 mod passkey;
 mod protected;
 mod request_bounds;
+pub mod request_log;
 mod step_up;
 mod users;
 mod wallet;
@@ -71,7 +74,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(environment::live))
         .route("/openapi.json", get(openapi::document));
     if state.admin_token().is_some() {
-        app = app.nest("/admin", admin::router());
+        app = app.nest("/admin", admin::router().merge(operator::router()));
+    }
+    if state.metrics_token().is_some() {
+        app = app.route("/metrics", get(metrics_with_token));
     }
     app.method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found("Not found") })
@@ -82,7 +88,46 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), request_bounds::bounded))
         .layer(cors::layer(&state))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outermost: one log event and one latency observation per answer, whoever made it.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), request_log::log))
         .with_state(state)
+}
+
+/// The router of the metrics listener (`[metrics] listen`): `GET /metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_open))
+        .fallback(|| async { ApiError::not_found("Not found") })
+        .with_state(state)
+}
+
+fn metrics_answer(state: &AppState) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics().encode())
+        .into_response()
+}
+
+async fn metrics_open(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    metrics_answer(&state)
+}
+
+/// `GET /metrics` on the main listener: the metrics token as a bearer token, compared as digests.
+async fn metrics_with_token(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match (given, state.metrics_token()) {
+        (Some(given), Some(token)) if crate::auth::same_secret(given, token.expose_secret()) => {
+            Ok(metrics_answer(&state))
+        }
+        _ => Err(ApiError::unauthorized("The metrics token is required")),
+    }
 }
 
 /// What a step-up verification proved: the method, for the environment's settings, the token's `amr` and
@@ -287,6 +332,7 @@ pub(crate) async fn count_ceremony(state: &AppState, session: &Session) -> Resul
         "Too many enrolments and passkey ceremonies started; try again later",
     )
     .await
+    .map(|_| ())
 }
 
 /// The answer to a step-up verification inside a session: the user, the session re-signed (with a new

@@ -11,6 +11,7 @@ use stepup_proto::{
 use super::{Proof, check_step_up_request, step_up_response, verify_response};
 use crate::auth::{ApiJson, Env, Session, bearer};
 use crate::client_address::ClientAddress;
+use crate::delivery::Channel;
 use crate::error::ApiError;
 use crate::random;
 use crate::state::{AppState, Environment};
@@ -36,7 +37,7 @@ async fn send(
     environment: &Environment,
     session: Option<Session>,
     client: ClientAddress,
-    channel: &str,
+    channel: Channel,
     destination: &str,
 ) -> Result<String, ApiError> {
     let environment_id = environment.id();
@@ -53,10 +54,22 @@ async fn send(
         Some(user_id) => Sender::User { user_id, client },
         None => Sender::Anonymous(client),
     };
-    rules::check_send_limit(state, environment, sender, destination).await?;
+    let claimed = rules::check_send_limit(state, environment, sender, destination).await?;
     let internal = |_| ApiError::internal();
     let id = random::uuid().map_err(internal)?;
     let code = random::digits(CODE_DIGITS).map_err(internal)?;
+    // Delivered before anything is stored: a code the relay refused leaves no verification behind, and gives
+    // back what it took from the send limits.
+    let delivered = state
+        .delivery()
+        .deliver_code(&environment.config, channel, destination, &code, CODE_TTL_SECS / 60)
+        .await;
+    state.metrics().code_sent(channel, delivered.as_ref().err());
+    if let Err(error) = delivered {
+        rules::release_send(state, environment_id, &claimed).await?;
+        return Err(error.into());
+    }
+    let channel = channel.as_str();
     let now = state.now();
     let otp = OtpRow {
         id: id.clone(),
@@ -69,16 +82,16 @@ async fn send(
         failed_attempts: 0,
         used: false,
     };
-    // The outbox is the delivery channel in development (an SMTP or SMS gateway in production): it holds the
-    // code in clear, as the delivered message would. Logs never do.
-    let message = OutboxRow {
+    // The outbox is a development channel (`--dev`, or `delivery.outbox = true`): it holds the code in clear, as
+    // the delivered message does. Logs never do.
+    let message = state.delivery().outbox_enabled().then(|| OutboxRow {
         recipient: destination.to_owned(),
         channel: channel.to_owned(),
         code,
         verification_id: id.clone(),
         created_at: secs(now),
-    };
-    state.store().insert_otp(&otp, &message, &random::uuid().map_err(internal)?).await?;
+    });
+    state.store().insert_otp(&otp, message.as_ref(), &random::uuid().map_err(internal)?, secs(now)).await?;
     tracing::info!(verification = %id, channel, "one-time code sent");
     Ok(id)
 }
@@ -92,7 +105,7 @@ pub(crate) async fn create_email(
     ApiJson(request): ApiJson<EmailVerificationCreateRequest>,
 ) -> Result<Json<EmailVerificationCreateResponse>, ApiError> {
     let email = rules::validate_email(&request.email)?;
-    let id = send(&state, &env, session, client, "email", &email).await?;
+    let id = send(&state, &env, session, client, Channel::Email, &email).await?;
     Ok(Json(EmailVerificationCreateResponse { verification_uuid: id, email }))
 }
 
@@ -106,7 +119,7 @@ pub(crate) async fn create_sms(
 ) -> Result<Json<SmsVerificationCreateResponse>, ApiError> {
     let destination =
         rules::validate_phone(&request.phone_country_code, &request.phone_number, &request.iso_country_code)?;
-    let id = send(&state, &env, session, client, "sms", &destination).await?;
+    let id = send(&state, &env, session, client, Channel::Sms, &destination).await?;
     Ok(Json(SmsVerificationCreateResponse {
         verification_uuid: id,
         phone_number: request.phone_number,

@@ -21,6 +21,7 @@ use webauthn_rs::prelude::{
 use super::{Proof, check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, Session};
 use crate::config::StepUpMethod;
+use crate::delivery::SecurityEvent;
 use crate::error::ApiError;
 use crate::guard;
 use crate::random;
@@ -173,7 +174,9 @@ pub(crate) async fn register(
         updated_at: now,
     };
     state.store().insert_passkey(&row).await?;
-    Ok(Json(step_up_response(&state, &session, None, Proof::PasskeyRegistration).await?))
+    let response = step_up_response(&state, &session, None, Proof::PasskeyRegistration).await?;
+    super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::PasskeyAdded).await;
+    Ok(Json(response))
 }
 
 /// `GET /users/passkeys`: the user's passkeys (`{count, passkeys}`).
@@ -299,6 +302,8 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
     if state.store().delete_passkey(&session.user_id, &request.passkey_id).await? {
+        super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::PasskeyRemoved)
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("No such passkey"))

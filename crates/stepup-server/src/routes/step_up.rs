@@ -31,7 +31,9 @@ pub(crate) async fn check(
             format!("Unknown scope `{}`", request.scope.as_str()),
         ));
     }
-    if !session.env.config.policy.requires_step_up(&request.scope) {
+    let required = session.env.config.policy.requires_step_up(&request.scope);
+    state.metrics().step_up_check(required);
+    if !required {
         return Ok(Json(StepUpCheckResponse {
             is_required: false,
             credentials: vec![],

@@ -1,41 +1,117 @@
-//! Signing keys and server secrets: created once, shared by every replica.
+//! Signing keys and server secrets: created once, shared by every replica, stored sealed (`key_encryption`).
 
 use sqlx::Row as _;
 
 use super::{Store, StoreError};
 
+/// A stored signing key.
+#[derive(Clone)]
+pub struct SigningKeyRow {
+    /// Its slot (`primary` for the first, the key id for rotated ones).
+    pub slot: String,
+    /// The key id (`kid`).
+    pub kid: String,
+    /// The sealed secret (clear hex from versions before encryption at rest).
+    pub secret_key: String,
+    /// When it was made, Unix seconds: the newest signs.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Store {
-    /// The secret stored under `(environment, slot)`, inserting `candidate` if there is none yet. Replicas that
-    /// race on first start all end up with the same secret (the first insert wins).
+    /// An environment's signing keys, newest first.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn signing_key(
+    pub async fn signing_keys(&self, environment_id: &str) -> Result<Vec<SigningKeyRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT slot, kid, secret_key, created_at FROM signing_keys WHERE environment_id = $1 \
+             ORDER BY created_at DESC, kid DESC",
+        )
+        .bind(environment_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SigningKeyRow {
+                    slot: row.try_get("slot")?,
+                    kid: row.try_get("kid")?,
+                    secret_key: row.try_get("secret_key")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Stores a key in `slot` unless the slot holds one (replicas racing on first start keep the first).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn insert_signing_key_if_none(
         &self,
         environment_id: &str,
         slot: &str,
-        candidate_kid: &str,
-        candidate_secret: &str,
-        now: i64,
-    ) -> Result<(String, String), StoreError> {
+        kid: &str,
+        sealed_secret: &str,
+        created_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO signing_keys (environment_id, slot, kid, secret_key, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (environment_id, slot) DO NOTHING",
         )
         .bind(environment_id)
         .bind(slot)
-        .bind(candidate_kid)
-        .bind(candidate_secret)
-        .bind(now)
+        .bind(kid)
+        .bind(sealed_secret)
+        .bind(created_at)
         .execute(self.pool())
         .await?;
-        let row =
-            sqlx::query("SELECT kid, secret_key FROM signing_keys WHERE environment_id = $1 AND slot = $2")
-                .bind(environment_id)
-                .bind(slot)
-                .fetch_one(self.pool())
-                .await?;
-        Ok((row.try_get("kid")?, row.try_get("secret_key")?))
+        Ok(())
+    }
+
+    /// Replaces a key stored in clear with its sealed form (only if it is still the clear value).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reseal_signing_key(
+        &self,
+        environment_id: &str,
+        slot: &str,
+        clear: &str,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE signing_keys SET secret_key = $4 WHERE environment_id = $1 AND slot = $2 AND secret_key = $3",
+        )
+        .bind(environment_id)
+        .bind(slot)
+        .bind(clear)
+        .bind(sealed)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a retired key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn delete_signing_key(&self, environment_id: &str, slot: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM signing_keys WHERE environment_id = $1 AND slot = $2")
+            .bind(environment_id)
+            .bind(slot)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// The server secret `name`, inserting `candidate` if there is none yet.
@@ -53,5 +129,54 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         Ok(row.try_get("value")?)
+    }
+
+    /// Replaces a server secret stored in clear with its sealed form (only if it is still the clear value).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reseal_server_secret(
+        &self,
+        name: &str,
+        clear: &str,
+        sealed: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE server_secrets SET value = $3 WHERE name = $1 AND value = $2")
+            .bind(name)
+            .bind(clear)
+            .bind(sealed)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// TOTP devices whose secret is stored in clear (written before encryption at rest): `(id, secret)`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn clear_totp_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, secret FROM mfa_devices WHERE kind = 'totp' AND secret NOT LIKE 'kek1:%'",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("id")?, row.try_get("secret")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Replaces a TOTP secret stored in clear with its sealed form (only if it is still the clear value).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn reseal_totp_secret(&self, id: &str, clear: &str, sealed: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mfa_devices SET secret = $3 WHERE id = $1 AND secret = $2")
+            .bind(id)
+            .bind(clear)
+            .bind(sealed)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

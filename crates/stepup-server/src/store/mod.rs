@@ -12,6 +12,7 @@
 mod housekeeping;
 mod keys;
 mod mfa;
+mod operator;
 mod otp;
 mod passkeys;
 mod rate;
@@ -20,7 +21,9 @@ mod tokens;
 mod users;
 
 pub use housekeeping::{COUNTED_TABLES, PENDING_ENROLMENT_TTL_SECS};
+pub use keys::SigningKeyRow;
 pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, RecoveryCodeRow, TotpStep};
+pub use operator::MfaReset;
 pub use otp::{OtpRow, OutboxRow};
 pub use passkeys::{MAX_OPEN_CEREMONIES, PasskeyRow};
 pub use sessions::SessionRow;

@@ -54,15 +54,16 @@ impl std::fmt::Debug for OutboxRow {
 }
 
 impl Store {
-    /// Stores a sent code and its outbox message in one transaction.
+    /// Stores a sent code, and its outbox message when the outbox is on, in one transaction.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn insert_otp(
         &self,
         otp: &OtpRow,
-        message: &OutboxRow,
+        message: Option<&OutboxRow>,
         outbox_id: &str,
+        now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
@@ -75,10 +76,11 @@ impl Store {
         .bind(&otp.channel)
         .bind(&otp.destination)
         .bind(&otp.code_hash)
-        .bind(message.created_at)
+        .bind(now)
         .bind(otp.expires_at)
         .execute(&mut *tx)
         .await?;
+        let Some(message) = message else { return Ok(tx.commit().await?) };
         sqlx::query(
             "INSERT INTO outbox (id, environment_id, recipient, channel, code, verification_id, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -6,7 +6,7 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Claims one of `slots` rate slots of `key`: a slot that is free, or was claimed at or before
-    /// `window_start`. Returns `Err(oldest claim time)` when all are taken. One conditional upsert per slot, so
+    /// `window_start`. Returns the slot claimed, or `Err(oldest claim time)` when all are taken. One conditional upsert per slot, so
     /// parallel claims on any replicas never exceed `slots`. `expires_at` is when the claim frees (for the purge).
     ///
     /// # Errors
@@ -19,7 +19,7 @@ impl Store {
         now: i64,
         window_start: i64,
         expires_at: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
+    ) -> Result<Result<i64, i64>, StoreError> {
         for slot in 0..slots {
             let claimed = sqlx::query(
                 "INSERT INTO rate_slots (environment_id, slot_key, slot, sent_at, expires_at) VALUES ($1, $2, $3, $4, $6) \
@@ -35,7 +35,7 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
             if claimed.is_some() {
-                return Ok(Ok(()));
+                return Ok(Ok(slot));
             }
         }
         let row = sqlx::query(
@@ -48,9 +48,56 @@ impl Store {
         Ok(Err(row.try_get::<Option<i64>, _>("oldest")?.unwrap_or(now)))
     }
 
+    /// Frees a slot [`Store::claim_rate_slot`] claimed at `claimed_at`, unless it was claimed again since.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn release_rate_slot(
+        &self,
+        environment_id: &str,
+        key: &str,
+        slot: i64,
+        claimed_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "DELETE FROM rate_slots WHERE environment_id = $1 AND slot_key = $2 AND slot = $3 AND sent_at = $4",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .bind(slot)
+        .bind(claimed_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Takes back one event [`Store::count_rate_event`] counted in the window ending at `window_end`, if that
+    /// window is still the current one.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn uncount_rate_event(
+        &self,
+        environment_id: &str,
+        key: &str,
+        window_end: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE rate_counters SET count = count - 1 \
+             WHERE environment_id = $1 AND counter_key = $2 AND expires_at = $3 AND count > 0",
+        )
+        .bind(environment_id)
+        .bind(key)
+        .bind(window_end)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Counts one event of `key` in its current window, if fewer than `max` were counted: one atomic upsert that
     /// starts a new window (count 1, ending at `window_end`) when the stored one ended at or before `now`.
-    /// Returns `Err(end of the full window)` when `max` are already counted. Concurrent counts on any replicas
+    /// Returns the end of the window it was counted in, or `Err(end of the full window)` when `max` are already
+    /// counted. Concurrent counts on any replicas
     /// never exceed `max` in a window.
     ///
     /// # Errors
@@ -62,13 +109,13 @@ impl Store {
         max: i64,
         now: i64,
         window_end: i64,
-    ) -> Result<Result<(), i64>, StoreError> {
+    ) -> Result<Result<i64, i64>, StoreError> {
         let counted = sqlx::query(
             "INSERT INTO rate_counters (environment_id, counter_key, count, expires_at) VALUES ($1, $2, 1, $4) \
              ON CONFLICT (environment_id, counter_key) DO UPDATE SET \
              count = CASE WHEN rate_counters.expires_at <= $3 THEN 1 ELSE rate_counters.count + 1 END, \
              expires_at = CASE WHEN rate_counters.expires_at <= $3 THEN $4 ELSE rate_counters.expires_at END \
-             WHERE rate_counters.expires_at <= $3 OR rate_counters.count < $5 RETURNING count",
+             WHERE rate_counters.expires_at <= $3 OR rate_counters.count < $5 RETURNING expires_at",
         )
         .bind(environment_id)
         .bind(key)
@@ -77,8 +124,8 @@ impl Store {
         .bind(max)
         .fetch_optional(self.pool())
         .await?;
-        if counted.is_some() {
-            return Ok(Ok(()));
+        if let Some(row) = counted {
+            return Ok(Ok(row.try_get::<i64, _>("expires_at")?));
         }
         let row = sqlx::query(
             "SELECT expires_at FROM rate_counters WHERE environment_id = $1 AND counter_key = $2",

@@ -31,6 +31,7 @@ pub async fn reserve(state: &AppState, user_id: &str) -> Result<Attempt, ApiErro
         Ok(count) if count > MAX_FAILURES => {
             let until = secs(state.now().plus_secs(LOCK_SECS));
             state.store().mfa_lock(user_id, until).await?;
+            state.metrics().lockout();
             Err(ApiError::locked(LOCK_SECS))
         }
         Ok(count) => Ok(Attempt(count)),
@@ -43,7 +44,10 @@ pub async fn failed(state: &AppState, user_id: &str, attempt: Attempt, error: Ap
         return error;
     }
     match state.store().mfa_lock(user_id, secs(state.now().plus_secs(LOCK_SECS))).await {
-        Ok(()) => ApiError::locked(LOCK_SECS),
+        Ok(()) => {
+            state.metrics().lockout();
+            ApiError::locked(LOCK_SECS)
+        }
         Err(store_error) => store_error.into(),
     }
 }

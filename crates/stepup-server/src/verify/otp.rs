@@ -3,6 +3,7 @@
 use stepup_proto::ErrorCode;
 use subtle::ConstantTimeEq as _;
 
+use super::rate::Claimed;
 use crate::client_address::ClientAddress;
 use crate::error::ApiError;
 use crate::state::{AppState, Environment};
@@ -69,8 +70,12 @@ pub enum Sender<'a> {
 }
 
 /// Refuses a send over its limits. A signed-in user: [`MAX_SENDS`] per destination and [`MAX_USER_SENDS`] in
-/// all per [`SEND_WINDOW_SECS`], and `signed_in_sends_per_client_per_hour` per client address. Anonymous: [`MAX_SENDS`] per destination per window (Dynamic's limit), and the
-/// environment's `anonymous_sends_per_client_per_hour` per client address and `anonymous_sends_per_hour` in all.
+/// all per [`SEND_WINDOW_SECS`], and `signed_in_sends_per_client_per_hour` per client address. Anonymous:
+/// [`MAX_SENDS`] per destination per window (Dynamic's limit), and the environment's
+/// `anonymous_sends_per_client_per_hour` per client address and `anonymous_sends_per_hour` in all.
+///
+/// Returns what the send took from each limit, to be given back ([`release_send`]) if the code cannot be
+/// delivered: a failed delivery does not count.
 ///
 /// # Errors
 /// 429 `too_many_verification_attempts` with the seconds until a send is allowed again.
@@ -79,7 +84,7 @@ pub async fn check_send_limit(
     environment: &Environment,
     sender: Sender<'_>,
     destination: &str,
-) -> Result<(), ApiError> {
+) -> Result<Vec<Claimed>, ApiError> {
     let env = environment.id();
     let limits = &environment.config.limits;
     let window = |max: i64| super::rate::Limit {
@@ -88,68 +93,97 @@ pub async fn check_send_limit(
     };
     let hourly = |max: u32| super::rate::Limit { max, window_secs: 3600 };
     let code = ErrorCode::TooManyVerificationAttempts;
+    let mut claimed = Vec::with_capacity(3);
     match sender {
         Sender::User { user_id, client } => {
-            super::rate::count(
-                state,
-                env,
-                &format!("send:user-client:{}", client.rate_key()),
-                hourly(limits.signed_in_sends_per_client_per_hour),
-                code.clone(),
-                "Too many codes requested from this address; try again later",
-            )
-            .await?;
+            claimed.push(
+                super::rate::count(
+                    state,
+                    env,
+                    &format!("send:user-client:{}", client.rate_key()),
+                    hourly(limits.signed_in_sends_per_client_per_hour),
+                    code.clone(),
+                    "Too many codes requested from this address; try again later",
+                )
+                .await?,
+            );
             let to_destination = format!("send:user:{}:{user_id}:{destination}", user_id.len());
-            super::rate::claim(
-                state,
-                env,
-                &to_destination,
-                window(MAX_SENDS),
-                code.clone(),
-                TOO_MANY_TO_ADDRESS,
-            )
-            .await?;
-            super::rate::claim(
-                state,
-                env,
-                &format!("send:user-all:{user_id}"),
-                window(MAX_USER_SENDS),
-                code,
-                "Too many codes sent for this user; try again later",
-            )
-            .await
+            claimed.push(
+                super::rate::claim(
+                    state,
+                    env,
+                    &to_destination,
+                    window(MAX_SENDS),
+                    code.clone(),
+                    TOO_MANY_TO_ADDRESS,
+                )
+                .await?,
+            );
+            claimed.push(
+                super::rate::claim(
+                    state,
+                    env,
+                    &format!("send:user-all:{user_id}"),
+                    window(MAX_USER_SENDS),
+                    code,
+                    "Too many codes sent for this user; try again later",
+                )
+                .await?,
+            );
         }
         Sender::Anonymous(client) => {
             // The client's own budget first: once it is spent, its requests take nothing from anyone else.
-            super::rate::count(
-                state,
-                env,
-                &format!("send:anon-client:{}", client.rate_key()),
-                hourly(limits.anonymous_sends_per_client_per_hour),
-                code.clone(),
-                "Too many codes requested from this address; try again later",
-            )
-            .await?;
-            super::rate::claim(
-                state,
-                env,
-                &format!("send:anon:{destination}"),
-                window(MAX_SENDS),
-                code.clone(),
-                TOO_MANY_TO_ADDRESS,
-            )
-            .await?;
-            super::rate::count(
-                state,
-                env,
-                "send:anon-all",
-                hourly(limits.anonymous_sends_per_hour),
-                code,
-                "Too many sign-in codes are being sent; try again later",
-            )
-            .await
+            claimed.push(
+                super::rate::count(
+                    state,
+                    env,
+                    &format!("send:anon-client:{}", client.rate_key()),
+                    hourly(limits.anonymous_sends_per_client_per_hour),
+                    code.clone(),
+                    "Too many codes requested from this address; try again later",
+                )
+                .await?,
+            );
+            claimed.push(
+                super::rate::claim(
+                    state,
+                    env,
+                    &format!("send:anon:{destination}"),
+                    window(MAX_SENDS),
+                    code.clone(),
+                    TOO_MANY_TO_ADDRESS,
+                )
+                .await?,
+            );
+            claimed.push(
+                super::rate::count(
+                    state,
+                    env,
+                    "send:anon-all",
+                    hourly(limits.anonymous_sends_per_hour),
+                    code,
+                    "Too many sign-in codes are being sent; try again later",
+                )
+                .await?,
+            );
         }
     }
+    Ok(claimed)
+}
+
+/// Gives back what [`check_send_limit`] took, for a code that was not delivered.
+///
+/// # Errors
+/// 500 on storage failure.
+pub async fn release_send(
+    state: &AppState,
+    environment_id: &str,
+    claimed: &[Claimed],
+) -> Result<(), ApiError> {
+    for claim in claimed {
+        super::rate::release(state, environment_id, claim).await?;
+    }
+    Ok(())
 }
 
 const TOO_MANY_TO_ADDRESS: &str = "Too many codes sent to this address; try again later";

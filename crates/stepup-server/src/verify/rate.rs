@@ -17,6 +17,44 @@ pub struct Limit {
     pub window_secs: u64,
 }
 
+/// What a successful [`claim`] or [`count`] took, so that it can be given back ([`release`]) when the action it
+/// paid for did not happen (a code that could not be delivered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// A slot of a small limit.
+    Slot {
+        /// The limit's key.
+        key: String,
+        /// The slot.
+        slot: i64,
+        /// When it was claimed.
+        at: i64,
+    },
+    /// One count of a large limit.
+    Count {
+        /// The limit's key.
+        key: String,
+        /// The end of the window it was counted in.
+        window_end: i64,
+    },
+}
+
+/// Gives back what [`claim`] or [`count`] took.
+///
+/// # Errors
+/// 500 on storage failure.
+pub async fn release(state: &AppState, environment_id: &str, claimed: &Claimed) -> Result<(), ApiError> {
+    match claimed {
+        Claimed::Slot { key, slot, at } => {
+            state.store().release_rate_slot(environment_id, key, *slot, *at).await?
+        }
+        Claimed::Count { key, window_end } => {
+            state.store().uncount_rate_event(environment_id, key, *window_end).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Claims one of `limit.max` slots of `key` in environment `environment_id`.
 ///
 /// # Errors
@@ -29,7 +67,7 @@ pub async fn claim(
     limit: Limit,
     code: ErrorCode,
     message: &str,
-) -> Result<(), ApiError> {
+) -> Result<Claimed, ApiError> {
     let now = secs(state.now());
     let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
     let window_start = now.saturating_sub(window);
@@ -45,7 +83,7 @@ pub async fn claim(
         )
         .await?
     {
-        Ok(()) => Ok(()),
+        Ok(slot) => Ok(Claimed::Slot { key: key.to_owned(), slot, at: now }),
         Err(oldest) => {
             let retry_after = u64::try_from(oldest - window_start).unwrap_or(1);
             Err(ApiError::too_many(code, message, retry_after))
@@ -67,7 +105,7 @@ pub async fn count(
     limit: Limit,
     code: ErrorCode,
     message: &str,
-) -> Result<(), ApiError> {
+) -> Result<Claimed, ApiError> {
     let now = secs(state.now());
     let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
     match state
@@ -75,7 +113,7 @@ pub async fn count(
         .count_rate_event(environment_id, key, i64::from(limit.max), now, now.saturating_add(window))
         .await?
     {
-        Ok(()) => Ok(()),
+        Ok(window_end) => Ok(Claimed::Count { key: key.to_owned(), window_end }),
         Err(window_end) => {
             let retry_after = u64::try_from(window_end.saturating_sub(now)).unwrap_or(1).max(1);
             Err(ApiError::too_many(code, message, retry_after))

@@ -20,8 +20,16 @@ use stepup_proto::{ErrorBody, SdkUser};
 use stepup_server::routes::{AdminSession, CreateUserRequest, OutboxMessage};
 use stepup_server::{Server, ServerConfig};
 
+pub mod receivers;
+
 pub const ENV: &str = "dev";
 pub const ADMIN: &str = "test-admin-token";
+/// The key-encryption key every test server uses (replicas of one database must share it).
+pub const TEST_KEK: &str = "6b65792d656e6372797074696f6e2d6b65792d666f722d746573747321212121";
+
+pub fn test_kek() -> stepup_server::key_encryption::KeyEncryptionKey {
+    stepup_server::key_encryption::KeyEncryptionKey::parse(TEST_KEK).unwrap()
+}
 
 /// Which database a test runs on.
 #[derive(Debug, Clone)]
@@ -88,6 +96,7 @@ impl TestServer {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.database_url = url;
         config.admin_token = Some(stepup_core::SecretString::new(ADMIN));
+        config.key_encryption_key_value = Some(test_kek());
         configure(&mut config);
         // Real time to start with (TOTP codes are computed from it), moved by hand afterwards.
         let clock = ManualClock::new(SystemClock.now());

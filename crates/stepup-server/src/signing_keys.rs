@@ -1,0 +1,235 @@
+//! Each environment's signing keys: the current one signs, the recently retired ones still verify.
+//!
+//! Rotation (`stepup-server admin rotate-signing-key`, or `POST /admin/environments/{env}/signing-keys`) adds a
+//! key that becomes current. A key retired by a newer one keeps verifying — and stays in the JWKS — for
+//! [`retire_window_secs`] (the longest token lifetime plus a minute of clock skew), so every token it signed
+//! verifies until it expires. Replicas share the keys through the database: each reloads its ring once a
+//! minute, and at once (at most once a second) when a token names a key it does not hold, so a key made on one
+//! replica is honoured by all of them before it matters.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::config::EnvironmentConfig;
+use crate::key_encryption::{KeyEncryptionError, KeyEncryptionKey};
+use crate::store::{SigningKeyRow, Store, StoreError};
+use crate::tokens::{EnvironmentKey, JwtError, TimeClaims};
+use stepup_proto::Jwk;
+
+/// Why the keys cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningKeyError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A key does not decrypt.
+    #[error(transparent)]
+    Sealed(#[from] KeyEncryptionError),
+    /// A key is not 32 bytes of hex.
+    #[error("signing key {kid} of environment {environment} is corrupt")]
+    Corrupt {
+        /// The environment.
+        environment: String,
+        /// The key id.
+        kid: String,
+    },
+    /// The environment has no key (it was deleted from the database under a running server).
+    #[error("environment {0} has no signing key")]
+    Missing(String),
+}
+
+/// How long a retired key keeps verifying: the longest lifetime of anything it signed, plus a minute.
+#[must_use]
+pub fn retire_window_secs(env: &EnvironmentConfig) -> i64 {
+    let policy = &env.policy;
+    let longest = policy.session_ttl_secs.max(policy.single_use_ttl_secs).max(policy.multi_use_ttl_secs);
+    i64::try_from(longest.saturating_add(60)).unwrap_or(i64::MAX)
+}
+
+/// The keys of one environment at one moment.
+#[derive(Debug)]
+pub struct KeyRing {
+    /// Newest first; the first signs.
+    keys: Vec<EnvironmentKey>,
+}
+
+impl KeyRing {
+    /// The signing key.
+    #[must_use]
+    pub fn current(&self) -> &EnvironmentKey {
+        // A ring is built from at least one key (`load` refuses an empty list).
+        &self.keys[0]
+    }
+
+    /// Every key that verifies, current first: the JWKS.
+    #[must_use]
+    pub fn jwks(&self) -> Vec<Jwk> {
+        self.keys.iter().map(EnvironmentKey::jwk).collect()
+    }
+
+    fn by_kid(&self, kid: &str) -> Option<&EnvironmentKey> {
+        self.keys.iter().find(|key| key.kid() == kid)
+    }
+}
+
+/// The context a signing key is sealed under.
+#[must_use]
+pub fn sealing_context(environment_id: &str, kid: &str) -> String {
+    format!("signing_key:{environment_id}:{kid}")
+}
+
+fn decode_hex_key(hex: &str) -> Option<[u8; 32]> {
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect::<Option<_>>()?;
+    bytes.try_into().ok()
+}
+
+/// Builds the ring from stored rows (newest first), sealing any key an earlier version stored in clear.
+async fn ring_from_rows(
+    store: &Store,
+    env: &EnvironmentConfig,
+    kek: &KeyEncryptionKey,
+    rows: Vec<SigningKeyRow>,
+    now: i64,
+) -> Result<KeyRing, SigningKeyError> {
+    let window = retire_window_secs(env);
+    let mut keys = Vec::new();
+    let mut successor_created: Option<i64> = None;
+    for row in rows {
+        // A key retired (by the next newer one) longer ago than the window signs nothing still valid.
+        if successor_created.is_some_and(|at| at < now.saturating_sub(window)) {
+            break;
+        }
+        successor_created = Some(row.created_at);
+        let context = sealing_context(&env.id, &row.kid);
+        let (secret, was_sealed) = kek.open_text(&context, &row.secret_key)?;
+        let corrupt = || SigningKeyError::Corrupt { environment: env.id.clone(), kid: row.kid.clone() };
+        let bytes = zeroize::Zeroizing::new(decode_hex_key(&secret).ok_or_else(corrupt)?);
+        if !was_sealed {
+            let sealed = kek.seal(&context, secret.as_bytes())?;
+            store.reseal_signing_key(&env.id, &row.slot, &row.secret_key, &sealed).await?;
+            tracing::info!(environment = %env.id, kid = %row.kid, "signing key encrypted at rest");
+        }
+        keys.push(EnvironmentKey::from_secret(row.kid.clone(), &env.id, &bytes));
+    }
+    if keys.is_empty() {
+        return Err(SigningKeyError::Missing(env.id.clone()));
+    }
+    Ok(KeyRing { keys })
+}
+
+/// One environment's keys, swapped whole on reload (readers never wait).
+#[derive(Debug)]
+pub struct SigningKeys {
+    ring: ArcSwap<KeyRing>,
+    last_reload: Mutex<Instant>,
+}
+
+impl SigningKeys {
+    /// Loads the keys, creating the first one (sealed) when the environment has none. Replicas racing on first
+    /// start all end up with the same key (the first insert wins).
+    ///
+    /// # Errors
+    /// [`SigningKeyError`].
+    pub async fn load_or_create(
+        store: &Store,
+        env: &EnvironmentConfig,
+        kek: &KeyEncryptionKey,
+        now: i64,
+    ) -> Result<Self, SigningKeyError> {
+        if store.signing_keys(&env.id).await?.is_empty() {
+            let kid = crate::random::uuid().map_err(|_| KeyEncryptionError::Random)?;
+            let secret = crate::random::bytes::<32>().map_err(|_| KeyEncryptionError::Random)?;
+            let sealed = kek.seal(&sealing_context(&env.id, &kid), crate::random::hex(&secret).as_bytes())?;
+            store.insert_signing_key_if_none(&env.id, "primary", &kid, &sealed, now).await?;
+        }
+        let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now).await?;
+        Ok(Self { ring: ArcSwap::from_pointee(ring), last_reload: Mutex::new(Instant::now()) })
+    }
+
+    /// The current ring.
+    #[must_use]
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.load_full()
+    }
+
+    /// Reloads from the database.
+    ///
+    /// # Errors
+    /// [`SigningKeyError`].
+    pub async fn reload(
+        &self,
+        store: &Store,
+        env: &EnvironmentConfig,
+        kek: &KeyEncryptionKey,
+        now: i64,
+    ) -> Result<(), SigningKeyError> {
+        let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now).await?;
+        self.ring.store(Arc::new(ring));
+        *self.last_reload.lock().await = Instant::now();
+        Ok(())
+    }
+
+    /// Whether a reload for an unknown key id may run now (at most once a second: a stream of forged key ids
+    /// must not turn into a stream of queries).
+    pub async fn may_reload(&self) -> bool {
+        let mut last = self.last_reload.lock().await;
+        if last.elapsed() >= std::time::Duration::from_secs(1) {
+            *last = Instant::now();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Verifies a token against the ring (see [`EnvironmentKey::verify`]).
+    ///
+    /// # Errors
+    /// [`JwtError::UnknownKey`] when no key of the ring has the token's `kid`; the others as
+    /// [`EnvironmentKey::verify`].
+    pub fn verify<C: serde::de::DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<C, JwtError> {
+        let header = crate::tokens::peek_header(token)?;
+        let ring = self.ring.load();
+        let key = header.kid.as_deref().and_then(|kid| ring.by_kid(kid)).ok_or(JwtError::UnknownKey)?;
+        key.verify(token, now)
+    }
+}
+
+/// Adds a new signing key that becomes current at once (its `created_at` is after every other key's, so all
+/// replicas agree which is newest), and deletes keys retired longer than the window. Returns the new key id.
+///
+/// # Errors
+/// [`SigningKeyError`].
+pub async fn rotate(
+    store: &Store,
+    env: &EnvironmentConfig,
+    kek: &KeyEncryptionKey,
+    now: i64,
+) -> Result<String, SigningKeyError> {
+    let rows = store.signing_keys(&env.id).await?;
+    let created_at = rows.first().map_or(now, |newest| now.max(newest.created_at + 1));
+    let kid = crate::random::uuid().map_err(|_| KeyEncryptionError::Random)?;
+    let secret = crate::random::bytes::<32>().map_err(|_| KeyEncryptionError::Random)?;
+    let sealed = kek.seal(&sealing_context(&env.id, &kid), crate::random::hex(&secret).as_bytes())?;
+    store.insert_signing_key_if_none(&env.id, &kid, &kid, &sealed, created_at).await?;
+    // Keys whose successor is older than the window verify nothing still alive.
+    let window = retire_window_secs(env);
+    let mut successor: Option<i64> = Some(created_at);
+    for row in &rows {
+        if successor.is_some_and(|at| at < now.saturating_sub(window)) {
+            store.delete_signing_key(&env.id, &row.slot).await?;
+        }
+        successor = Some(row.created_at);
+    }
+    Ok(kid)
+}
