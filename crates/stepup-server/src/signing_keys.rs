@@ -128,7 +128,8 @@ async fn ring_from_rows(
 #[derive(Debug)]
 pub struct SigningKeys {
     ring: ArcSwap<KeyRing>,
-    last_reload: Mutex<Instant>,
+    /// When a reload for an unknown key id last ran (none yet: the first may run at once).
+    last_reload: Mutex<Option<Instant>>,
 }
 
 impl SigningKeys {
@@ -150,7 +151,7 @@ impl SigningKeys {
             store.insert_signing_key_if_none(&env.id, "primary", &kid, &sealed, now).await?;
         }
         let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now).await?;
-        Ok(Self { ring: ArcSwap::from_pointee(ring), last_reload: Mutex::new(Instant::now()) })
+        Ok(Self { ring: ArcSwap::from_pointee(ring), last_reload: Mutex::new(None) })
     }
 
     /// The current ring.
@@ -172,7 +173,6 @@ impl SigningKeys {
     ) -> Result<(), SigningKeyError> {
         let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now).await?;
         self.ring.store(Arc::new(ring));
-        *self.last_reload.lock().await = Instant::now();
         Ok(())
     }
 
@@ -180,12 +180,11 @@ impl SigningKeys {
     /// must not turn into a stream of queries).
     pub async fn may_reload(&self) -> bool {
         let mut last = self.last_reload.lock().await;
-        if last.elapsed() >= std::time::Duration::from_secs(1) {
-            *last = Instant::now();
-            true
-        } else {
-            false
+        if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+            return false;
         }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Verifies a token against the ring (see [`EnvironmentKey::verify`]).

@@ -29,6 +29,7 @@ use utoipa::openapi::{
 };
 
 use super::admin::{AdminSession, CreateSessionRequest, CreateUserRequest, LinkWalletRequest, OutboxMessage};
+use super::operator;
 use super::passkey::DeletePasskey;
 use crate::state::AppState;
 
@@ -456,4 +457,40 @@ fn admin_operations(doc: &mut Document) {
         )
         .answers_list::<OutboxMessage>()
         .add();
+    doc.admin(Get, "/users", "List users, a page at a time")
+        .query_parameter(
+            "after",
+            "Users with ids after this one",
+            ObjectBuilder::new().schema_type(Type::String),
+        )
+        .query_parameter(
+            "limit",
+            "How many (1 to 200, default 50)",
+            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(200)),
+        )
+        .answers::<operator::UserPage>()
+        .add();
+    doc.admin(HttpMethod::Delete, "/users/{userId}", "Delete a user and all that is theirs")
+        .path_parameter("userId", "The user id")
+        .answers::<operator::DeleteAnswer>()
+        .add();
+    doc.admin(Post, "/users/{userId}/unlock", "End a user's MFA lockout")
+        .path_parameter("userId", "The user id")
+        .answers::<operator::UnlockAnswer>()
+        .add();
+    doc.admin(Post, "/users/{userId}/mfa/reset", "Remove a user's TOTP devices, passkeys and recovery codes")
+        .path_parameter("userId", "The user id")
+        .answers::<operator::MfaResetAnswer>()
+        .add();
+    doc.admin(Post, "/users/{userId}/sessions/revoke", "End every session of a user")
+        .path_parameter("userId", "The user id")
+        .answers::<operator::RevokeAnswer>()
+        .add();
+    doc.admin(
+        Post,
+        "/signing-keys",
+        "Rotate the signing key (the previous one verifies until its tokens expire)",
+    )
+    .answers::<operator::RotatedKey>()
+    .add();
 }
