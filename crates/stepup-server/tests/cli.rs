@@ -57,8 +57,31 @@ fn admin_subcommands_seed_a_database() {
     let (ok, out) = run(&["admin", "--database-url", &url, "outbox"]);
     assert!(ok);
     assert_eq!(out.trim(), "[]");
+    // Operator tools.
+    let (ok, out) = run(&["admin", "--database-url", &url, "list-users", "--limit", "10"]);
+    assert!(ok, "{out}");
+    let page: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["users"][0]["id"], user_id);
+    for (operation, expected) in [
+        ("unlock-user", serde_json::json!({"unlocked": false})),
+        ("reset-mfa", serde_json::json!({"devices": 0, "passkeys": 0, "recoveryCodes": 0})),
+        ("revoke-sessions", serde_json::json!({"revoked": 1})),
+    ] {
+        let (ok, out) = run(&["admin", "--database-url", &url, operation, "--user-id", user_id]);
+        assert!(ok, "{operation}: {out}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), expected, "{operation}");
+    }
+    let (ok, out) = run(&["admin", "--database-url", &url, "rotate-signing-key"]);
+    assert!(ok, "{out}");
+    let rotated: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rotated["published"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(rotated["published"][0], rotated["kid"]);
     let (ok, _) = run(&["admin", "--database-url", &url, "session", "--user-id", "nobody"]);
     assert!(!ok, "an unknown user is an error");
+    let (ok, out) = run(&["admin", "--database-url", &url, "delete-user", "--user-id", user_id]);
+    assert!(ok && out.contains("\"deleted\": true"), "{out}");
+    let (ok, _) = run(&["admin", "--database-url", &url, "delete-user", "--user-id", user_id]);
+    assert!(!ok, "deleted already");
     let (ok, _) = run(&["admin", "--database-url", "sqlite::memory:", "outbox"]);
     assert!(!ok, "a memory database cannot be administered from outside");
     // The database's secrets are sealed: without the key, or with another one, nothing opens.
