@@ -65,7 +65,7 @@ async fn a_rotated_key_is_honoured_by_every_replica(backend: &Backend) {
         minted["elevatedAccessToken"].as_str().unwrap().to_owned(),
     );
     let first = kid_of(&old_session);
-    assert_eq!(jwks_kids(&a).await, [first.clone()]);
+    assert_eq!(jwks_kids(&a).await, std::slice::from_ref(&first));
 
     let rotated = rotate(&a).await;
     let second = rotated["kid"].as_str().unwrap().to_owned();

@@ -40,7 +40,7 @@ fn brute_force(key: &[u8], verification_id: &str, code_hash: &str) -> Option<Str
 }
 
 fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    (text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
+    (text.len().is_multiple_of(2) && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| {
         (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
     })
 }
