@@ -486,6 +486,14 @@ fn origin_under(origin: &str, rp_id: &str) -> bool {
     host == rp_id || host.strip_suffix(&rp_id).is_some_and(|prefix| prefix.ends_with('.'))
 }
 
+/// A private-network address (RFC 1918, IPv6 unique-local): where a metrics listener without a token belongs.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_private() || v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
 /// `scheme://host[:port]` with an http(s) scheme and nothing after the authority (no path, query or fragment).
 fn is_bare_origin(origin: &str) -> bool {
     let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
@@ -697,10 +705,75 @@ impl ServerConfig {
                 None => {}
             }
         }
+        let request_timeout = self.connections.request_timeout_ms;
+        let delivery_timeouts = [
+            self.delivery.smtp.as_ref().map(|smtp| ("delivery.smtp.timeout_ms", smtp.timeout_ms)),
+            self.delivery.sms.as_ref().map(|sms| ("delivery.sms.timeout_ms", sms.timeout_ms())),
+        ];
+        for (name, timeout) in delivery_timeouts.into_iter().flatten() {
+            if timeout >= request_timeout {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} ({timeout}) must be below connections.request_timeout_ms ({request_timeout}): a send \
+                     cut off by the request timeout is neither answered nor given back"
+                )));
+            }
+        }
+        if let Some(crate::delivery::settings::SmsGatewayConfig::Twilio { .. }) = &self.delivery.sms {
+            for env in &self.environments {
+                if env.policy.method_enabled(StepUpMethod::Sms) && env.sms.from.is_none() {
+                    return Err(ConfigError::Invalid(format!(
+                        "environment {}: sms.from is needed to send SMS through Twilio",
+                        env.id
+                    )));
+                }
+            }
+        }
         if self.metrics.token.as_ref().is_some_and(|token| token.expose_secret().trim().len() < 16) {
             return Err(ConfigError::Invalid("metrics.token must be at least 16 characters".into()));
         }
         Ok(())
+    }
+
+    /// What is allowed but likely a mistake outside development: `check-config` prints these, `serve` logs
+    /// them.
+    #[must_use]
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let outbox = self.delivery.outbox.unwrap_or(self.dev);
+        if outbox && !self.dev {
+            warnings.push(
+                "delivery.outbox is on outside --dev: every code is also stored in clear in the database"
+                    .into(),
+            );
+        }
+        for env in &self.environments {
+            let channels = [
+                (StepUpMethod::Email, self.delivery.smtp.is_some(), "email", "delivery.smtp"),
+                (StepUpMethod::Sms, self.delivery.sms.is_some(), "SMS", "delivery.sms"),
+            ];
+            for (method, configured, name, section) in channels {
+                if env.policy.step_up_enabled && env.policy.method_enabled(method) && !configured && !outbox {
+                    warnings.push(format!(
+                        "environment {}: {name} is an enabled method but no {section} is configured: its codes \
+                         cannot be sent (503 delivery_unavailable); configure it or drop it from enabled_methods",
+                        env.id
+                    ));
+                }
+            }
+        }
+        if let Some(addr) = self.metrics.listen
+            && !(addr.ip().is_loopback() || is_private(addr.ip()))
+        {
+            warnings.push(format!(
+                "metrics.listen {addr} is not a loopback or private address, and /metrics there takes no token"
+            ));
+        }
+        if self.key_encryption_key_value.is_some() && self.key_encryption_key_file.is_some() {
+            warnings.push(
+                "both STEPUP_KEY_ENCRYPTION_KEY and a key file are set: the variable is used, the file ignored".into(),
+            );
+        }
+        warnings
     }
 
     fn validate_external_auth(&self, external: &ExternalAuthConfig) -> Result<(), String> {

@@ -185,23 +185,35 @@ impl KeyEncryptionKey {
             .map_err(|_| corrupt())
     }
 
-    /// Opens a sealed text value, or passes through one an earlier version stored in clear (`Ok(None)` says
-    /// which, so the caller can seal it).
+    /// Opens a sealed text value.
     ///
     /// # Errors
-    /// As [`KeyEncryptionKey::open`], and [`KeyEncryptionError::Corrupt`] for sealed bytes that are not UTF-8.
-    pub fn open_text(
+    /// As [`KeyEncryptionKey::open`] (a clear value is [`KeyEncryptionError::Corrupt`]), and
+    /// [`KeyEncryptionError::Corrupt`] for sealed bytes that are not UTF-8.
+    pub fn open_text(&self, context: &str, stored: &str) -> Result<Zeroizing<String>, KeyEncryptionError> {
+        let bytes = self.open(context, stored)?;
+        String::from_utf8(bytes.to_vec())
+            .map(Zeroizing::new)
+            .map_err(|_| KeyEncryptionError::Corrupt { what: context.to_owned() })
+    }
+
+    /// [`KeyEncryptionKey::open_text`], or a value an earlier version stored in clear passed through
+    /// (`Ok((value, false))`), for the one-time sealing on start. Only that start may take a clear value: at
+    /// any other time one is refused, or a row planted in clear by someone with write access to the database
+    /// (a signing key, a TOTP secret) would be taken.
+    ///
+    /// # Errors
+    /// As [`KeyEncryptionKey::open_text`].
+    pub fn open_or_adopt_clear(
         &self,
         context: &str,
         stored: &str,
     ) -> Result<(Zeroizing<String>, bool), KeyEncryptionError> {
-        if !is_sealed(stored) {
-            return Ok((Zeroizing::new(stored.to_owned()), false));
+        if is_sealed(stored) {
+            Ok((self.open_text(context, stored)?, true))
+        } else {
+            Ok((Zeroizing::new(stored.to_owned()), false))
         }
-        let bytes = self.open(context, stored)?;
-        let text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| KeyEncryptionError::Corrupt { what: context.to_owned() })?;
-        Ok((Zeroizing::new(text), true))
     }
 }
 
@@ -233,8 +245,13 @@ mod tests {
         let other = KeyEncryptionKey::generate().unwrap();
         assert!(matches!(other.open("totp:d1", &sealed), Err(KeyEncryptionError::WrongKey { .. })));
         // Clear values of earlier versions pass through, flagged.
-        let (clear, was_sealed) = kek.open_text("totp:d1", "JBSWY3DPEHPK3PXP").unwrap();
+        let (clear, was_sealed) = kek.open_or_adopt_clear("totp:d1", "JBSWY3DPEHPK3PXP").unwrap();
         assert_eq!((clear.as_str(), was_sealed), ("JBSWY3DPEHPK3PXP", false));
+        // Outside the sealing on start, a clear value is refused.
+        assert!(matches!(
+            kek.open_text("totp:d1", "JBSWY3DPEHPK3PXP"),
+            Err(KeyEncryptionError::Corrupt { .. })
+        ));
         assert!(!format!("{kek:?}").contains(kek.to_hex().as_str()));
     }
 

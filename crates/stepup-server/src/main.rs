@@ -72,9 +72,12 @@ struct AdminTarget {
     /// TOML configuration file of the server.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The server's database (with --dev settings when no --config is given).
+    /// The server's database (overrides the configuration's).
     #[arg(long, env = "STEPUP_DATABASE_URL")]
     database_url: Option<String>,
+    /// The database is a `serve --dev` server's: use its settings (instead of --config).
+    #[arg(long, conflicts_with = "config")]
+    dev: bool,
     /// The environment.
     #[arg(long, default_value = "dev")]
     environment_id: String,
@@ -165,13 +168,25 @@ enum AdminOperation {
     },
     /// Add a new signing key to the environment; the previous one verifies until its tokens expire. Running
     /// servers pick it up within a minute.
-    RotateSigningKey,
+    RotateSigningKey {
+        /// Delete every other key at once (a key leaked): all tokens they signed stop verifying.
+        #[arg(long)]
+        retire_previous: bool,
+    },
 }
 
 async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String, String> {
-    let mut config = match &target.config {
-        Some(path) => ServerConfig::from_file(path).map_err(|e| e.to_string())?,
-        None => ServerConfig::dev(&target.environment_id),
+    // The operations depend on the server's settings (the key retirement window, the relay notices go through,
+    // which environments exist): read them, never guess them.
+    let mut config = match (&target.config, target.dev) {
+        (Some(path), _) => ServerConfig::from_file(path).map_err(|e| e.to_string())?,
+        (None, true) => ServerConfig::dev(&target.environment_id),
+        (None, false) => {
+            return Err(
+                "give --config FILE (the server's configuration), or --dev for a `serve --dev` database"
+                    .into(),
+            );
+        }
     };
     config.apply_env().map_err(|e| e.to_string())?;
     if let Some(url) = target.database_url {
@@ -234,9 +249,9 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
         AdminOperation::DeleteUser { user_id } => serde_json::to_string_pretty(
             &operator::delete_user_op(&state, env, &user_id).await.map_err(fail)?,
         ),
-        AdminOperation::RotateSigningKey => {
-            serde_json::to_string_pretty(&operator::rotate_signing_key_op(&state, env).await.map_err(fail)?)
-        }
+        AdminOperation::RotateSigningKey { retire_previous } => serde_json::to_string_pretty(
+            &operator::rotate_signing_key_op(&state, env, retire_previous).await.map_err(fail)?,
+        ),
     };
     json.map_err(|e| e.to_string())
 }
@@ -302,6 +317,9 @@ fn check_config(path: PathBuf, dev: bool) -> Result<String, String> {
             (None, None) => "off".to_owned(),
         }
     ));
+    for warning in config.warnings() {
+        lines.push(format!("warning: {warning}"));
+    }
     Ok(lines.join("\n"))
 }
 

@@ -38,7 +38,7 @@ struct IssueLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
+    method: &'static str,
     route: String,
     status: u16,
 }
@@ -180,10 +180,11 @@ impl Metrics {
         self.guard_refusals.inc();
     }
 
-    /// A request to `route` (the path template) was answered `status` after `seconds`.
-    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// A request to `route` (the path template, or `unmatched`) with `method` (one of a fixed set) was answered
+    /// `status` after `seconds`.
+    pub fn request(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         self.requests
-            .get_or_create(&RouteLabels { method: method.to_owned(), route: route.to_owned(), status })
+            .get_or_create(&RouteLabels { method, route: route.to_owned(), status })
             .observe(seconds);
     }
 

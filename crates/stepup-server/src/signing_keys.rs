@@ -79,7 +79,8 @@ impl KeyRing {
 /// The context a signing key is sealed under.
 #[must_use]
 pub fn sealing_context(environment_id: &str, kid: &str) -> String {
-    format!("signing_key:{environment_id}:{kid}")
+    // Length-prefixed: an environment id may contain `:`, and `a:b` + `c` must not read as `a` + `b:c`.
+    format!("signing_key:{}:{environment_id}:{kid}", environment_id.len())
 }
 
 fn decode_hex_key(hex: &str) -> Option<[u8; 32]> {
@@ -90,13 +91,15 @@ fn decode_hex_key(hex: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// Builds the ring from stored rows (newest first), sealing any key an earlier version stored in clear.
+/// Builds the ring from stored rows (newest first). With `adopt_clear` (the start only), a key an earlier
+/// version stored in clear is taken and sealed; on a reload it is refused.
 async fn ring_from_rows(
     store: &Store,
     env: &EnvironmentConfig,
     kek: &KeyEncryptionKey,
     rows: Vec<SigningKeyRow>,
     now: i64,
+    adopt_clear: bool,
 ) -> Result<KeyRing, SigningKeyError> {
     let window = retire_window_secs(env);
     let mut keys = Vec::new();
@@ -108,7 +111,11 @@ async fn ring_from_rows(
         }
         successor_created = Some(row.created_at);
         let context = sealing_context(&env.id, &row.kid);
-        let (secret, was_sealed) = kek.open_text(&context, &row.secret_key)?;
+        let (secret, was_sealed) = if adopt_clear {
+            kek.open_or_adopt_clear(&context, &row.secret_key)?
+        } else {
+            (kek.open_text(&context, &row.secret_key)?, true)
+        };
         let corrupt = || SigningKeyError::Corrupt { environment: env.id.clone(), kid: row.kid.clone() };
         let bytes = zeroize::Zeroizing::new(decode_hex_key(&secret).ok_or_else(corrupt)?);
         if !was_sealed {
@@ -150,7 +157,7 @@ impl SigningKeys {
             let sealed = kek.seal(&sealing_context(&env.id, &kid), crate::random::hex(&secret).as_bytes())?;
             store.insert_signing_key_if_none(&env.id, "primary", &kid, &sealed, now).await?;
         }
-        let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now).await?;
+        let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now, true).await?;
         Ok(Self { ring: ArcSwap::from_pointee(ring), last_reload: Mutex::new(None) })
     }
 
@@ -171,20 +178,16 @@ impl SigningKeys {
         kek: &KeyEncryptionKey,
         now: i64,
     ) -> Result<(), SigningKeyError> {
-        let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now).await?;
+        let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now, false).await?;
         self.ring.store(Arc::new(ring));
         Ok(())
     }
 
-    /// Whether a reload for an unknown key id may run now (at most once a second: a stream of forged key ids
-    /// must not turn into a stream of queries).
-    pub async fn may_reload(&self) -> bool {
-        let mut last = self.last_reload.lock().await;
-        if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
-            return false;
-        }
-        *last = Some(Instant::now());
-        true
+    /// The gate of reloads for unknown key ids: held while such a reload runs, so callers that arrive meanwhile
+    /// wait for it and then look again, and it holds when the last one ran (at most one a second: a stream of
+    /// forged key ids must not turn into a stream of queries).
+    pub fn reload_gate(&self) -> &Mutex<Option<Instant>> {
+        &self.last_reload
     }
 
     /// Verifies a token against the ring (see [`EnvironmentKey::verify`]).
@@ -205,7 +208,9 @@ impl SigningKeys {
 }
 
 /// Adds a new signing key that becomes current at once (its `created_at` is after every other key's, so all
-/// replicas agree which is newest), and deletes keys retired longer than the window. Returns the new key id.
+/// replicas agree which is newest), and deletes keys retired longer than the window — or, with
+/// `retire_previous` (a key that leaked), every other key at once: what they signed stops verifying, here at
+/// once and on other replicas at their next reload (within a minute). Returns the new key id.
 ///
 /// # Errors
 /// [`SigningKeyError`].
@@ -214,6 +219,7 @@ pub async fn rotate(
     env: &EnvironmentConfig,
     kek: &KeyEncryptionKey,
     now: i64,
+    retire_previous: bool,
 ) -> Result<String, SigningKeyError> {
     let rows = store.signing_keys(&env.id).await?;
     let created_at = rows.first().map_or(now, |newest| now.max(newest.created_at + 1));
@@ -225,7 +231,7 @@ pub async fn rotate(
     let window = retire_window_secs(env);
     let mut successor: Option<i64> = Some(created_at);
     for row in &rows {
-        if successor.is_some_and(|at| at < now.saturating_sub(window)) {
+        if retire_previous || successor.is_some_and(|at| at < now.saturating_sub(window)) {
             store.delete_signing_key(&env.id, &row.slot).await?;
         }
         successor = Some(row.created_at);

@@ -152,7 +152,7 @@ async fn load_otp_key(
 ) -> Result<zeroize::Zeroizing<[u8; 32]>, StartError> {
     let candidate = kek.seal(OTP_KEY_CONTEXT, random::hex(&random::bytes::<32>()?).as_bytes())?;
     let stored = store.server_secret("otp_hmac_key", &candidate).await?;
-    let (hex, was_sealed) = kek.open_text(OTP_KEY_CONTEXT, &stored)?;
+    let (hex, was_sealed) = kek.open_or_adopt_clear(OTP_KEY_CONTEXT, &stored)?;
     if !was_sealed {
         store
             .reseal_server_secret("otp_hmac_key", &stored, &kek.seal(OTP_KEY_CONTEXT, hex.as_bytes())?)
@@ -195,6 +195,9 @@ impl AppState {
     /// [`StartError`] for a bad configuration, a database failure or corrupt keys.
     pub async fn new(config: &ServerConfig, store: Store, clock: SharedClock) -> Result<Self, StartError> {
         config.validate()?;
+        for warning in config.warnings() {
+            tracing::warn!("{warning}");
+        }
         let kek = match config.key_encryption_key()? {
             Some(kek) => kek,
             None if config.dev => {
@@ -309,7 +312,7 @@ impl AppState {
         device_id: &str,
         stored: &str,
     ) -> Result<zeroize::Zeroizing<String>, ApiError> {
-        self.0.kek.open_text(&totp_context(device_id), stored).map(|(secret, _)| secret).map_err(|error| {
+        self.0.kek.open_text(&totp_context(device_id), stored).map_err(|error| {
             tracing::error!(%error, "a TOTP secret does not open");
             ApiError::internal()
         })
@@ -328,7 +331,17 @@ impl AppState {
     ) -> Result<C, JwtError> {
         let now = self.now().as_secs();
         match env.keys.verify(token, now) {
-            Err(JwtError::UnknownKey) if env.keys.may_reload().await => {
+            Err(JwtError::UnknownKey) => {
+                let mut last = env.keys.reload_gate().lock().await;
+                // A reload may have run while this waited for the gate.
+                match env.keys.verify(token, now) {
+                    Err(JwtError::UnknownKey) => {}
+                    other => return other,
+                }
+                if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+                    return Err(JwtError::UnknownKey);
+                }
+                *last = Some(tokio::time::Instant::now());
                 if let Err(error) = self.reload_signing_keys(env).await {
                     tracing::warn!(%error, "reloading signing keys failed");
                 }

@@ -160,6 +160,18 @@ fn check_config_names_what_is_wrong() {
         (format!("{base}[environments.email]\nfrom = \"not a mailbox\"\n"), "email.from"),
         (format!("[metrics]\ntoken = \"short\"\n{base}"), "metrics.token"),
         (format!("colour = \"blue\"\n{base}"), "unknown field"),
+        (
+            format!(
+                "[delivery.smtp]\nhost = \"smtp.example.com\"\ntimeout_ms = 30000\n{base}[environments.email]\nfrom = \"a@example.com\"\n"
+            ),
+            "below connections.request_timeout_ms",
+        ),
+        (
+            format!(
+                "[delivery.sms]\nprovider = \"twilio\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\n{base}"
+            ),
+            "sms.from is needed",
+        ),
     ] {
         let (ok, out) = check_config(&toml, &kek);
         assert!(!ok && out.contains(why), "{toml}\n---\n{out}");
@@ -168,6 +180,19 @@ fn check_config_names_what_is_wrong() {
     assert!(!ok && out.contains("32 bytes"), "{out}");
     let (ok, out) = check_config(base, &kek);
     assert!(ok && out.contains("outbox: off") && out.contains("metrics: off"), "{out}");
+    // Allowed but likely wrong: said as warnings.
+    assert!(
+        out.contains("warning: environment prod: email is an enabled method but no delivery.smtp"),
+        "{out}"
+    );
+    let (ok, out) = check_config(
+        &format!("[delivery]\noutbox = true\n[metrics]\nlisten = \"0.0.0.0:9090\"\n{base}"),
+        &kek,
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("warning: delivery.outbox is on outside --dev"), "{out}");
+    assert!(out.contains("warning: metrics.listen 0.0.0.0:9090"), "{out}");
+    assert!(!out.contains("no delivery.smtp"), "the outbox delivers: {out}");
 }
 
 #[test]

@@ -65,11 +65,19 @@ async fn email_codes_go_over_smtp(backend: &Backend) {
     let message = &messages[0];
     assert!(message.contains(&format!("X-Envelope-To: {email}")), "{message}");
     assert!(message.contains("From: Wallet <no-reply@wallet.test>"), "{message}");
-    assert!(message.contains("is your Wallet & Co verification code"), "{message}");
+    assert!(message.contains("Subject: Your Wallet & Co verification code"), "{message}");
+    assert!(message.contains("Your Wallet & Co verification code is "), "{message}");
     assert!(message.contains("multipart/alternative") && message.contains("text/html"), "{message}");
     assert!(message.contains("Wallet &amp; Co"), "the HTML part escapes the app name: {message}");
     assert!(message.contains("It expires in 10 minutes"), "{message}");
     let code = code_in(message.split("Subject:").nth(1).unwrap());
+    // An address with a display name was stored as one address and delivered to another
+    // (`"victim@corp.com"<attacker@evil.com>`): only bare addresses are taken.
+    for trick in ["\"victim@corp.com\"<attacker@evil.com>", "victim@corp.com<attacker@evil.com>"] {
+        let response = server.post("/emailVerifications/create", None, &json!({"email": trick})).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    assert_eq!(smtp.messages().len(), 1);
     // No outbox outside development: the admin API says so, and the table is empty.
     let outbox = server
         .http

@@ -47,12 +47,17 @@ async fn unlock_and_reset(backend: &Backend) {
     let response = admin(&server, Method::POST, &format!("/users/{}/mfa/reset", person.user.id)).await;
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"devices": 1, "passkeys": 0, "recoveryCodes": 10})
+        json!({"devices": 1, "passkeys": 0, "recoveryCodes": 10, "revokedSessions": 1})
     );
-    let methods: Value = server.get("/users/mfa/methods", Some(&person.jwt)).await.json().await.unwrap();
+    // The user's sessions ended with it (the one with a recent MFA could have enrolled a new factor at once).
+    for jwt in [&person.jwt, &person.mfa_jwt] {
+        assert_error(server.get("/users", Some(jwt)).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    let jwt = server.session(&person.user.id).await;
+    let methods: Value = server.get("/users/mfa/methods", Some(&jwt)).await.json().await.unwrap();
     assert_eq!(methods["userHasVerifiedMfaMethods"], false);
     assert_eq!(methods["devices"], json!([]));
-    server.elevated_via_email(&person.jwt, &person.email, &["wallet:sign"]).await;
+    server.elevated_via_email(&jwt, &person.email, &["wallet:sign"]).await;
     for path in ["/unlock", "/mfa/reset", "/sessions/revoke"] {
         let response = admin(&server, Method::POST, &format!("/users/nobody{path}")).await;
         assert_error(response, StatusCode::NOT_FOUND, "not_found").await;

@@ -234,6 +234,27 @@ async fn rows_written_in_clear_are_sealed_on_start() {
     let code = code_at("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", server.now().as_secs());
     let response = server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code})).await;
     assert_eq!(response.status(), StatusCode::OK);
+    // Only that start takes clear values: a signing key or TOTP secret planted in clear later (someone with write
+    // access to the database) is refused, not adopted.
+    sqlx::query("INSERT INTO signing_keys (environment_id, slot, kid, secret_key, created_at) VALUES ('dev', 'planted', 'planted', $1, 4000000000)")
+        .bind("cd".repeat(32))
+        .execute(pool)
+        .await
+        .unwrap();
+    let env = server.server.state().environment("dev").unwrap().clone();
+    assert!(server.server.state().reload_signing_keys(&env).await.is_err());
+    let jwks: Value = server.get("/.well-known/jwks", None).await.json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
+    assert_eq!(jwks["keys"][0]["kid"], "old-kid");
+    sqlx::query("DELETE FROM signing_keys WHERE slot = 'planted'").execute(pool).await.unwrap();
+    sqlx::query("UPDATE mfa_devices SET secret = 'KRUGS4ZANFZSAYJAONSWG4TFOQQQ2345' WHERE id = 'd1'")
+        .execute(pool)
+        .await
+        .unwrap();
+    server.clock.advance(30);
+    let planted = code_at("KRUGS4ZANFZSAYJAONSWG4TFOQQQ2345", server.now().as_secs());
+    let response = server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": planted})).await;
+    assert_ne!(response.status(), StatusCode::OK, "a planted clear TOTP secret is not taken");
     server.shutdown().await;
 
     // The sealed database does not open with another key-encryption key: the start fails, saying why.

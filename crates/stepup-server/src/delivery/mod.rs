@@ -68,6 +68,15 @@ pub enum DeliveryError {
         /// The last failure.
         reason: String,
     },
+    /// A try broke off after the request may have reached the gateway (a lost answer): the message may have
+    /// gone out, so it is not tried again.
+    #[error("the {channel} gateway's answer was lost: {reason}")]
+    Interrupted {
+        /// `email` or `sms`.
+        channel: &'static str,
+        /// What broke off.
+        reason: String,
+    },
     /// A try was still running when the send timeout ran out.
     #[error("the {channel} gateway did not accept the message within {timeout_ms} ms")]
     TimedOut {
@@ -82,7 +91,14 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// `not_configured`, `refused`, `failed`, `timed_out` or `invalid_message`: the metrics label.
+    /// Whether the message may have gone out anyway: a try was cut off by the timeout after the relay or
+    /// gateway may have taken it.
+    #[must_use]
+    pub fn may_have_been_delivered(&self) -> bool {
+        matches!(self, DeliveryError::TimedOut { .. } | DeliveryError::Interrupted { .. })
+    }
+
+    /// `not_configured`, `refused`, `failed`, `timed_out`, `interrupted` or `invalid_message`: the metrics label.
     #[must_use]
     pub fn outcome(&self) -> &'static str {
         match self {
@@ -90,6 +106,7 @@ impl DeliveryError {
             DeliveryError::Refused { .. } => "refused",
             DeliveryError::Failed { .. } => "failed",
             DeliveryError::TimedOut { .. } => "timed_out",
+            DeliveryError::Interrupted { .. } => "interrupted",
             DeliveryError::Message(_) => "invalid_message",
         }
     }
@@ -146,12 +163,17 @@ impl SecurityEvent {
     }
 }
 
+/// The most code deliveries one server runs at once; more wait (within their request's timeout). A flood of
+/// sends then holds a bounded number of relay connections, not one per request.
+pub const MAX_DELIVERIES_IN_FLIGHT: usize = 64;
+
 /// The server's delivery channels.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     outbox: bool,
     smtp: Option<Arc<SmtpMailer>>,
     sms: Option<Arc<dyn SmsProvider>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Delivery {
@@ -165,6 +187,7 @@ impl Delivery {
             outbox: delivery.outbox.unwrap_or(config.dev),
             smtp: delivery.smtp.as_ref().map(SmtpMailer::new).transpose()?.map(Arc::new),
             sms: delivery.sms.as_ref().map(|sms| sms::provider(sms, config.dev)).transpose()?,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES_IN_FLIGHT)),
         })
     }
 
@@ -193,6 +216,10 @@ impl Delivery {
         code: &str,
         minutes: u64,
     ) -> Result<(), DeliveryError> {
+        // The semaphore is never closed, so acquiring fails only if it were.
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return Err(DeliveryError::NotConfigured { channel: channel.as_str() });
+        };
         let minutes = minutes.to_string();
         let values = [("code", code), ("app_name", env.app_name.as_str()), ("minutes", minutes.as_str())];
         match channel {

@@ -104,6 +104,18 @@ pub enum SmsGatewayConfig {
     },
 }
 
+impl SmsGatewayConfig {
+    /// The send timeout, milliseconds.
+    #[must_use]
+    pub fn timeout_ms(&self) -> u64 {
+        match self {
+            SmsGatewayConfig::Twilio { timeout_ms, .. } | SmsGatewayConfig::Webhook { timeout_ms, .. } => {
+                *timeout_ms
+            }
+        }
+    }
+}
+
 fn default_send_timeout_ms() -> u64 {
     10_000
 }
@@ -137,7 +149,8 @@ impl Default for EmailSettings {
     fn default() -> Self {
         Self {
             from: None,
-            code_subject: "{code} is your {app_name} verification code".into(),
+            // No code in the subject: subjects show in lock-screen previews and in relays' logs.
+            code_subject: "Your {app_name} verification code".into(),
             code_text: "Your {app_name} verification code is {code}.\n\nIt expires in {minutes} minutes. If you \
                         did not ask for it, you can ignore this message."
                 .into(),

@@ -89,15 +89,20 @@ pub fn provider(config: &SmsGatewayConfig, dev: bool) -> Result<Arc<dyn SmsProvi
 /// What one try of an HTTP send came to.
 enum Attempt {
     Accepted,
-    /// Worth another try (connection failure, 429, 5xx).
+    /// The gateway did not take it and says so, or was never reached (no connection, 429, 5xx): another try
+    /// cannot send the message twice.
     Transient(String),
     /// Final (4xx): the gateway will refuse it again.
     Refused(String),
+    /// The request may have reached the gateway (a timeout, a connection lost mid-request): another try could
+    /// send the message (and charge for it) twice.
+    Uncertain(String),
 }
 
 async fn classify(response: Result<reqwest::Response, reqwest::Error>) -> Attempt {
     match response {
-        Err(error) => Attempt::Transient(without_url(&error)),
+        Err(error) if error.is_connect() => Attempt::Transient(without_url(&error)),
+        Err(error) => Attempt::Uncertain(without_url(&error)),
         Ok(response) if response.status().is_success() => Attempt::Accepted,
         Ok(response) => {
             let status = response.status();
@@ -145,6 +150,9 @@ where
             Err(_) => return Err(DeliveryError::TimedOut { channel: "sms", timeout_ms }),
             Ok(Attempt::Accepted) => return Ok(()),
             Ok(Attempt::Refused(reason)) => return Err(DeliveryError::Refused { channel: "sms", reason }),
+            Ok(Attempt::Uncertain(reason)) => {
+                return Err(DeliveryError::Interrupted { channel: "sms", reason });
+            }
             Ok(Attempt::Transient(reason)) => {
                 if Instant::now() + backoff >= deadline {
                     return Err(DeliveryError::Failed { channel: "sms", reason });

@@ -129,12 +129,16 @@ impl SmtpMailer {
 }
 
 fn build(email: &Email) -> Result<Message, DeliveryError> {
-    let mailbox = |text: &str, what: &str| {
-        text.parse::<Mailbox>().map_err(|e| DeliveryError::Message(format!("{what} `{text}`: {e}")))
-    };
+    let from =
+        email.from.parse::<Mailbox>().map_err(|e| DeliveryError::Message(format!("from address: {e}")))?;
+    // The recipient is a bare address (never a display name a caller chose), and stays out of error texts.
+    let to = email
+        .to
+        .parse::<lettre::Address>()
+        .map_err(|_| DeliveryError::Message("recipient: not an address".into()))?;
     Message::builder()
-        .from(mailbox(&email.from, "from address")?)
-        .to(mailbox(&email.to, "recipient")?)
+        .from(from)
+        .to(Mailbox::new(None, to))
         .subject(email.subject.clone())
         .multipart(
             MultiPart::alternative()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use stepup_proto::SdkUser;
 
 use super::sdk_user;
-use crate::auth::Admin;
+use crate::auth::{Admin, OptionalJson};
 use crate::delivery::SecurityEvent;
 use crate::error::ApiError;
 use crate::state::{AppState, Environment};
@@ -35,6 +35,8 @@ pub struct MfaResetAnswer {
     pub passkeys: u64,
     /// Recovery codes.
     pub recovery_codes: u64,
+    /// Live sessions ended with it (whoever holds one may be the reason for the reset).
+    pub revoked_sessions: u64,
 }
 
 /// Answer of `POST .../users/{userId}/sessions/revoke`.
@@ -72,6 +74,16 @@ pub struct RotatedKey {
     pub kid: String,
     /// Every key id the JWKS now publishes, current first.
     pub published: Vec<String>,
+}
+
+/// Body of `POST /admin/environments/{env}/signing-keys` (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Delete every other key at once (a key leaked): every token they signed stops verifying. Default: keep
+    /// them until what they signed has expired.
+    #[serde(default)]
+    pub retire_previous: bool,
 }
 
 /// `?after=&limit=`.
@@ -135,7 +147,9 @@ async fn reset_mfa(
     Ok(Json(reset_mfa_op(&state, &environment_id, &user_id).await?))
 }
 
-/// Removes every MFA method of a user (TOTP devices, passkeys, recovery codes) and tells the user by email.
+/// Removes every MFA method of a user (TOTP devices, passkeys, recovery codes), ends every session of the user
+/// (a reset follows a lost device or a takeover: a session with a recent MFA could enrol a new factor at once),
+/// and tells the user by email.
 ///
 /// # Errors
 /// 404 for an unknown environment or user, 500 on storage failure.
@@ -147,12 +161,20 @@ pub async fn reset_mfa_op(
     let env = environment(state, environment_id)?;
     known_user(state, &env, user_id).await?;
     let reset = state.store().reset_mfa(user_id).await?;
-    tracing::info!(user = %user_id, devices = reset.devices, passkeys = reset.passkeys, "operator: MFA reset");
+    let revoked_sessions = state.store().revoke_user_sessions(user_id, secs(state.now())).await?;
+    tracing::info!(
+        user = %user_id,
+        devices = reset.devices,
+        passkeys = reset.passkeys,
+        revoked_sessions,
+        "operator: MFA reset"
+    );
     super::notify::security_event_now(state, &env, user_id, SecurityEvent::MfaReset).await;
     Ok(MfaResetAnswer {
         devices: reset.devices,
         passkeys: reset.passkeys,
         recovery_codes: reset.recovery_codes,
+        revoked_sessions,
     })
 }
 
@@ -245,8 +267,9 @@ async fn rotate_signing_key(
     _: Admin,
     State(state): State<AppState>,
     Path(environment_id): Path<String>,
+    OptionalJson(request): OptionalJson<RotateRequest>,
 ) -> Result<Json<RotatedKey>, ApiError> {
-    Ok(Json(rotate_signing_key_op(&state, &environment_id).await?))
+    Ok(Json(rotate_signing_key_op(&state, &environment_id, request.retire_previous).await?))
 }
 
 /// Adds a new signing key to an environment; it signs from now on, on this replica at once and on the others
@@ -255,18 +278,28 @@ async fn rotate_signing_key(
 ///
 /// # Errors
 /// 404 for an unknown environment, 500 on storage or randomness failure.
-pub async fn rotate_signing_key_op(state: &AppState, environment_id: &str) -> Result<RotatedKey, ApiError> {
+pub async fn rotate_signing_key_op(
+    state: &AppState,
+    environment_id: &str,
+    retire_previous: bool,
+) -> Result<RotatedKey, ApiError> {
     let env = environment(state, environment_id)?;
     let failed = |error: crate::signing_keys::SigningKeyError| {
         tracing::error!(%error, "signing key rotation failed");
         ApiError::internal()
     };
     let now = secs(state.now());
-    let kid = crate::signing_keys::rotate(state.store(), &env.config, state.key_encryption_key(), now)
-        .await
-        .map_err(failed)?;
+    let kid = crate::signing_keys::rotate(
+        state.store(),
+        &env.config,
+        state.key_encryption_key(),
+        now,
+        retire_previous,
+    )
+    .await
+    .map_err(failed)?;
     state.reload_signing_keys(&env).await.map_err(failed)?;
     let published = env.keys.ring().jwks().into_iter().map(|jwk| jwk.kid).collect();
-    tracing::info!(environment = %env.id(), %kid, "operator: signing key rotated");
+    tracing::info!(environment = %env.id(), %kid, retire_previous, "operator: signing key rotated");
     Ok(RotatedKey { kid, published })
 }

@@ -59,14 +59,18 @@ async fn send(
     let id = random::uuid().map_err(internal)?;
     let code = random::digits(CODE_DIGITS).map_err(internal)?;
     // Delivered before anything is stored: a code the relay refused leaves no verification behind, and gives
-    // back what it took from the send limits.
+    // back what it took from the send limit (the per-client counts stay: see `check_send_limit`).
     let delivered = state
         .delivery()
         .deliver_code(&environment.config, channel, destination, &code, CODE_TTL_SECS / 60)
         .await;
     state.metrics().code_sent(channel, delivered.as_ref().err());
     if let Err(error) = delivered {
-        rules::release_send(state, environment_id, &claimed).await?;
+        // A send that timed out may have been delivered (the relay took it, the answer was lost): it keeps
+        // its place in the limit. Every other failure certainly sent nothing.
+        if !error.may_have_been_delivered() {
+            rules::release_send(state, environment_id, &claimed).await?;
+        }
         return Err(error.into());
     }
     let channel = channel.as_str();

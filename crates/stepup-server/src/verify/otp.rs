@@ -32,7 +32,10 @@ pub fn validate_email(email: &str) -> Result<String, ApiError> {
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
         })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control() || "\"<>()[]\\,;:".contains(c))
+        // A bare address as the mail library reads it: the address stored is the one the code goes to (a
+        // `"victim@corp.com"<attacker@evil.com>` would be stored as the first and delivered to the second).
+        && email.parse::<lettre::Address>().is_ok();
     if valid { Ok(email.to_ascii_lowercase()) } else { Err(ApiError::bad_request("Invalid email address")) }
 }
 
@@ -74,8 +77,11 @@ pub enum Sender<'a> {
 /// [`MAX_SENDS`] per destination per window (Dynamic's limit), and the environment's
 /// `anonymous_sends_per_client_per_hour` per client address and `anonymous_sends_per_hour` in all.
 ///
-/// Returns what the send took from each limit, to be given back ([`release_send`]) if the code cannot be
-/// delivered: a failed delivery does not count.
+/// Returns the claims on the *send limit* — the destination's slots and the user's — to be given back
+/// ([`release_send`]) when the code is not delivered, so a relay outage does not use up a user's codes. The
+/// per-client and environment-wide counts stay counted whatever happens: they bound what a caller can make the
+/// server try, and a caller can choose to fail (a number the gateway refuses). A later limit's refusal gives
+/// back what the earlier ones took from the send limit.
 ///
 /// # Errors
 /// 429 `too_many_verification_attempts` with the seconds until a send is allowed again.
@@ -93,85 +99,76 @@ pub async fn check_send_limit(
     };
     let hourly = |max: u32| super::rate::Limit { max, window_secs: 3600 };
     let code = ErrorCode::TooManyVerificationAttempts;
-    let mut claimed = Vec::with_capacity(3);
+    let too_many_from_client = "Too many codes requested from this address; try again later";
     match sender {
         Sender::User { user_id, client } => {
-            claimed.push(
-                super::rate::count(
-                    state,
-                    env,
-                    &format!("send:user-client:{}", client.rate_key()),
-                    hourly(limits.signed_in_sends_per_client_per_hour),
-                    code.clone(),
-                    "Too many codes requested from this address; try again later",
-                )
-                .await?,
-            );
+            let client_key = format!("send:user-client:{}", client.rate_key());
+            let client_limit = hourly(limits.signed_in_sends_per_client_per_hour);
+            super::rate::count(state, env, &client_key, client_limit, code.clone(), too_many_from_client)
+                .await?;
             let to_destination = format!("send:user:{}:{user_id}:{destination}", user_id.len());
-            claimed.push(
-                super::rate::claim(
-                    state,
-                    env,
-                    &to_destination,
-                    window(MAX_SENDS),
-                    code.clone(),
-                    TOO_MANY_TO_ADDRESS,
-                )
-                .await?,
-            );
-            claimed.push(
-                super::rate::claim(
-                    state,
-                    env,
-                    &format!("send:user-all:{user_id}"),
-                    window(MAX_USER_SENDS),
-                    code,
-                    "Too many codes sent for this user; try again later",
-                )
-                .await?,
-            );
+            let slot = super::rate::claim(
+                state,
+                env,
+                &to_destination,
+                window(MAX_SENDS),
+                code.clone(),
+                TOO_MANY_TO_ADDRESS,
+            )
+            .await?;
+            let all = super::rate::claim(
+                state,
+                env,
+                &format!("send:user-all:{user_id}"),
+                window(MAX_USER_SENDS),
+                code,
+                "Too many codes sent for this user; try again later",
+            )
+            .await;
+            match all {
+                Ok(all) => Ok(vec![slot, all]),
+                Err(refused) => {
+                    release_send(state, env, &[slot]).await?;
+                    Err(refused)
+                }
+            }
         }
         Sender::Anonymous(client) => {
             // The client's own budget first: once it is spent, its requests take nothing from anyone else.
-            claimed.push(
-                super::rate::count(
-                    state,
-                    env,
-                    &format!("send:anon-client:{}", client.rate_key()),
-                    hourly(limits.anonymous_sends_per_client_per_hour),
-                    code.clone(),
-                    "Too many codes requested from this address; try again later",
-                )
-                .await?,
-            );
-            claimed.push(
-                super::rate::claim(
-                    state,
-                    env,
-                    &format!("send:anon:{destination}"),
-                    window(MAX_SENDS),
-                    code.clone(),
-                    TOO_MANY_TO_ADDRESS,
-                )
-                .await?,
-            );
-            claimed.push(
-                super::rate::count(
-                    state,
-                    env,
-                    "send:anon-all",
-                    hourly(limits.anonymous_sends_per_hour),
-                    code,
-                    "Too many sign-in codes are being sent; try again later",
-                )
-                .await?,
-            );
+            let client_key = format!("send:anon-client:{}", client.rate_key());
+            let client_limit = hourly(limits.anonymous_sends_per_client_per_hour);
+            super::rate::count(state, env, &client_key, client_limit, code.clone(), too_many_from_client)
+                .await?;
+            let slot = super::rate::claim(
+                state,
+                env,
+                &format!("send:anon:{destination}"),
+                window(MAX_SENDS),
+                code.clone(),
+                TOO_MANY_TO_ADDRESS,
+            )
+            .await?;
+            let all = super::rate::count(
+                state,
+                env,
+                "send:anon-all",
+                hourly(limits.anonymous_sends_per_hour),
+                code,
+                "Too many sign-in codes are being sent; try again later",
+            )
+            .await;
+            match all {
+                Ok(_) => Ok(vec![slot]),
+                Err(refused) => {
+                    release_send(state, env, &[slot]).await?;
+                    Err(refused)
+                }
+            }
         }
     }
-    Ok(claimed)
 }
 
-/// Gives back what [`check_send_limit`] took, for a code that was not delivered.
+/// Gives back the send-limit claims [`check_send_limit`] took, for a code that was not delivered.
 ///
 /// # Errors
 /// 500 on storage failure.
@@ -236,7 +233,18 @@ mod tests {
     #[test]
     fn input_rules() {
         assert_eq!(validate_email(" Alice@Example.com ").unwrap(), "alice@example.com");
-        for bad in ["", "alice", "@example.com", "alice@", "alice@com", "a b@example.com", "alice@.com"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@com",
+            "a b@example.com",
+            "alice@.com",
+            "\"victim@corp.com\"<attacker@evil.com>",
+            "victim@corp.com<attacker@evil.com>",
+            "a,b@example.com",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
         assert_eq!(validate_phone("1", "5551234567", "US").unwrap(), "+15551234567");
