@@ -73,7 +73,13 @@ async fn run(clients_n: usize, rounds: usize) {
         // As if enrolled under a `wallet:sign` token: the warm-up round's codes complete the enrolments.
         state
             .store()
-            .insert_totp_device(&device, &user_id, &secret, "wallet:sign", secs(start))
+            .insert_totp_device(
+                &device,
+                &user_id,
+                &state.seal_totp_secret(&device, &secret).unwrap(),
+                "wallet:sign",
+                secs(start),
+            )
             .await
             .unwrap();
         let (jwt, _) = state.issue_session(&env, &user_id).await.unwrap();

@@ -263,6 +263,27 @@ async fn gateway_refusals_are_final_and_outages_are_retried() {
     server.shutdown().await;
 }
 
+/// A gateway that took the request but answers after the timeout may have sent the SMS: the send answers 503
+/// at the timeout, is not retried (a second try could send and charge twice), and keeps its place in the limit —
+/// the fourth such send to one number in ten minutes is the 429.
+#[tokio::test]
+async fn a_send_the_gateway_may_have_taken_is_not_retried_and_counts() {
+    let slow = HttpReceiver::start(vec![0]).await;
+    let server = TestServer::start_with(&Backend::Sqlite, |config| twilio(config, &slow, 500)).await;
+    let body = json!({"phoneNumber": "5551234567", "phoneCountryCode": "1", "isoCountryCode": "US"});
+    for sent in 1..=3 {
+        let started = Instant::now();
+        let response = server.post("/smsVerifications/create", None, &body).await;
+        assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "delivery_failed").await;
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert_eq!(slow.requests().len(), sent, "no retry");
+    }
+    let response = server.post("/smsVerifications/create", None, &body).await;
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_verification_attempts").await;
+    assert_eq!(rows(&server, "otp_verifications").await, 0);
+    server.shutdown().await;
+}
+
 /// The webhook provider: JSON to any URL, signed with HMAC-SHA256 over `<timestamp>.<body>` in
 /// `X-Stepup-Signature`, checked here with the shared secret.
 #[tokio::test]

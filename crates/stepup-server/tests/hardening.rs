@@ -730,7 +730,9 @@ async fn a_second_verified_totp_device_is_refused_by_the_database(backend: &Back
     let now = stepup_server::store::secs(server.now());
     // What the raced enrolment left: a pending device beside the verified one.
     let secret = stepup_server::verify::totp::new_secret().unwrap();
-    store.insert_totp_device("raced-device", &person.user.id, &secret, "credential:link", now).await.unwrap();
+    // Stored as the server stores secrets: sealed under its key-encryption key.
+    let sealed = server.server.state().seal_totp_secret("raced-device", &secret).unwrap();
+    store.insert_totp_device("raced-device", &person.user.id, &sealed, "credential:link", now).await.unwrap();
     let code = code_at(&secret, server.now().as_secs());
     let body = json!({"code": code, "id": "raced-device"});
     assert_error(

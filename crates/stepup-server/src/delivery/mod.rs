@@ -91,11 +91,12 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
-    /// Whether the message may have gone out anyway: a try was cut off by the timeout after the relay or
-    /// gateway may have taken it.
+    /// Whether the message may have gone out anyway: an HTTP request to a gateway broke off after it may have
+    /// arrived. An SMTP relay takes a message only with its final `250` after the data, which a timed-out
+    /// client never saw (RFC 5321 §6.1), so an SMTP timeout sent nothing.
     #[must_use]
     pub fn may_have_been_delivered(&self) -> bool {
-        matches!(self, DeliveryError::TimedOut { .. } | DeliveryError::Interrupted { .. })
+        matches!(self, DeliveryError::Interrupted { .. })
     }
 
     /// `not_configured`, `refused`, `failed`, `timed_out`, `interrupted` or `invalid_message`: the metrics label.

@@ -147,7 +147,13 @@ where
     let mut backoff = Duration::from_millis(100);
     loop {
         match tokio::time::timeout_at(deadline, attempt()).await {
-            Err(_) => return Err(DeliveryError::TimedOut { channel: "sms", timeout_ms }),
+            // Cut off mid-request: the gateway may have taken it.
+            Err(_) => {
+                return Err(DeliveryError::Interrupted {
+                    channel: "sms",
+                    reason: format!("no answer within {timeout_ms} ms"),
+                });
+            }
             Ok(Attempt::Accepted) => return Ok(()),
             Ok(Attempt::Refused(reason)) => return Err(DeliveryError::Refused { channel: "sms", reason }),
             Ok(Attempt::Uncertain(reason)) => {

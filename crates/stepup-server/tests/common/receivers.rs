@@ -141,7 +141,8 @@ pub struct Received {
     pub body: Vec<u8>,
 }
 
-/// A local HTTP server that records every POST and answers from a script of statuses (the last one repeats).
+/// A local HTTP server that records every POST and answers from a script of statuses (the last one repeats; 0
+/// answers 201 after five seconds).
 pub struct HttpReceiver {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
@@ -156,9 +157,18 @@ impl HttpReceiver {
             let log = log.clone();
             let statuses = statuses.clone();
             async move {
-                let mut log = log.lock().unwrap();
-                log.push(Received { path: uri.path().to_owned(), headers, body: body.to_vec() });
-                let status = statuses.get(log.len() - 1).or(statuses.last()).copied().unwrap_or(201);
+                let status = {
+                    let mut log = log.lock().unwrap();
+                    log.push(Received { path: uri.path().to_owned(), headers, body: body.to_vec() });
+                    statuses.get(log.len() - 1).or(statuses.last()).copied().unwrap_or(201)
+                };
+                // 0: a gateway that took the request and answers too late (the message may have gone out).
+                let status = if status == 0 {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    201
+                } else {
+                    status
+                };
                 let body = if status < 300 {
                     r#"{"sid":"SM123","status":"queued"}"#
                 } else {
