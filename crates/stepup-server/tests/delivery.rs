@@ -108,10 +108,25 @@ async fn email_codes_go_over_smtp(backend: &Backend) {
     let response =
         server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": totp, "id": registration.id})).await;
     assert_eq!(response.status(), StatusCode::OK);
+    let verified: stepup_proto::VerifyResponse = response.json().await.unwrap();
+    let mfa_jwt = verified.minified_jwt.unwrap().expose_secret().to_owned();
     let messages = smtp.wait_for(2).await;
     let notice = &messages[1];
     assert!(notice.contains("Security alert for your Wallet & Co account"), "{notice}");
     assert!(notice.contains("An authenticator app was added"), "{notice}");
+    assert!(!notice.contains(registration.secret.expose_secret()), "{notice}");
+    // Regenerated recovery codes (the first read makes them without a notice), and an operator's reset.
+    assert_eq!(server.get("/users/mfa/recovery", Some(&mfa_jwt)).await.status(), StatusCode::OK);
+    let response = server.post("/users/mfa/recovery", Some(&mfa_jwt), &json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let messages = smtp.wait_for(3).await;
+    assert!(messages[2].contains("New recovery codes were generated"), "{}", messages[2]);
+    let user_id = common::claims_of(&jwt)["sub"].as_str().unwrap().to_owned();
+    let response = server.admin_post(&format!("/users/{user_id}/mfa/reset"), &json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let messages = smtp.wait_for(4).await;
+    assert!(messages[3].contains("reset by an administrator"), "{}", messages[3]);
+    assert_eq!(messages.len(), 4);
     server.shutdown().await;
 }
 
