@@ -1,4 +1,4 @@
-//! Memory of many engines in one process (DESIGN §10: 10,000 engines <= 1 GiB RSS).
+//! Memory of many engines in one process (docs/design.md §10: 10,000 engines <= 1 GiB RSS).
 //!
 //! Builds engines (API client, coordinator and five verifier actors, token cell) in steps up to 10,000 and
 //! reads the process's resident set size after each step. The baseline in the same run is the process before

@@ -1,5 +1,5 @@
 //! The middleware's cost, against baselines measured in the same run on the same loopback reference server
-//! (DESIGN §10):
+//! (docs/design.md §10):
 //!
 //! - `elevated_request`: one tagged request through `StepUpMiddleware` (token read from the cell and applied)
 //!   vs the same request from bare reqwest with the header set by hand. Same endpoint, same server work (the

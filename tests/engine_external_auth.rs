@@ -1,6 +1,6 @@
 //! External auth end to end: the app's backend signs a JWT for the user (Ed25519, a test key the server's
 //! environment trusts), and `verify_external_auth` elevates through the flow machine on its own route, with the
-//! server's policy deciding who may (DESIGN §1: not users with MFA, by default).
+//! server's policy deciding who may (docs/design.md §1: not users with MFA, by default).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod common;

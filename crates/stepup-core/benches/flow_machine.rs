@@ -1,4 +1,4 @@
-//! Flow machine cost per event (DESIGN §10: <= 100 ns), beside the plain reference model as a baseline in the
+//! Flow machine cost per event (docs/design.md §10: <= 100 ns), beside the plain reference model as a baseline in the
 //! same run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

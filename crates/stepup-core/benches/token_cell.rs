@@ -1,5 +1,5 @@
 //! `TokenCell::get` against an `RwLock<Vec<Arc<_>>>` baseline, single-threaded and with a concurrent writer
-//! (DESIGN §10: <= 25 ns single-threaded; >= 2x the baseline's reads/s with a writer storing every 100 µs).
+//! (docs/design.md §10: <= 25 ns single-threaded; >= 2x the baseline's reads/s with a writer storing every 100 µs).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;

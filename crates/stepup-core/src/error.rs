@@ -16,7 +16,7 @@ use crate::token::TokenError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepUpError {
-    // --- Server answers (DESIGN §8) ---
+    // --- Server answers (docs/design.md §8) ---
     /// 400: the server refused the request as malformed.
     #[error("the server refused the request as malformed: {message}")]
     BadRequest {

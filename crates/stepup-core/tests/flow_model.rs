@@ -1,5 +1,5 @@
 //! Model-based property test of the flow machine: random action sequences drive the statig machine and the
-//! plain reference model side by side; after every action they must agree and the six invariants of DESIGN §3
+//! plain reference model side by side; after every action they must agree and the six invariants of docs/design.md §3
 //! must hold (see `stepup_core::testkit`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 

@@ -1,5 +1,5 @@
 //! The coordinator actor: owns the flow machine, the token cell's write side, the expiry timers, the flow
-//! numbers, the verifiers and the callers waiting on the current flow (DESIGN §5).
+//! numbers, the verifiers and the callers waiting on the current flow (docs/design.md §5).
 //!
 //! The coordinator never waits on the network: verifiers and the prompt driver do the slow work and report back
 //! with casts, so a message is handled in microseconds and the published state is always current. Every
@@ -282,7 +282,7 @@ impl Actor for Coordinator {
     }
 
     /// A verifier died: restart it, fail only the flow it was serving, keep running (the default would stop
-    /// the coordinator, DESIGN §12).
+    /// the coordinator, docs/design.md §12).
     async fn handle_supervisor_evt(
         &self,
         myself: ActorRef<Self::Msg>,

@@ -1,4 +1,4 @@
-//! `StepUpAuth`: the engine's public face, mirroring Dynamic's `StepUpAuthModule` (DESIGN §1).
+//! `StepUpAuth`: the engine's public face, mirroring Dynamic's `StepUpAuthModule` (docs/design.md §1).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -414,7 +414,7 @@ impl StepUpAuth {
     }
 
     /// An HTTP client for the app's own calls, with [`StepUpMiddleware`] in its stack: requests tagged with
-    /// `.elevated(scope)` get the token, and step-up challenges are answered (DESIGN §7). It shares the engine's
+    /// `.elevated(scope)` get the token, and step-up challenges are answered (docs/design.md §7). It shares the engine's
     /// connection pool, TLS setup and timeouts; it sends no session (the app adds its own authorization).
     #[must_use]
     pub fn http_client(&self) -> reqwest_middleware::ClientWithMiddleware {

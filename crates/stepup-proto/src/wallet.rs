@@ -41,7 +41,7 @@ pub struct WalletVerifyRequest {
     pub network: Option<String>,
 }
 
-/// The EIP-4361-shaped message a wallet signs for step-up (DESIGN §8), lines joined by `\n`, no trailing
+/// The EIP-4361-shaped message a wallet signs for step-up (docs/design.md §8), lines joined by `\n`, no trailing
 /// newline:
 ///
 /// ```text

@@ -1,4 +1,4 @@
-//! TOTP step-up throughput and latency over loopback HTTP, SQLite (DESIGN §10: >= 2,000 step-ups/s on 2 cores,
+//! TOTP step-up throughput and latency over loopback HTTP, SQLite (docs/design.md §10: >= 2,000 step-ups/s on 2 cores,
 //! p50 <= 2 ms), beside a baseline measured in the same run: `GET /.well-known/jwks` on the same server with
 //! the same concurrency.
 //!

@@ -101,7 +101,7 @@ pub struct MetricsConfig {
 }
 
 /// How many connections the server holds and how long it waits for each (slow or idle clients cannot hold a
-/// connection forever; DESIGN §11).
+/// connection forever; docs/design.md §11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionLimits {
@@ -280,7 +280,7 @@ pub struct ExternalAuthConfig {
     #[serde(default = "default_external_lifetime")]
     pub max_lifetime_secs: u64,
     /// Whether users with MFA methods may be elevated this way (default no: the same rule as
-    /// re-authentication, DESIGN §1).
+    /// re-authentication, docs/design.md §1).
     #[serde(default)]
     pub allow_mfa_users: bool,
 }
@@ -342,7 +342,7 @@ pub struct Policy {
     pub recent_mfa_max_age_secs: u64,
 }
 
-/// An environment's limits on what callers may create, per hour (abuse control; DESIGN §9). Large limits are
+/// An environment's limits on what callers may create, per hour (abuse control; docs/design.md §9). Large limits are
 /// counted in fixed hourly windows, per client address (an IPv4 address, an IPv6 /64; see
 /// [`ServerConfig::trusted_proxy_header`]) or per user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

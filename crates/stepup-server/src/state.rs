@@ -453,7 +453,7 @@ impl AppState {
 
     /// The session JWT a verify answer carries: the same session (id, expiry, user), re-signed with
     /// `mfa_auth_time` set to now when the verification was an MFA one. Dynamic's clients replace their session
-    /// with the answer's, so every verify answer must carry it (DESIGN §8). Ed25519 signatures are
+    /// with the answer's, so every verify answer must carry it (docs/design.md §8). Ed25519 signatures are
     /// deterministic: unchanged claims give back the very JWT the request came with.
     ///
     /// # Errors

@@ -69,7 +69,7 @@ impl TimeClaims for SessionClaims {
     }
 }
 
-/// What an elevated access token says (DESIGN §9).
+/// What an elevated access token says (docs/design.md §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ElevatedClaims {
     /// Issuer.

@@ -343,7 +343,7 @@ impl FlowMachine {
         Transition(FlowState::idle())
     }
 
-    // statig 0.4.1 swaps source and target in `before_transition` (DESIGN §12); `after_transition` is right.
+    // statig 0.4.1 swaps source and target in `before_transition` (docs/design.md §12); `after_transition` is right.
     fn after_transition(&mut self, source: &FlowState, target: &FlowState) {
         tracing::debug!(from = source.name(), to = target.name(), "step-up flow transition");
     }

@@ -109,7 +109,7 @@ impl FlowHarness {
 
 /// `proptest-state-machine` glue: the reference is [`ReferenceFlow`], the system under test a [`FlowHarness`].
 /// After every action it asserts that machine and model agree (state and live tokens) and that the six
-/// invariants of DESIGN §3 hold for every delivered event.
+/// invariants of docs/design.md §3 hold for every delivered event.
 #[derive(Debug, Clone, Copy)]
 pub struct FlowMachineTest;
 

@@ -1,4 +1,4 @@
-//! The flow's invariants (DESIGN §3) as checks over one step, for any driver: the bare machine, or an engine
+//! The flow's invariants (docs/design.md §3) as checks over one step, for any driver: the bare machine, or an engine
 //! whose published states are observed.
 
 use crate::flow::{FlowEvent, FlowState};
@@ -9,7 +9,7 @@ use crate::token_cell::TokenSet;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invariant {invariant} violated: {message}")]
 pub struct InvariantViolation {
-    /// Which invariant (1 to 6, as numbered in DESIGN §3).
+    /// Which invariant (1 to 6, as numbered in docs/design.md §3).
     pub invariant: u8,
     /// What was seen.
     pub message: String,

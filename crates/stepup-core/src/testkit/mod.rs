@@ -4,7 +4,7 @@
 //! - [`ReferenceFlow`]: a plain reference model of the flow rules, written without statig, and its token list.
 //! - [`FlowAction`]: what a test does to a flow: feed an event, let time pass, spend a token.
 //! - [`strategy`]: proptest strategies for events and actions, state-aware so random runs reach every state.
-//! - [`invariants`]: the six invariants of the flow (DESIGN §3) as a checker over one step.
+//! - [`invariants`]: the six invariants of the flow (docs/design.md §3) as a checker over one step.
 //! - [`FlowHarness`] and [`FlowMachineTest`]: the statig machine under test, wired for `proptest-state-machine`.
 //!
 //! An app can property-test its own flows against the same rules:

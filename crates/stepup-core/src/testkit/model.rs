@@ -284,7 +284,7 @@ impl ReferenceFlow {
     }
 }
 
-/// Why a prompt on `route` cannot be opened with `options`, restated from DESIGN §1: a user with MFA credentials
+/// Why a prompt on `route` cannot be opened with `options`, restated from docs/design.md §1: a user with MFA credentials
 /// must use MFA (re-authentication is refused), and known options must offer some method of the route (recovery
 /// codes ride along with MFA; external auth only when the server offers it).
 fn route_refusal(options: &MethodOptions, route: Route) -> Option<StepUpError> {

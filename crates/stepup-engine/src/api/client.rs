@@ -67,7 +67,7 @@ pub enum ApiClientError {
     },
 }
 
-/// The typed HTTP client of the SDK API (DESIGN §8). Cheap to clone: clones share one connection pool and one
+/// The typed HTTP client of the SDK API (docs/design.md §8). Cheap to clone: clones share one connection pool and one
 /// session.
 ///
 /// Every call sends the session JWT as `Authorization: Bearer`; calls that need a scope take the elevated token
@@ -314,7 +314,7 @@ impl ApiClient {
 /// Installs rustls' `ring` provider as the process-wide default, unless one is installed already; `true` if this
 /// call installed it.
 ///
-/// Why this exists: the engine builds reqwest with `rustls-no-provider` (ring instead of aws-lc-sys, DESIGN
+/// Why this exists: the engine builds reqwest with `rustls-no-provider` (ring instead of aws-lc-sys, docs/design.md
 /// §12), and Cargo unifies features, so in an app whose other reqwest clients enable no TLS feature of their own,
 /// `reqwest::Client::new()` panics for want of a provider. The engine's own client never needs this (its TLS
 /// configuration is built with the provider, not looked up); call it once at start-up before building other

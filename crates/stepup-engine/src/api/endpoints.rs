@@ -1,4 +1,4 @@
-//! One typed method per SDK API call the client makes (DESIGN §8).
+//! One typed method per SDK API call the client makes (docs/design.md §8).
 
 use reqwest::Method;
 use serde::Serialize;
@@ -23,7 +23,7 @@ pub const MAX_NONCES: u8 = 5;
 // comments below say `# Errors` once per method for rustdoc's lint and name what is specific to the call.
 //
 // Calls whose answer is a VerifyResponse (or an UpdateSelfResponse) go through `post_verify`: the answer carries
-// the session, re-signed when its claims changed, and the client adopts it (DESIGN §8).
+// the session, re-signed when its claims changed, and the client adopts it (docs/design.md §8).
 impl ApiClient {
     /// POST a verify call and adopt the session its answer carries.
     async fn post_verify<B: Serialize + ?Sized>(

@@ -1,4 +1,4 @@
-//! The HTTP layer: [`ApiClient`] and its typed calls to the SDK API (DESIGN §7, §8).
+//! The HTTP layer: [`ApiClient`] and its typed calls to the SDK API (docs/design.md §7, §8).
 
 mod client;
 mod endpoints;

@@ -74,7 +74,7 @@ impl FrontendInbox {
     }
 }
 
-/// A [`Frontend`] that turns requests into [`FrontendEvent`]s on a channel (DESIGN §6).
+/// A [`Frontend`] that turns requests into [`FrontendEvent`]s on a channel (docs/design.md §6).
 ///
 /// ```
 /// use stepup_engine::frontend::{ChannelFrontend, FrontendEvent};

@@ -1,4 +1,4 @@
-//! The `Frontend` trait: how the engine talks to the person during a prompt flow (DESIGN §6).
+//! The `Frontend` trait: how the engine talks to the person during a prompt flow (docs/design.md §6).
 //!
 //! The coordinator's prompt driver sends a [`PromptRequest`] and waits for the [`PromptReply`]. A front end draws
 //! whatever fits its platform: a terminal, a game's own UI, a test script. Built in: [`ChannelFrontend`] (requests

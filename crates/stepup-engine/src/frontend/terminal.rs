@@ -26,7 +26,7 @@ const MAX_CODE_LEN: usize = 64;
 /// How often the key loop looks up from the keyboard to see whether the engine gave up on the prompt.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The built-in terminal UI (DESIGN §6). One dialog at a time, even when several engines share it.
+/// The built-in terminal UI (docs/design.md §6). One dialog at a time, even when several engines share it.
 ///
 /// It prints nothing when a flow ends: the app hears the outcome from its own `prompt_*` call and says what fits
 /// (a line from a task the engine spawns would race with the app's own output).

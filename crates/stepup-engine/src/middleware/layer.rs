@@ -23,7 +23,7 @@ const MAX_FLOWS: usize = 3;
 /// The largest 403 body read to look for the challenge code; a bigger one is not a challenge body.
 const MAX_CHALLENGE_BODY: u64 = 16 * 1024;
 
-/// Applies elevated tokens to tagged requests and answers step-up challenges (DESIGN §7).
+/// Applies elevated tokens to tagged requests and answers step-up challenges (docs/design.md §7).
 ///
 /// Add it to a `reqwest_middleware` client stack, or let [`StepUpAuth::http_client`] build one:
 ///

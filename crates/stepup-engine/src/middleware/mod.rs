@@ -1,5 +1,5 @@
 //! `StepUpMiddleware`: elevated tokens applied to an app's own HTTP calls, and step-up challenges answered, so the
-//! app never handles a token (DESIGN §7).
+//! app never handles a token (docs/design.md §7).
 //!
 //! ```text
 //! app ──request.elevated(scope)──▶ StepUpMiddleware ──x-dyn-elevated-access-token──▶ API

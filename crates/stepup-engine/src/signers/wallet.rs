@@ -154,7 +154,7 @@ mod local {
     mod tests {
         use super::*;
 
-        /// The web3.js `personal_sign` vector (DESIGN §12): the signature recovers to the key's address.
+        /// The web3.js `personal_sign` vector (docs/design.md §12): the signature recovers to the key's address.
         #[tokio::test]
         async fn signature_recovers_to_the_address() {
             let signer = LocalWalletSigner::from_secret_bytes(&[7; 32], "test").unwrap();

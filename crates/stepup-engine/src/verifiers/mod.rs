@@ -1,4 +1,4 @@
-//! The verifier actors: one per kind of proof (DESIGN §5; external auth is the sixth).
+//! The verifier actors: one per kind of proof (docs/design.md §5; external auth is the sixth).
 //!
 //! Each verifier is a plain struct implementing [`Verifier`] — the HTTP (and signer) work of one method — run
 //! inside the generic [`VerifierActor`]. The coordinator spawns the five linked to itself; a verifier that panics

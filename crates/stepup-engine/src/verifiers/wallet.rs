@@ -139,7 +139,7 @@ impl Verifier for WalletVerifier {
             return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
         };
         let signer = self.signer.as_deref().ok_or(StepUpError::NotConfigured { what: "wallet signer" })?;
-        // Embedded wallets never qualify (DESIGN §1): refuse before asking anyone to sign anything.
+        // Embedded wallets never qualify (docs/design.md §1): refuse before asking anyone to sign anything.
         if signer.is_embedded() {
             return Err(StepUpError::EmbeddedWalletNotAllowed);
         }

@@ -184,7 +184,7 @@ impl Proof {
         }
     }
 
-    /// Re-authentication proofs, which a user with MFA may not step up with (DESIGN §1).
+    /// Re-authentication proofs, which a user with MFA may not step up with (docs/design.md §1).
     fn is_reauthentication(self) -> bool {
         matches!(self, Proof::Email | Proof::Sms | Proof::Wallet)
     }

@@ -89,7 +89,7 @@ pub(crate) async fn step_up_credentials(
         }
     } else {
         let mut credentials = state.store().credentials(user_id).await?;
-        // Offer email first, then phone, then wallets (the order DESIGN lists them in); oldest first within a kind.
+        // Offer email first, then phone, then wallets (the order docs/design.md lists them in); oldest first within a kind.
         credentials.sort_by_key(|c| match c.format.as_str() {
             "email" => 0,
             "phoneNumber" => 1,

@@ -1,5 +1,5 @@
 //! The listener: accepts connections up to the configured cap and serves each on its own task, under the
-//! configured timeouts (DESIGN §11). `axum::serve` has neither a cap nor timeouts, so a few hundred slow or idle
+//! configured timeouts (docs/design.md §11). `axum::serve` has neither a cap nor timeouts, so a few hundred slow or idle
 //! clients could hold the server's connections forever.
 
 mod activity;

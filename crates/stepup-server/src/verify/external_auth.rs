@@ -1,5 +1,5 @@
 //! External-auth elevation: a short JWT signed by the app's own backend, checked against the keys the
-//! environment trusts (DESIGN §8, `POST /externalAuth/verify`).
+//! environment trusts (docs/design.md §8, `POST /externalAuth/verify`).
 //!
 //! Every key is pinned to one algorithm (RS256, ES256 or EdDSA), so a token cannot choose how it is checked:
 //! `alg: none`, HMAC keyed with a public key and any algorithm the key was not configured for are refused before

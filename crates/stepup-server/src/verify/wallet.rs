@@ -1,4 +1,4 @@
-//! External-wallet verification: the EIP-4361-shaped message and its EIP-191 signature (DESIGN §8, §9).
+//! External-wallet verification: the EIP-4361-shaped message and its EIP-191 signature (docs/design.md §8, §9).
 //!
 //! Every field but the statement is checked against the environment and the request; the signature must
 //! recover to the claimed address, which must be an external wallet of this user; the nonce must be one this
