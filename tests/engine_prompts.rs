@@ -127,29 +127,8 @@ async fn a_frozen_signer_times_out_and_does_not_block_its_verifier() {
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_from_an_ended_prompt_are_refused() {
-    // A prompt driver aborted mid-step (cancel, reset, timeout) may still get a message out; the coordinator
-    // refuses it, so it can never start a flow of its own. Sent here as the public message it is.
-    use stepup::engine::{CoordinatorMsg, PromptId, VerifyRequest};
-    let h = Harness::start().await;
-    let user = h.user().await;
-    let engine = h.engine(&user).await;
-    let scopes = ScopeSet::one(Scope::WalletExport);
-    let verify = |reply| CoordinatorMsg::Verify {
-        scopes,
-        request: VerifyRequest::Passkey,
-        prompt: Some(PromptId(7)),
-        reply,
-    };
-    let answer = engine.coordinator().call(verify, Some(Duration::from_secs(5))).await.unwrap().unwrap();
-    assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
-    let send = |reply| CoordinatorMsg::SendOtp { credential: None, prompt: Some(PromptId(7)), reply };
-    let answer = engine.coordinator().call(send, Some(Duration::from_secs(5))).await.unwrap().unwrap();
-    assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
-    assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
-    h.shutdown().await;
-}
+// `requests_from_an_ended_prompt_are_refused` is a unit test of the engine now (`requests.rs`): the message it
+// sends is the engine's own, which apps can no longer send.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() {

@@ -52,6 +52,17 @@ fn custom_ui_runs_every_verify_method_and_each_protected_call_succeeds() {
 }
 
 #[test]
+fn actor_messages_steps_up_by_messages_alone() {
+    let out = run_example("actor_messages");
+    assert!(out.contains("Check wallet:export: required = true"), "{out}");
+    assert!(out.contains("Code sent to "), "{out}");
+    assert!(out.contains("Verified: a token for wallet:export (single use: true)."), "{out}");
+    assert!(out.contains("State: elevated"), "{out}");
+    assert!(out.contains("Protected call for wallet:export: HTTP 200"), "{out}");
+    assert!(out.contains("After reset: idle"), "{out}");
+}
+
+#[test]
 fn elevated_request_steps_up_on_the_challenge_and_shares_one_flow() {
     let out = run_example("elevated_request");
     assert!(out.contains("HTTP 200 OK after 1 prompt(s)"), "{out}");

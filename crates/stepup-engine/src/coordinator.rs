@@ -27,12 +27,19 @@ pub type StepUpState = FlowState;
 /// A reply port for calls that end with a token.
 pub type TokenReply = RpcReplyPort<Result<TokenInfo, StepUpError>>;
 
-/// The coordinator's messages. The first group is the public API (an app may `cast!`/`call!` them directly);
-/// the second group is how verifiers, timers and the prompt driver report back.
+/// The coordinator's messages: the requests apps send (as [`crate::EngineRequest`], through an
+/// [`crate::EngineHandle`]) and the engine's own, and the reports of verifiers, timers and the prompt driver.
+/// Crate-private: no app can send a report.
 #[derive(Debug)]
-#[non_exhaustive]
-pub enum CoordinatorMsg {
+pub(crate) enum CoordinatorMsg {
     // --- Requests ---
+    /// Ask the server whether `scope` needs step-up, and take the answer in.
+    Check {
+        /// The scope.
+        scope: Scope,
+        /// The answer.
+        reply: RpcReplyPort<Result<crate::StepUpRequirement, StepUpError>>,
+    },
     /// A step-up check answered (the facade's `is_step_up_required` reports it).
     RequirementChecked {
         /// The scope checked.
@@ -43,11 +50,6 @@ pub enum CoordinatorMsg {
         options: MethodOptions,
         /// Answered once the machine has taken the answer in (so the caller sees the new state).
         reply: Option<RpcReplyPort<()>>,
-    },
-    /// A protected call met a step-up challenge for these scopes.
-    Challenged {
-        /// The scopes.
-        scopes: ScopeSet,
     },
     /// Send a one-time code to the user's email or phone.
     SendOtp {
@@ -165,7 +167,7 @@ pub struct EngineSnapshot {
 
 /// How the coordinator is set up.
 #[derive(Clone)]
-pub struct CoordinatorArgs {
+pub(crate) struct CoordinatorArgs {
     /// The token cell (the coordinator is its only writer, besides `take` of single-use tokens).
     pub tokens: TokenCell,
     /// What the verifiers need.
@@ -193,7 +195,7 @@ impl std::fmt::Debug for CoordinatorArgs {
 
 /// The coordinator actor.
 #[derive(Debug, Default)]
-pub struct Coordinator;
+pub(crate) struct Coordinator;
 
 /// A verification in progress.
 #[derive(Debug)]
@@ -214,7 +216,7 @@ struct RunningPrompt {
 }
 
 /// The coordinator's state.
-pub struct CoordinatorState {
+pub(crate) struct CoordinatorState {
     myself: ActorRef<CoordinatorMsg>,
     flow: Flow,
     args: CoordinatorArgs,
@@ -325,9 +327,30 @@ impl CoordinatorState {
                     let _ = reply.send(());
                 }
             }
-            CoordinatorMsg::Challenged { scopes } => {
-                self.flow.handle(&FlowEvent::Challenged { scopes });
-                self.publish();
+            CoordinatorMsg::Check { scope, reply } => {
+                // The network call runs beside the actor; its answer comes back as `RequirementChecked`, and
+                // the caller is answered once the machine has taken it in.
+                let (api, tokens, myself) =
+                    (self.args.verifiers.api.clone(), self.args.tokens.clone(), myself.clone());
+                tokio::spawn(async move {
+                    let answer = match crate::facade::fetch_requirement(&api, &tokens, &scope).await {
+                        Ok((requirement, true)) => {
+                            let report = |taken| CoordinatorMsg::RequirementChecked {
+                                scope,
+                                required: requirement.required,
+                                options: requirement.options.clone(),
+                                reply: Some(taken),
+                            };
+                            match myself.call(report, None).await {
+                                Ok(ractor::rpc::CallResult::Success(())) => Ok(requirement),
+                                _ => Err(StepUpError::EngineStopped),
+                            }
+                        }
+                        Ok((requirement, false)) => Ok(requirement),
+                        Err(error) => Err(error),
+                    };
+                    let _ = reply.send(answer);
+                });
             }
             CoordinatorMsg::SendOtp { credential, prompt, reply } => {
                 if let Err(refused) = self.check_prompt(prompt) {

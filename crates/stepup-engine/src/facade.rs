@@ -15,7 +15,32 @@ use crate::api::ApiClient;
 use crate::builder::StepUpAuthBuilder;
 use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
 use crate::middleware::{StepUpFlights, StepUpMiddleware};
+use crate::requests::EngineHandle;
 use crate::verifiers::VerifyRequest;
+
+/// Asks the server whether `scope` needs step-up, unless a stored token answers: the requirement, and whether the
+/// server was asked (only its answers are reported to the flow machine).
+pub(crate) async fn fetch_requirement(
+    api: &ApiClient,
+    tokens: &TokenCell,
+    scope: &Scope,
+) -> Result<(StepUpRequirement, bool), StepUpError> {
+    if tokens.get(scope).is_some() {
+        let held = StepUpRequirement {
+            required: false,
+            options: MethodOptions::unknown(),
+            default_credential: None,
+        };
+        return Ok((held, false));
+    }
+    let answer = api.step_up_check(scope).await?;
+    let requirement = StepUpRequirement {
+        required: answer.is_required,
+        options: MethodOptions::from_check(&answer),
+        default_credential: answer.default_credential_id.as_deref().map(CredentialId::new),
+    };
+    Ok((requirement, true))
+}
 
 /// What a step-up check found: whether step-up is needed and with which credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,26 +122,23 @@ impl StepUpAuth {
     /// # Errors
     /// As [`StepUpAuth::is_step_up_required`].
     pub async fn check(&self, scope: Scope) -> Result<StepUpRequirement, StepUpError> {
-        if self.inner.tokens.get(&scope).is_some() {
-            return Ok(StepUpRequirement {
-                required: false,
-                options: MethodOptions::unknown(),
-                default_credential: None,
-            });
-        }
-        let answer = self.inner.api.step_up_check(&scope).await?;
-        let options = MethodOptions::from_check(&answer);
-        let requirement = StepUpRequirement {
-            required: answer.is_required,
-            options: options.clone(),
-            default_credential: answer.default_credential_id.as_deref().map(CredentialId::new),
-        };
-        let required = answer.is_required;
-        // A call, not a cast: when this returns, `state()` already shows the answer.
-        let report =
-            |reply| CoordinatorMsg::RequirementChecked { scope, required, options, reply: Some(reply) };
-        self.call(report, CALL_MARGIN, StepUpError::EngineStopped).await?;
-        Ok(requirement)
+        // One path for the facade and apps that send messages: the coordinator asks and takes the answer in,
+        // so when this returns `state()` already shows it.
+        let timeout = self.inner.verify_timeout + CALL_MARGIN;
+        self.call(|reply| CoordinatorMsg::Check { scope, reply }, timeout, StepUpError::EngineStopped).await?
+    }
+
+    /// The coordinator, as apps may address it: the public [`EngineRequest`]s only (`ractor::call!` /
+    /// `ractor::cast!` on it); the state is on [`StepUpAuth::subscribe`]. See `examples/actor_messages.rs`.
+    #[must_use]
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle::new(self.inner.coordinator.get_derived())
+    }
+
+    /// The coordinator itself, reports and all: the engine's own parts only.
+    #[cfg(test)]
+    pub(crate) fn coordinator_actor(&self) -> &ActorRef<CoordinatorMsg> {
+        &self.inner.coordinator
     }
 
     /// Sends a one-time code to the user's email or phone (`credential`, or the email, else the phone). The
@@ -427,12 +449,6 @@ impl StepUpAuth {
     #[must_use]
     pub fn api(&self) -> &ApiClient {
         &self.inner.api
-    }
-
-    /// The coordinator actor, for apps that send it messages directly.
-    #[must_use]
-    pub fn coordinator(&self) -> &ActorRef<CoordinatorMsg> {
-        &self.inner.coordinator
     }
 
     async fn call<T: Send + 'static>(

@@ -18,17 +18,18 @@
 pub mod api;
 mod builder;
 mod clock;
-pub mod coordinator;
+mod coordinator;
 mod facade;
 pub mod frontend;
 pub mod middleware;
 mod prompt;
+mod requests;
 pub mod signers;
-pub mod verifiers;
+mod verifiers;
 
 pub use api::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
 pub use builder::{BuildError, DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT, StepUpAuthBuilder};
-pub use coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
+pub use coordinator::{EngineSnapshot, StepUpState, TokenReply};
 pub use facade::{StepUpAuth, StepUpRequirement};
 #[cfg(feature = "terminal")]
 pub use frontend::TerminalFrontend;
@@ -36,7 +37,7 @@ pub use frontend::{
     ChannelFrontend, Frontend, FrontendEvent, FrontendInbox, PendingPrompt, PromptReply, PromptRequest,
 };
 pub use middleware::{ElevatedRequestExt, ElevatedScope, MiddlewareError, StepUpMiddleware};
-pub use prompt::PromptId;
+pub use requests::{EngineHandle, EngineRequest};
 #[cfg(feature = "local-wallet")]
 pub use signers::LocalWalletSigner;
 #[cfg(feature = "software-passkey")]
@@ -46,5 +47,7 @@ pub use verifiers::{VerifyRequest, WalletMessageSettings};
 
 pub use stepup_core::SessionInfo;
 
+/// The actor runtime the engine runs on: [`EngineHandle`] works with its `call!` and `cast!` macros.
+pub use ractor;
 pub use stepup_core as core;
 pub use stepup_proto as proto;

@@ -18,7 +18,7 @@ use crate::verifiers::{VerifierConfig, VerifyRequest};
 
 /// The number of a prompt flow; reports from an older prompt are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PromptId(pub u64);
+pub(crate) struct PromptId(pub(crate) u64);
 
 /// Everything one prompt needs.
 pub(crate) struct PromptTask {

@@ -10,7 +10,7 @@ use crate::api::ApiClient;
 
 /// Verifies the app backend's JWTs.
 #[derive(Debug)]
-pub struct ExternalAuthVerifier {
+pub(crate) struct ExternalAuthVerifier {
     api: ApiClient,
 }
 

@@ -25,12 +25,13 @@ use stepup_core::{
 };
 use stepup_proto::TokenScope;
 
-pub use external_auth::ExternalAuthVerifier;
-pub use otp::OtpVerifier;
-pub use passkey::PasskeyVerifier;
-pub use recovery::RecoveryVerifier;
-pub use totp::TotpVerifier;
-pub use wallet::{WalletMessageSettings, WalletVerifier};
+pub(crate) use external_auth::ExternalAuthVerifier;
+pub(crate) use otp::OtpVerifier;
+pub(crate) use passkey::PasskeyVerifier;
+pub(crate) use recovery::RecoveryVerifier;
+pub(crate) use totp::TotpVerifier;
+pub use wallet::WalletMessageSettings;
+pub(crate) use wallet::WalletVerifier;
 
 use crate::api::ApiClient;
 use crate::coordinator::CoordinatorMsg;
@@ -75,7 +76,7 @@ pub enum VerifyRequest {
 impl VerifyRequest {
     /// The method that verifies this request; for a one-time code, the channel of the code that was sent.
     #[must_use]
-    pub fn method(&self, pending_otp: Option<&OtpVerification>) -> Method {
+    pub(crate) fn method(&self, pending_otp: Option<&OtpVerification>) -> Method {
         match self {
             VerifyRequest::Otp { .. } => pending_otp.map_or(Method::EmailOtp, |otp| otp.channel.method()),
             VerifyRequest::Wallet { .. } => Method::ExternalWallet,
@@ -88,7 +89,7 @@ impl VerifyRequest {
 
     /// Which verifier actor runs it.
     #[must_use]
-    pub fn kind(&self) -> VerifierKind {
+    pub(crate) fn kind(&self) -> VerifierKind {
         match self {
             VerifyRequest::Otp { .. } => VerifierKind::Otp,
             VerifyRequest::Wallet { .. } => VerifierKind::Wallet,
@@ -102,7 +103,7 @@ impl VerifyRequest {
 
 /// The verifier actors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum VerifierKind {
+pub(crate) enum VerifierKind {
     /// [`OtpVerifier`]: email and SMS one-time codes.
     Otp,
     /// [`WalletVerifier`]: external-wallet signatures.
@@ -119,7 +120,7 @@ pub enum VerifierKind {
 
 impl VerifierKind {
     /// All of them, in spawn order.
-    pub const ALL: [VerifierKind; 6] = [
+    pub(crate) const ALL: [VerifierKind; 6] = [
         VerifierKind::Otp,
         VerifierKind::Wallet,
         VerifierKind::Passkey,
@@ -130,7 +131,7 @@ impl VerifierKind {
 
     /// The actor's name in logs.
     #[must_use]
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             VerifierKind::Otp => "OtpVerifier",
             VerifierKind::Wallet => "WalletVerifier",
@@ -144,17 +145,17 @@ impl VerifierKind {
 
 /// One verification for a verifier: flow number `flow`, for `scopes`.
 #[derive(Debug)]
-pub struct VerifyJob {
+pub(crate) struct VerifyJob {
     /// The verification's number; the result carries it back so stale results are dropped.
-    pub flow: FlowId,
+    pub(crate) flow: FlowId,
     /// The scopes to ask for.
-    pub scopes: ScopeSet,
+    pub(crate) scopes: ScopeSet,
     /// What to verify.
-    pub request: VerifyRequest,
+    pub(crate) request: VerifyRequest,
     /// For one-time codes: the sent code the request answers.
-    pub otp: Option<OtpVerification>,
+    pub(crate) otp: Option<OtpVerification>,
     /// Where to send the result.
-    pub reply_to: ActorRef<CoordinatorMsg>,
+    pub(crate) reply_to: ActorRef<CoordinatorMsg>,
 }
 
 impl VerifyJob {
@@ -166,7 +167,7 @@ impl VerifyJob {
 /// A verifier actor's messages.
 #[derive(Debug)]
 #[non_exhaustive]
-pub enum VerifierMsg {
+pub(crate) enum VerifierMsg {
     /// Run one verification and cast [`CoordinatorMsg::VerifierDone`] back.
     Verify(VerifyJob),
     /// Send a one-time code ([`OtpVerifier`] only) and cast [`CoordinatorMsg::OtpSent`] back, which answers
@@ -186,24 +187,24 @@ pub enum VerifierMsg {
 
 /// What every verifier shares: the API client, the clock, the collaborators and the wallet message settings.
 #[derive(Clone)]
-pub struct VerifierConfig {
+pub(crate) struct VerifierConfig {
     /// The API client.
-    pub api: ApiClient,
+    pub(crate) api: ApiClient,
     /// The engine's clock (token expiry, the wallet message's Issued At).
-    pub clock: SharedClock,
+    pub(crate) clock: SharedClock,
     /// The external wallet, if the app has one.
-    pub wallet: Option<Arc<dyn WalletSigner>>,
+    pub(crate) wallet: Option<Arc<dyn WalletSigner>>,
     /// The passkey authenticator, if the app has one.
-    pub passkey: Option<Arc<dyn PasskeyAuthenticator>>,
+    pub(crate) passkey: Option<Arc<dyn PasskeyAuthenticator>>,
     /// What goes into the wallet message besides the wallet's own fields.
-    pub wallet_message: WalletMessageSettings,
+    pub(crate) wallet_message: WalletMessageSettings,
     /// The longest one job may run (network and signer together); then it is dropped and fails with `Timeout`,
     /// so a signer that hangs cannot block its verifier for good.
-    pub verify_timeout: std::time::Duration,
+    pub(crate) verify_timeout: std::time::Duration,
     /// The number of the verification the coordinator is waiting for (0: none). A job whose flow is no longer
     /// current when its turn comes is skipped: its caller has been answered, and running it would spend a code
     /// or ask the person to sign for nothing.
-    pub current_flow: Arc<AtomicU64>,
+    pub(crate) current_flow: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -220,7 +221,7 @@ impl std::fmt::Debug for VerifierConfig {
 
 /// The work of one verification method, free of actor plumbing.
 #[async_trait::async_trait]
-pub trait Verifier: Send + Sync + 'static {
+pub(crate) trait Verifier: Send + Sync + 'static {
     /// Which actor this is.
     const KIND: VerifierKind;
 
@@ -246,7 +247,7 @@ pub trait Verifier: Send + Sync + 'static {
 
 /// Runs a [`Verifier`] as a ractor actor.
 #[derive(Debug)]
-pub struct VerifierActor<V>(std::marker::PhantomData<fn() -> V>);
+pub(crate) struct VerifierActor<V>(std::marker::PhantomData<fn() -> V>);
 
 impl<V> Default for VerifierActor<V> {
     fn default() -> Self {
@@ -255,7 +256,7 @@ impl<V> Default for VerifierActor<V> {
 }
 
 /// A verifier actor's state: the verifier, the clock, the time limit and the coordinator's current flow.
-pub struct VerifierState<V> {
+pub(crate) struct VerifierState<V> {
     verifier: V,
     clock: SharedClock,
     verify_timeout: std::time::Duration,

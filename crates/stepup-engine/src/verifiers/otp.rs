@@ -9,7 +9,7 @@ use crate::api::ApiClient;
 
 /// Sends and verifies one-time codes.
 #[derive(Debug)]
-pub struct OtpVerifier {
+pub(crate) struct OtpVerifier {
     api: ApiClient,
 }
 

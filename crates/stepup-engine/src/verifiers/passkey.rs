@@ -10,7 +10,7 @@ use crate::api::ApiClient;
 use crate::signers::{PasskeyAuthenticator, PasskeyError};
 
 /// Verifies passkeys.
-pub struct PasskeyVerifier {
+pub(crate) struct PasskeyVerifier {
     api: ApiClient,
     authenticator: Option<Arc<dyn PasskeyAuthenticator>>,
 }

@@ -8,7 +8,7 @@ use crate::api::ApiClient;
 
 /// Verifies recovery codes.
 #[derive(Debug)]
-pub struct RecoveryVerifier {
+pub(crate) struct RecoveryVerifier {
     api: ApiClient,
 }
 

@@ -8,7 +8,7 @@ use crate::api::ApiClient;
 
 /// Verifies TOTP codes.
 #[derive(Debug)]
-pub struct TotpVerifier {
+pub(crate) struct TotpVerifier {
     api: ApiClient,
 }
 

@@ -29,7 +29,7 @@ impl Default for WalletMessageSettings {
 impl WalletMessageSettings {
     /// The message's `domain`: the origin's host and port.
     #[must_use]
-    pub fn domain(&self) -> &str {
+    pub(crate) fn domain(&self) -> &str {
         let without_scheme =
             self.app_origin.split_once("://").map_or(self.app_origin.as_str(), |(_, rest)| rest);
         without_scheme.split('/').next().unwrap_or(without_scheme)
@@ -37,13 +37,13 @@ impl WalletMessageSettings {
 
     /// The message's `URI`: the origin with a trailing `/`, as Dynamic's client writes it.
     #[must_use]
-    pub fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         format!("{}/", self.app_origin.trim_end_matches('/'))
     }
 }
 
 /// Verifies external-wallet signatures.
-pub struct WalletVerifier {
+pub(crate) struct WalletVerifier {
     api: ApiClient,
     signer: Option<Arc<dyn WalletSigner>>,
     settings: WalletMessageSettings,
