@@ -45,7 +45,7 @@ async fn bad_requests_get_their_typed_errors() {
 
     // No scopes: refused before any call.
     let error = engine.verify_totp_mfa("123456", None, &[]).await.unwrap_err();
-    assert_eq!(error, StepUpError::InvalidScopes);
+    assert_eq!(error, StepUpError::NoScopes);
     // A call that needs an elevated token, without one: the server's challenge.
     let error = engine.api().register_totp(None).await.unwrap_err();
     assert_eq!(error, StepUpError::ElevatedAccessTokenRequired);

@@ -97,7 +97,7 @@ async fn refused_backend_tokens_have_their_errors() {
     );
     let error =
         engine.verify_external_auth(vouch(&user.user.id, "wallet:sign").as_str(), &[]).await.unwrap_err();
-    assert_eq!(error, StepUpError::InvalidScopes);
+    assert_eq!(error, StepUpError::NoScopes);
     // The engine goes on.
     let info = engine
         .verify_external_auth(vouch(&user.user.id, "wallet:sign").as_str(), &[Scope::WalletSign])

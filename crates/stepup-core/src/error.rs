@@ -50,9 +50,12 @@ pub enum StepUpError {
         /// The server's message.
         message: String,
     },
-    /// 422 `invalid_scopes`: a requested scope is not granted by the server.
+    /// 422 `invalid_scopes`: a requested scope is not granted by the server (the server's answer only).
     #[error("the server does not grant the requested scopes")]
     InvalidScopes,
+    /// A verification or prompt was asked for no scopes at all; refused before any call (not a server answer).
+    #[error("no scopes were asked for")]
+    NoScopes,
     /// 422 `mfa_device_not_found`: the MFA device id names no device of this user.
     #[error("no such MFA device")]
     MfaDeviceNotFound,

@@ -525,7 +525,7 @@ impl CoordinatorState {
     /// Makes sure the machine is prompting on `route` for (at least) `scopes`.
     fn enter_prompt(&mut self, scopes: &ScopeSet, route: Route) -> Result<(), StepUpError> {
         if scopes.is_empty() {
-            return Err(StepUpError::InvalidScopes);
+            return Err(StepUpError::NoScopes);
         }
         if !route.prompts_a_person() && self.prompt.is_some() {
             // The app's backend vouching mid-prompt would switch the person's prompt to another route under them.
@@ -662,7 +662,7 @@ impl CoordinatorState {
         reply: TokenReply,
     ) {
         if scopes.is_empty() {
-            let _ = reply.send(Err(StepUpError::InvalidScopes));
+            let _ = reply.send(Err(StepUpError::NoScopes));
             return;
         }
         if let Some(token) = self.args.tokens.get_covering(&scopes).filter(|_| !fresh) {

@@ -248,7 +248,7 @@ impl StepUpAuth {
     ///
     /// # Errors
     /// As the `verify_*` method of the request; [`StepUpError::Busy`] while another verification runs;
-    /// [`StepUpError::InvalidScopes`] for no scopes; [`StepUpError::VerifierFailed`] if the verifier crashed;
+    /// [`StepUpError::NoScopes`] for no scopes; [`StepUpError::VerifierFailed`] if the verifier crashed;
     /// [`StepUpError::Cancelled`] if the flow was cancelled or reset meanwhile; [`StepUpError::Timeout`] after the
     /// verify timeout (signer included) and [`StepUpError::Transport`] when the server does not answer. Every
     /// `verify_*` method can also fail in these ways.

@@ -96,7 +96,7 @@ impl PromptTask {
 
     /// The user's options for the first scope (the server answers with every usable credential).
     async fn options(&self) -> Result<MethodOptions, StepUpError> {
-        let first = self.scopes.iter().next().ok_or(StepUpError::InvalidScopes)?;
+        let first = self.scopes.iter().next().ok_or(StepUpError::NoScopes)?;
         let check = self.config.api.step_up_check(first).await?;
         Ok(MethodOptions::from_check(&check))
     }
