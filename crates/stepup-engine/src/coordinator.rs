@@ -353,7 +353,7 @@ impl CoordinatorState {
                 });
             }
             CoordinatorMsg::SendOtp { credential, prompt, reply } => {
-                if let Err(refused) = self.check_prompt(prompt) {
+                if let Err(refused) = self.admit_prompt_request(prompt) {
                     let _ = reply.send(Err(refused));
                     return;
                 }
@@ -386,12 +386,14 @@ impl CoordinatorState {
                 self.publish();
                 let _ = reply.send(result);
             }
-            CoordinatorMsg::Verify { scopes, request, prompt, reply } => match self.check_prompt(prompt) {
-                Ok(()) => self.start_verification(myself, scopes, request, reply),
-                Err(refused) => {
-                    let _ = reply.send(Err(refused));
+            CoordinatorMsg::Verify { scopes, request, prompt, reply } => {
+                match self.admit_prompt_request(prompt) {
+                    Ok(()) => self.start_verification(myself, scopes, request, reply),
+                    Err(refused) => {
+                        let _ = reply.send(Err(refused));
+                    }
                 }
-            },
+            }
             CoordinatorMsg::VerifierDone { flow, result } => self.finish_verification(flow, result),
             CoordinatorMsg::VerificationTimedOut { flow } => {
                 self.finish_verification(flow, Err(StepUpError::Timeout))
@@ -636,9 +638,10 @@ impl CoordinatorState {
         }
     }
 
-    /// Whether a request from prompt `prompt` (if any) may go on: the prompt must still be the running one, and
-    /// someone must still be waiting for it (a prompt every caller gave up on is ended here, at its next step).
-    fn check_prompt(&mut self, prompt: Option<PromptId>) -> Result<(), StepUpError> {
+    /// Admits a request from prompt `prompt` (if any), or refuses it: the prompt must still be the running one,
+    /// and someone must still be waiting for it. Not a pure check: a prompt every caller gave up on is ended
+    /// here, at its next step (hence the name).
+    fn admit_prompt_request(&mut self, prompt: Option<PromptId>) -> Result<(), StepUpError> {
         let Some(id) = prompt else { return Ok(()) };
         let Some(running) = self.prompt.as_mut().filter(|p| p.id == id) else {
             return Err(StepUpError::Cancelled);
@@ -712,7 +715,7 @@ impl CoordinatorState {
         route: Route,
         options: MethodOptions,
     ) -> Result<(), StepUpError> {
-        self.check_prompt(Some(prompt))?;
+        self.admit_prompt_request(Some(prompt))?;
         options.check_route(route)?;
         let scopes = self.prompt.as_ref().map(|p| p.scopes.clone()).unwrap_or_default();
         if self.flow.state().scopes() != scopes {
