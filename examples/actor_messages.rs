@@ -1,15 +1,15 @@
-//! Driving the engine by messages alone: an embedding app (a game runtime, a kiosk shell, another actor
-//! system) sends the coordinator its public requests with `ractor::call!` / `ractor::cast!` through an
-//! `EngineHandle`, and reads the flow's state from the watch channel. No facade method is called after the
-//! engine is built.
+//! Driving the engine by messages: an embedding app (a game runtime, a kiosk shell, another actor system)
+//! sends the coordinator its public requests with `ractor::call!` / `ractor::cast!` through an `EngineHandle`,
+//! and reads the flow's state from the watch channel. Every step-up request goes through the handle; the
+//! protected call is the app's own HTTP call (through the engine's middleware, which attaches the token).
 //!
 //! ```text
 //! cargo run --example actor_messages
 //! ```
 //!
 //! Bob checks `wallet:export` (required), has an email code sent, verifies it, and the protected call goes
-//! through with the token the engine stored. Then a check for the same scope is answered by the stored token,
-//! and a reset empties it.
+//! through with the token the engine stored (single-use: the call spends it). Then the app inspects the
+//! engine, cancels, and a reset empties it.
 #![allow(clippy::print_stdout)] // A demo that reports what it does.
 
 use stepup::engine::ractor::{call, cast};
