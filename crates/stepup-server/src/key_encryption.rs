@@ -86,23 +86,16 @@ impl KeyEncryptionKey {
     /// # Errors
     /// [`KeyEncryptionError::Malformed`].
     pub fn parse(text: &str) -> Result<Self, KeyEncryptionError> {
-        let text = Zeroizing::new(text.trim().to_owned());
-        let bytes: Zeroizing<Vec<u8>> = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            Zeroizing::new(
-                (0..32)
-                    .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-                    .collect::<Result<_, _>>()
-                    .map_err(|_| KeyEncryptionError::Malformed)?,
-            )
-        } else {
-            let standard = text.replace('-', "+").replace('_', "/");
-            let unpadded = standard.trim_end_matches('=');
-            Zeroizing::new(
-                base64::engine::general_purpose::STANDARD_NO_PAD
-                    .decode(unpadded)
-                    .map_err(|_| KeyEncryptionError::Malformed)?,
-            )
-        };
+        let text = text.trim();
+        if let Some(key) = random::from_hex::<32>(text) {
+            return Ok(Self::from_bytes(key));
+        }
+        let standard = Zeroizing::new(text.replace('-', "+").replace('_', "/"));
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(standard.trim_end_matches('='))
+                .map_err(|_| KeyEncryptionError::Malformed)?,
+        );
         let key: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyEncryptionError::Malformed)?;
         Ok(Self::from_bytes(key))
     }

@@ -38,6 +38,20 @@ pub fn hex(bytes: &[u8]) -> String {
     })
 }
 
+/// `N` bytes from exactly `2 * N` hex digits (either case), or `None`. No intermediate buffer: callers holding a
+/// key wrap the array in `Zeroizing`.
+#[must_use]
+pub fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// A uniformly random number of `digits` decimal digits, zero-padded (a one-time code).
 ///
 /// # Errors
@@ -75,6 +89,16 @@ pub fn recovery_code() -> Result<String, RandomError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_round_trips_at_exactly_its_length() {
+        let bytes = [0u8, 1, 0xab, 0xff];
+        assert_eq!(from_hex::<4>(&hex(&bytes)), Some(bytes));
+        assert_eq!(from_hex::<4>("00010ABFF"), None);
+        assert_eq!(from_hex::<4>("000102"), None);
+        assert_eq!(from_hex::<2>("zz00"), None);
+        assert_eq!(from_hex::<2>("é0a"), None);
+    }
 
     #[test]
     fn uuid_has_the_v4_shape() {

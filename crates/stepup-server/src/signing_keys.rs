@@ -83,14 +83,6 @@ pub fn sealing_context(environment_id: &str, kid: &str) -> String {
     format!("signing_key:{}:{environment_id}:{kid}", environment_id.len())
 }
 
-fn decode_hex_key(hex: &str) -> Option<[u8; 32]> {
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect::<Option<_>>()?;
-    bytes.try_into().ok()
-}
-
 /// Builds the ring from stored rows (newest first). With `adopt_clear` (the start only), a key an earlier
 /// version stored in clear is taken and sealed; on a reload it is refused.
 async fn ring_from_rows(
@@ -117,7 +109,7 @@ async fn ring_from_rows(
             (kek.open_text(&context, &row.secret_key)?, true)
         };
         let corrupt = || SigningKeyError::Corrupt { environment: env.id.clone(), kid: row.kid.clone() };
-        let bytes = zeroize::Zeroizing::new(decode_hex_key(&secret).ok_or_else(corrupt)?);
+        let bytes = zeroize::Zeroizing::new(crate::random::from_hex::<32>(&secret).ok_or_else(corrupt)?);
         if !was_sealed {
             let sealed = kek.seal(&context, secret.as_bytes())?;
             store.reseal_signing_key(&env.id, &row.slot, &row.secret_key, &sealed).await?;

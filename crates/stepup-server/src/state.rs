@@ -159,7 +159,9 @@ async fn load_otp_key(
             .await?;
         tracing::info!("OTP key encrypted at rest");
     }
-    Ok(zeroize::Zeroizing::new(decode_key(&hex)?))
+    let key = random::from_hex::<32>(&hex)
+        .ok_or_else(|| StartError::Keys("the OTP key is not 32 bytes of hex".into()))?;
+    Ok(zeroize::Zeroizing::new(key))
 }
 
 /// Seals the TOTP secrets an earlier version stored in clear.
@@ -177,15 +179,6 @@ async fn seal_clear_totp_secrets(store: &Store, kek: &KeyEncryptionKey) -> Resul
 
 fn totp_context(device_id: &str) -> String {
     format!("totp:{device_id}")
-}
-
-fn decode_key(hex: &str) -> Result<[u8; 32], StartError> {
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect::<Option<_>>()
-        .ok_or_else(|| StartError::Keys("not hex".into()))?;
-    bytes.try_into().map_err(|_| StartError::Keys("not 32 bytes".into()))
 }
 
 impl AppState {

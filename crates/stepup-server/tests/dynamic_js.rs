@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::processes::{ServeDev, in_ci, wait_at_most};
 use common::{Backend, postgres_schema};
 
 /// The conformance scripts.
@@ -26,10 +26,6 @@ const ADMIN_TOKEN: &str = "conformance-admin-token";
 const ISSUER: &str = "conformance-backend";
 /// The longest the whole client run may take (it takes a few seconds).
 const RUN_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
 
 fn found(tool: &str) -> bool {
     Command::new(tool)
@@ -79,20 +75,6 @@ fn ready() -> bool {
     }
 }
 
-/// A `stepup-server serve --dev` process, killed on drop.
-struct ServeDev {
-    child: Child,
-    base_url: String,
-    log: PathBuf,
-}
-
-impl Drop for ServeDev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A scratch directory for one run's files.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -111,30 +93,7 @@ fn serve_dev(dir: &Path, database_url: Option<&str>) -> ServeDev {
          [environments.external_auth]\nissuer = \"{ISSUER}\"\n\
          [[environments.external_auth.public_keys]]\nalgorithm = \"EdDSA\"\npublic_key_pem = \"\"\"\n{public_key}\"\"\"\n"
     );
-    let config_path = dir.join("server.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let log = dir.join("server.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_stepup-server"));
-    command.args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"]).arg(&config_path);
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
-    }
-    let mut child = command
-        .env("STEPUP_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "stepup_server=debug")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("the server binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base_url = line.trim().to_owned();
-    assert!(
-        base_url.starts_with("http://127.0.0.1:"),
-        "the server printed {base_url:?}; its log:\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    ServeDev { child, base_url, log }
+    ServeDev::start(dir, &config, database_url, ADMIN_TOKEN, Some("stepup_server=debug"))
 }
 
 /// Runs the client's scenario against `server`; panics with the steps and the server's log when one fails.
@@ -152,18 +111,7 @@ fn run_client(server: &ServeDev, dir: &Path) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("node starts");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = node.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = node.kill();
-            let _ = node.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_at_most(&mut node, RUN_TIMEOUT, Duration::from_millis(100));
     let steps = std::fs::read_to_string(&output_path).unwrap_or_default();
     eprintln!("{steps}");
     let passed = status.is_some_and(|s| s.success()) && steps.contains("# all steps passed");

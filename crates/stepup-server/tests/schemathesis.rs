@@ -12,10 +12,13 @@
 //! with `CI=true` it fails instead.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::processes::{ServeDev, in_ci, wait_at_most};
 
 const ADMIN_TOKEN: &str = "schemathesis-admin-token";
 /// Generated cases per operation and phase; the whole run takes well under two minutes on two cores.
@@ -28,10 +31,6 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
 }
 
 /// The `schemathesis` command, if one runs.
@@ -51,20 +50,6 @@ fn schemathesis() -> Option<PathBuf> {
     })
 }
 
-/// A `stepup-server serve --dev` process, killed on drop.
-struct ServeDev {
-    child: Child,
-    base_url: String,
-    log: PathBuf,
-}
-
-impl Drop for ServeDev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The server binary in `--dev` mode, with external auth configured (so that route is reachable too).
 fn serve_dev(dir: &Path) -> ServeDev {
     let public_key = include_str!("keys/eddsa-public.pem");
@@ -79,22 +64,7 @@ fn serve_dev(dir: &Path) -> ServeDev {
          [environments.external_auth]\nissuer = \"fuzz-backend\"\n\
          [[environments.external_auth.public_keys]]\nalgorithm = \"EdDSA\"\npublic_key_pem = \"\"\"\n{public_key}\"\"\"\n"
     );
-    let config_path = dir.join("server.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let log = dir.join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stepup-server"))
-        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config_path)
-        .env("STEPUP_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("the server binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base_url = line.trim().to_owned();
-    assert!(base_url.starts_with("http://127.0.0.1:"), "the server printed {base_url:?}");
-    ServeDev { child, base_url, log }
+    ServeDev::start(dir, &config, None, ADMIN_TOKEN, None)
 }
 
 #[test]
@@ -132,18 +102,7 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("schemathesis starts");
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = run.kill();
-            let _ = run.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let status = wait_at_most(&mut run, RUN_TIMEOUT, Duration::from_millis(200));
     let report = std::fs::read_to_string(&output_path).unwrap_or_default();
     let summary: Vec<&str> = report.lines().skip_while(|line| !line.contains("SUMMARY")).collect();
     eprintln!("{}", summary.join("\n"));

@@ -5,6 +5,7 @@
 //! `/emailVerifications/create` means the code is on its way, and a failure is an error the caller sees, with
 //! nothing stored and no send counted (see `routes::otp`). Security notices are sent in the background.
 
+mod retry;
 pub mod settings;
 pub mod sms;
 pub mod smtp;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 use stepup_core::SecretString;
-use tokio::time::Instant;
 
 use super::DeliveryError;
+use super::retry::{Attempt, CutOff, until_accepted};
 use super::settings::SmsGatewayConfig;
 use crate::config::ConfigError;
 
@@ -86,19 +86,6 @@ pub fn provider(config: &SmsGatewayConfig, dev: bool) -> Result<Arc<dyn SmsProvi
     })
 }
 
-/// What one try of an HTTP send came to.
-enum Attempt {
-    Accepted,
-    /// The gateway did not take it and says so, or was never reached (no connection, 429, 5xx): another try
-    /// cannot send the message twice.
-    Transient(String),
-    /// Final (4xx): the gateway will refuse it again.
-    Refused(String),
-    /// The request may have reached the gateway (a timeout, a connection lost mid-request): another try could
-    /// send the message (and charge for it) twice.
-    Uncertain(String),
-}
-
 async fn classify(response: Result<reqwest::Response, reqwest::Error>) -> Attempt {
     match response {
         Err(error) if error.is_connect() => Attempt::Transient(without_url(&error)),
@@ -106,15 +93,14 @@ async fn classify(response: Result<reqwest::Response, reqwest::Error>) -> Attemp
         Ok(response) if response.status().is_success() => Attempt::Accepted,
         Ok(response) => {
             let status = response.status();
-            // The gateway's own explanation, short: Twilio answers `{"code":21211,"message":"..."}`.
+            // The gateway's error code, not its message: Twilio's `{"code":21211,"message":"The 'To' number
+            // +1555... is not valid"}` names the phone number, which stays out of the log.
             let body = response.text().await.unwrap_or_default();
             let detail = serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_default();
-            let reason = format!("HTTP {status} {}", detail.chars().take(200).collect::<String>())
-                .trim_end()
-                .to_owned();
+                .and_then(|v| v.get("code").and_then(serde_json::Value::as_i64))
+                .map_or_else(String::new, |code| format!(" (gateway code {code})"));
+            let reason = format!("HTTP {status}{detail}");
             if status.as_u16() == 429 || status.is_server_error() {
                 Attempt::Transient(reason)
             } else {
@@ -136,40 +122,6 @@ fn without_url(error: &reqwest::Error) -> String {
     kind.to_owned()
 }
 
-/// Runs `attempt` until it is accepted, refused, or `timeout` runs out (transient failures back off).
-async fn with_retries<F, Fut>(timeout: Duration, mut attempt: F) -> Result<(), DeliveryError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Attempt>,
-{
-    let deadline = Instant::now() + timeout;
-    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match tokio::time::timeout_at(deadline, attempt()).await {
-            // Cut off mid-request: the gateway may have taken it.
-            Err(_) => {
-                return Err(DeliveryError::Interrupted {
-                    channel: "sms",
-                    reason: format!("no answer within {timeout_ms} ms"),
-                });
-            }
-            Ok(Attempt::Accepted) => return Ok(()),
-            Ok(Attempt::Refused(reason)) => return Err(DeliveryError::Refused { channel: "sms", reason }),
-            Ok(Attempt::Uncertain(reason)) => {
-                return Err(DeliveryError::Interrupted { channel: "sms", reason });
-            }
-            Ok(Attempt::Transient(reason)) => {
-                if Instant::now() + backoff >= deadline {
-                    return Err(DeliveryError::Failed { channel: "sms", reason });
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
-}
-
 /// Twilio's `POST /2010-04-01/Accounts/{sid}/Messages.json`.
 struct Twilio {
     client: &'static reqwest::Client,
@@ -187,7 +139,7 @@ impl std::fmt::Debug for Twilio {
 
 impl SmsProvider for Twilio {
     fn send<'a>(&'a self, sms: Sms<'a>) -> SendFuture<'a> {
-        Box::pin(with_retries(self.timeout, move || {
+        Box::pin(until_accepted("sms", self.timeout, CutOff::MaybeSent, move || {
             let mut form = vec![("To", sms.to), ("Body", sms.body)];
             if let Some(from) = sms.from {
                 form.push(("From", from));
@@ -243,7 +195,7 @@ impl SmsProvider for Webhook {
                 "body": sms.body,
             }))
             .map_err(|e| DeliveryError::Message(e.to_string()))?;
-            with_retries(self.timeout, || {
+            until_accepted("sms", self.timeout, CutOff::MaybeSent, || {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());

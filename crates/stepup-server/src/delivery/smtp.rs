@@ -8,9 +8,9 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
-use tokio::time::Instant;
 
 use super::DeliveryError;
+use super::retry::{Attempt, CutOff, until_accepted};
 use super::settings::{SmtpConfig, SmtpTls};
 use crate::config::ConfigError;
 
@@ -105,26 +105,14 @@ impl SmtpMailer {
     /// [`DeliveryError::TimedOut`] when a try was still running.
     pub async fn send(&self, email: &Email) -> Result<(), DeliveryError> {
         let message = build(email)?;
-        let deadline = Instant::now() + self.timeout;
-        let timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match tokio::time::timeout_at(deadline, self.transport.send(message.clone())).await {
-                Err(_) => return Err(DeliveryError::TimedOut { channel: "email", timeout_ms }),
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(error)) if error.is_permanent() => {
-                    return Err(DeliveryError::Refused { channel: "email", reason: error.to_string() });
-                }
-                Ok(Err(error)) => {
-                    if Instant::now() + backoff >= deadline {
-                        return Err(DeliveryError::Failed { channel: "email", reason: error.to_string() });
-                    }
-                    tracing::debug!(%error, "SMTP send failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                }
+        until_accepted("email", self.timeout, CutOff::NotSent, || async {
+            match self.transport.send(message.clone()).await {
+                Ok(_) => Attempt::Accepted,
+                Err(error) if error.is_permanent() => Attempt::Refused(error.to_string()),
+                Err(error) => Attempt::Transient(error.to_string()),
             }
-        }
+        })
+        .await
     }
 }
 

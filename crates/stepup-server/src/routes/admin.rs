@@ -119,7 +119,8 @@ pub(super) fn router() -> Router<AppState> {
         .route("/environments/{environment_id}/outbox", get(outbox))
 }
 
-fn environment(state: &AppState, id: &str) -> Result<std::sync::Arc<Environment>, ApiError> {
+/// The environment an admin path names, or 404.
+pub(super) fn environment(state: &AppState, id: &str) -> Result<std::sync::Arc<Environment>, ApiError> {
     state.environment(id).cloned().ok_or_else(|| ApiError::not_found("Unknown environment"))
 }
 
@@ -227,7 +228,7 @@ async fn session_with_token(
             "Requested scopes must be known token scopes",
         ));
     }
-    state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    super::known_user(state, &env, user_id).await?;
     let (jwt, claims) = state.issue_session_claims(&env, user_id).await?;
     let elevated_access_token = if scopes.is_empty() {
         None
@@ -263,7 +264,7 @@ pub async fn link_wallet_op(
 ) -> Result<VerifiedCredential, ApiError> {
     let user_id = user_id.to_owned();
     let env = environment(state, environment_id)?;
-    state.store().user(env.id(), &user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    super::known_user(state, &env, &user_id).await?;
     if !valid_address(&request.address) || request.chain.is_empty() || request.wallet_name.is_empty() {
         return Err(ApiError::bad_request(
             "Invalid wallet: address must be 0x and 40 hex digits; chain and name are required",

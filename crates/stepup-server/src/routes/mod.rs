@@ -93,6 +93,15 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A user of `env`, or 404 `Unknown user`.
+pub(crate) async fn known_user(
+    state: &AppState,
+    env: &Environment,
+    user_id: &str,
+) -> Result<crate::store::UserRow, ApiError> {
+    state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))
+}
+
 /// The router of the metrics listener (`[metrics] listen`): `GET /metrics` alone.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
@@ -377,8 +386,7 @@ pub(crate) async fn verify_response(
     session_jwt: stepup_core::Jwt,
     elevated_access_token: Option<stepup_core::Jwt>,
 ) -> Result<VerifyResponse, ApiError> {
-    let user =
-        state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    let user = known_user(state, env, user_id).await?;
     let credentials = state.store().credentials(user_id).await?;
     Ok(VerifyResponse {
         jwt: Some(session_jwt.clone()),

@@ -7,11 +7,12 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stepup_proto::SdkUser;
 
-use super::sdk_user;
+use super::admin::environment;
+use super::{known_user, sdk_user};
 use crate::auth::{Admin, OptionalJson};
 use crate::delivery::SecurityEvent;
 use crate::error::ApiError;
-use crate::state::{AppState, Environment};
+use crate::state::AppState;
 use crate::store::secs;
 
 /// The most users one page of `GET /admin/environments/{env}/users` holds.
@@ -101,18 +102,6 @@ pub(super) fn router() -> Router<AppState> {
         .route("/environments/{environment_id}/users/{user_id}/mfa/reset", post(reset_mfa))
         .route("/environments/{environment_id}/users/{user_id}/sessions/revoke", post(revoke_sessions))
         .route("/environments/{environment_id}/signing-keys", post(rotate_signing_key))
-}
-
-fn environment(state: &AppState, id: &str) -> Result<std::sync::Arc<Environment>, ApiError> {
-    state.environment(id).cloned().ok_or_else(|| ApiError::not_found("Unknown environment"))
-}
-
-async fn known_user(
-    state: &AppState,
-    env: &Environment,
-    user_id: &str,
-) -> Result<crate::store::UserRow, ApiError> {
-    state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))
 }
 
 async fn unlock_user(

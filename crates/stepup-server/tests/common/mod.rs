@@ -20,6 +20,7 @@ use stepup_proto::{ErrorBody, SdkUser};
 use stepup_server::routes::{AdminSession, CreateUserRequest, OutboxMessage};
 use stepup_server::{Server, ServerConfig};
 
+pub mod processes;
 pub mod receivers;
 
 pub const ENV: &str = "dev";

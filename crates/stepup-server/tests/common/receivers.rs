@@ -10,12 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, StatusCode};
 
+use super::processes::in_ci;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
 }
 
 /// A Python with aiosmtpd: `STEPUP_AIOSMTPD_PYTHON`, else `.ci/run`'s venv, else `python3`. None (the test
