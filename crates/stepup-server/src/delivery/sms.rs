@@ -15,8 +15,8 @@ use super::retry::{Attempt, CutOff, until_accepted};
 use super::settings::SmsGatewayConfig;
 use crate::config::ConfigError;
 
-/// One SMS to send.
-#[derive(Debug, Clone, Copy)]
+/// One SMS to send. `Debug` leaves out the text (it holds the code).
+#[derive(Clone, Copy)]
 pub struct Sms<'a> {
     /// The environment it is sent for.
     pub environment_id: &'a str,
@@ -26,6 +26,17 @@ pub struct Sms<'a> {
     pub from: Option<&'a str>,
     /// The text (it holds the code: never logged).
     pub body: &'a str,
+}
+
+impl std::fmt::Debug for Sms<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sms")
+            .field("environment_id", &self.environment_id)
+            .field("to", &self.to)
+            .field("from", &self.from)
+            .field("body", &stepup_core::secret::REDACTED)
+            .finish()
+    }
 }
 
 /// A boxed send future.

@@ -14,8 +14,8 @@ use super::retry::{Attempt, CutOff, until_accepted};
 use super::settings::{SmtpConfig, SmtpTls};
 use crate::config::ConfigError;
 
-/// An email ready to go.
-#[derive(Debug, Clone)]
+/// An email ready to go. `Debug` leaves out the subject and bodies (they may hold a code).
+#[derive(Clone)]
 pub struct Email {
     /// `From:` (`Name <address>` or an address).
     pub from: String,
@@ -27,6 +27,16 @@ pub struct Email {
     pub text: String,
     /// The HTML body.
     pub html: String,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("subject", &stepup_core::secret::REDACTED)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The SMTP relay.
@@ -142,4 +152,19 @@ fn build(email: &Email) -> Result<Message, DeliveryError> {
 /// The parser's message.
 pub fn check_mailbox(text: &str) -> Result<(), String> {
     text.parse::<Mailbox>().map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_leaves_out_what_may_hold_a_code() {
+        let email = super::Email {
+            from: "a@example.com".into(),
+            to: "b@example.com".into(),
+            subject: "123456 is your code".into(),
+            text: "123456".into(),
+            html: "<b>123456</b>".into(),
+        };
+        assert!(!format!("{email:?}").contains("123456"));
+    }
 }
