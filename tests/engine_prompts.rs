@@ -198,11 +198,11 @@ async fn resend_in_a_prompt_sends_a_new_code_that_elevates() {
             can_resend: true
         }
     );
-    let first = pending_otp(&engine);
+    let first = pending_otp(&engine).await;
     assert!(reply.answer(PromptReply::Resend));
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { can_resend: true, .. }), "{request:?}");
-    assert_ne!(pending_otp(&engine).id, first.id, "the resend sent a new code");
+    assert_ne!(pending_otp(&engine).await.id, first.id, "the resend sent a new code");
     let second = pending_code(&h, &engine, &user.email).await;
     assert!(reply.answer(PromptReply::Code(second.as_str().into())));
     let info = waiting.await.unwrap().unwrap();
@@ -227,13 +227,10 @@ async fn prompt_step_up_auth_routes_a_user_with_mfa_to_mfa_without_a_choice() {
 }
 
 /// The one-time code the engine's flow waits for.
-fn pending_otp(engine: &stepup::engine::StepUpAuth) -> stepup::OtpVerification {
-    match engine.state() {
-        StepUpState::Prompting { progress, .. } | StepUpState::Verifying { progress, .. } => {
-            progress.pending_otp.expect("a code was sent")
-        }
-        other => panic!("no flow in {other:?}"),
-    }
+async fn pending_otp(engine: &stepup::engine::StepUpAuth) -> stepup::OtpVerification {
+    let snapshot = engine.snapshot().await.expect("the engine answers");
+    assert!(snapshot.state.is_in_flow(), "no flow in {:?}", snapshot.state);
+    snapshot.pending_otp.expect("a code was sent")
 }
 
 /// Where in a prompt flow the person (or the app) gives up.
@@ -345,7 +342,7 @@ async fn a_refused_resend_is_a_notice_and_the_code_already_sent_still_elevates()
         assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
         reply = next;
     }
-    let last_sent = pending_otp(&engine);
+    let last_sent = pending_otp(&engine).await;
     assert!(reply.answer(PromptReply::Resend));
     let (request, reply) = next_prompt(&mut inbox).await;
     let PromptRequest::Failed { error, attempts_left } = request else { panic!("a notice, got {request:?}") };
@@ -354,7 +351,7 @@ async fn a_refused_resend_is_a_notice_and_the_code_already_sent_still_elevates()
     assert!(reply.answer(PromptReply::Confirm));
     let (request, reply) = next_prompt(&mut inbox).await;
     assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
-    assert_eq!(pending_otp(&engine).id, last_sent.id, "the code sent last is still the one awaited");
+    assert_eq!(pending_otp(&engine).await.id, last_sent.id, "the code sent last is still the one awaited");
     let code = h.code_of(&user.email, &last_sent).await;
     assert!(reply.answer(PromptReply::Code(code.as_str().into())));
     assert!(waiting.await.unwrap().unwrap().scopes.contains(&Scope::CredentialLink));

@@ -12,7 +12,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use stepup::engine::{
     ChannelFrontend, FrontendEvent, FrontendInbox, LocalWalletSigner, PendingPrompt, PromptRequest,
-    SoftwarePasskey, StepUpAuth, StepUpAuthBuilder, StepUpState, WalletSigner,
+    SoftwarePasskey, StepUpAuth, StepUpAuthBuilder, WalletSigner,
 };
 use stepup::proto::SdkUser;
 use stepup::{ElevatedToken, Scope, SecretString};
@@ -193,14 +193,9 @@ pub async fn elevate_by_email(h: &Harness, engine: &StepUpAuth, user: &TestUser,
 
 /// The code of the one-time code the engine's running flow is waiting for (as a prompt's `EnterOtp` shows).
 pub async fn pending_code(h: &Harness, engine: &StepUpAuth, to: &str) -> String {
-    let state = engine.state();
-    let sent = match &state {
-        StepUpState::Prompting { progress, .. } | StepUpState::Verifying { progress, .. } => {
-            progress.pending_otp.clone()
-        }
-        _ => None,
-    };
-    h.code_of(to, &sent.unwrap_or_else(|| panic!("no code pending in {state:?}"))).await
+    let snapshot = engine.snapshot().await.expect("the engine answers");
+    let sent = snapshot.pending_otp.unwrap_or_else(|| panic!("no code pending in {:?}", snapshot.state));
+    h.code_of(to, &sent).await
 }
 
 /// The TOTP code for `secret` (base32) at Unix time `at` (what the person's authenticator app shows).

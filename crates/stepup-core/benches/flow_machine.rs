@@ -26,7 +26,7 @@ fn cycle() -> Vec<FlowEvent> {
             options: options.clone(),
         },
         FlowEvent::PromptOpened { route: Route::Mfa, options },
-        FlowEvent::VerificationStarted { method: Method::Totp, flow: FlowId(1) },
+        FlowEvent::VerificationStarted { method: Method::Totp },
         FlowEvent::Verified { flow: FlowId(1), token: Arc::clone(&token) },
         FlowEvent::TokenConsumed { token_id: token.id().clone() },
     ]
@@ -42,9 +42,9 @@ fn prompt_cycle() -> Vec<FlowEvent> {
             options: options.clone(),
         },
         FlowEvent::PromptOpened { route: Route::Mfa, options },
-        FlowEvent::VerificationStarted { method: Method::Totp, flow: FlowId(1) },
+        FlowEvent::VerificationStarted { method: Method::Totp },
         FlowEvent::VerificationFailed { flow: FlowId(1), error: stepup_core::StepUpError::MfaInvalidCode },
-        FlowEvent::VerificationStarted { method: Method::Totp, flow: FlowId(2) },
+        FlowEvent::VerificationStarted { method: Method::Totp },
         FlowEvent::Cancel,
     ]
 }
@@ -52,10 +52,7 @@ fn prompt_cycle() -> Vec<FlowEvent> {
 /// Verification numbers only grow, so each pass of a cycle moves its numbers past the previous pass's.
 fn renumber(events: &mut [FlowEvent], by: u64) {
     for event in events {
-        if let FlowEvent::VerificationStarted { flow, .. }
-        | FlowEvent::Verified { flow, .. }
-        | FlowEvent::VerificationFailed { flow, .. } = event
-        {
+        if let FlowEvent::Verified { flow, .. } | FlowEvent::VerificationFailed { flow, .. } = event {
             flow.0 += by;
         }
     }

@@ -22,7 +22,7 @@ pub mod testkit;
 
 pub use credential::{Credential, CredentialError, CredentialId, MethodOptions};
 pub use error::{Result, StepUpError};
-pub use flow::{Flow, FlowEvent, FlowId, FlowState, MAX_ATTEMPTS, PromptProgress};
+pub use flow::{Effect, Flow, FlowEvent, FlowId, FlowState, MAX_ATTEMPTS, PromptProgress};
 pub use method::{Method, Route};
 pub use otp::{OtpChannel, OtpVerification, VerificationId};
 pub use scope::{Scope, ScopeSet};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use stepup_core::testkit::token;
 use stepup_core::{
-    Credential, Flow, FlowEvent, FlowId, FlowState, ManualClock, Method, MethodOptions, OtpChannel,
+    Credential, Effect, Flow, FlowEvent, FlowId, FlowState, ManualClock, Method, MethodOptions, OtpChannel,
     OtpVerification, Route, Scope, ScopeSet, StepUpError, TokenCell, TokenError, UnixTime, VerificationId,
 };
 
@@ -39,8 +39,8 @@ fn opened(route: Route) -> FlowEvent {
     FlowEvent::PromptOpened { route, options: MethodOptions::unknown() }
 }
 
-fn started(method: Method, flow: u64) -> FlowEvent {
-    FlowEvent::VerificationStarted { method, flow: FlowId(flow) }
+fn started(method: Method) -> FlowEvent {
+    FlowEvent::VerificationStarted { method }
 }
 
 fn verified(flow: u64, jti: &str, ttl: u64, single_use: bool) -> FlowEvent {
@@ -79,7 +79,7 @@ fn totp_happy_path_elevates_and_stores_the_token() {
         &FlowState::Required { scopes: export(), options: mfa_options(), last_error: None }
     );
     assert!(flow.state().is_in_flow());
-    drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp, 1)]);
+    drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp)]);
     assert_eq!(flow.state().name(), "verifying");
     flow.handle(&verified(1, "t1", 300, false));
     assert_eq!(
@@ -123,29 +123,72 @@ fn challenge_without_scopes_is_ignored_and_with_scopes_requires() {
 fn mfa_route_refuses_reauthentication_methods_and_methods_not_offered() {
     let (mut flow, _) = flow();
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
-    flow.handle(&started(Method::EmailOtp, 1));
+    let refused = flow.handle(&started(Method::EmailOtp));
+    assert_eq!(refused, Effect::Refused(StepUpError::MethodNotAvailable { method: Method::EmailOtp }));
     assert_eq!(flow.state().name(), "prompting", "email is not an MFA method");
     let only_totp = MethodOptions::known([Credential::new("totp-1", Method::Totp, None)]);
     flow.handle(&FlowEvent::PromptOpened { route: Route::Mfa, options: only_totp });
-    flow.handle(&started(Method::Passkey, 1));
+    flow.handle(&started(Method::Passkey));
     assert_eq!(flow.state().name(), "prompting", "no passkey offered");
-    flow.handle(&started(Method::RecoveryCode, 1));
+    let effect = flow.handle(&started(Method::RecoveryCode));
     assert_eq!(flow.state().name(), "verifying", "recovery codes back up any MFA method");
+    assert_eq!(
+        effect,
+        Effect::Verify { flow: FlowId(1), method: Method::RecoveryCode, scopes: export(), otp: None },
+        "the machine numbers the verification"
+    );
 }
 
 #[test]
 fn otp_verification_needs_a_sent_code_on_its_channel() {
     let (mut flow, _) = flow();
     drive(&mut flow, &[checked(reauth_options()), opened(Route::Reauthenticate)]);
-    flow.handle(&started(Method::EmailOtp, 1));
+    assert_eq!(flow.handle(&started(Method::EmailOtp)), Effect::Refused(StepUpError::OtpNotSent));
     assert_eq!(flow.state().name(), "prompting", "no code sent yet");
     flow.handle(&email_sent());
-    let FlowState::Prompting { progress, .. } = flow.state() else { panic!() };
-    assert_eq!(progress.pending_otp.as_ref().unwrap().id.as_str(), "v-1");
-    flow.handle(&started(Method::SmsOtp, 1));
+    assert_eq!(flow.pending_otp().unwrap().id.as_str(), "v-1");
+    flow.handle(&started(Method::SmsOtp));
     assert_eq!(flow.state().name(), "prompting", "SMS not offered and no SMS sent");
-    flow.handle(&started(Method::EmailOtp, 1));
+    let Effect::Verify { otp, .. } = flow.handle(&started(Method::EmailOtp)) else { panic!() };
     assert_eq!(flow.state().name(), "verifying");
+    assert_eq!(otp.unwrap().id.as_str(), "v-1", "the job carries the code it answers");
+}
+
+#[test]
+fn a_code_sent_outside_a_flow_is_kept_for_the_flow_that_follows_and_survives_cancel() {
+    let (mut flow, _) = flow();
+    flow.handle(&email_sent());
+    assert_eq!(flow.state(), &FlowState::Idle {});
+    assert!(flow.pending_otp().is_some(), "an app sends a code before it knows the scopes");
+    drive(&mut flow, &[FlowEvent::FlowRequested { scopes: export() }, opened(Route::Reauthenticate)]);
+    flow.handle(&FlowEvent::Cancel);
+    assert!(flow.pending_otp().is_some(), "the server still holds the code");
+    drive(&mut flow, &[FlowEvent::FlowRequested { scopes: export() }, opened(Route::Reauthenticate)]);
+    assert!(matches!(flow.handle(&started(Method::EmailOtp)), Effect::Verify { .. }));
+    flow.handle(&verified(1, "t1", 60, false));
+    assert_eq!(flow.pending_otp(), None, "a used code is gone");
+    flow.handle(&email_sent());
+    flow.handle(&FlowEvent::Reset);
+    assert_eq!(flow.pending_otp(), None, "reset forgets it");
+}
+
+#[test]
+fn a_flow_request_keeps_a_flow_for_the_same_scopes_and_restarts_one_for_others() {
+    let (mut flow, _) = flow();
+    assert_eq!(
+        flow.handle(&FlowEvent::FlowRequested { scopes: ScopeSet::empty() }),
+        Effect::Refused(StepUpError::NoScopes)
+    );
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
+    flow.handle(&FlowEvent::FlowRequested { scopes: export() });
+    assert_eq!(flow.state().name(), "prompting", "the same scopes: the prompt goes on");
+    let both = export().union(&ScopeSet::one(Scope::WalletSign));
+    flow.handle(&FlowEvent::FlowRequested { scopes: both.clone() });
+    assert_eq!(
+        flow.state(),
+        &FlowState::Required { scopes: both, options: MethodOptions::unknown(), last_error: None },
+        "other scopes: exactly those, from the start"
+    );
 }
 
 #[test]
@@ -153,17 +196,20 @@ fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
     let (mut flow, _) = flow();
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
     for (try_no, left) in [(1, 2), (2, 1)] {
-        flow.handle(&started(Method::Totp, try_no));
-        flow.handle(&FlowEvent::VerificationFailed {
+        flow.handle(&started(Method::Totp));
+        let effect = flow.handle(&FlowEvent::VerificationFailed {
             flow: FlowId(try_no),
             error: StepUpError::MfaInvalidCode,
         });
+        assert_eq!(effect, Effect::Retry { error: StepUpError::MfaInvalidCode, attempts_left: left });
         let FlowState::Prompting { progress, .. } = flow.state() else { panic!("{:?}", flow.state()) };
         assert_eq!(progress.attempts_left, left);
         assert_eq!(progress.last_error, Some(StepUpError::MfaInvalidCode));
     }
-    flow.handle(&started(Method::Totp, 3));
-    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(3), error: StepUpError::MfaInvalidCode });
+    flow.handle(&started(Method::Totp));
+    let effect =
+        flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(3), error: StepUpError::MfaInvalidCode });
+    assert_eq!(effect, Effect::Failed(StepUpError::MfaInvalidCode), "no tries left");
     assert_eq!(
         flow.state(),
         &FlowState::Required {
@@ -177,7 +223,7 @@ fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
 #[test]
 fn fatal_error_goes_back_to_required_with_the_error() {
     let (mut flow, _) = flow();
-    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
     let locked = StepUpError::Locked { retry_after: None };
     flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: locked.clone() });
     assert_eq!(
@@ -190,9 +236,9 @@ fn fatal_error_goes_back_to_required_with_the_error() {
 fn stale_results_after_cancel_or_reset_never_elevate() {
     for stop in [FlowEvent::Cancel, FlowEvent::Reset] {
         let (mut flow, _) = flow();
-        drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 7), stop]);
+        drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), stop]);
         assert_eq!(flow.state(), &FlowState::Idle {});
-        flow.handle(&verified(7, "late", 300, false));
+        assert_eq!(flow.handle(&verified(1, "late", 300, false)), Effect::None);
         assert_eq!(flow.state(), &FlowState::Idle {});
         assert!(flow.tokens().snapshot().is_empty());
     }
@@ -201,9 +247,9 @@ fn stale_results_after_cancel_or_reset_never_elevate() {
 #[test]
 fn result_of_an_older_verification_is_dropped() {
     let (mut flow, _) = flow();
-    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
     flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
-    flow.handle(&started(Method::Totp, 2));
+    flow.handle(&started(Method::Totp));
     flow.handle(&verified(1, "old", 300, false));
     assert_eq!(flow.state().name(), "verifying");
     flow.handle(&verified(2, "new", 300, false));
@@ -213,7 +259,7 @@ fn result_of_an_older_verification_is_dropped() {
 #[test]
 fn token_that_does_not_cover_the_scopes_or_is_expired_is_refused() {
     let (mut flow, clock) = flow();
-    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
     let narrow = token(&ScopeSet::one(Scope::WalletSign), NOW.plus_secs(300), false, "narrow");
     flow.handle(&FlowEvent::Verified { flow: FlowId(1), token: narrow });
     let FlowState::Required { last_error, .. } = flow.state() else { panic!() };
@@ -224,7 +270,7 @@ fn token_that_does_not_cover_the_scopes_or_is_expired_is_refused() {
             granted: ScopeSet::one(Scope::WalletSign)
         })
     );
-    drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp, 2)]);
+    drive(&mut flow, &[opened(Route::Mfa), started(Method::Totp)]);
     clock.advance(301);
     flow.handle(&verified(2, "late", 300, false));
     let FlowState::Required { last_error, .. } = flow.state() else { panic!() };
@@ -243,7 +289,7 @@ fn expiry_moves_elevated_to_expired_and_the_next_check_to_required() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), verified(1, "t1", 60, false)],
     );
     flow.handle(&FlowEvent::TokenExpired { token_id: stepup_core::TokenId::new("someone-else") });
     assert_eq!(flow.state().name(), "elevated");
@@ -259,7 +305,7 @@ fn expired_with_a_not_required_check_goes_idle() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), verified(1, "t1", 60, false)],
     );
     flow.handle(&FlowEvent::TokenExpired { token_id: stepup_core::TokenId::new("t1") });
     flow.handle(&FlowEvent::RequirementChecked {
@@ -275,12 +321,7 @@ fn consumed_single_use_token_goes_idle() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[
-            checked(mfa_options()),
-            opened(Route::Mfa),
-            started(Method::Totp, 1),
-            verified(1, "once", 60, true),
-        ],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), verified(1, "once", 60, true)],
     );
     let taken = flow.tokens().take(&Scope::WalletExport).unwrap();
     assert!(flow.tokens().take(&Scope::WalletExport).is_none());
@@ -293,7 +334,7 @@ fn reset_from_any_state_empties_the_cell() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), verified(1, "t1", 60, false)],
     );
     assert!(!flow.tokens().snapshot().is_empty());
     flow.handle(&FlowEvent::Reset);
@@ -306,7 +347,7 @@ fn cancel_outside_a_flow_is_ignored() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), verified(1, "t1", 60, false)],
+        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), verified(1, "t1", 60, false)],
     );
     let before = flow.state().clone();
     flow.handle(&FlowEvent::Cancel);
@@ -319,7 +360,7 @@ fn prompt_can_switch_route_and_starts_fresh() {
     // After a server challenge the options are unknown, so either route may be tried.
     drive(
         &mut flow,
-        &[FlowEvent::Challenged { scopes: export() }, opened(Route::Mfa), started(Method::Totp, 1)],
+        &[FlowEvent::Challenged { scopes: export() }, opened(Route::Mfa), started(Method::Totp)],
     );
     flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
     flow.handle(&opened(Route::Reauthenticate));
@@ -363,18 +404,17 @@ fn a_route_without_methods_is_refused() {
 }
 
 #[test]
-fn a_reused_flow_number_never_starts_a_verification() {
+fn verification_numbers_never_repeat_so_a_late_result_never_matches_a_new_verification() {
     let (mut flow, _) = flow();
-    drive(
-        &mut flow,
-        &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1), FlowEvent::Cancel],
-    );
-    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp, 1)]);
-    assert_eq!(flow.state().name(), "prompting", "flow 1 was used: its late result must not match");
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), FlowEvent::Cancel]);
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
+    let Effect::Verify { flow: number, .. } = flow.handle(&started(Method::Totp)) else { panic!() };
+    assert_eq!(number, FlowId(2), "flow 1 was used: the next verification is 2");
     flow.handle(&verified(1, "late", 300, false));
-    assert_eq!(flow.state().name(), "prompting");
-    flow.handle(&started(Method::Totp, 2));
-    assert_eq!(flow.state().name(), "verifying");
+    assert_eq!(flow.state().name(), "verifying", "the late result of flow 1 is dropped");
+    let Effect::Elevated(info) = flow.handle(&verified(2, "new", 300, false)) else { panic!() };
+    assert_eq!(info.scopes, export());
+    assert_eq!(flow.state().name(), "elevated");
 }
 
 #[test]
@@ -382,29 +422,24 @@ fn a_dead_one_time_code_must_be_sent_again() {
     let (mut flow, _) = flow();
     drive(
         &mut flow,
-        &[
-            checked(reauth_options()),
-            opened(Route::Reauthenticate),
-            email_sent(),
-            started(Method::EmailOtp, 1),
-        ],
+        &[checked(reauth_options()), opened(Route::Reauthenticate), email_sent(), started(Method::EmailOtp)],
     );
     flow.handle(&FlowEvent::VerificationFailed {
         flow: FlowId(1),
         error: StepUpError::InvalidVerification { message: "expired".into() },
     });
-    let FlowState::Prompting { progress, .. } = flow.state() else { panic!() };
-    assert_eq!(progress.pending_otp, None);
-    flow.handle(&started(Method::EmailOtp, 2));
+    assert_eq!(flow.state().name(), "prompting");
+    assert_eq!(flow.pending_otp(), None);
+    assert_eq!(flow.handle(&started(Method::EmailOtp)), Effect::Refused(StepUpError::OtpNotSent));
     assert_eq!(flow.state().name(), "prompting", "no code pending");
     // A merely wrong code keeps the code pending.
-    drive(&mut flow, &[email_sent(), started(Method::EmailOtp, 3)]);
+    drive(&mut flow, &[email_sent(), started(Method::EmailOtp)]);
     flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(3),
+        flow: FlowId(2),
         error: StepUpError::WrongVerificationToken { channel: OtpChannel::Email },
     });
-    let FlowState::Prompting { progress, .. } = flow.state() else { panic!() };
-    assert!(progress.pending_otp.is_some());
+    assert_eq!(flow.state().name(), "prompting");
+    assert!(flow.pending_otp().is_some());
 }
 
 #[test]

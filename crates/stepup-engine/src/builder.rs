@@ -179,10 +179,9 @@ impl StepUpAuthBuilder {
                 passkey: self.passkey,
                 wallet_message: self.wallet_message,
                 verify_timeout,
-                current_flow: Arc::default(),
+                state: state_rx.clone(),
             },
             frontend: self.frontend,
-            verify_timeout,
             prompt_timeout,
             state: state_tx,
         };

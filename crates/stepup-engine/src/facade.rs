@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::api::ApiClient;
 use crate::builder::StepUpAuthBuilder;
-use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState};
+use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState, VerifyCaller};
 use crate::middleware::{StepUpFlights, StepUpMiddleware};
 use crate::requests::EngineHandle;
 use crate::verifiers::VerifyRequest;
@@ -152,8 +152,12 @@ impl StepUpAuth {
     pub async fn send_otp(&self, credential: Option<CredentialId>) -> Result<OtpVerification, StepUpError> {
         let dropped = StepUpError::VerifierFailed { method: stepup_core::Method::EmailOtp };
         let timeout = self.inner.verify_timeout + CALL_MARGIN;
-        self.call(|reply| CoordinatorMsg::SendOtp { credential, prompt: None, reply }, timeout, dropped)
-            .await?
+        self.call(
+            |reply| CoordinatorMsg::SendOtp { credential, prompt: None, reuse_code_for: None, reply },
+            timeout,
+            dropped,
+        )
+        .await?
     }
 
     /// Checks the one-time code (Dynamic's `verificationToken`) of the code sent last and stores the token for
@@ -257,8 +261,12 @@ impl StepUpAuth {
         let scopes = scope_set(scopes);
         let timeout = self.inner.verify_timeout + CALL_MARGIN;
         let dropped = StepUpError::VerifierFailed { method };
-        self.call(|reply| CoordinatorMsg::Verify { scopes, request, prompt: None, reply }, timeout, dropped)
-            .await?
+        self.call(
+            |reply| CoordinatorMsg::Verify { scopes, request, caller: VerifyCaller::App(reply) },
+            timeout,
+            dropped,
+        )
+        .await?
     }
 
     /// Runs a prompt flow through the front end: MFA if the user has MFA methods, else re-authentication.

@@ -1,7 +1,9 @@
 //! The prompt driver: a task that walks the person through one prompt flow with the `Frontend`.
 //!
 //! It is a client of the coordinator like any custom UI: it asks the server for the user's options, tells the
-//! coordinator which prompt it opened, and sends `SendOtp`/`Verify` calls. The coordinator owns the outcome and
+//! coordinator which prompt it opened, and sends `SendOtp`/`Verify` calls. It keeps no flow facts: whether a
+//! failed try may be retried, how many tries are left and whether the sent code is still good are the flow
+//! machine's decisions, which come back in the coordinator's answers. The coordinator owns the outcome and
 //! answers every caller waiting on the flow; cancelling or resetting aborts this task.
 
 use ractor::{ActorRef, RpcReplyPort};
@@ -12,7 +14,7 @@ use stepup_core::{
 use stepup_proto::WalletMessage;
 use tokio::task::JoinHandle;
 
-use crate::coordinator::CoordinatorMsg;
+use crate::coordinator::{Attempt, CoordinatorMsg, VerifyCaller};
 use crate::frontend::{PromptReply, PromptRequest, SharedFrontend};
 use crate::verifiers::{VerifierConfig, VerifyRequest};
 
@@ -39,8 +41,8 @@ pub(crate) fn spawn(task: PromptTask) -> JoinHandle<()> {
     })
 }
 
-/// How one try of a method ended.
-enum Attempt {
+/// How the use of one credential ended.
+enum Used {
     Elevated(TokenInfo),
     /// The person wants another method.
     ChooseAgain,
@@ -65,6 +67,9 @@ impl PromptTask {
         if credentials.is_empty() {
             return Err(StepUpError::NoMethodsAvailable { route: Some(route) });
         }
+        // The tries left as the machine last said (it counts them per prompt, across methods): shown when a
+        // resend is refused.
+        let mut attempts_left = MAX_ATTEMPTS;
         loop {
             let credential = if let [only] = credentials {
                 only.clone()
@@ -86,10 +91,10 @@ impl PromptTask {
                     _ => continue,
                 }
             };
-            match self.use_credential(&credential).await? {
-                Attempt::Elevated(info) => return Ok(info),
-                Attempt::ChooseAgain if credentials.len() > 1 => {}
-                Attempt::ChooseAgain => return Err(StepUpError::Cancelled),
+            match self.use_credential(&credential, &mut attempts_left).await? {
+                Used::Elevated(info) => return Ok(info),
+                Used::ChooseAgain if credentials.len() > 1 => {}
+                Used::ChooseAgain => return Err(StepUpError::Cancelled),
             }
         }
     }
@@ -101,74 +106,74 @@ impl PromptTask {
         Ok(MethodOptions::from_check(&check))
     }
 
-    /// Tries `credential` until it elevates, the tries run out, or the person gives up.
-    async fn use_credential(&self, credential: &Credential) -> Result<Attempt, StepUpError> {
-        let mut attempts_left = MAX_ATTEMPTS;
-        let mut sent: Option<OtpVerification> = None;
+    /// Tries `credential` until it elevates, the machine says the tries ran out, or the person gives up.
+    async fn use_credential(
+        &self,
+        credential: &Credential,
+        attempts_left: &mut u8,
+    ) -> Result<Used, StepUpError> {
+        // The first try of a credential sends it a code of its own; later tries use the code the flow holds
+        // (the machine drops one the server killed, and then a new one is sent).
+        let mut new_code = true;
         loop {
-            let Some(request) = self.read_proof(credential, &mut sent, attempts_left).await? else {
-                return Ok(Attempt::ChooseAgain);
+            let Some(request) = self.read_proof(credential, &mut new_code, *attempts_left).await? else {
+                return Ok(Used::ChooseAgain);
             };
-            let method = request.method(sent.as_ref());
-            let prompt = Some(self.id);
-            let verify =
-                |reply| CoordinatorMsg::Verify { scopes: self.scopes.clone(), request, prompt, reply };
-            let result = self.ask(verify, StepUpError::VerifierFailed { method }).await?;
-            match result {
-                Ok(info) => return Ok(Attempt::Elevated(info)),
-                Err(error) if error.is_retryable() && attempts_left > 1 => {
-                    attempts_left -= 1;
-                    if matches!(error, StepUpError::InvalidVerification { .. }) {
-                        sent = None;
-                    }
-                    let notice = PromptRequest::Failed { error, attempts_left };
+            let caller = |reply| VerifyCaller::Prompt { id: self.id, reply };
+            let verify = |reply| CoordinatorMsg::Verify {
+                scopes: self.scopes.clone(),
+                request,
+                caller: caller(reply),
+            };
+            let dropped = StepUpError::VerifierFailed { method: credential.method };
+            match self.ask(verify, dropped).await? {
+                Attempt::Elevated(info) => return Ok(Used::Elevated(info)),
+                Attempt::Retry { error, attempts_left: left } => {
+                    *attempts_left = left;
+                    let notice = PromptRequest::Failed { error, attempts_left: left };
                     if self.frontend.prompt(notice).await == PromptReply::Cancel {
                         return Err(StepUpError::Cancelled);
                     }
                 }
-                Err(error) => return Err(error),
+                Attempt::Failed(error) => return Err(error),
             }
         }
     }
 
-    /// Asks the person for the proof `credential` needs; `None` when they want another method.
+    /// Asks the person for the proof `credential` needs; `None` when they want another method. For a one-time
+    /// code, `new_code` says whether to send one (else the flow's pending code is used, if it has one).
     async fn read_proof(
         &self,
         credential: &Credential,
-        sent: &mut Option<OtpVerification>,
+        new_code: &mut bool,
         attempts_left: u8,
     ) -> Result<Option<VerifyRequest>, StepUpError> {
-        // The code sent before the person asked for another: still good if the new one cannot be sent.
-        let mut before_resend: Option<OtpVerification> = None;
+        // Whether the person asked for another code: a refused resend is not the end of the prompt.
+        let mut resending = false;
         let request = match credential.method {
             Method::EmailOtp | Method::SmsOtp => loop {
-                let otp = match sent.as_ref() {
-                    Some(otp) => otp.clone(),
-                    None => match self.send_otp(credential).await {
-                        Ok(otp) => {
-                            *sent = Some(otp.clone());
-                            otp
+                let otp = match self.send_otp(credential, *new_code).await {
+                    Ok(otp) => otp,
+                    // A refused resend (too many sends, a network hiccup) does not end the flow: the person
+                    // hears why and types the code they already have (the flow still holds it).
+                    Err(error) if resending => {
+                        let notice = PromptRequest::Failed { error, attempts_left };
+                        if self.frontend.prompt(notice).await == PromptReply::Cancel {
+                            return Err(StepUpError::Cancelled);
                         }
-                        // A refused resend (too many sends, a network hiccup) does not end the flow: the person
-                        // hears why and types the code they already have.
-                        Err(error) if before_resend.is_some() => {
-                            let notice = PromptRequest::Failed { error, attempts_left };
-                            if self.frontend.prompt(notice).await == PromptReply::Cancel {
-                                return Err(StepUpError::Cancelled);
-                            }
-                            *sent = before_resend.take();
-                            continue;
-                        }
-                        Err(error) => return Err(error),
-                    },
+                        (*new_code, resending) = (false, false);
+                        continue;
+                    }
+                    Err(error) => return Err(error),
                 };
+                *new_code = false;
                 let ask =
                     PromptRequest::EnterOtp { destination_masked: otp.destination_masked, can_resend: true };
                 match self.frontend.prompt(ask).await {
                     PromptReply::Code(code) => {
                         break VerifyRequest::Otp { code: OtpCode::new(code.expose_secret()) };
                     }
-                    PromptReply::Resend => before_resend = sent.take(),
+                    PromptReply::Resend => (*new_code, resending) = (true, true),
                     PromptReply::Cancel => return Err(StepUpError::Cancelled),
                     _ => return Ok(None),
                 }
@@ -217,11 +222,17 @@ impl PromptTask {
         Ok(Some(request))
     }
 
-    async fn send_otp(&self, credential: &Credential) -> Result<OtpVerification, StepUpError> {
+    /// A code for `credential`: a new one, or (unless `new_code`) the one the flow holds for its method.
+    async fn send_otp(
+        &self,
+        credential: &Credential,
+        new_code: bool,
+    ) -> Result<OtpVerification, StepUpError> {
         let id = Some(credential.id.clone());
         let dropped = StepUpError::VerifierFailed { method: credential.method };
-        let prompt = Some(self.id);
-        self.ask(|reply| CoordinatorMsg::SendOtp { credential: id, prompt, reply }, dropped).await?
+        let (prompt, reuse_code_for) = (Some(self.id), (!new_code).then_some(credential.method));
+        self.ask(|reply| CoordinatorMsg::SendOtp { credential: id, prompt, reuse_code_for, reply }, dropped)
+            .await?
     }
 
     /// A call to the coordinator without a timeout: the person may take their time, and the coordinator answers

@@ -27,7 +27,7 @@ use ractor::rpc::CallResult;
 use ractor::{DerivedActorRef, MessagingErr, RpcReplyPort};
 use stepup_core::{CredentialId, OtpVerification, Route, Scope, ScopeSet, StepUpError};
 
-use crate::coordinator::{CoordinatorMsg, EngineSnapshot, TokenReply};
+use crate::coordinator::{CoordinatorMsg, EngineSnapshot, TokenReply, VerifyCaller};
 use crate::facade::StepUpRequirement;
 use crate::verifiers::VerifyRequest;
 
@@ -89,10 +89,10 @@ impl From<EngineRequest> for CoordinatorMsg {
         match request {
             EngineRequest::Check { scope, reply } => CoordinatorMsg::Check { scope, reply },
             EngineRequest::SendOtp { credential, reply } => {
-                CoordinatorMsg::SendOtp { credential, prompt: None, reply }
+                CoordinatorMsg::SendOtp { credential, prompt: None, reuse_code_for: None, reply }
             }
             EngineRequest::Verify { scopes, request, reply } => {
-                CoordinatorMsg::Verify { scopes, request, prompt: None, reply }
+                CoordinatorMsg::Verify { scopes, request, caller: VerifyCaller::App(reply) }
             }
             EngineRequest::Prompt { scopes, route, fresh, reply } => {
                 CoordinatorMsg::Prompt { scopes, route, fresh, reply }
@@ -112,10 +112,10 @@ impl TryFrom<CoordinatorMsg> for EngineRequest {
     fn try_from(message: CoordinatorMsg) -> Result<Self, CoordinatorMsg> {
         Ok(match message {
             CoordinatorMsg::Check { scope, reply } => EngineRequest::Check { scope, reply },
-            CoordinatorMsg::SendOtp { credential, prompt: None, reply } => {
+            CoordinatorMsg::SendOtp { credential, prompt: None, reuse_code_for: None, reply } => {
                 EngineRequest::SendOtp { credential, reply }
             }
-            CoordinatorMsg::Verify { scopes, request, prompt: None, reply } => {
+            CoordinatorMsg::Verify { scopes, request, caller: VerifyCaller::App(reply) } => {
                 EngineRequest::Verify { scopes, request, reply }
             }
             CoordinatorMsg::Prompt { scopes, route, fresh, reply } => {
@@ -181,7 +181,7 @@ mod tests {
 
     use stepup_core::{Scope, ScopeSet, StepUpError};
 
-    use crate::coordinator::CoordinatorMsg;
+    use crate::coordinator::{Attempt, CoordinatorMsg, VerifyCaller};
     use crate::prompt::PromptId;
     use crate::{StepUpAuth, VerifyRequest};
 
@@ -202,12 +202,16 @@ mod tests {
         let verify = |reply| CoordinatorMsg::Verify {
             scopes,
             request: VerifyRequest::Passkey,
-            prompt: Some(PromptId(7)),
-            reply,
+            caller: VerifyCaller::Prompt { id: PromptId(7), reply },
         };
         let answer = coordinator.call(verify, Some(Duration::from_secs(5))).await.unwrap().unwrap();
-        assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
-        let send = |reply| CoordinatorMsg::SendOtp { credential: None, prompt: Some(PromptId(7)), reply };
+        assert_eq!(answer, Attempt::Failed(StepUpError::Cancelled));
+        let send = |reply| CoordinatorMsg::SendOtp {
+            credential: None,
+            prompt: Some(PromptId(7)),
+            reuse_code_for: None,
+            reply,
+        };
         let answer = coordinator.call(send, Some(Duration::from_secs(5))).await.unwrap().unwrap();
         assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
         assert!(!engine.state().is_in_flow(), "{:?}", engine.state());

@@ -12,9 +12,10 @@ use crate::otp::OtpVerification;
 use crate::scope::{Scope, ScopeSet};
 use crate::token::{ElevatedToken, TokenId};
 
-/// The number of one verification attempt, handed out by the coordinator. A result carries the number of the
-/// verification it answers, so a result that arrives after `Cancel` or `Reset` (or after a newer attempt started)
-/// is recognised as stale and dropped.
+/// The number of one verification attempt, handed out by the flow machine when it accepts a
+/// `VerificationStarted` (numbers only grow). A result carries the number of the verification it answers, so a
+/// result that arrives after `Cancel` or `Reset` (or after a newer attempt started) is recognised as stale and
+/// dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 pub struct FlowId(pub u64);
 
@@ -50,6 +51,14 @@ pub enum FlowEvent {
         /// The scopes the challenge named (or the request was tagged with).
         scopes: ScopeSet,
     },
+    /// A caller asks for a flow for exactly `scopes` (a prompt, or a verification without one): a flow for other
+    /// scopes starts over for these, so the token grants what was asked and no more (a flow may have gathered
+    /// more scopes from earlier checks; one single-use scope among them would also make the whole token
+    /// single-use). A flow for these scopes already running is kept. No scopes is refused.
+    FlowRequested {
+        /// The scopes asked for.
+        scopes: ScopeSet,
+    },
     /// A prompt opened for `route` (MFA or re-authentication).
     PromptOpened {
         /// The route chosen.
@@ -57,14 +66,14 @@ pub enum FlowEvent {
         /// The options to offer; unknown keeps the options already known.
         options: MethodOptions,
     },
-    /// A verifier started verification number `flow` with `method`.
+    /// A verification with `method` is about to start; if the prompt allows it, the machine numbers it and
+    /// answers [`crate::flow::Effect::Verify`].
     VerificationStarted {
         /// The method.
         method: Method,
-        /// The verification's number.
-        flow: FlowId,
     },
-    /// A one-time code was sent.
+    /// A one-time code was sent (in any state: the server holds it whatever the flow does, until it is used,
+    /// killed or the engine resets).
     OtpSent {
         /// The sent code's verification.
         verification: OtpVerification,
@@ -106,6 +115,7 @@ impl FlowEvent {
         match self {
             FlowEvent::RequirementChecked { .. } => "RequirementChecked",
             FlowEvent::Challenged { .. } => "Challenged",
+            FlowEvent::FlowRequested { .. } => "FlowRequested",
             FlowEvent::PromptOpened { .. } => "PromptOpened",
             FlowEvent::VerificationStarted { .. } => "VerificationStarted",
             FlowEvent::OtpSent { .. } => "OtpSent",

@@ -9,12 +9,14 @@
 //! - `elevated {scopes, token_id, expires_at}` — a valid token for `scopes` is in the token cell.
 //! - `expired {scopes}` — that token ran out; the next check goes to `required`, never back to `elevated`.
 //!
-//! `required`, `prompting` and `verifying` share the superstate `in_flow`, which takes `Cancel`. Every state
-//! takes `Reset`. Every other event a state does not take is listed in its handler and answered `Handled`
-//! without touching anything.
+//! `required`, `prompting` and `verifying` share the superstate `in_flow`, which takes `Cancel` and
+//! `FlowRequested`. Every state takes `Reset` and `OtpSent`. Every other event a state does not take is listed in
+//! its handler and answered `Handled` without touching anything.
 //!
-//! The shared storage is the token cell's write side; its clock is the machine's `now()`. The machine never
-//! sleeps and never does I/O.
+//! Each handler also decides what must happen next, as an [`Effect`] written into the context (statig's
+//! per-event argument): the coordinator carries it out (docs/design.md §5). The shared storage holds what outlives
+//! states: the token cell's write side (its clock is the machine's `now()`), the verification numbers, and the
+//! one-time code the server holds for the user. The machine never sleeps and never does I/O.
 
 // statig generates `FlowState` and `FlowSuperstate` (and their fields) without doc comments; they are documented
 // where `flow/mod.rs` re-exports them and in the table above.
@@ -22,24 +24,29 @@
 
 use statig::prelude::*;
 
+use super::effect::Effect;
 use super::event::{FlowEvent, FlowId};
 use super::progress::PromptProgress;
 use crate::credential::MethodOptions;
 use crate::error::StepUpError;
 use crate::method::{Method, Route};
+use crate::otp::OtpVerification;
 use crate::scope::ScopeSet;
 use crate::time::UnixTime;
 use crate::token::{TokenError, TokenId};
 use crate::token_cell::TokenCell;
 
-/// The machine's shared storage: the token cell it writes (and, through it, the clock), and the highest
-/// verification number it has accepted.
+/// The machine's shared storage: the token cell it writes (and, through it, the clock), the last verification
+/// number it handed out, and the sent one-time code.
 #[derive(Debug, Clone)]
 pub struct FlowMachine {
     tokens: TokenCell,
-    /// Verification numbers only grow: a `VerificationStarted` must carry a number above this one, so a late
-    /// result of an old verification can never match a new one that reused its number.
+    /// Verification numbers only grow, so a late result of an old verification never matches a new one.
     last_flow: FlowId,
+    /// The one-time code sent last and still alive on the server, whatever state the flow is in: a code sent
+    /// before any flow (an app calls `send_otp`, then `verify_otp` with the scopes) or kept across `Cancel`.
+    /// Gone when it is used, when the server kills it, and on `Reset`. Its one home in the engine.
+    pending_otp: Option<OtpVerification>,
 }
 
 #[state_machine(
@@ -50,7 +57,7 @@ pub struct FlowMachine {
 )]
 impl FlowMachine {
     #[state]
-    fn idle(&mut self, event: &FlowEvent) -> Outcome<FlowState> {
+    fn idle(&mut self, event: &FlowEvent, context: &mut Effect) -> Outcome<FlowState> {
         match event {
             FlowEvent::RequirementChecked { scope, required: true, options } => {
                 Transition(FlowState::required(ScopeSet::one(scope.clone()), options.clone(), None))
@@ -58,12 +65,13 @@ impl FlowMachine {
             FlowEvent::Challenged { scopes } if !scopes.is_empty() => {
                 Transition(FlowState::required(scopes.clone(), MethodOptions::unknown(), None))
             }
+            FlowEvent::FlowRequested { scopes } => self.request_flow(scopes, context),
+            FlowEvent::OtpSent { verification } => self.keep_otp(verification),
+            FlowEvent::PromptOpened { route, .. } => refuse(context, no_methods(*route)),
+            FlowEvent::VerificationStarted { method } => refuse(context, not_available(*method)),
             FlowEvent::Reset => self.reset(),
             FlowEvent::RequirementChecked { required: false, .. }
             | FlowEvent::Challenged { .. }
-            | FlowEvent::PromptOpened { .. }
-            | FlowEvent::VerificationStarted { .. }
-            | FlowEvent::OtpSent { .. }
             | FlowEvent::Verified { .. }
             | FlowEvent::VerificationFailed { .. }
             | FlowEvent::Cancel
@@ -79,6 +87,7 @@ impl FlowMachine {
         options: &mut MethodOptions,
         last_error: &mut Option<StepUpError>,
         event: &FlowEvent,
+        context: &mut Effect,
     ) -> Outcome<FlowState> {
         match event {
             FlowEvent::RequirementChecked { scope, required: true, options: fresh } => {
@@ -96,16 +105,19 @@ impl FlowMachine {
                 let chosen = if offered.is_known() { offered } else { &*options };
                 if let Err(refused) = chosen.check_route(*route) {
                     // No prompt the user could finish: stay, and say why.
-                    *last_error = Some(refused);
+                    *last_error = Some(refused.clone());
+                    *context = Effect::Refused(refused);
                     return Handled;
                 }
                 let options = if offered.is_known() { offered.clone() } else { take(options) };
                 Transition(FlowState::prompting(take(scopes), *route, PromptProgress::new(options)))
             }
-            FlowEvent::Cancel | FlowEvent::Reset => Super,
+            FlowEvent::VerificationStarted { method } => refuse(context, not_available(*method)),
+            FlowEvent::Cancel
+            | FlowEvent::Reset
+            | FlowEvent::FlowRequested { .. }
+            | FlowEvent::OtpSent { .. } => Super,
             FlowEvent::RequirementChecked { required: false, .. }
-            | FlowEvent::VerificationStarted { .. }
-            | FlowEvent::OtpSent { .. }
             | FlowEvent::Verified { .. }
             | FlowEvent::VerificationFailed { .. }
             | FlowEvent::TokenExpired { .. }
@@ -120,40 +132,38 @@ impl FlowMachine {
         route: &mut Route,
         progress: &mut PromptProgress,
         event: &FlowEvent,
+        context: &mut Effect,
     ) -> Outcome<FlowState> {
         match event {
             FlowEvent::PromptOpened { route: new_route, options: offered } => {
                 // Re-opened (e.g. the user switched route): a fresh prompt, known options kept if none given. A
                 // route the options rule out leaves the current prompt as it is.
                 let options = if offered.is_known() { offered.clone() } else { progress.options.clone() };
-                if options.check_route(*new_route).is_ok() {
-                    *route = *new_route;
-                    *progress = PromptProgress::new(options);
+                match options.check_route(*new_route) {
+                    Ok(()) => {
+                        *route = *new_route;
+                        *progress = PromptProgress::new(options);
+                    }
+                    Err(refused) => *context = Effect::Refused(refused),
                 }
                 Handled
             }
-            FlowEvent::OtpSent { verification } => {
-                if progress.can_send_otp(*route, verification.channel.method()) {
-                    progress.pending_otp = Some(verification.clone());
+            FlowEvent::VerificationStarted { method } => {
+                if let Some(refused) = progress.refusal(*route, *method, self.pending_otp.as_ref()) {
+                    return refuse(context, refused);
                 }
-                Handled
+                let flow = self.last_flow.next();
+                self.last_flow = flow;
+                let otp = if method.is_otp() { self.pending_otp.clone() } else { None };
+                *context = Effect::Verify { flow, method: *method, scopes: scopes.clone(), otp };
+                Transition(FlowState::verifying(take(scopes), *route, *method, flow, take_progress(progress)))
             }
-            FlowEvent::VerificationStarted { method, flow }
-                if *flow > self.last_flow && progress.can_verify(*route, *method) =>
-            {
-                self.last_flow = *flow;
-                Transition(FlowState::verifying(
-                    take(scopes),
-                    *route,
-                    *method,
-                    *flow,
-                    take_progress(progress),
-                ))
-            }
-            FlowEvent::Cancel | FlowEvent::Reset => Super,
+            FlowEvent::Cancel
+            | FlowEvent::Reset
+            | FlowEvent::FlowRequested { .. }
+            | FlowEvent::OtpSent { .. } => Super,
             FlowEvent::RequirementChecked { .. }
             | FlowEvent::Challenged { .. }
-            | FlowEvent::VerificationStarted { .. }
             | FlowEvent::Verified { .. }
             | FlowEvent::VerificationFailed { .. }
             | FlowEvent::TokenExpired { .. }
@@ -161,6 +171,8 @@ impl FlowMachine {
         }
     }
 
+    // statig passes each field of the state's storage as its own argument.
+    #[allow(clippy::too_many_arguments)]
     #[state(superstate = "in_flow")]
     fn verifying(
         &mut self,
@@ -170,30 +182,35 @@ impl FlowMachine {
         flow: &mut FlowId,
         progress: &mut PromptProgress,
         event: &FlowEvent,
+        context: &mut Effect,
     ) -> Outcome<FlowState> {
         match event {
             FlowEvent::Verified { flow: finished, token } if finished == flow => {
-                let now = self.now();
-                if token.is_expired_at(now) {
-                    let error = TokenError::Expired { expires_at: token.expires_at(), now };
-                    return Transition(FlowState::required(
-                        scopes.clone(),
-                        progress.options.clone(),
-                        Some(error.into()),
-                    ));
+                if method.is_otp() {
+                    // The server spent the code, whatever we make of its answer.
+                    self.pending_otp = None;
                 }
-                if !token.covers_all(scopes) {
-                    let error = StepUpError::ScopesNotGranted {
+                let now = self.now();
+                let refused = if token.is_expired_at(now) {
+                    Some(TokenError::Expired { expires_at: token.expires_at(), now }.into())
+                } else if !token.covers_all(scopes) {
+                    Some(StepUpError::ScopesNotGranted {
                         requested: scopes.clone(),
                         granted: token.scopes().clone(),
-                    };
+                    })
+                } else {
+                    None
+                };
+                if let Some(error) = refused {
+                    *context = Effect::Failed(error.clone());
                     return Transition(FlowState::required(
-                        scopes.clone(),
-                        progress.options.clone(),
+                        take(scopes),
+                        take(&mut progress.options),
                         Some(error),
                     ));
                 }
                 let stored = self.tokens.insert_at(token.clone(), now);
+                *context = Effect::Elevated(stored.info().clone());
                 Transition(FlowState::elevated(
                     stored.scopes().clone(),
                     stored.id().clone(),
@@ -201,16 +218,18 @@ impl FlowMachine {
                 ))
             }
             FlowEvent::VerificationFailed { flow: finished, error } if finished == flow => {
+                if method.is_otp() && matches!(error, StepUpError::InvalidVerification { .. }) {
+                    // The server killed this code (expired, used up): a retry needs a new one.
+                    self.pending_otp = None;
+                }
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut retry = take_progress(progress);
                     retry.attempts_left -= 1;
                     retry.last_error = Some(error.clone());
-                    if method.is_otp() && matches!(error, StepUpError::InvalidVerification { .. }) {
-                        // The server killed this code (expired, used up): a retry needs a new one.
-                        retry.pending_otp = None;
-                    }
+                    *context = Effect::Retry { error: error.clone(), attempts_left: retry.attempts_left };
                     Transition(FlowState::prompting(take(scopes), *route, retry))
                 } else {
+                    *context = Effect::Failed(error.clone());
                     Transition(FlowState::required(
                         take(scopes),
                         take(&mut progress.options),
@@ -218,12 +237,14 @@ impl FlowMachine {
                     ))
                 }
             }
-            FlowEvent::Cancel | FlowEvent::Reset => Super,
+            FlowEvent::PromptOpened { .. } => refuse(context, StepUpError::Busy),
+            FlowEvent::VerificationStarted { .. } => refuse(context, StepUpError::Busy),
+            FlowEvent::Cancel
+            | FlowEvent::Reset
+            | FlowEvent::FlowRequested { .. }
+            | FlowEvent::OtpSent { .. } => Super,
             FlowEvent::RequirementChecked { .. }
             | FlowEvent::Challenged { .. }
-            | FlowEvent::PromptOpened { .. }
-            | FlowEvent::VerificationStarted { .. }
-            | FlowEvent::OtpSent { .. }
             | FlowEvent::Verified { .. }
             | FlowEvent::VerificationFailed { .. }
             | FlowEvent::TokenExpired { .. }
@@ -231,12 +252,21 @@ impl FlowMachine {
         }
     }
 
-    /// `required`, `prompting` and `verifying`: a flow is running, and `Cancel` ends it.
+    /// `required`, `prompting` and `verifying`: a flow is running. `Cancel` ends it; `FlowRequested` keeps it
+    /// when it is for the same scopes and starts over otherwise.
     #[superstate]
-    fn in_flow(&mut self, event: &FlowEvent) -> Outcome<FlowState> {
+    fn in_flow(
+        &mut self,
+        scopes: &mut ScopeSet,
+        event: &FlowEvent,
+        context: &mut Effect,
+    ) -> Outcome<FlowState> {
         match event {
             FlowEvent::Cancel => Transition(FlowState::idle()),
             FlowEvent::Reset => self.reset(),
+            FlowEvent::OtpSent { verification } => self.keep_otp(verification),
+            FlowEvent::FlowRequested { scopes: asked } if asked == scopes => Handled,
+            FlowEvent::FlowRequested { scopes: asked } => self.request_flow(asked, context),
             // The states below decide everything else and never defer it here.
             _ => Handled,
         }
@@ -249,6 +279,7 @@ impl FlowMachine {
         token_id: &mut TokenId,
         expires_at: &mut UnixTime,
         event: &FlowEvent,
+        context: &mut Effect,
     ) -> Outcome<FlowState> {
         let _ = expires_at;
         match event {
@@ -266,12 +297,13 @@ impl FlowMachine {
             FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => {
                 Transition(FlowState::required(challenged.clone(), MethodOptions::unknown(), None))
             }
+            FlowEvent::FlowRequested { scopes } => self.request_flow(scopes, context),
+            FlowEvent::OtpSent { verification } => self.keep_otp(verification),
+            FlowEvent::PromptOpened { route, .. } => refuse(context, no_methods(*route)),
+            FlowEvent::VerificationStarted { method } => refuse(context, not_available(*method)),
             FlowEvent::Reset => self.reset(),
             FlowEvent::RequirementChecked { required: false, .. }
             | FlowEvent::Challenged { .. }
-            | FlowEvent::PromptOpened { .. }
-            | FlowEvent::VerificationStarted { .. }
-            | FlowEvent::OtpSent { .. }
             | FlowEvent::Verified { .. }
             | FlowEvent::VerificationFailed { .. }
             | FlowEvent::Cancel
@@ -281,7 +313,12 @@ impl FlowMachine {
     }
 
     #[state]
-    fn expired(&mut self, scopes: &mut ScopeSet, event: &FlowEvent) -> Outcome<FlowState> {
+    fn expired(
+        &mut self,
+        scopes: &mut ScopeSet,
+        event: &FlowEvent,
+        context: &mut Effect,
+    ) -> Outcome<FlowState> {
         let _ = scopes;
         match event {
             FlowEvent::RequirementChecked { scope, required: true, options } => {
@@ -291,11 +328,12 @@ impl FlowMachine {
             FlowEvent::Challenged { scopes: challenged } if !challenged.is_empty() => {
                 Transition(FlowState::required(challenged.clone(), MethodOptions::unknown(), None))
             }
+            FlowEvent::FlowRequested { scopes } => self.request_flow(scopes, context),
+            FlowEvent::OtpSent { verification } => self.keep_otp(verification),
+            FlowEvent::PromptOpened { route, .. } => refuse(context, no_methods(*route)),
+            FlowEvent::VerificationStarted { method } => refuse(context, not_available(*method)),
             FlowEvent::Reset => self.reset(),
             FlowEvent::Challenged { .. }
-            | FlowEvent::PromptOpened { .. }
-            | FlowEvent::VerificationStarted { .. }
-            | FlowEvent::OtpSent { .. }
             | FlowEvent::Verified { .. }
             | FlowEvent::VerificationFailed { .. }
             | FlowEvent::Cancel
@@ -303,6 +341,20 @@ impl FlowMachine {
             | FlowEvent::TokenConsumed { .. } => Handled,
         }
     }
+}
+
+/// Leaves the state as it is and tells the caller why.
+fn refuse(context: &mut Effect, error: StepUpError) -> Outcome<FlowState> {
+    *context = Effect::Refused(error);
+    Handled
+}
+
+fn no_methods(route: Route) -> StepUpError {
+    StepUpError::NoMethodsAvailable { route: Some(route) }
+}
+
+fn not_available(method: Method) -> StepUpError {
+    StepUpError::MethodNotAvailable { method }
 }
 
 // A state's local storage is dropped when the state is left, so a transition moves it into the next state instead
@@ -319,10 +371,10 @@ impl FlowMachine {
     /// A machine that stores tokens in `tokens`.
     #[must_use]
     pub fn new(tokens: TokenCell) -> Self {
-        Self { tokens, last_flow: FlowId(0) }
+        Self { tokens, last_flow: FlowId(0), pending_otp: None }
     }
 
-    /// The highest verification number accepted so far (numbers at or below it are refused).
+    /// The number of the last verification the machine started (the next one gets the number after it).
     #[must_use]
     pub fn last_flow(&self) -> FlowId {
         self.last_flow
@@ -338,9 +390,30 @@ impl FlowMachine {
         self.tokens.now()
     }
 
+    /// The sent one-time code, if one is alive (see the field).
+    #[must_use]
+    pub fn pending_otp(&self) -> Option<&OtpVerification> {
+        self.pending_otp.as_ref()
+    }
+
     fn reset(&mut self) -> Outcome<FlowState> {
         self.tokens.clear();
+        self.pending_otp = None;
         Transition(FlowState::idle())
+    }
+
+    /// A newer code replaces the one before: the server answers for the code sent last.
+    fn keep_otp(&mut self, verification: &OtpVerification) -> Outcome<FlowState> {
+        self.pending_otp = Some(verification.clone());
+        Handled
+    }
+
+    /// A flow for exactly `scopes`, from outside a flow or from a flow for other scopes.
+    fn request_flow(&mut self, scopes: &ScopeSet, context: &mut Effect) -> Outcome<FlowState> {
+        if scopes.is_empty() {
+            return refuse(context, StepUpError::NoScopes);
+        }
+        Transition(FlowState::required(scopes.clone(), MethodOptions::unknown(), None))
     }
 
     // statig 0.4.1 swaps source and target in `before_transition` (docs/design.md §12); `after_transition` is right.

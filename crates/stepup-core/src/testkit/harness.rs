@@ -9,7 +9,7 @@ use proptest_state_machine::{ReferenceStateMachine, StateMachineTest};
 use super::invariants::{self, Step};
 use super::model::{FlowAction, Outcome, ReferenceFlow};
 use super::strategy::actions_for;
-use crate::flow::{Flow, FlowEvent, FlowState};
+use crate::flow::{Effect, Flow, FlowEvent, FlowState};
 use crate::time::{ManualClock, UnixTime};
 use crate::token::TokenId;
 use crate::token_cell::{TokenCell, TokenSet};
@@ -37,6 +37,8 @@ pub struct DeliveredStep {
     pub tokens_before: Arc<TokenSet>,
     /// The event.
     pub event: FlowEvent,
+    /// What the machine answered.
+    pub effect: Effect,
     /// State after.
     pub after: FlowState,
     /// Tokens after.
@@ -86,10 +88,10 @@ impl FlowHarness {
     fn deliver(&mut self, event: FlowEvent) {
         let before = self.flow.state().clone();
         let tokens_before = self.flow.tokens().snapshot();
-        self.flow.handle(&event);
+        let effect = self.flow.handle(&event);
         let after = self.flow.state().clone();
         let tokens_after = self.flow.tokens().snapshot();
-        self.steps.push(DeliveredStep { before, tokens_before, event, after, tokens_after });
+        self.steps.push(DeliveredStep { before, tokens_before, event, effect, after, tokens_after });
     }
 
     /// The ids of the unexpired tokens in the cell, newest first.
@@ -147,8 +149,9 @@ impl StateMachineTest for FlowMachineTest {
         state.apply(&transition);
         let now = state.flow.tokens().now();
         assert_eq!(state.steps.len(), ref_state.last_events.len(), "machine and model saw different events");
-        for (step, (model_event, outcome)) in state.steps.iter().zip(&ref_state.last_events) {
+        for (step, (model_event, outcome, effect)) in state.steps.iter().zip(&ref_state.last_events) {
             assert_eq!(&step.event, model_event);
+            assert_eq!(&step.effect, effect, "machine and model answer {model_event:?} differently");
             let view = Step {
                 before: &step.before,
                 tokens_before: &step.tokens_before,
@@ -177,5 +180,10 @@ impl StateMachineTest for FlowMachineTest {
             "machine and model disagree on the tokens"
         );
         assert_eq!(state.flow.tokens().now(), ref_state.now);
+        assert_eq!(
+            state.flow.pending_otp(),
+            ref_state.pending_otp.as_ref(),
+            "machine and model disagree on the sent code"
+        );
     }
 }

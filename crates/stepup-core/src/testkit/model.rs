@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use crate::credential::MethodOptions;
 use crate::error::StepUpError;
-use crate::flow::{FlowEvent, FlowId, FlowState, PromptProgress};
+use crate::flow::{Effect, FlowEvent, FlowId, FlowState, PromptProgress};
 use crate::method::{Method, Route};
+use crate::otp::OtpVerification;
 use crate::scope::{Scope, ScopeSet};
 use crate::time::UnixTime;
 use crate::token::{ElevatedToken, TokenError, TokenId};
@@ -50,14 +51,14 @@ pub struct ReferenceFlow {
     pub tokens: Vec<Arc<ElevatedToken>>,
     /// The current time.
     pub now: UnixTime,
-    /// The next fresh verification number (strategies use it for `VerificationStarted`).
-    pub next_flow: FlowId,
-    /// The highest verification number the flow accepted; only higher ones start a verification.
+    /// The number of the last verification started; the next gets the one after it.
     pub last_flow: FlowId,
+    /// The one-time code sent last and still alive, in any state.
+    pub pending_otp: Option<OtpVerification>,
     /// The next fresh token id number.
     pub next_token: u64,
-    /// The events the last action delivered and what the state did with each.
-    pub last_events: Vec<(FlowEvent, Outcome)>,
+    /// The events the last action delivered, what the state did with each, and the effect it must answer.
+    pub last_events: Vec<(FlowEvent, Outcome, Effect)>,
 }
 
 impl ReferenceFlow {
@@ -68,8 +69,8 @@ impl ReferenceFlow {
             state: FlowState::Idle {},
             tokens: Vec::new(),
             now,
-            next_flow: FlowId(1),
             last_flow: FlowId(0),
+            pending_otp: None,
             next_token: 1,
             last_events: Vec::new(),
         }
@@ -108,25 +109,53 @@ impl ReferenceFlow {
     }
 
     fn deliver(&mut self, event: FlowEvent) {
-        if let FlowEvent::VerificationStarted { flow, .. } = &event {
-            self.next_flow = FlowId(self.next_flow.0.max(flow.0 + 1));
-        }
-        let outcome = self.handle(&event);
-        self.last_events.push((event, outcome));
+        let (outcome, effect) = self.handle(&event);
+        self.last_events.push((event, outcome, effect));
     }
 
-    /// The rules, as one match. Returns whether the state took the event.
-    pub fn handle(&mut self, event: &FlowEvent) -> Outcome {
+    /// The rules, as one match. Returns whether the state took the event, and the effect the machine must
+    /// answer with.
+    pub fn handle(&mut self, event: &FlowEvent) -> (Outcome, Effect) {
         use FlowEvent as E;
         use FlowState as S;
 
         let now = self.now;
+        let in_flow = matches!(self.state, S::Required { .. } | S::Prompting { .. } | S::Verifying { .. });
+        let mut effect = Effect::None;
         let next = match (&self.state, event) {
             (_, E::Reset) => {
                 self.tokens.clear();
+                self.pending_otp = None;
                 S::Idle {}
             }
+            (state, E::OtpSent { verification }) => {
+                self.pending_otp = Some(verification.clone());
+                state.clone()
+            }
+            (_, E::FlowRequested { scopes }) if scopes.is_empty() => {
+                return (Outcome::Ignored, Effect::Refused(StepUpError::NoScopes));
+            }
+            (state, E::FlowRequested { scopes }) if in_flow && state.scopes() == *scopes => state.clone(),
+            (_, E::FlowRequested { scopes }) => {
+                S::Required { scopes: scopes.clone(), options: MethodOptions::unknown(), last_error: None }
+            }
             (S::Required { .. } | S::Prompting { .. } | S::Verifying { .. }, E::Cancel) => S::Idle {},
+            (S::Verifying { .. }, E::PromptOpened { .. } | E::VerificationStarted { .. }) => {
+                return (Outcome::Ignored, Effect::Refused(StepUpError::Busy));
+            }
+            (S::Idle {} | S::Elevated { .. } | S::Expired { .. }, E::PromptOpened { route, .. }) => {
+                let refused = StepUpError::NoMethodsAvailable { route: Some(*route) };
+                return (Outcome::Ignored, Effect::Refused(refused));
+            }
+            (
+                S::Idle {} | S::Elevated { .. } | S::Expired { .. } | S::Required { .. },
+                E::VerificationStarted { method },
+            ) => {
+                return (
+                    Outcome::Ignored,
+                    Effect::Refused(StepUpError::MethodNotAvailable { method: *method }),
+                );
+            }
 
             (
                 S::Idle {} | S::Elevated { .. } | S::Expired { .. },
@@ -158,11 +187,14 @@ impl ReferenceFlow {
             (S::Required { scopes, options, .. }, E::PromptOpened { route, options: offered }) => {
                 let chosen = if offered.is_known() { offered.clone() } else { options.clone() };
                 match route_refusal(&chosen, *route) {
-                    Some(refused) => S::Required {
-                        scopes: scopes.clone(),
-                        options: options.clone(),
-                        last_error: Some(refused),
-                    },
+                    Some(refused) => {
+                        effect = Effect::Refused(refused.clone());
+                        S::Required {
+                            scopes: scopes.clone(),
+                            options: options.clone(),
+                            last_error: Some(refused),
+                        }
+                    }
                     None => S::Prompting {
                         scopes: scopes.clone(),
                         route: *route,
@@ -177,7 +209,8 @@ impl ReferenceFlow {
             ) => {
                 let chosen = if offered.is_known() { offered.clone() } else { progress.options.clone() };
                 match route_refusal(&chosen, *route) {
-                    Some(_) => {
+                    Some(refused) => {
+                        effect = Effect::Refused(refused);
                         S::Prompting { scopes: scopes.clone(), route: *current, progress: progress.clone() }
                     }
                     None => S::Prompting {
@@ -187,55 +220,57 @@ impl ReferenceFlow {
                     },
                 }
             }
-            (S::Prompting { scopes, route, progress }, E::OtpSent { verification }) => {
-                let method = verification.channel.method();
-                let mut progress = progress.clone();
-                if *route == Route::Reauthenticate && progress.options.allows(method) {
-                    progress.pending_otp = Some(verification.clone());
+            (S::Prompting { scopes, route, progress }, E::VerificationStarted { method }) => {
+                let offered = method.route() == *route && progress.options.allows(*method);
+                let otp = self.pending_otp.clone().filter(|otp| otp.channel.method() == *method);
+                if !offered {
+                    let refused = StepUpError::MethodNotAvailable { method: *method };
+                    return (Outcome::Ignored, Effect::Refused(refused));
                 }
-                S::Prompting { scopes: scopes.clone(), route: *route, progress }
-            }
-            (S::Prompting { scopes, route, progress }, E::VerificationStarted { method, flow })
-                if *flow > self.last_flow
-                    && method.route() == *route
-                    && progress.options.allows(*method)
-                    && (!method.is_otp()
-                        || progress.pending_otp.as_ref().map(|otp| otp.channel.method())
-                            == Some(*method)) =>
-            {
-                self.last_flow = *flow;
+                if matches!(method, Method::EmailOtp | Method::SmsOtp) && otp.is_none() {
+                    return (Outcome::Ignored, Effect::Refused(StepUpError::OtpNotSent));
+                }
+                let flow = FlowId(self.last_flow.0 + 1);
+                self.last_flow = flow;
+                effect = Effect::Verify { flow, method: *method, scopes: scopes.clone(), otp };
                 S::Verifying {
                     scopes: scopes.clone(),
                     route: *route,
                     method: *method,
-                    flow: *flow,
+                    flow,
                     progress: progress.clone(),
                 }
             }
 
-            (S::Verifying { scopes, flow, progress, .. }, E::Verified { flow: finished, token })
+            (S::Verifying { scopes, method, flow, progress, .. }, E::Verified { flow: finished, token })
                 if finished == flow =>
             {
-                if token.expires_at() <= now {
-                    S::Required {
-                        scopes: scopes.clone(),
-                        options: progress.options.clone(),
-                        last_error: Some(TokenError::Expired { expires_at: token.expires_at(), now }.into()),
-                    }
+                if matches!(method, Method::EmailOtp | Method::SmsOtp) {
+                    self.pending_otp = None;
+                }
+                let refused: Option<StepUpError> = if token.expires_at() <= now {
+                    Some(TokenError::Expired { expires_at: token.expires_at(), now }.into())
                 } else if !token.scopes().covers(scopes) {
+                    Some(StepUpError::ScopesNotGranted {
+                        requested: scopes.clone(),
+                        granted: token.scopes().clone(),
+                    })
+                } else {
+                    None
+                };
+                if let Some(error) = refused {
+                    effect = Effect::Failed(error.clone());
                     S::Required {
                         scopes: scopes.clone(),
                         options: progress.options.clone(),
-                        last_error: Some(StepUpError::ScopesNotGranted {
-                            requested: scopes.clone(),
-                            granted: token.scopes().clone(),
-                        }),
+                        last_error: Some(error),
                     }
                 } else {
                     self.tokens.retain(|t| {
                         t.scopes() != token.scopes() && t.id() != token.id() && !t.is_expired_at(now)
                     });
                     self.tokens.insert(0, Arc::clone(token));
+                    effect = Effect::Elevated(token.info().clone());
                     S::Elevated {
                         scopes: token.scopes().clone(),
                         token_id: token.id().clone(),
@@ -247,17 +282,19 @@ impl ReferenceFlow {
                 S::Verifying { scopes, route, method, flow, progress },
                 E::VerificationFailed { flow: finished, error },
             ) if finished == flow => {
+                if matches!(method, Method::EmailOtp | Method::SmsOtp)
+                    && matches!(error, StepUpError::InvalidVerification { .. })
+                {
+                    self.pending_otp = None;
+                }
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut progress = progress.clone();
                     progress.attempts_left -= 1;
                     progress.last_error = Some(error.clone());
-                    if matches!(method, Method::EmailOtp | Method::SmsOtp)
-                        && matches!(error, StepUpError::InvalidVerification { .. })
-                    {
-                        progress.pending_otp = None;
-                    }
+                    effect = Effect::Retry { error: error.clone(), attempts_left: progress.attempts_left };
                     S::Prompting { scopes: scopes.clone(), route: *route, progress }
                 } else {
+                    effect = Effect::Failed(error.clone());
                     S::Required {
                         scopes: scopes.clone(),
                         options: progress.options.clone(),
@@ -277,10 +314,10 @@ impl ReferenceFlow {
                 S::Idle {}
             }
 
-            _ => return Outcome::Ignored,
+            _ => return (Outcome::Ignored, effect),
         };
         self.state = next;
-        Outcome::Taken
+        (Outcome::Taken, effect)
     }
 }
 

@@ -108,8 +108,9 @@ pub fn arb_event(now: UnixTime) -> impl Strategy<Value = FlowEvent> {
         prop_oneof![arb_scope_set(), Just(ScopeSet::empty())]
             .prop_map(|scopes| FlowEvent::Challenged { scopes }),
         (arb_route(), arb_options()).prop_map(|(route, options)| FlowEvent::PromptOpened { route, options }),
-        (arb_method(), arb_flow_id())
-            .prop_map(|(method, flow)| FlowEvent::VerificationStarted { method, flow }),
+        arb_method().prop_map(|method| FlowEvent::VerificationStarted { method }),
+        prop_oneof![arb_scope_set(), Just(ScopeSet::empty())]
+            .prop_map(|scopes| FlowEvent::FlowRequested { scopes }),
         arb_otp().prop_map(|verification| FlowEvent::OtpSent { verification }),
         (arb_flow_id(), arb_scope_set(), 0..4u8).prop_flat_map(move |(flow, scopes, n)| {
             arb_token_for(scopes, now, format!("tok-{n}"))
@@ -134,6 +135,7 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
                 options
             }),
             arb_scope_set().prop_map(|scopes| FlowEvent::Challenged { scopes }),
+            arb_scope_set().prop_map(|scopes| FlowEvent::FlowRequested { scopes }),
         ]
         .boxed(),
         FlowState::Required { options, .. } => {
@@ -148,9 +150,7 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
         FlowState::Prompting { route, progress, .. } => {
             let allowed: Vec<Method> =
                 route.methods().iter().copied().filter(|m| progress.options.allows(*m)).collect();
-            let flow = model.next_flow;
-            let route = *route;
-            let pending = progress.pending_otp.as_ref().map(|otp| otp.channel.method());
+            let pending = model.pending_otp.as_ref().map(|otp| otp.channel.method());
             if allowed.is_empty() {
                 return Just(FlowEvent::Cancel).boxed();
             }
@@ -168,8 +168,7 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
                         })
                         .boxed()
                     } else {
-                        let _ = route;
-                        Just(FlowEvent::VerificationStarted { method, flow }).boxed()
+                        Just(FlowEvent::VerificationStarted { method }).boxed()
                     }
                 })
                 .boxed()

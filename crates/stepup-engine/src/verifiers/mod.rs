@@ -16,7 +16,6 @@ mod totp;
 mod wallet;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use stepup_core::{
@@ -24,6 +23,7 @@ use stepup_core::{
     SharedClock, StepUpError, TotpCode,
 };
 use stepup_proto::TokenScope;
+use tokio::sync::watch;
 
 pub(crate) use external_auth::ExternalAuthVerifier;
 pub(crate) use otp::OtpVerifier;
@@ -201,10 +201,10 @@ pub(crate) struct VerifierConfig {
     /// The longest one job may run (network and signer together); then it is dropped and fails with `Timeout`,
     /// so a signer that hangs cannot block its verifier for good.
     pub(crate) verify_timeout: std::time::Duration,
-    /// The number of the verification the coordinator is waiting for (0: none). A job whose flow is no longer
-    /// current when its turn comes is skipped: its caller has been answered, and running it would spend a code
-    /// or ask the person to sign for nothing.
-    pub(crate) current_flow: Arc<AtomicU64>,
+    /// The flow's published state. A job whose verification is no longer the one the machine is `verifying`
+    /// when its turn comes is skipped: its caller has been answered, and running it would spend a code or ask
+    /// the person to sign for nothing. (The coordinator publishes before it hands out a job.)
+    pub(crate) state: watch::Receiver<stepup_core::FlowState>,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -255,12 +255,12 @@ impl<V> Default for VerifierActor<V> {
     }
 }
 
-/// A verifier actor's state: the verifier, the clock, the time limit and the coordinator's current flow.
+/// A verifier actor's state: the verifier, the clock, the time limit and the flow's published state.
 pub(crate) struct VerifierState<V> {
     verifier: V,
     clock: SharedClock,
     verify_timeout: std::time::Duration,
-    current_flow: Arc<AtomicU64>,
+    state: watch::Receiver<stepup_core::FlowState>,
 }
 
 impl<V: Verifier> Actor for VerifierActor<V> {
@@ -277,7 +277,7 @@ impl<V: Verifier> Actor for VerifierActor<V> {
             verifier: V::new(&config),
             clock: config.clock.clone(),
             verify_timeout: config.verify_timeout,
-            current_flow: config.current_flow.clone(),
+            state: config.state.clone(),
         })
     }
 
@@ -289,7 +289,11 @@ impl<V: Verifier> Actor for VerifierActor<V> {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             VerifierMsg::Verify(job) => {
-                if state.current_flow.load(Ordering::Acquire) != job.flow.0 {
+                let current = matches!(
+                    &*state.state.borrow(),
+                    stepup_core::FlowState::Verifying { flow, .. } if *flow == job.flow
+                );
+                if !current {
                     tracing::debug!(flow = %job.flow, verifier = V::KIND.name(), "skipping a stale job");
                     return Ok(());
                 }
