@@ -29,9 +29,7 @@ fn main() {
     for target in STEPS {
         runtime.block_on(async {
             while engines.len() < target {
-                let engine = StepUpAuth::builder()
-                    .base_url("http://127.0.0.1:9")
-                    .environment_id("bench")
+                let engine = StepUpAuth::builder("http://127.0.0.1:9", "bench")
                     .session(format!("session-{}", engines.len()).as_str())
                     .build()
                     .await

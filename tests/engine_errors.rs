@@ -229,7 +229,16 @@ async fn server_down_is_a_transport_error_and_the_engine_recovers() {
 
     h.shutdown().await;
     let error = engine.is_step_up_required(EXPORT).await.unwrap_err();
-    assert!(matches!(error, StepUpError::Transport { .. }), "{error:?}");
+    assert!(matches!(error, StepUpError::Transport { what: "connection failed", .. }), "{error:?}");
+    // The HTTP client's error is the source, its chain intact (down to the refused connection), without a URL.
+    let mut chain = Vec::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    assert!(chain.len() >= 2, "the cause and its own causes: {chain:?}");
+    assert!(!chain.iter().any(|c| c.contains("http://") || c.contains("/sdk/")), "no URL: {chain:?}");
     let error = engine.send_otp(None).await.unwrap_err();
     assert!(matches!(error, StepUpError::Transport { .. }), "{error:?}");
 
@@ -251,9 +260,7 @@ async fn slow_server_is_a_timeout_and_the_engine_recovers() {
     let user = h.user().await;
     let proxy = SlowProxy::start(h.server.addr(), Duration::from_secs(2)).await;
     let config = ApiConfig { request_timeout: Duration::from_millis(300), ..ApiConfig::default() };
-    let slow = StepUpAuth::builder()
-        .base_url(proxy.base_url())
-        .environment_id(common::ENV)
+    let slow = StepUpAuth::builder(proxy.base_url(), common::ENV)
         .session(user.jwt.as_str())
         .api_config(config)
         .build()

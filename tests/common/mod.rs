@@ -71,7 +71,7 @@ impl Harness {
 
     /// An engine builder pointed at this server for `user`.
     pub fn engine_for(&self, user: &TestUser) -> StepUpAuthBuilder {
-        StepUpAuth::builder().base_url(self.base_url()).environment_id(ENV).session(user.jwt.as_str())
+        StepUpAuth::builder(self.base_url(), ENV).session(user.jwt.as_str())
     }
 
     /// An engine for `user` whose front end is a [`ChannelFrontend`] the test plays the person through.

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use stepup_proto::{ErrorBody, ErrorCode};
 
+use crate::cause::Cause;
 use crate::method::{Method, Route};
 use crate::otp::OtpChannel;
 use crate::scope::ScopeSet;
@@ -240,12 +241,13 @@ pub enum StepUpError {
         what: &'static str,
     },
     /// The wallet or the passkey authenticator failed (not a refusal by the user, which is `Cancelled`).
-    #[error("the {what} failed: {message}")]
+    #[error("the {what} failed")]
     SignerFailed {
         /// `wallet` or `passkey authenticator`.
         what: &'static str,
-        /// What failed, without secrets.
-        message: String,
+        /// The signer's error (its `source()`), without secrets.
+        #[source]
+        cause: Cause,
     },
     /// The user has verified MFA methods, so re-authentication is refused (the server's 422 `mfa_required`, or
     /// known before asking it).
@@ -261,10 +263,13 @@ pub enum StepUpError {
     #[error("timed out")]
     Timeout,
     /// The request never got an answer (connection refused, reset, DNS...).
-    #[error("transport error: {message}")]
+    #[error("transport error: {what}")]
     Transport {
-        /// What went wrong, without secrets.
-        message: String,
+        /// `connection failed` or `request failed`.
+        what: &'static str,
+        /// The HTTP client's error, without the URL (its `source()` chain says why).
+        #[source]
+        cause: Cause,
     },
     /// The server's answer could not be read (not the expected JSON).
     #[error("unexpected answer from the server: {message}")]

@@ -5,6 +5,7 @@
 //! see; the HTTP layer reads the [`TokenCell`]. Everything here is synchronous and deterministic given a clock,
 //! which is what makes it property-testable (see the `testkit` feature).
 
+pub mod cause;
 pub mod credential;
 pub mod error;
 pub mod flow;
@@ -20,6 +21,7 @@ pub mod token_cell;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use cause::Cause;
 pub use credential::{Credential, CredentialError, CredentialId, MethodOptions};
 pub use error::{Result, StepUpError};
 pub use flow::{Effect, Flow, FlowEvent, FlowId, FlowState, MAX_ATTEMPTS, PromptProgress};

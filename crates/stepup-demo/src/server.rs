@@ -128,10 +128,7 @@ impl DemoServer {
 
     /// An engine builder for the person's session against this server.
     pub fn engine_for(&self, session: &Session) -> StepUpAuthBuilder {
-        StepUpAuth::builder()
-            .base_url(self.base_url())
-            .environment_id(DEMO_ENVIRONMENT)
-            .session(session.jwt.clone())
+        StepUpAuth::builder(self.base_url(), DEMO_ENVIRONMENT).session(session.jwt.clone())
     }
 
     /// Stops the server.

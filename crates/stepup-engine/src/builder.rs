@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use stepup_core::Cause;
 
 use ractor::Actor;
 use stepup_core::{FlowState, Jwt, SharedClock, TokenCell};
@@ -13,47 +14,46 @@ use crate::facade::{Inner, StepUpAuth};
 use crate::frontend::Frontend;
 use crate::middleware::StepUpFlights;
 use crate::signers::{PasskeyAuthenticator, WalletSigner};
+use crate::timeouts::Timeouts;
 use crate::verifiers::{VerifierConfig, WalletMessageSettings};
 
-/// Why the engine could not be built.
+/// Why the engine could not be built. (The server and the environment are the builder's arguments, so an
+/// engine without them cannot be asked for.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// `base_url` was not set.
-    #[error("the server's base URL is not set")]
-    MissingBaseUrl,
-    /// `environment_id` was not set.
-    #[error("the environment id is not set")]
-    MissingEnvironmentId,
     /// The API client could not be built.
     #[error(transparent)]
     Api(#[from] ApiClientError),
     /// The actors could not be started (no tokio runtime, or a spawn failure).
-    #[error("the engine's actors could not start: {message}")]
-    Spawn {
-        /// What failed.
-        message: String,
-    },
+    #[error("the engine's actors could not start")]
+    Spawn(#[source] Cause),
 }
 
-/// Builds a [`StepUpAuth`].
+/// Builds a [`StepUpAuth`]: the server and the environment are required (the arguments of
+/// [`StepUpAuth::builder`]), everything else has a default.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use stepup_engine::StepUpAuth;
-/// let engine = StepUpAuth::builder()
-///     .base_url("http://127.0.0.1:8080")
-///     .environment_id("dev")
+/// let engine = StepUpAuth::builder("http://127.0.0.1:8080", "dev")
 ///     .session("eyJ...session JWT")
 ///     .build()
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Default)]
+///
+/// A half-built engine is a compile error, not a runtime one:
+///
+/// ```compile_fail
+/// # async fn run() {
+/// let engine = stepup_engine::StepUpAuth::builder().build().await;
+/// # }
+/// ```
 #[must_use]
 pub struct StepUpAuthBuilder {
-    base_url: Option<String>,
-    environment_id: Option<String>,
+    base_url: String,
+    environment_id: String,
     session: Option<Jwt>,
     api: ApiConfig,
     wallet: Option<Arc<dyn WalletSigner>>,
@@ -61,8 +61,7 @@ pub struct StepUpAuthBuilder {
     frontend: Option<Arc<dyn Frontend>>,
     wallet_message: WalletMessageSettings,
     clock: Option<SharedClock>,
-    verify_timeout: Option<Duration>,
-    prompt_timeout: Option<Duration>,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for StepUpAuthBuilder {
@@ -76,22 +75,23 @@ impl std::fmt::Debug for StepUpAuthBuilder {
     }
 }
 
-/// Default time one verification may take, signers included (a person approving in a wallet).
-pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default time a prompt flow may take (a person reading an email).
-pub const DEFAULT_PROMPT_TIMEOUT: Duration = Duration::from_secs(600);
-
 impl StepUpAuthBuilder {
-    /// The server, e.g. `https://api.example.com` (calls go to `{base_url}/sdk/{environment_id}/...`).
-    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
-        self.base_url = Some(base_url.into());
-        self
-    }
-
-    /// The environment id.
-    pub fn environment_id(mut self, environment_id: impl Into<String>) -> Self {
-        self.environment_id = Some(environment_id.into());
-        self
+    /// A builder for the engine of environment `environment_id` on the server at `base_url`, e.g.
+    /// `https://api.example.com` (calls go to `{base_url}/sdk/{environment_id}/...`). Both are checked by
+    /// [`build`](Self::build).
+    pub fn new(base_url: impl Into<String>, environment_id: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            environment_id: environment_id.into(),
+            session: None,
+            api: ApiConfig::default(),
+            wallet: None,
+            passkey: None,
+            frontend: None,
+            wallet_message: WalletMessageSettings::default(),
+            clock: None,
+            timeouts: Timeouts::default(),
+        }
     }
 
     /// The signed-in user's session JWT.
@@ -145,14 +145,14 @@ impl StepUpAuthBuilder {
 
     /// How long one verification may take before it fails with `Timeout` (default 60 s).
     pub fn verify_timeout(mut self, timeout: Duration) -> Self {
-        self.verify_timeout = Some(timeout);
+        self.timeouts.verify = timeout;
         self
     }
 
     /// How long a prompt flow may wait on the person (default 10 min); then every caller waiting on it gets
     /// `Timeout` and the flow ends.
     pub fn prompt_timeout(mut self, timeout: Duration) -> Self {
-        self.prompt_timeout = Some(timeout);
+        self.timeouts.prompt = timeout;
         self
     }
 
@@ -160,16 +160,12 @@ impl StepUpAuthBuilder {
     /// runtime.
     ///
     /// # Errors
-    /// [`BuildError`] for a missing base URL or environment id, a bad URL, or actors that could not start.
+    /// [`BuildError`] for a bad base URL or environment id, or actors that could not start.
     pub async fn build(self) -> Result<StepUpAuth, BuildError> {
-        let base_url = self.base_url.ok_or(BuildError::MissingBaseUrl)?;
-        let environment_id = self.environment_id.ok_or(BuildError::MissingEnvironmentId)?;
-        let api = ApiClient::new(&base_url, &environment_id, self.session, self.api)?;
+        let api = ApiClient::new(&self.base_url, &self.environment_id, self.session, self.api)?;
         let clock = self.clock.unwrap_or_else(crate::clock::default_clock);
         let tokens = TokenCell::with_clock(clock.clone());
         let (state_tx, state_rx) = watch::channel(FlowState::Idle {});
-        let verify_timeout = self.verify_timeout.unwrap_or(DEFAULT_VERIFY_TIMEOUT);
-        let prompt_timeout = self.prompt_timeout.unwrap_or(DEFAULT_PROMPT_TIMEOUT);
         let args = CoordinatorArgs {
             tokens: tokens.clone(),
             verifiers: VerifierConfig {
@@ -178,23 +174,20 @@ impl StepUpAuthBuilder {
                 wallet: self.wallet,
                 passkey: self.passkey,
                 wallet_message: self.wallet_message,
-                verify_timeout,
+                timeouts: self.timeouts,
                 state: state_rx.clone(),
             },
             frontend: self.frontend,
-            prompt_timeout,
             state: state_tx,
         };
-        let (coordinator, _join) = Actor::spawn(None, Coordinator, args)
-            .await
-            .map_err(|e| BuildError::Spawn { message: e.to_string() })?;
+        let (coordinator, _join) =
+            Actor::spawn(None, Coordinator, args).await.map_err(|e| BuildError::Spawn(Cause::new(e)))?;
         Ok(StepUpAuth::from_inner(Inner {
             coordinator,
             api,
             tokens,
             state: state_rx,
-            verify_timeout,
-            prompt_timeout,
+            timeouts: self.timeouts,
             flights: StepUpFlights::default(),
         }))
     }

@@ -16,6 +16,7 @@ use crate::builder::StepUpAuthBuilder;
 use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState, VerifyCaller};
 use crate::middleware::{StepUpFlights, StepUpMiddleware};
 use crate::requests::EngineHandle;
+use crate::timeouts::Timeouts;
 use crate::verifiers::VerifyRequest;
 
 /// Asks the server whether `scope` needs step-up, unless a stored token answers: the requirement, and whether the
@@ -68,8 +69,7 @@ pub(crate) struct Inner {
     pub(crate) api: ApiClient,
     pub(crate) tokens: TokenCell,
     pub(crate) state: watch::Receiver<StepUpState>,
-    pub(crate) verify_timeout: Duration,
-    pub(crate) prompt_timeout: Duration,
+    pub(crate) timeouts: Timeouts,
     /// Challenge-driven step-ups, one at a time per scope set (shared by every `StepUpMiddleware`).
     pub(crate) flights: StepUpFlights,
 }
@@ -90,17 +90,15 @@ impl std::fmt::Debug for StepUpAuth {
     }
 }
 
-/// A coordinator answer that never came in time: the call's own timeout, on top of the verification's.
-const CALL_MARGIN: Duration = Duration::from_secs(5);
-
 fn scope_set(scopes: &[Scope]) -> ScopeSet {
     scopes.iter().cloned().collect()
 }
 
 impl StepUpAuth {
-    /// A builder: `StepUpAuth::builder().base_url(..).environment_id(..).session(..).build().await`.
-    pub fn builder() -> StepUpAuthBuilder {
-        StepUpAuthBuilder::default()
+    /// A builder for the engine of environment `environment_id` on the server at `base_url`:
+    /// `StepUpAuth::builder(base_url, environment_id).session(..).build().await`.
+    pub fn builder(base_url: impl Into<String>, environment_id: impl Into<String>) -> StepUpAuthBuilder {
+        StepUpAuthBuilder::new(base_url, environment_id)
     }
 
     pub(crate) fn from_inner(inner: Inner) -> Self {
@@ -124,7 +122,7 @@ impl StepUpAuth {
     pub async fn check(&self, scope: Scope) -> Result<StepUpRequirement, StepUpError> {
         // One path for the facade and apps that send messages: the coordinator asks and takes the answer in,
         // so when this returns `state()` already shows it.
-        let timeout = self.inner.verify_timeout + CALL_MARGIN;
+        let timeout = self.inner.timeouts.verify_call();
         self.call(|reply| CoordinatorMsg::Check { scope, reply }, timeout, StepUpError::EngineStopped).await?
     }
 
@@ -151,7 +149,7 @@ impl StepUpAuth {
     /// verifier crashed; [`StepUpError::Timeout`] or [`StepUpError::Transport`] when the server does not answer.
     pub async fn send_otp(&self, credential: Option<CredentialId>) -> Result<OtpVerification, StepUpError> {
         let dropped = StepUpError::VerifierFailed { method: stepup_core::Method::EmailOtp };
-        let timeout = self.inner.verify_timeout + CALL_MARGIN;
+        let timeout = self.inner.timeouts.verify_call();
         self.call(
             |reply| CoordinatorMsg::SendOtp { credential, prompt: None, reuse_code_for: None, reply },
             timeout,
@@ -259,7 +257,7 @@ impl StepUpAuth {
     pub async fn verify(&self, request: VerifyRequest, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
         let method = request.method(None);
         let scopes = scope_set(scopes);
-        let timeout = self.inner.verify_timeout + CALL_MARGIN;
+        let timeout = self.inner.timeouts.verify_call();
         let dropped = StepUpError::VerifierFailed { method };
         self.call(
             |reply| CoordinatorMsg::Verify { scopes, request, caller: VerifyCaller::App(reply) },
@@ -310,7 +308,7 @@ impl StepUpAuth {
     ) -> Result<TokenInfo, StepUpError> {
         let scopes = scope_set(scopes);
         // The coordinator ends the prompt at the prompt timeout; the margin covers its answer.
-        let timeout = self.inner.prompt_timeout + CALL_MARGIN;
+        let timeout = self.inner.timeouts.prompt_call();
         let message = |reply| CoordinatorMsg::Prompt { scopes, route, fresh, reply };
         self.call(message, timeout, StepUpError::EngineStopped).await?
     }
@@ -330,7 +328,7 @@ impl StepUpAuth {
     /// [`StepUpError::EngineStopped`] when the engine has stopped.
     pub async fn reset_state(&self) -> Result<(), StepUpError> {
         let reply = |reply| CoordinatorMsg::Reset { reply: Some(reply) };
-        self.call(reply, CALL_MARGIN, StepUpError::EngineStopped).await
+        self.call(reply, self.inner.timeouts.immediate_call(), StepUpError::EngineStopped).await
     }
 
     /// The session JWT the engine sends now. Verify answers carry the session, re-signed when its claims change
@@ -385,7 +383,7 @@ impl StepUpAuth {
     /// [`StepUpError::EngineStopped`] when the engine has stopped.
     pub async fn snapshot(&self) -> Result<EngineSnapshot, StepUpError> {
         let inspect = |reply| CoordinatorMsg::Inspect { reply };
-        self.call(inspect, CALL_MARGIN, StepUpError::EngineStopped).await
+        self.call(inspect, self.inner.timeouts.immediate_call(), StepUpError::EngineStopped).await
     }
 
     /// A receiver that sees every state change (for UIs).

@@ -25,10 +25,11 @@ pub mod middleware;
 mod prompt;
 mod requests;
 pub mod signers;
+mod timeouts;
 mod verifiers;
 
 pub use api::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
-pub use builder::{BuildError, DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT, StepUpAuthBuilder};
+pub use builder::{BuildError, StepUpAuthBuilder};
 pub use coordinator::{EngineSnapshot, StepUpState, TokenReply};
 pub use facade::{StepUpAuth, StepUpRequirement};
 #[cfg(feature = "terminal")]
@@ -43,6 +44,7 @@ pub use signers::LocalWalletSigner;
 #[cfg(feature = "software-passkey")]
 pub use signers::SoftwarePasskey;
 pub use signers::{PasskeyAuthenticator, PasskeyError, SignerError, WalletSigner};
+pub use timeouts::{DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT};
 pub use verifiers::{VerifyRequest, WalletMessageSettings};
 
 pub use stepup_core::SessionInfo;

@@ -188,7 +188,7 @@ mod tests {
     async fn engine() -> StepUpAuth {
         crate::install_default_crypto_provider();
         // No server is needed: what is tested is refused before any request goes out.
-        StepUpAuth::builder().base_url("http://127.0.0.1:9").environment_id("dev").build().await.unwrap()
+        StepUpAuth::builder("http://127.0.0.1:9", "dev").build().await.unwrap()
     }
 
     /// A prompt driver aborted mid-step (cancel, reset, timeout) may still get a message out; the coordinator

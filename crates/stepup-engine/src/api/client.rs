@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use stepup_core::Cause;
 
 use arc_swap::ArcSwapOption;
 use reqwest::{Method, RequestBuilder, Response, header};
@@ -54,17 +55,11 @@ pub enum ApiClientError {
         id: String,
     },
     /// The TLS configuration could not be built (no usable root certificates on this platform).
-    #[error("TLS setup failed: {message}")]
-    Tls {
-        /// What failed.
-        message: String,
-    },
+    #[error("TLS setup failed")]
+    Tls(#[source] Cause),
     /// reqwest refused the client configuration.
-    #[error("HTTP client setup failed: {message}")]
-    Http {
-        /// What failed.
-        message: String,
-    },
+    #[error("HTTP client setup failed")]
+    Http(#[source] Cause),
 }
 
 /// The typed HTTP client of the SDK API (docs/design.md §8). Cheap to clone: clones share one connection pool and one
@@ -136,7 +131,7 @@ impl ApiClient {
             // elevated-token header that `StepUpMiddleware` adds on this same client. The SDK API does not redirect.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ApiClientError::Http { message: e.to_string() })?;
+            .map_err(|e| ApiClientError::Http(Cause::new(e)))?;
         let (session_changes, _) = watch::channel(session.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -275,7 +270,7 @@ impl ApiClient {
                     tokio::time::sleep(pause).await;
                     pause = pause.saturating_mul(2);
                 }
-                Err(error) => return Err(transport_error(&error)),
+                Err(error) => return Err(transport_error(error)),
             }
         }
     }
@@ -287,12 +282,8 @@ impl ApiClient {
         body: &B,
         elevated: Option<&Jwt>,
     ) -> Result<T, StepUpError> {
-        let response = self
-            .request(Method::POST, path, elevated)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
+        let response =
+            self.request(Method::POST, path, elevated).json(body).send().await.map_err(transport_error)?;
         read_json(response).await
     }
 
@@ -303,7 +294,7 @@ impl ApiClient {
         path: &str,
         elevated: Option<&Jwt>,
     ) -> Result<(), StepUpError> {
-        let response = self.request(method, path, elevated).send().await.map_err(|e| transport_error(&e))?;
+        let response = self.request(method, path, elevated).send().await.map_err(transport_error)?;
         if response.status().is_success() {
             return Ok(());
         }
@@ -333,7 +324,7 @@ fn tls_config() -> Result<rustls::ClientConfig, ApiClientError> {
 
 fn build_tls_config() -> Result<rustls::ClientConfig, ApiClientError> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
-    let tls_error = |e: rustls::Error| ApiClientError::Tls { message: e.to_string() };
+    let tls_error = |e: rustls::Error| ApiClientError::Tls(Cause::new(e));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -349,7 +340,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(response: Response) -> Result
         return Err(error_from(response).await);
     }
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| transport_error(&e))?;
+    let bytes = response.bytes().await.map_err(transport_error)?;
     serde_json::from_slice(&bytes).map_err(|e| StepUpError::UnexpectedResponse {
         message: format!("{status} answer is not the expected JSON: {e}"),
     })
@@ -368,20 +359,14 @@ fn retry_after(response: &Response) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
-/// A request that got no answer: a timeout, or a transport failure described without the URL.
-pub(crate) fn transport_error(error: &reqwest::Error) -> StepUpError {
+/// A request that got no answer: a timeout, or a transport failure, kept as the source without its URL (a URL
+/// may name the user's verification).
+pub(crate) fn transport_error(error: reqwest::Error) -> StepUpError {
     if error.is_timeout() {
         return StepUpError::Timeout;
     }
-    let mut message =
-        if error.is_connect() { "connection failed".to_owned() } else { "request failed".to_owned() };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    StepUpError::Transport { message }
+    let what = if error.is_connect() { "connection failed" } else { "request failed" };
+    StepUpError::Transport { what, cause: Cause::new(error.without_url()) }
 }
 
 #[cfg(test)]

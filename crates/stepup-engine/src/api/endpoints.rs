@@ -49,7 +49,7 @@ impl ApiClient {
             .json(body)
             .send()
             .await
-            .map_err(|e| super::client::transport_error(&e))?;
+            .map_err(super::client::transport_error)?;
         let answer: UpdateSelfResponse = super::client::read_json(response).await?;
         self.adopt_session(&answer.verify);
         Ok(answer)
@@ -254,7 +254,7 @@ impl ApiClient {
             .json(&stepup_proto::MfaUpdateDeviceRequest { default: true })
             .send()
             .await
-            .map_err(|e| super::client::transport_error(&e))?;
+            .map_err(super::client::transport_error)?;
         if response.status().is_success() {
             return Ok(());
         }

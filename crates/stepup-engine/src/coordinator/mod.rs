@@ -20,7 +20,6 @@ mod timers;
 mod verification;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use stepup_core::{Effect, Flow, FlowEvent, StepUpError, TokenCell};
@@ -44,8 +43,6 @@ pub(crate) struct CoordinatorArgs {
     pub verifiers: VerifierConfig,
     /// The front end for prompt flows, if any.
     pub frontend: Option<SharedFrontend>,
-    /// How long a prompt flow may wait on the person before it ends with `Timeout` for every waiting caller.
-    pub prompt_timeout: Duration,
     /// Where the state is published.
     pub state: watch::Sender<StepUpState>,
 }
@@ -55,7 +52,6 @@ impl std::fmt::Debug for CoordinatorArgs {
         f.debug_struct("CoordinatorArgs")
             .field("verifiers", &self.verifiers)
             .field("has_frontend", &self.frontend.is_some())
-            .field("prompt_timeout", &self.prompt_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -11,13 +11,15 @@ use crate::prompt::PromptId;
 impl CoordinatorState {
     /// Fails verification `flow` with `Timeout` if it still runs after the verify timeout.
     pub(super) fn arm_verification_timeout(&self, flow: FlowId) {
-        let wait = self.args.verifiers.verify_timeout;
+        let wait = self.args.verifiers.timeouts.verify;
         self.myself.send_after(wait, move || CoordinatorMsg::VerificationTimedOut { flow });
     }
 
     /// Ends prompt `prompt` with `Timeout` if it still runs after the prompt timeout.
     pub(super) fn arm_prompt_timeout(&self, prompt: PromptId) {
-        self.myself.send_after(self.args.prompt_timeout, move || CoordinatorMsg::PromptTimedOut { prompt });
+        self.myself.send_after(self.args.verifiers.timeouts.prompt, move || CoordinatorMsg::PromptTimedOut {
+            prompt,
+        });
     }
 
     /// The person walked away: the flow ends for everyone waiting on it, and a verification still running for

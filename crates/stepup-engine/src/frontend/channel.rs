@@ -81,7 +81,7 @@ impl FrontendInbox {
 /// use stepup_engine::PromptReply;
 ///
 /// let (frontend, mut inbox) = ChannelFrontend::new();
-/// // let engine = StepUpAuth::builder()...frontend(frontend).build().await?;
+/// // let engine = StepUpAuth::builder(base_url, environment_id).frontend(frontend).build().await?;
 /// # drop(frontend);
 /// // Once a frame:
 /// while let Some(event) = inbox.try_next() {

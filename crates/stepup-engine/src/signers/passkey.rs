@@ -1,5 +1,6 @@
 //! `PasskeyAuthenticator`: the user's WebAuthn authenticator, and a software implementation.
 
+use stepup_core::Cause;
 use stepup_proto::{
     PasskeyAuthRequest, PasskeyAuthenticationOptions, PasskeyRegisterRequest, PasskeyRegistrationOptions,
 };
@@ -15,11 +16,8 @@ pub enum PasskeyError {
     #[error("the authenticator holds no passkey for this account")]
     NoCredential,
     /// The authenticator failed or refused the request.
-    #[error("the authenticator failed: {message}")]
-    Failed {
-        /// What failed, without secrets.
-        message: String,
-    },
+    #[error("the authenticator failed")]
+    Failed(#[source] Cause),
 }
 
 /// A WebAuthn authenticator as the client (browser/OS) sees it: `navigator.credentials.get` and `.create`.
@@ -67,7 +65,7 @@ mod software {
     use tokio::sync::Mutex;
     use url::Url;
 
-    use super::{PasskeyAuthenticator, PasskeyError};
+    use super::{Cause, PasskeyAuthenticator, PasskeyError};
 
     /// The person at the authenticator: always present; verified (PIN/biometrics) unless built otherwise.
     struct SoftwareUser {
@@ -132,8 +130,8 @@ mod software {
         }
 
         fn build(origin: &str, verifies: bool) -> Result<Self, PasskeyError> {
-            let origin = Url::parse(origin).map_err(|e| PasskeyError::Failed {
-                message: format!("origin `{origin}` is not a URL: {e}"),
+            let origin = Url::parse(origin).map_err(|e| {
+                PasskeyError::Failed(Cause::context(format!("origin `{origin}` is not a URL"), e))
             })?;
             let mut authenticator = Authenticator::new(
                 Aaguid::new_empty(),
@@ -156,16 +154,17 @@ mod software {
     /// JSON shape, so nothing is lost and nothing is re-encoded by hand.
     fn convert<A: Serialize, B: DeserializeOwned>(value: A, what: &str) -> Result<B, PasskeyError> {
         let json = serde_json::to_value(value)
-            .map_err(|e| PasskeyError::Failed { message: format!("{what} could not be encoded: {e}") })?;
+            .map_err(|e| PasskeyError::Failed(Cause::context(format!("{what} could not be encoded"), e)))?;
         serde_json::from_value(json)
-            .map_err(|e| PasskeyError::Failed { message: format!("{what} could not be read: {e}") })
+            .map_err(|e| PasskeyError::Failed(Cause::context(format!("{what} could not be read"), e)))
     }
 
     fn webauthn_error(error: WebauthnError) -> PasskeyError {
         match error {
             WebauthnError::CredentialNotFound => PasskeyError::NoCredential,
             WebauthnError::TimeoutError => PasskeyError::Declined,
-            other => PasskeyError::Failed { message: format!("{other:?}") },
+            // The passkey client's error type is no `std::error::Error`: its name is what there is.
+            other => PasskeyError::Failed(Cause::message(format!("{other:?}"))),
         }
     }
 

@@ -1,5 +1,6 @@
 //! `WalletSigner`: the external wallet that signs the step-up message, and a local-key implementation.
 
+use stepup_core::Cause;
 use stepup_proto::WalletProvider;
 
 /// Why a wallet could not sign.
@@ -9,12 +10,9 @@ pub enum SignerError {
     /// The user declined to sign.
     #[error("the user declined to sign")]
     Declined,
-    /// The wallet failed (disconnected, locked, crashed).
-    #[error("the wallet failed: {message}")]
-    Failed {
-        /// What failed, without secrets.
-        message: String,
-    },
+    /// The wallet failed (disconnected, locked, crashed); the cause, without secrets, is the `source()`.
+    #[error("the wallet failed")]
+    Failed(#[source] Cause),
 }
 
 /// An external wallet that can sign the EIP-4361 step-up message with EIP-191 `personal_sign`.
@@ -67,7 +65,7 @@ mod local {
     use alloy_primitives::{Address, Signature, eip191_hash_message};
     use k256::ecdsa::SigningKey;
 
-    use super::{SignerError, WalletSigner};
+    use super::{Cause, SignerError, WalletSigner};
 
     /// An external wallet whose secp256k1 key lives in this process: for kiosks, tests and demos. The key is
     /// zeroized on drop (k256 does it) and never printed.
@@ -107,16 +105,16 @@ mod local {
         /// # Errors
         /// [`SignerError::Failed`] when the bytes are not a valid secp256k1 secret key.
         pub fn from_secret_bytes(secret: &[u8], name: &str) -> Result<Self, SignerError> {
-            let key = SigningKey::from_slice(secret).map_err(|_| SignerError::Failed {
-                message: "not a valid secp256k1 secret key".to_owned(),
-            })?;
+            // The key error is not kept: it could say something about the secret.
+            let key = SigningKey::from_slice(secret)
+                .map_err(|_| SignerError::Failed(Cause::message("not a valid secp256k1 secret key")))?;
             let address = Address::from_private_key(&key);
             Ok(Self { key, address, name: name.to_owned() })
         }
     }
 
     fn getrandom_fill(bytes: &mut [u8]) -> Result<(), SignerError> {
-        getrandom::fill(bytes).map_err(|e| SignerError::Failed { message: format!("no randomness: {e}") })
+        getrandom::fill(bytes).map_err(|e| SignerError::Failed(Cause::context("no randomness", e)))
     }
 
     #[async_trait::async_trait]
@@ -134,7 +132,7 @@ mod local {
             let (signature, recovery) = self
                 .key
                 .sign_prehash_recoverable(digest.as_slice())
-                .map_err(|e| SignerError::Failed { message: e.to_string() })?;
+                .map_err(|e| SignerError::Failed(Cause::new(e)))?;
             let signature = Signature::from((signature, recovery));
             Ok(format!("0x{}", hex(&signature.as_bytes())))
         }
@@ -174,7 +172,7 @@ mod local {
         fn a_zero_key_is_refused() {
             assert!(matches!(
                 LocalWalletSigner::from_secret_bytes(&[0; 32], "x"),
-                Err(SignerError::Failed { .. })
+                Err(SignerError::Failed(_))
             ));
             assert!(LocalWalletSigner::random("x").is_ok());
         }

@@ -198,9 +198,9 @@ pub(crate) struct VerifierConfig {
     pub(crate) passkey: Option<Arc<dyn PasskeyAuthenticator>>,
     /// What goes into the wallet message besides the wallet's own fields.
     pub(crate) wallet_message: WalletMessageSettings,
-    /// The longest one job may run (network and signer together); then it is dropped and fails with `Timeout`,
-    /// so a signer that hangs cannot block its verifier for good.
-    pub(crate) verify_timeout: std::time::Duration,
+    /// The time limits: a job (network and signer together) that runs past the verify timeout is dropped and
+    /// fails with `Timeout`, so a signer that hangs cannot block its verifier for good.
+    pub(crate) timeouts: crate::timeouts::Timeouts,
     /// The flow's published state. A job whose verification is no longer the one the machine is `verifying`
     /// when its turn comes is skipped: its caller has been answered, and running it would spend a code or ask
     /// the person to sign for nothing. (The coordinator publishes before it hands out a job.)
@@ -214,7 +214,7 @@ impl std::fmt::Debug for VerifierConfig {
             .field("has_wallet", &self.wallet.is_some())
             .field("has_passkey", &self.passkey.is_some())
             .field("wallet_message", &self.wallet_message)
-            .field("verify_timeout", &self.verify_timeout)
+            .field("timeouts", &self.timeouts)
             .finish_non_exhaustive()
     }
 }
@@ -255,7 +255,8 @@ impl<V> Default for VerifierActor<V> {
     }
 }
 
-/// A verifier actor's state: the verifier, the clock, the time limit and the flow's published state.
+/// A verifier actor's state: the verifier, the clock, the verify timeout (from `Timeouts`) and the flow's
+/// published state.
 pub(crate) struct VerifierState<V> {
     verifier: V,
     clock: SharedClock,
@@ -276,7 +277,7 @@ impl<V: Verifier> Actor for VerifierActor<V> {
         Ok(VerifierState {
             verifier: V::new(&config),
             clock: config.clock.clone(),
-            verify_timeout: config.verify_timeout,
+            verify_timeout: config.timeouts.verify,
             state: config.state.clone(),
         })
     }

@@ -2,6 +2,7 @@
 //! `POST /users/mfa/auth/passkey`).
 
 use std::sync::Arc;
+use stepup_core::Cause;
 
 use stepup_core::{Jwt, StepUpError};
 
@@ -26,8 +27,8 @@ pub(crate) fn passkey_error(error: PasskeyError) -> StepUpError {
     match error {
         PasskeyError::Declined => StepUpError::Cancelled,
         PasskeyError::NoCredential => StepUpError::NoPasskeyCredentials,
-        PasskeyError::Failed { message } => {
-            StepUpError::SignerFailed { what: "passkey authenticator", message }
+        failed @ PasskeyError::Failed(_) => {
+            StepUpError::SignerFailed { what: "passkey authenticator", cause: Cause::new(failed) }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `POST /wallets/verify`).
 
 use std::sync::Arc;
+use stepup_core::Cause;
 
 use stepup_core::{CredentialId, Jwt, SharedClock, StepUpError};
 use stepup_proto::{CredentialFormat, WalletMessage, WalletVerifyRequest};
@@ -117,7 +118,9 @@ impl WalletVerifier {
 fn signer_error(error: SignerError) -> StepUpError {
     match error {
         SignerError::Declined => StepUpError::Cancelled,
-        SignerError::Failed { message } => StepUpError::SignerFailed { what: "wallet", message },
+        failed @ SignerError::Failed(_) => {
+            StepUpError::SignerFailed { what: "wallet", cause: Cause::new(failed) }
+        }
     }
 }
 
