@@ -8,14 +8,14 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use stepup_core::testkit::{FlowAction, ReferenceFlow, token};
 use stepup_core::{
-    Credential, Flow, FlowEvent, FlowId, ManualClock, Method, MethodOptions, Route, Scope, ScopeSet,
+    AttemptId, Credential, Flow, FlowEvent, ManualClock, Method, MethodOptions, Route, Scope, ScopeSet,
     TokenCell, UnixTime,
 };
 
 const NOW: UnixTime = UnixTime(1_000);
 
 /// One whole step-up: check, prompt, verify, elevate, spend the single-use token (back to idle). As in the
-/// engine, the middleware's `take` removes the token before the machine hears `TokenConsumed`.
+/// engine, the middleware's `claim` removes the token before the machine hears `TokenConsumed`.
 fn cycle() -> Vec<FlowEvent> {
     let options = MethodOptions::known([Credential::new("totp-1", Method::Totp, None)]);
     let token = token(&ScopeSet::one(Scope::WalletExport), NOW.plus_secs(300), true, "t1");
@@ -27,7 +27,7 @@ fn cycle() -> Vec<FlowEvent> {
         },
         FlowEvent::PromptOpened { route: Route::Mfa, options },
         FlowEvent::VerificationStarted { method: Method::Totp },
-        FlowEvent::Verified { flow: FlowId(1), token: Arc::clone(&token) },
+        FlowEvent::Verified { attempt: AttemptId(1), token: Arc::clone(&token) },
         FlowEvent::TokenConsumed { token_id: token.id().clone() },
     ]
 }
@@ -43,7 +43,10 @@ fn prompt_cycle() -> Vec<FlowEvent> {
         },
         FlowEvent::PromptOpened { route: Route::Mfa, options },
         FlowEvent::VerificationStarted { method: Method::Totp },
-        FlowEvent::VerificationFailed { flow: FlowId(1), error: stepup_core::StepUpError::MfaInvalidCode },
+        FlowEvent::VerificationFailed {
+            attempt: AttemptId(1),
+            error: stepup_core::StepUpError::MfaInvalidCode,
+        },
         FlowEvent::VerificationStarted { method: Method::Totp },
         FlowEvent::Cancel,
     ]
@@ -52,8 +55,8 @@ fn prompt_cycle() -> Vec<FlowEvent> {
 /// Verification numbers only grow, so each pass of a cycle moves its numbers past the previous pass's.
 fn renumber(events: &mut [FlowEvent], by: u64) {
     for event in events {
-        if let FlowEvent::Verified { flow, .. } | FlowEvent::VerificationFailed { flow, .. } = event {
-            flow.0 += by;
+        if let FlowEvent::Verified { attempt, .. } | FlowEvent::VerificationFailed { attempt, .. } = event {
+            attempt.0 += by;
         }
     }
 }
@@ -65,7 +68,7 @@ fn check_cycle(events: &[FlowEvent], expected_states: &[&str]) {
     let mut seen = Vec::new();
     for event in events {
         if let FlowEvent::TokenConsumed { .. } = event {
-            let _ = flow.tokens().take(&Scope::WalletExport);
+            let _ = flow.tokens().claim(&Scope::WalletExport);
         }
         flow.handle(event);
         seen.push(flow.state().name());
@@ -86,7 +89,7 @@ fn bench_cycle(c: &mut Criterion, name: &str, cycle: &[FlowEvent]) {
             for event in &events {
                 if let FlowEvent::TokenConsumed { .. } = event {
                     // The middleware spends the token before the flow hears of it.
-                    black_box(flow.tokens().take(&Scope::WalletExport));
+                    black_box(flow.tokens().claim(&Scope::WalletExport));
                 }
                 flow.handle(black_box(event));
             }
@@ -120,7 +123,7 @@ fn per_event(c: &mut Criterion) {
     let mut group = c.benchmark_group("flow_ignored_event");
     group.throughput(Throughput::Elements(1));
     let stale = FlowEvent::Verified {
-        flow: FlowId(99),
+        attempt: AttemptId(99),
         token: token(&ScopeSet::one(Scope::WalletSign), NOW.plus_secs(9), false, "x"),
     };
     let mut idle = Flow::new(TokenCell::with_clock(Arc::new(ManualClock::new(NOW))));

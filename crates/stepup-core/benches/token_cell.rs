@@ -134,7 +134,7 @@ fn concurrent_writer(c: &mut Criterion) {
         });
     });
 
-    // What the middleware calls per request (`StepUpAuth::token_for`): `take`, which for a reusable token is a
+    // What the middleware calls per request (`StepUpAuth::token_for`): `claim`, which for a reusable token is a
     // lookup plus an `Arc` clone, like the baseline's `get`.
     let taken = fill(TokenCell::with_clock(Arc::new(CoarseClock::new())));
     group.bench_function("token_cell_take_multi_use", |b| {
@@ -142,7 +142,7 @@ fn concurrent_writer(c: &mut Criterion) {
             with_writer(
                 iters,
                 || {
-                    black_box(taken.take(black_box(&WANTED)));
+                    black_box(taken.claim(black_box(&WANTED)));
                 },
                 |n| {
                     taken.insert_at(Arc::clone(&fresh[(n % 64) as usize]), UnixTime(0));

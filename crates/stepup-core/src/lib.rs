@@ -24,7 +24,7 @@ pub mod testkit;
 pub use cause::Cause;
 pub use credential::{Credential, CredentialError, CredentialId, MethodOptions};
 pub use error::{Result, StepUpError};
-pub use flow::{Effect, Flow, FlowEvent, FlowId, FlowState, MAX_ATTEMPTS, PromptProgress};
+pub use flow::{AttemptId, Effect, Flow, FlowEvent, FlowState, MAX_ATTEMPTS, PromptProgress};
 pub use method::{Method, Route};
 pub use otp::{OtpChannel, OtpVerification, VerificationId};
 pub use scope::{Scope, ScopeSet};

@@ -133,7 +133,7 @@ impl fmt::Debug for TokenRef {
 /// The shared token store. Clones share the same tokens.
 ///
 /// - [`get`](Self::get) is lock-free and skips expired tokens.
-/// - [`take`](Self::take) hands a single-use token to exactly one caller, however many race for it.
+/// - [`claim`](Self::claim) hands a single-use token to exactly one caller, however many race for it.
 /// - [`insert`](Self::insert) keeps one token per normalised scope set (a new token replaces the old one for the
 ///   same set) and prunes expired tokens.
 #[derive(Debug, Clone)]
@@ -174,7 +174,7 @@ impl TokenCell {
     }
 
     /// The newest unexpired token granting `scope`, without removing it (even if single-use: use
-    /// [`take`](Self::take) to spend one). Lock-free and wait-free for readers.
+    /// [`claim`](Self::claim) to spend one). Lock-free and wait-free for readers.
     #[must_use]
     pub fn get(&self, scope: &Scope) -> Option<TokenRef> {
         self.get_at(scope, self.clock.now())
@@ -196,16 +196,17 @@ impl TokenCell {
         TokenRef::new(set, index)
     }
 
-    /// A token to send with a request for `scope`: a multi-use token is returned and stays; a single-use token is
-    /// removed, and of any number of racing callers exactly one gets it.
+    /// Claims a token for one request for `scope`: a multi-use token is returned and stays (any number of
+    /// requests may claim it); a single-use token is removed, and of any number of racing callers exactly one
+    /// gets it.
     #[must_use]
-    pub fn take(&self, scope: &Scope) -> Option<Arc<ElevatedToken>> {
-        self.take_at(scope, self.clock.now())
+    pub fn claim(&self, scope: &Scope) -> Option<Arc<ElevatedToken>> {
+        self.claim_at(scope, self.clock.now())
     }
 
-    /// [`take`](Self::take) at a given time.
+    /// [`claim`](Self::claim) at a given time.
     #[must_use]
-    pub fn take_at(&self, scope: &Scope, now: UnixTime) -> Option<Arc<ElevatedToken>> {
+    pub fn claim_at(&self, scope: &Scope, now: UnixTime) -> Option<Arc<ElevatedToken>> {
         loop {
             let current = self.inner.load();
             let token = Arc::clone(current.find(scope, now)?);
@@ -237,7 +238,7 @@ impl TokenCell {
     /// Removes the token with this id, pruning expired ones in the same write. Returns whether it was there; when
     /// it was not, nothing is written.
     pub fn remove(&self, id: &TokenId) -> bool {
-        // Usually the token is already gone (a single-use token is removed by `take` before the flow hears of
+        // Usually the token is already gone (a single-use token is removed by `claim` before the flow hears of
         // it): a read is enough then, and readers never see a write.
         if self.inner.load().by_id(id).is_none() {
             return false;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use stepup_core::testkit::token;
 use stepup_core::{
-    Credential, Effect, Flow, FlowEvent, FlowId, FlowState, ManualClock, Method, MethodOptions, OtpChannel,
-    OtpVerification, Route, Scope, ScopeSet, StepUpError, TokenCell, TokenError, UnixTime, VerificationId,
+    AttemptId, Credential, Effect, Flow, FlowEvent, FlowState, ManualClock, Method, MethodOptions,
+    OtpChannel, OtpVerification, Route, Scope, ScopeSet, StepUpError, TokenCell, TokenError, UnixTime,
+    VerificationId,
 };
 
 const NOW: UnixTime = UnixTime(1_000);
@@ -43,8 +44,11 @@ fn started(method: Method) -> FlowEvent {
     FlowEvent::VerificationStarted { method }
 }
 
-fn verified(flow: u64, jti: &str, ttl: u64, single_use: bool) -> FlowEvent {
-    FlowEvent::Verified { flow: FlowId(flow), token: token(&export(), NOW.plus_secs(ttl), single_use, jti) }
+fn verified(attempt: u64, jti: &str, ttl: u64, single_use: bool) -> FlowEvent {
+    FlowEvent::Verified {
+        attempt: AttemptId(attempt),
+        token: token(&export(), NOW.plus_secs(ttl), single_use, jti),
+    }
 }
 
 fn email_sent() -> FlowEvent {
@@ -134,7 +138,7 @@ fn mfa_route_refuses_reauthentication_methods_and_methods_not_offered() {
     assert_eq!(flow.state().name(), "verifying", "recovery codes back up any MFA method");
     assert_eq!(
         effect,
-        Effect::Verify { flow: FlowId(1), method: Method::RecoveryCode, scopes: export(), otp: None },
+        Effect::Verify { attempt: AttemptId(1), method: Method::RecoveryCode, scopes: export(), otp: None },
         "the machine numbers the verification"
     );
 }
@@ -198,7 +202,7 @@ fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
     for (try_no, left) in [(1, 2), (2, 1)] {
         flow.handle(&started(Method::Totp));
         let effect = flow.handle(&FlowEvent::VerificationFailed {
-            flow: FlowId(try_no),
+            attempt: AttemptId(try_no),
             error: StepUpError::MfaInvalidCode,
         });
         assert_eq!(effect, Effect::Retry { error: StepUpError::MfaInvalidCode, attempts_left: left });
@@ -207,8 +211,8 @@ fn wrong_code_retries_with_one_attempt_fewer_until_none_are_left() {
         assert_eq!(progress.last_error, Some(StepUpError::MfaInvalidCode));
     }
     flow.handle(&started(Method::Totp));
-    let effect =
-        flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(3), error: StepUpError::MfaInvalidCode });
+    let effect = flow
+        .handle(&FlowEvent::VerificationFailed { attempt: AttemptId(3), error: StepUpError::MfaInvalidCode });
     assert_eq!(effect, Effect::Failed(StepUpError::MfaInvalidCode), "no tries left");
     assert_eq!(
         flow.state(),
@@ -225,7 +229,7 @@ fn fatal_error_goes_back_to_required_with_the_error() {
     let (mut flow, _) = flow();
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
     let locked = StepUpError::Locked { retry_after: None };
-    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: locked.clone() });
+    flow.handle(&FlowEvent::VerificationFailed { attempt: AttemptId(1), error: locked.clone() });
     assert_eq!(
         flow.state(),
         &FlowState::Required { scopes: export(), options: mfa_options(), last_error: Some(locked) }
@@ -248,7 +252,7 @@ fn stale_results_after_cancel_or_reset_never_elevate() {
 fn result_of_an_older_verification_is_dropped() {
     let (mut flow, _) = flow();
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
-    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
+    flow.handle(&FlowEvent::VerificationFailed { attempt: AttemptId(1), error: StepUpError::MfaInvalidCode });
     flow.handle(&started(Method::Totp));
     flow.handle(&verified(1, "old", 300, false));
     assert_eq!(flow.state().name(), "verifying");
@@ -261,7 +265,7 @@ fn token_that_does_not_cover_the_scopes_or_is_expired_is_refused() {
     let (mut flow, clock) = flow();
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
     let narrow = token(&ScopeSet::one(Scope::WalletSign), NOW.plus_secs(300), false, "narrow");
-    flow.handle(&FlowEvent::Verified { flow: FlowId(1), token: narrow });
+    flow.handle(&FlowEvent::Verified { attempt: AttemptId(1), token: narrow });
     let FlowState::Required { last_error, .. } = flow.state() else { panic!() };
     assert_eq!(
         last_error,
@@ -323,8 +327,8 @@ fn consumed_single_use_token_goes_idle() {
         &mut flow,
         &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), verified(1, "once", 60, true)],
     );
-    let taken = flow.tokens().take(&Scope::WalletExport).unwrap();
-    assert!(flow.tokens().take(&Scope::WalletExport).is_none());
+    let taken = flow.tokens().claim(&Scope::WalletExport).unwrap();
+    assert!(flow.tokens().claim(&Scope::WalletExport).is_none());
     flow.handle(&FlowEvent::TokenConsumed { token_id: taken.id().clone() });
     assert_eq!(flow.state(), &FlowState::Idle {});
 }
@@ -362,7 +366,7 @@ fn prompt_can_switch_route_and_starts_fresh() {
         &mut flow,
         &[FlowEvent::Challenged { scopes: export() }, opened(Route::Mfa), started(Method::Totp)],
     );
-    flow.handle(&FlowEvent::VerificationFailed { flow: FlowId(1), error: StepUpError::MfaInvalidCode });
+    flow.handle(&FlowEvent::VerificationFailed { attempt: AttemptId(1), error: StepUpError::MfaInvalidCode });
     flow.handle(&opened(Route::Reauthenticate));
     let FlowState::Prompting { route, progress, .. } = flow.state() else { panic!() };
     assert_eq!(*route, Route::Reauthenticate);
@@ -408,8 +412,8 @@ fn verification_numbers_never_repeat_so_a_late_result_never_matches_a_new_verifi
     let (mut flow, _) = flow();
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp), FlowEvent::Cancel]);
     drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa)]);
-    let Effect::Verify { flow: number, .. } = flow.handle(&started(Method::Totp)) else { panic!() };
-    assert_eq!(number, FlowId(2), "flow 1 was used: the next verification is 2");
+    let Effect::Verify { attempt: number, .. } = flow.handle(&started(Method::Totp)) else { panic!() };
+    assert_eq!(number, AttemptId(2), "flow 1 was used: the next verification is 2");
     flow.handle(&verified(1, "late", 300, false));
     assert_eq!(flow.state().name(), "verifying", "the late result of flow 1 is dropped");
     let Effect::Elevated(info) = flow.handle(&verified(2, "new", 300, false)) else { panic!() };
@@ -425,7 +429,7 @@ fn a_dead_one_time_code_must_be_sent_again() {
         &[checked(reauth_options()), opened(Route::Reauthenticate), email_sent(), started(Method::EmailOtp)],
     );
     flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(1),
+        attempt: AttemptId(1),
         error: StepUpError::InvalidVerification { message: "expired".into() },
     });
     assert_eq!(flow.state().name(), "prompting");
@@ -435,7 +439,7 @@ fn a_dead_one_time_code_must_be_sent_again() {
     // A merely wrong code keeps the code pending.
     drive(&mut flow, &[email_sent(), started(Method::EmailOtp)]);
     flow.handle(&FlowEvent::VerificationFailed {
-        flow: FlowId(2),
+        attempt: AttemptId(2),
         error: StepUpError::WrongVerificationToken { channel: OtpChannel::Email },
     });
     assert_eq!(flow.state().name(), "prompting");

@@ -63,10 +63,10 @@ fn take_spends_single_use_tokens_once_and_leaves_multi_use_ones() {
     cell.insert(tok(&[Scope::WalletExport], 10, true, "once"));
     cell.insert(tok(&[Scope::WalletSign], 10, false, "many"));
     assert_eq!(cell.get(&Scope::WalletExport).unwrap().id().as_str(), "once", "get does not spend");
-    assert_eq!(cell.take(&Scope::WalletExport).unwrap().id().as_str(), "once");
-    assert!(cell.take(&Scope::WalletExport).is_none());
+    assert_eq!(cell.claim(&Scope::WalletExport).unwrap().id().as_str(), "once");
+    assert!(cell.claim(&Scope::WalletExport).is_none());
     for _ in 0..3 {
-        assert_eq!(cell.take(&Scope::WalletSign).unwrap().id().as_str(), "many");
+        assert_eq!(cell.claim(&Scope::WalletSign).unwrap().id().as_str(), "many");
     }
 }
 
@@ -157,7 +157,7 @@ proptest! {
                     prop_assert_eq!(got, model.find(&scope).map(|f| f.0));
                 }
                 Op::Take(scope) => {
-                    let got = cell.take(&scope).map(|t| t.id().as_str().to_owned());
+                    let got = cell.claim(&scope).map(|t| t.id().as_str().to_owned());
                     let expected = model.find(&scope);
                     prop_assert_eq!(got, expected.as_ref().map(|f| f.0.clone()));
                     if let Some((id, true)) = expected {
@@ -210,7 +210,7 @@ fn race(threads: usize, rounds: usize, with_writer: bool) {
             s.spawn(|| {
                 for _ in 0..rounds {
                     start.wait();
-                    if cell.take(&Scope::WalletExport).is_some() {
+                    if cell.claim(&Scope::WalletExport).is_some() {
                         wins.fetch_add(1, Ordering::SeqCst);
                     }
                     done.wait();
@@ -264,7 +264,7 @@ fn everyone_gets_a_multi_use_token() {
         for _ in 0..8 {
             s.spawn(|| {
                 for _ in 0..100 {
-                    if cell.take(&Scope::WalletSign).is_some() {
+                    if cell.claim(&Scope::WalletSign).is_some() {
                         got.fetch_add(1, Ordering::SeqCst);
                     }
                 }

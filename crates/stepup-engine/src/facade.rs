@@ -403,7 +403,7 @@ impl StepUpAuth {
     /// is told it is spent. `None` when no unexpired token covers the scope.
     #[must_use]
     pub fn token_for(&self, scope: &Scope) -> Option<Arc<ElevatedToken>> {
-        let token = self.inner.tokens.take(scope)?;
+        let token = self.inner.tokens.claim(scope)?;
         if token.is_single_use() {
             let spent = CoordinatorMsg::TokenConsumed { token_id: token.id().clone() };
             // If the engine stopped there is no machine left to tell.

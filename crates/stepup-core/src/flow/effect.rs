@@ -10,7 +10,7 @@ use crate::otp::OtpVerification;
 use crate::scope::ScopeSet;
 use crate::token::TokenInfo;
 
-use super::event::FlowId;
+use super::event::AttemptId;
 
 /// What must happen after one event. Most events need nothing beyond the new state ([`Effect::None`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Effect {
     /// Verification `flow` starts: hand the verifier a job for `scopes` with `method`.
     Verify {
         /// The verification's number, handed out by the machine.
-        flow: FlowId,
+        attempt: AttemptId,
         /// The method.
         method: Method,
         /// The scopes to ask the server for.

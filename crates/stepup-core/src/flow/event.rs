@@ -17,17 +17,17 @@ use crate::token::{ElevatedToken, TokenId};
 /// result that arrives after `Cancel` or `Reset` (or after a newer attempt started) is recognised as stale and
 /// dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
-pub struct FlowId(pub u64);
+pub struct AttemptId(pub u64);
 
-impl FlowId {
+impl AttemptId {
     /// The next number.
     #[must_use]
-    pub fn next(self) -> FlowId {
-        FlowId(self.0.wrapping_add(1))
+    pub fn next(self) -> AttemptId {
+        AttemptId(self.0.wrapping_add(1))
     }
 }
 
-impl fmt::Display for FlowId {
+impl fmt::Display for AttemptId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
     }
@@ -81,14 +81,14 @@ pub enum FlowEvent {
     /// Verification `flow` succeeded with `token`.
     Verified {
         /// The verification's number.
-        flow: FlowId,
+        attempt: AttemptId,
         /// The elevated token the server issued.
         token: Arc<ElevatedToken>,
     },
     /// Verification `flow` failed.
     VerificationFailed {
         /// The verification's number.
-        flow: FlowId,
+        attempt: AttemptId,
         /// Why.
         error: StepUpError,
     },

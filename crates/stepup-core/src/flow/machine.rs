@@ -5,7 +5,7 @@
 //! - `idle` — no flow and no elevated token in play.
 //! - `required {scopes, options, last_error}` — a check or a challenge said step-up is needed.
 //! - `prompting {scopes, route, progress}` — waiting for the user.
-//! - `verifying {scopes, route, method, flow, progress}` — a verifier works on verification `flow`.
+//! - `verifying {scopes, route, method, attempt, progress}` — a verifier works on verification `flow`.
 //! - `elevated {scopes, token_id, expires_at}` — a valid token for `scopes` is in the token cell.
 //! - `expired {scopes}` — that token ran out; the next check goes to `required`, never back to `elevated`.
 //!
@@ -25,7 +25,7 @@
 use statig::prelude::*;
 
 use super::effect::Effect;
-use super::event::{FlowEvent, FlowId};
+use super::event::{AttemptId, FlowEvent};
 use super::progress::PromptProgress;
 use crate::credential::MethodOptions;
 use crate::error::StepUpError;
@@ -42,7 +42,7 @@ use crate::token_cell::TokenCell;
 pub struct FlowMachine {
     tokens: TokenCell,
     /// Verification numbers only grow, so a late result of an old verification never matches a new one.
-    last_flow: FlowId,
+    last_attempt: AttemptId,
     /// The one-time code sent last and still alive on the server, whatever state the flow is in: a code sent
     /// before any flow (an app calls `send_otp`, then `verify_otp` with the scopes) or kept across `Cancel`.
     /// Gone when it is used, when the server kills it, and on `Reset`. Its one home in the engine.
@@ -152,11 +152,17 @@ impl FlowMachine {
                 if let Some(refused) = progress.refusal(*route, *method, self.pending_otp.as_ref()) {
                     return refuse(context, refused);
                 }
-                let flow = self.last_flow.next();
-                self.last_flow = flow;
+                let attempt = self.last_attempt.next();
+                self.last_attempt = attempt;
                 let otp = if method.is_otp() { self.pending_otp.clone() } else { None };
-                *context = Effect::Verify { flow, method: *method, scopes: scopes.clone(), otp };
-                Transition(FlowState::verifying(take(scopes), *route, *method, flow, take_progress(progress)))
+                *context = Effect::Verify { attempt, method: *method, scopes: scopes.clone(), otp };
+                Transition(FlowState::verifying(
+                    take(scopes),
+                    *route,
+                    *method,
+                    attempt,
+                    take_progress(progress),
+                ))
             }
             FlowEvent::Cancel
             | FlowEvent::Reset
@@ -179,13 +185,13 @@ impl FlowMachine {
         scopes: &mut ScopeSet,
         route: &mut Route,
         method: &mut Method,
-        flow: &mut FlowId,
+        attempt: &mut AttemptId,
         progress: &mut PromptProgress,
         event: &FlowEvent,
         context: &mut Effect,
     ) -> Outcome<FlowState> {
         match event {
-            FlowEvent::Verified { flow: finished, token } if finished == flow => {
+            FlowEvent::Verified { attempt: finished, token } if finished == attempt => {
                 if method.is_otp() {
                     // The server spent the code, whatever we make of its answer.
                     self.pending_otp = None;
@@ -217,7 +223,7 @@ impl FlowMachine {
                     stored.expires_at(),
                 ))
             }
-            FlowEvent::VerificationFailed { flow: finished, error } if finished == flow => {
+            FlowEvent::VerificationFailed { attempt: finished, error } if finished == attempt => {
                 if method.is_otp() && matches!(error, StepUpError::InvalidVerification { .. }) {
                     // The server killed this code (expired, used up): a retry needs a new one.
                     self.pending_otp = None;
@@ -371,13 +377,13 @@ impl FlowMachine {
     /// A machine that stores tokens in `tokens`.
     #[must_use]
     pub fn new(tokens: TokenCell) -> Self {
-        Self { tokens, last_flow: FlowId(0), pending_otp: None }
+        Self { tokens, last_attempt: AttemptId(0), pending_otp: None }
     }
 
     /// The number of the last verification the machine started (the next one gets the number after it).
     #[must_use]
-    pub fn last_flow(&self) -> FlowId {
-        self.last_flow
+    pub fn last_attempt(&self) -> AttemptId {
+        self.last_attempt
     }
 
     /// The token cell.

@@ -78,7 +78,7 @@ impl FlowHarness {
                 self.flow.tokens().prune();
             }
             FlowAction::Take { scope } => {
-                if let Some(token) = self.flow.tokens().take(scope).filter(|t| t.is_single_use()) {
+                if let Some(token) = self.flow.tokens().claim(scope).filter(|t| t.is_single_use()) {
                     self.deliver(FlowEvent::TokenConsumed { token_id: token.id().clone() });
                 }
             }

@@ -73,15 +73,15 @@ pub fn check_step(step: Step<'_>) -> Result<(), InvariantViolation> {
     check_state(after, tokens_after, now)?;
 
     // 3. A result for a verification that is not the current one changes nothing.
-    if let FlowEvent::Verified { flow, .. } | FlowEvent::VerificationFailed { flow, .. } = event {
+    if let FlowEvent::Verified { attempt, .. } | FlowEvent::VerificationFailed { attempt, .. } = event {
         let current = match before {
-            FlowState::Verifying { flow: current, .. } => Some(*current),
+            FlowState::Verifying { attempt: current, .. } => Some(*current),
             _ => None,
         };
-        if current != Some(*flow) && (before != after || !same_tokens(tokens_before, tokens_after)) {
+        if current != Some(*attempt) && (before != after || !same_tokens(tokens_before, tokens_after)) {
             return violated(
                 3,
-                format!("stale result for {flow} (current {current:?}) changed {before:?} to {after:?}"),
+                format!("stale result for {attempt} (current {current:?}) changed {before:?} to {after:?}"),
             );
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::credential::MethodOptions;
 use crate::error::StepUpError;
-use crate::flow::{Effect, FlowEvent, FlowId, FlowState, PromptProgress};
+use crate::flow::{AttemptId, Effect, FlowEvent, FlowState, PromptProgress};
 use crate::method::{Method, Route};
 use crate::otp::OtpVerification;
 use crate::scope::{Scope, ScopeSet};
@@ -25,7 +25,7 @@ pub enum FlowAction {
         /// Seconds to pass.
         secs: u64,
     },
-    /// Spend a token for `scope` as a request would (`TokenCell::take`); a single-use token that is taken is
+    /// Spend a token for `scope` as a request would (`TokenCell::claim`); a single-use token that is taken is
     /// reported with `TokenConsumed`.
     Take {
         /// The scope of the request.
@@ -52,7 +52,7 @@ pub struct ReferenceFlow {
     /// The current time.
     pub now: UnixTime,
     /// The number of the last verification started; the next gets the one after it.
-    pub last_flow: FlowId,
+    pub last_attempt: AttemptId,
     /// The one-time code sent last and still alive, in any state.
     pub pending_otp: Option<OtpVerification>,
     /// The next fresh token id number.
@@ -69,7 +69,7 @@ impl ReferenceFlow {
             state: FlowState::Idle {},
             tokens: Vec::new(),
             now,
-            last_flow: FlowId(0),
+            last_attempt: AttemptId(0),
             pending_otp: None,
             next_token: 1,
             last_events: Vec::new(),
@@ -230,21 +230,22 @@ impl ReferenceFlow {
                 if matches!(method, Method::EmailOtp | Method::SmsOtp) && otp.is_none() {
                     return (Outcome::Ignored, Effect::Refused(StepUpError::OtpNotSent));
                 }
-                let flow = FlowId(self.last_flow.0 + 1);
-                self.last_flow = flow;
-                effect = Effect::Verify { flow, method: *method, scopes: scopes.clone(), otp };
+                let attempt = AttemptId(self.last_attempt.0 + 1);
+                self.last_attempt = attempt;
+                effect = Effect::Verify { attempt, method: *method, scopes: scopes.clone(), otp };
                 S::Verifying {
                     scopes: scopes.clone(),
                     route: *route,
                     method: *method,
-                    flow,
+                    attempt,
                     progress: progress.clone(),
                 }
             }
 
-            (S::Verifying { scopes, method, flow, progress, .. }, E::Verified { flow: finished, token })
-                if finished == flow =>
-            {
+            (
+                S::Verifying { scopes, method, attempt, progress, .. },
+                E::Verified { attempt: finished, token },
+            ) if finished == attempt => {
                 if matches!(method, Method::EmailOtp | Method::SmsOtp) {
                     self.pending_otp = None;
                 }
@@ -279,9 +280,9 @@ impl ReferenceFlow {
                 }
             }
             (
-                S::Verifying { scopes, route, method, flow, progress },
-                E::VerificationFailed { flow: finished, error },
-            ) if finished == flow => {
+                S::Verifying { scopes, route, method, attempt, progress },
+                E::VerificationFailed { attempt: finished, error },
+            ) if finished == attempt => {
                 if matches!(method, Method::EmailOtp | Method::SmsOtp)
                     && matches!(error, StepUpError::InvalidVerification { .. })
                 {

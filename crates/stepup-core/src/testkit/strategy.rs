@@ -11,7 +11,7 @@ use super::model::{FlowAction, ReferenceFlow};
 use super::tokens::token;
 use crate::credential::{Credential, MethodOptions};
 use crate::error::StepUpError;
-use crate::flow::{FlowEvent, FlowId, FlowState};
+use crate::flow::{AttemptId, FlowEvent, FlowState};
 use crate::method::{Method, Route};
 use crate::otp::{OtpChannel, OtpVerification, VerificationId};
 use crate::scope::{Scope, ScopeSet};
@@ -76,8 +76,8 @@ pub fn arb_otp() -> impl Strategy<Value = OtpVerification> {
 }
 
 /// A verification number from a small range (stale or current).
-pub fn arb_flow_id() -> impl Strategy<Value = FlowId> {
-    (0..6u64).prop_map(FlowId)
+pub fn arb_attempt_id() -> impl Strategy<Value = AttemptId> {
+    (0..6u64).prop_map(AttemptId)
 }
 
 /// A token id from a small pool (they mostly name nothing: stale expiry/consumption reports).
@@ -112,11 +112,12 @@ pub fn arb_event(now: UnixTime) -> impl Strategy<Value = FlowEvent> {
         prop_oneof![arb_scope_set(), Just(ScopeSet::empty())]
             .prop_map(|scopes| FlowEvent::FlowRequested { scopes }),
         arb_otp().prop_map(|verification| FlowEvent::OtpSent { verification }),
-        (arb_flow_id(), arb_scope_set(), 0..4u8).prop_flat_map(move |(flow, scopes, n)| {
+        (arb_attempt_id(), arb_scope_set(), 0..4u8).prop_flat_map(move |(attempt, scopes, n)| {
             arb_token_for(scopes, now, format!("tok-{n}"))
-                .prop_map(move |token| FlowEvent::Verified { flow, token })
+                .prop_map(move |token| FlowEvent::Verified { attempt, token })
         }),
-        (arb_flow_id(), arb_error()).prop_map(|(flow, error)| FlowEvent::VerificationFailed { flow, error }),
+        (arb_attempt_id(), arb_error())
+            .prop_map(|(attempt, error)| FlowEvent::VerificationFailed { attempt, error }),
         Just(FlowEvent::Cancel),
         arb_token_id().prop_map(|token_id| FlowEvent::TokenExpired { token_id }),
         arb_token_id().prop_map(|token_id| FlowEvent::TokenConsumed { token_id }),
@@ -173,12 +174,12 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
                 })
                 .boxed()
         }
-        FlowState::Verifying { scopes, flow, .. } => {
-            let flow = *flow;
+        FlowState::Verifying { scopes, attempt, .. } => {
+            let attempt = *attempt;
             let jti = format!("live-{}", model.next_token);
             prop_oneof![
-                3 => arb_token_for(scopes.clone(), now, jti).prop_map(move |token| FlowEvent::Verified { flow, token }),
-                2 => arb_error().prop_map(move |error| FlowEvent::VerificationFailed { flow, error }),
+                3 => arb_token_for(scopes.clone(), now, jti).prop_map(move |token| FlowEvent::Verified { attempt, token }),
+                2 => arb_error().prop_map(move |error| FlowEvent::VerificationFailed { attempt, error }),
             ]
             .boxed()
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ractor::RpcReplyPort;
 use stepup_core::{
-    CredentialId, Effect, ElevatedToken, FlowId, Method, MethodOptions, OtpVerification, Route, Scope,
+    AttemptId, CredentialId, Effect, ElevatedToken, Method, MethodOptions, OtpVerification, Route, Scope,
     ScopeSet, StepUpError, TokenId, TokenInfo,
 };
 
@@ -209,14 +209,14 @@ pub(crate) enum CoordinatorMsg {
     /// A verifier finished verification `flow`.
     VerifierDone {
         /// The verification's number.
-        flow: FlowId,
+        attempt: AttemptId,
         /// The token, or why not.
         result: Result<Arc<ElevatedToken>, StepUpError>,
     },
     /// Verification `flow` ran past the verify timeout.
     VerificationTimedOut {
         /// The verification's number.
-        flow: FlowId,
+        attempt: AttemptId,
     },
     /// Prompt `prompt` ran past the prompt timeout.
     PromptTimedOut {

@@ -37,7 +37,7 @@ use verification::ActiveVerification;
 /// How the coordinator is set up.
 #[derive(Clone)]
 pub(crate) struct CoordinatorArgs {
-    /// The token cell (the coordinator is its only writer, besides `take` of single-use tokens).
+    /// The token cell (the coordinator is its only writer, besides `claim` of single-use tokens).
     pub tokens: TokenCell,
     /// What the verifiers need.
     pub verifiers: VerifierConfig,
@@ -167,9 +167,9 @@ impl CoordinatorState {
             }
             CoordinatorMsg::OtpSent { result, epoch, reply } => self.otp_sent(result, epoch, reply),
             CoordinatorMsg::Verify { scopes, request, caller } => self.verify(scopes, request, caller),
-            CoordinatorMsg::VerifierDone { flow, result } => self.finish_verification(flow, result),
-            CoordinatorMsg::VerificationTimedOut { flow } => {
-                self.finish_verification(flow, Err(StepUpError::Timeout));
+            CoordinatorMsg::VerifierDone { attempt, result } => self.finish_verification(attempt, result),
+            CoordinatorMsg::VerificationTimedOut { attempt } => {
+                self.finish_verification(attempt, Err(StepUpError::Timeout));
             }
             CoordinatorMsg::Prompt { scopes, route, fresh, reply } => {
                 self.start_prompt(scopes, route, fresh, reply);

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use stepup_core::{FlowEvent, FlowId, StepUpError, TokenId, TokenInfo};
+use stepup_core::{AttemptId, FlowEvent, StepUpError, TokenId, TokenInfo};
 
 use super::{CoordinatorMsg, CoordinatorState};
 use crate::prompt::PromptId;
 
 impl CoordinatorState {
-    /// Fails verification `flow` with `Timeout` if it still runs after the verify timeout.
-    pub(super) fn arm_verification_timeout(&self, flow: FlowId) {
+    /// Fails verification attempt `attempt` with `Timeout` if it still runs after the verify timeout.
+    pub(super) fn arm_verification_timeout(&self, attempt: AttemptId) {
         let wait = self.args.verifiers.timeouts.verify;
-        self.myself.send_after(wait, move || CoordinatorMsg::VerificationTimedOut { flow });
+        self.myself.send_after(wait, move || CoordinatorMsg::VerificationTimedOut { attempt });
     }
 
     /// Ends prompt `prompt` with `Timeout` if it still runs after the prompt timeout.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ractor::RpcReplyPort;
 use stepup_core::{
-    CredentialId, Effect, ElevatedToken, FlowEvent, FlowId, FlowState, Method, MethodOptions,
+    AttemptId, CredentialId, Effect, ElevatedToken, FlowEvent, FlowState, Method, MethodOptions,
     OtpVerification, Route, ScopeSet, StepUpError,
 };
 
@@ -19,7 +19,7 @@ use crate::verifiers::{VerifierKind, VerifierMsg, VerifyJob, VerifyRequest};
 /// A verification in progress: its number, which verifier runs it, and who waits for it.
 #[derive(Debug)]
 pub(super) struct ActiveVerification {
-    pub(super) flow: FlowId,
+    pub(super) attempt: AttemptId,
     pub(super) kind: VerifierKind,
     pub(super) method: Method,
     pub(super) caller: VerifyCaller,
@@ -92,20 +92,20 @@ impl CoordinatorState {
         if let Err(refused) = self.enter_prompt(&scopes, method.route()) {
             return caller.refuse(refused);
         }
-        let (flow, scopes, otp) = match self.apply(&FlowEvent::VerificationStarted { method }) {
-            Effect::Verify { flow, scopes, otp, .. } => (flow, scopes, otp),
+        let (attempt, scopes, otp) = match self.apply(&FlowEvent::VerificationStarted { method }) {
+            Effect::Verify { attempt, scopes, otp, .. } => (attempt, scopes, otp),
             Effect::Refused(refused) => return caller.refuse(refused),
             other => return caller.answer(other),
         };
         let kind = request.kind();
-        let job = VerifyJob { flow, scopes, otp, request, reply_to: self.myself.clone() };
-        self.active = Some(ActiveVerification { flow, kind, method, caller });
+        let job = VerifyJob { attempt, scopes, otp, request, reply_to: self.myself.clone() };
+        self.active = Some(ActiveVerification { attempt, kind, method, caller });
         if self.verifiers[&kind].send_message(VerifierMsg::Verify(job)).is_err() {
             // The verifier is being restarted; the supervision event will not see this flow, so fail it here.
-            self.finish_verification(flow, Err(StepUpError::VerifierFailed { method }));
+            self.finish_verification(attempt, Err(StepUpError::VerifierFailed { method }));
             return;
         }
-        self.arm_verification_timeout(flow);
+        self.arm_verification_timeout(attempt);
     }
 
     /// Makes sure the machine is prompting on `route` for (at least) `scopes`.
@@ -137,16 +137,16 @@ impl CoordinatorState {
     /// machine made of it.
     pub(super) fn finish_verification(
         &mut self,
-        flow: FlowId,
+        attempt: AttemptId,
         result: Result<Arc<ElevatedToken>, StepUpError>,
     ) {
-        let Some(active) = self.active.take_if(|a| a.flow == flow) else {
-            tracing::debug!(%flow, "dropping a stale verification result");
+        let Some(active) = self.active.take_if(|a| a.attempt == attempt) else {
+            tracing::debug!(%attempt, "dropping a stale verification result");
             return;
         };
         let effect = match result {
-            Ok(token) => self.apply(&FlowEvent::Verified { flow, token }),
-            Err(error) => self.apply(&FlowEvent::VerificationFailed { flow, error }),
+            Ok(token) => self.apply(&FlowEvent::Verified { attempt, token }),
+            Err(error) => self.apply(&FlowEvent::VerificationFailed { attempt, error }),
         };
         if let Effect::Elevated(info) = &effect {
             self.arm_expiry(info);
@@ -166,8 +166,8 @@ impl CoordinatorState {
     /// Verifier `kind` crashed and was restarted: only the flow it was serving fails.
     pub(super) fn verifier_restarted(&mut self, kind: VerifierKind) {
         if let Some(active) = self.active.as_ref().filter(|a| a.kind == kind) {
-            let (flow, method) = (active.flow, active.method);
-            self.finish_verification(flow, Err(StepUpError::VerifierFailed { method }));
+            let (attempt, method) = (active.attempt, active.method);
+            self.finish_verification(attempt, Err(StepUpError::VerifierFailed { method }));
         }
     }
 }

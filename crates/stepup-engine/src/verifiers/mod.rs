@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use stepup_core::{
-    CredentialId, ElevatedToken, FlowId, Jwt, Method, OtpCode, OtpVerification, RecoveryCode, ScopeSet,
+    AttemptId, CredentialId, ElevatedToken, Jwt, Method, OtpCode, OtpVerification, RecoveryCode, ScopeSet,
     SharedClock, StepUpError, TotpCode,
 };
 use stepup_proto::TokenScope;
@@ -143,11 +143,11 @@ impl VerifierKind {
     }
 }
 
-/// One verification for a verifier: flow number `flow`, for `scopes`.
+/// One verification for a verifier: attempt number `attempt`, for `scopes`.
 #[derive(Debug)]
 pub(crate) struct VerifyJob {
     /// The verification's number; the result carries it back so stale results are dropped.
-    pub(crate) flow: FlowId,
+    pub(crate) attempt: AttemptId,
     /// The scopes to ask for.
     pub(crate) scopes: ScopeSet,
     /// What to verify.
@@ -292,10 +292,10 @@ impl<V: Verifier> Actor for VerifierActor<V> {
             VerifierMsg::Verify(job) => {
                 let current = matches!(
                     &*state.state.borrow(),
-                    stepup_core::FlowState::Verifying { flow, .. } if *flow == job.flow
+                    stepup_core::FlowState::Verifying { attempt, .. } if *attempt == job.attempt
                 );
                 if !current {
-                    tracing::debug!(flow = %job.flow, verifier = V::KIND.name(), "skipping a stale job");
+                    tracing::debug!(attempt = %job.attempt, verifier = V::KIND.name(), "skipping a stale job");
                     return Ok(());
                 }
                 let result =
@@ -305,7 +305,7 @@ impl<V: Verifier> Actor for VerifierActor<V> {
                         Err(_elapsed) => Err(StepUpError::Timeout),
                     };
                 // The coordinator may be gone (engine dropped): then nobody needs the answer.
-                let _ = job.reply_to.cast(CoordinatorMsg::VerifierDone { flow: job.flow, result });
+                let _ = job.reply_to.cast(CoordinatorMsg::VerifierDone { attempt: job.attempt, result });
             }
             VerifierMsg::SendOtp { credential, epoch, reply_to, reply } => {
                 let sending = state.verifier.send_otp(credential.as_ref());
