@@ -203,16 +203,23 @@ impl ElevatedToken {
     }
 }
 
-pub(crate) fn decode_payload(raw: &str) -> Result<Map<String, Value>, TokenError> {
+/// The three dot-separated parts of a compact JWT — header, payload, signature — with nothing decoded or
+/// checked; `None` unless there are exactly three and the token is 1 to [`MAX_TOKEN_LEN`] bytes long. The one
+/// place stepup (client and server) takes a JWT apart.
+#[must_use]
+pub fn split_jwt(raw: &str) -> Option<[&str; 3]> {
     if raw.is_empty() || raw.len() > MAX_TOKEN_LEN {
-        return Err(TokenError::Malformed);
+        return None;
     }
     let mut parts = raw.split('.');
-    let (Some(_header), Some(payload), Some(_signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(payload), Some(signature), None) => Some([header, payload, signature]),
+        _ => None,
+    }
+}
+
+pub(crate) fn decode_payload(raw: &str) -> Result<Map<String, Value>, TokenError> {
+    let [_header, payload, _signature] = split_jwt(raw).ok_or(TokenError::Malformed)?;
     // Some encoders pad; the JWT form has no padding.
     let bytes =
         URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).map_err(|_| TokenError::PayloadNotBase64)?;
@@ -256,6 +263,17 @@ mod tests {
     }
 
     const NOW: UnixTime = UnixTime(1_000);
+
+    #[test]
+    fn a_jwt_splits_into_exactly_three_parts_within_the_length_bound() {
+        assert_eq!(split_jwt("a.b.c"), Some(["a", "b", "c"]));
+        assert_eq!(split_jwt("a..c"), Some(["a", "", "c"]), "parts may be empty; decoding judges them");
+        for bad in ["", "a.b", "a.b.c.d", "abc"] {
+            assert_eq!(split_jwt(bad), None, "{bad:?}");
+        }
+        let long = format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN));
+        assert_eq!(split_jwt(&long), None, "longer than MAX_TOKEN_LEN");
+    }
 
     #[test]
     fn parses_scopes_expiry_single_use_and_id() {

@@ -154,14 +154,7 @@ pub(crate) struct PeekedHeader {
 /// # Errors
 /// [`JwtError::Malformed`] unless the token is three dot-separated parts whose first is base64url JSON with `alg`.
 pub(crate) fn peek_header(token: &str) -> Result<PeekedHeader, JwtError> {
-    if token.len() > stepup_core::token::MAX_TOKEN_LEN {
-        return Err(JwtError::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwtError::Malformed);
-    };
+    let [header, _payload, _signature] = stepup_core::token::split_jwt(token).ok_or(JwtError::Malformed)?;
     let bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| JwtError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
