@@ -13,7 +13,7 @@
 #![allow(clippy::print_stdout)] // A demo that reports what it does.
 
 use stepup::engine::ractor::{call, cast};
-use stepup::engine::{EngineRequest, VerifyRequest};
+use stepup::engine::{EngineRequest, OtpRequest, VerifyRequest};
 use stepup::{Scope, ScopeSet};
 use stepup_demo::{DemoServer, call_protected};
 
@@ -39,7 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Code sent to {}.", sent.destination_masked);
     let code = demo.latest_code(&bob.session.email).await?;
     let scopes = ScopeSet::one(scope.clone());
-    let request = VerifyRequest::Otp { code: code.as_str().into() };
+    let request = VerifyRequest::Otp(OtpRequest { code: code.as_str().into() });
     let token = call!(handle, |reply| EngineRequest::Verify { scopes, request, reply })??;
     println!("Verified: a token for {} (single use: {}).", token.scopes, token.single_use);
     println!("State: {}", describe(&state.borrow_and_update()));

@@ -132,7 +132,7 @@ async fn debug_output_never_shows_a_secret() {
         format!("{:?}", engine.api()),
         format!("{:?}", engine.snapshot().await.unwrap()),
         format!("{token:?}"),
-        format!("{:?}", VerifyRequest::Otp { code: code.as_str().into() }),
+        format!("{:?}", VerifyRequest::Otp(stepup::engine::OtpRequest { code: code.as_str().into() })),
         format!("{:?}", PromptReply::Code(code.as_str().into())),
         format!("{:?}", common::local_wallet()),
     ];

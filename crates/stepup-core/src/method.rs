@@ -103,6 +103,22 @@ impl Method {
         matches!(self, Method::EmailOtp | Method::SmsOtp)
     }
 
+    /// The method's name in a menu of choices ("Authenticator app (TOTP)"); `Display` is the name inside a
+    /// sentence ("authenticator app code").
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::EmailOtp => "Email code",
+            Method::SmsOtp => "SMS code",
+            Method::ExternalWallet => "Wallet signature",
+            Method::Passkey => "Passkey",
+            Method::Totp => "Authenticator app (TOTP)",
+            Method::RecoveryCode => "Recovery code",
+            // Never offered to a person (the prompt driver keeps to the person's routes); named all the same.
+            Method::ExternalAuth => "The app's backend",
+        }
+    }
+
     /// The value of the JWT `amr` claim for a token obtained with this method.
     #[must_use]
     pub fn amr(self) -> &'static str {

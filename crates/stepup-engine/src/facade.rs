@@ -17,7 +17,10 @@ use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState, VerifyCall
 use crate::middleware::{StepUpFlights, StepUpMiddleware};
 use crate::requests::EngineHandle;
 use crate::timeouts::Timeouts;
-use crate::verifiers::VerifyRequest;
+use crate::verifiers::{
+    ExternalAuthRequest, OtpRequest, PasskeyRequest, RecoveryCodeRequest, TotpRequest, VerifyRequest,
+    WalletRequest,
+};
 
 /// Asks the server whether `scope` needs step-up, unless a stored token answers: the requirement, and whether the
 /// server was asked (only its answers are reported to the flow machine).
@@ -170,7 +173,7 @@ impl StepUpAuth {
         code: impl Into<OtpCode>,
         scopes: &[Scope],
     ) -> Result<TokenInfo, StepUpError> {
-        self.verify(VerifyRequest::Otp { code: code.into() }, scopes).await
+        self.verify(OtpRequest { code: code.into() }.into(), scopes).await
     }
 
     /// Signs a fresh EIP-4361 message with the external wallet and stores the token for `scopes`.
@@ -186,7 +189,7 @@ impl StepUpAuth {
         wallet_id: Option<CredentialId>,
         scopes: &[Scope],
     ) -> Result<TokenInfo, StepUpError> {
-        self.verify(VerifyRequest::Wallet { wallet_id }, scopes).await
+        self.verify(WalletRequest { wallet_id }.into(), scopes).await
     }
 
     /// Runs a passkey assertion with the authenticator and stores the token for `scopes`.
@@ -197,7 +200,7 @@ impl StepUpAuth {
     /// [`StepUpError::Cancelled`] when the person declines; [`StepUpError::SignerFailed`] when the authenticator
     /// fails. As every verification: `Busy`, `Timeout`, `Transport`.
     pub async fn verify_passkey_mfa(&self, scopes: &[Scope]) -> Result<TokenInfo, StepUpError> {
-        self.verify(VerifyRequest::Passkey, scopes).await
+        self.verify(PasskeyRequest.into(), scopes).await
     }
 
     /// Checks a TOTP code (of `device_id`, or the default device) and stores the token for `scopes`.
@@ -211,7 +214,7 @@ impl StepUpAuth {
         device_id: Option<CredentialId>,
         scopes: &[Scope],
     ) -> Result<TokenInfo, StepUpError> {
-        self.verify(VerifyRequest::Totp { code: code.into(), device_id }, scopes).await
+        self.verify(TotpRequest { code: code.into(), device_id }.into(), scopes).await
     }
 
     /// Spends a recovery code and stores the token for `scopes`.
@@ -223,7 +226,7 @@ impl StepUpAuth {
         code: impl Into<RecoveryCode>,
         scopes: &[Scope],
     ) -> Result<TokenInfo, StepUpError> {
-        self.verify(VerifyRequest::RecoveryCode { code: code.into() }, scopes).await
+        self.verify(RecoveryCodeRequest { code: code.into() }.into(), scopes).await
     }
 
     /// Elevates by a JWT the app's own backend signed for this user (Dynamic's
@@ -243,7 +246,7 @@ impl StepUpAuth {
         backend_jwt: impl Into<Jwt>,
         scopes: &[Scope],
     ) -> Result<TokenInfo, StepUpError> {
-        self.verify(VerifyRequest::ExternalAuth { jwt: backend_jwt.into() }, scopes).await
+        self.verify(ExternalAuthRequest { jwt: backend_jwt.into() }.into(), scopes).await
     }
 
     /// Runs any verification: the message form of the `verify_*` methods.

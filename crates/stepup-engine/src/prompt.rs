@@ -8,15 +8,13 @@
 
 use ractor::{ActorRef, RpcReplyPort};
 use stepup_core::{
-    Credential, MAX_ATTEMPTS, Method, MethodOptions, OtpCode, OtpVerification, RecoveryCode, Route, ScopeSet,
-    StepUpError, TokenInfo, TotpCode,
+    Credential, MAX_ATTEMPTS, Method, MethodOptions, OtpVerification, Route, ScopeSet, StepUpError, TokenInfo,
 };
-use stepup_proto::WalletMessage;
 use tokio::task::JoinHandle;
 
 use crate::coordinator::{Attempt, CoordinatorMsg, VerifyCaller};
 use crate::frontend::{PromptReply, PromptRequest, SharedFrontend};
-use crate::verifiers::{VerifierConfig, VerifyRequest};
+use crate::verifiers::{VerifierConfig, VerifyRequest, otp, passkey, recovery, totp, wallet};
 
 /// The number of a prompt flow; reports from an older prompt are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,100 +128,73 @@ impl PromptTask {
                 Attempt::Elevated(info) => return Ok(Used::Elevated(info)),
                 Attempt::Retry { error, attempts_left: left } => {
                     *attempts_left = left;
-                    let notice = PromptRequest::Failed { error, attempts_left: left };
-                    if self.frontend.prompt(notice).await == PromptReply::Cancel {
-                        return Err(StepUpError::Cancelled);
-                    }
+                    self.show_failure(error, left).await?;
                 }
                 Attempt::Failed(error) => return Err(error),
             }
         }
     }
 
-    /// Asks the person for the proof `credential` needs; `None` when they want another method. For a one-time
-    /// code, `new_code` says whether to send one (else the flow's pending code is used, if it has one).
+    /// Asks the person for the proof `credential` needs, through its method's prompt step; `None` when they want
+    /// another method. For a one-time code, `new_code` says whether to send one (else the flow's pending code
+    /// is used, if it has one).
     async fn read_proof(
         &self,
         credential: &Credential,
         new_code: &mut bool,
         attempts_left: u8,
     ) -> Result<Option<VerifyRequest>, StepUpError> {
-        // Whether the person asked for another code: a refused resend is not the end of the prompt.
-        let mut resending = false;
-        let request = match credential.method {
-            Method::EmailOtp | Method::SmsOtp => loop {
-                let otp = match self.send_otp(credential, *new_code).await {
-                    Ok(otp) => otp,
-                    // A refused resend (too many sends, a network hiccup) does not end the flow: the person
-                    // hears why and types the code they already have (the flow still holds it).
-                    Err(error) if resending => {
-                        let notice = PromptRequest::Failed { error, attempts_left };
-                        if self.frontend.prompt(notice).await == PromptReply::Cancel {
-                            return Err(StepUpError::Cancelled);
-                        }
-                        (*new_code, resending) = (false, false);
-                        continue;
-                    }
-                    Err(error) => return Err(error),
-                };
-                *new_code = false;
-                let ask =
-                    PromptRequest::EnterOtp { destination_masked: otp.destination_masked, can_resend: true };
-                match self.frontend.prompt(ask).await {
-                    PromptReply::Code(code) => {
-                        break VerifyRequest::Otp { code: OtpCode::new(code.expose_secret()) };
-                    }
-                    PromptReply::Resend => (*new_code, resending) = (true, true),
-                    PromptReply::Cancel => return Err(StepUpError::Cancelled),
-                    _ => return Ok(None),
-                }
-            },
-            Method::Totp => match self.frontend.prompt(PromptRequest::EnterTotp).await {
-                PromptReply::Code(code) => VerifyRequest::Totp {
-                    code: TotpCode::new(code.expose_secret()),
-                    device_id: Some(credential.id.clone()),
-                },
-                PromptReply::Cancel => return Err(StepUpError::Cancelled),
-                _ => return Ok(None),
-            },
-            Method::RecoveryCode => match self.frontend.prompt(PromptRequest::EnterRecoveryCode).await {
-                PromptReply::Code(code) => {
-                    VerifyRequest::RecoveryCode { code: RecoveryCode::new(code.expose_secret()) }
-                }
-                PromptReply::Cancel => return Err(StepUpError::Cancelled),
-                _ => return Ok(None),
-            },
-            Method::Passkey => match self.frontend.prompt(PromptRequest::UsePasskey).await {
-                PromptReply::Confirm => VerifyRequest::Passkey,
-                PromptReply::Cancel => return Err(StepUpError::Cancelled),
-                _ => return Ok(None),
-            },
+        match credential.method {
+            Method::EmailOtp | Method::SmsOtp => {
+                otp::read_proof(self, credential, new_code, attempts_left).await
+            }
+            Method::ExternalWallet => wallet::read_proof(self, credential).await,
+            Method::Passkey => passkey::read_proof(self).await,
+            Method::Totp => totp::read_proof(self, credential).await,
+            Method::RecoveryCode => recovery::read_proof(self).await,
             // Never among a person's routes' credentials (`run` refuses the external route); no one could type it.
-            Method::ExternalAuth => {
-                return Err(StepUpError::MethodNotAvailable { method: Method::ExternalAuth });
-            }
-            Method::ExternalWallet => {
-                let wallet = self
-                    .config
-                    .wallet
-                    .as_ref()
-                    .ok_or(StepUpError::NotConfigured { what: "wallet signer" })?;
-                let ask = PromptRequest::ConfirmWallet {
-                    address: wallet.address(),
-                    message: WalletMessage::statement_for(&self.config.wallet_message.app_name),
-                };
-                match self.frontend.prompt(ask).await {
-                    PromptReply::Confirm => VerifyRequest::Wallet { wallet_id: Some(credential.id.clone()) },
-                    PromptReply::Cancel => return Err(StepUpError::Cancelled),
-                    _ => return Ok(None),
-                }
-            }
-        };
-        Ok(Some(request))
+            Method::ExternalAuth => Err(StepUpError::MethodNotAvailable { method: Method::ExternalAuth }),
+        }
+    }
+
+    /// What the verifiers share (the wallet signer and message settings, for the wallet step).
+    pub(crate) fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Asks the person (the front end) `request` and returns the reply.
+    pub(crate) async fn ask_person(&self, request: PromptRequest) -> PromptReply {
+        self.frontend.prompt(request).await
+    }
+
+    /// A prompt step that asks for one thing: `read` turns the reply into the request, or gives the reply back;
+    /// a given-back `Cancel` ends the prompt, anything else means "another method" (`None`).
+    pub(crate) async fn ask_for(
+        &self,
+        request: PromptRequest,
+        read: impl FnOnce(PromptReply) -> Result<VerifyRequest, PromptReply> + Send,
+    ) -> Result<Option<VerifyRequest>, StepUpError> {
+        match read(self.ask_person(request).await) {
+            Ok(request) => Ok(Some(request)),
+            Err(PromptReply::Cancel) => Err(StepUpError::Cancelled),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Shows a failed try (or a refused resend) with the tries left; `Cancelled` if the person gives up there.
+    pub(crate) async fn show_failure(
+        &self,
+        error: StepUpError,
+        attempts_left: u8,
+    ) -> Result<(), StepUpError> {
+        match self.ask_person(PromptRequest::Failed { error, attempts_left }).await {
+            PromptReply::Cancel => Err(StepUpError::Cancelled),
+            _ => Ok(()),
+        }
     }
 
     /// A code for `credential`: a new one, or (unless `new_code`) the one the flow holds for its method.
-    async fn send_otp(
+    pub(crate) async fn send_otp(
         &self,
         credential: &Credential,
         new_code: bool,

@@ -201,7 +201,7 @@ mod tests {
         let scopes = ScopeSet::one(Scope::WalletExport);
         let verify = |reply| CoordinatorMsg::Verify {
             scopes,
-            request: VerifyRequest::Passkey,
+            request: VerifyRequest::Passkey(crate::PasskeyRequest),
             caller: VerifyCaller::Prompt { id: PromptId(7), reply },
         };
         let answer = coordinator.call(verify, Some(Duration::from_secs(5))).await.unwrap().unwrap();
@@ -215,6 +215,21 @@ mod tests {
         let answer = coordinator.call(send, Some(Duration::from_secs(5))).await.unwrap().unwrap();
         assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
         assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
+    }
+
+    /// Verifiers start when a flow first needs one: a new engine runs none, a TOTP verification starts the
+    /// TOTP verifier only (and it keeps running for the next one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_verifier_starts_when_a_flow_first_needs_it() {
+        let engine = engine().await;
+        let coordinator = engine.coordinator_actor().get_cell();
+        assert_eq!(coordinator.get_children().len(), 0, "no verifier before any flow");
+        for _ in 0..2 {
+            // No server: the verification fails with a transport error, after the verifier ran it.
+            let error = engine.verify_totp_mfa("123456", None, &[Scope::WalletExport]).await.unwrap_err();
+            assert!(matches!(error, StepUpError::Transport { .. }), "{error:?}");
+            assert_eq!(coordinator.get_children().len(), 1, "the TOTP verifier alone");
+        }
     }
 
     /// Through the handle, `ractor::cast!` and `ractor::call!` work as on an actor, for requests only.

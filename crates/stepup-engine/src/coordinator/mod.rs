@@ -19,9 +19,7 @@ mod prompts;
 mod timers;
 mod verification;
 
-use std::collections::HashMap;
-
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use stepup_core::{Effect, Flow, FlowEvent, StepUpError, TokenCell};
 use tokio::sync::watch;
 
@@ -30,7 +28,8 @@ pub use messages::{EngineSnapshot, StepUpState, TokenReply};
 
 use crate::frontend::SharedFrontend;
 use crate::prompt::PromptId;
-use crate::verifiers::{self, VerifierConfig, VerifierKind, VerifierMsg};
+use crate::verifiers::VerifierConfig;
+use crate::verifiers::registry::VerifierRegistry;
 use prompts::RunningPrompt;
 use verification::ActiveVerification;
 
@@ -65,7 +64,7 @@ pub(crate) struct CoordinatorState {
     myself: ActorRef<CoordinatorMsg>,
     flow: Flow,
     args: CoordinatorArgs,
-    verifiers: HashMap<VerifierKind, ActorRef<VerifierMsg>>,
+    verifiers: VerifierRegistry,
     last_prompt: PromptId,
     active: Option<ActiveVerification>,
     prompt: Option<RunningPrompt>,
@@ -93,11 +92,8 @@ impl Actor for Coordinator {
         myself: ActorRef<Self::Msg>,
         args: CoordinatorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let mut verifiers = HashMap::new();
-        for kind in VerifierKind::ALL {
-            let verifier = verifiers::spawn(kind, args.verifiers.clone(), myself.get_cell()).await?;
-            verifiers.insert(kind, verifier);
-        }
+        // Verifiers start when a flow first needs one (the registry), linked to this actor.
+        let verifiers = VerifierRegistry::new(args.verifiers.clone(), myself.get_cell());
         let state = CoordinatorState {
             myself,
             flow: Flow::new(args.tokens.clone()),
@@ -118,16 +114,16 @@ impl Actor for Coordinator {
         message: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        state.handle(message);
+        state.handle(message).await;
         state.publish();
         Ok(())
     }
 
-    /// A verifier died: restart it, fail only the flow it was serving, keep running (the default would stop
-    /// the coordinator, docs/design.md §12).
+    /// A verifier died: forget it (the next flow that needs one starts a fresh one), fail only the flow it was
+    /// serving, keep running (the default would stop the coordinator, docs/design.md §12).
     async fn handle_supervisor_evt(
         &self,
-        myself: ActorRef<Self::Msg>,
+        _myself: ActorRef<Self::Msg>,
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
@@ -135,11 +131,9 @@ impl Actor for Coordinator {
             SupervisionEvent::ActorFailed(cell, _) | SupervisionEvent::ActorTerminated(cell, _, _) => cell,
             _ => return Ok(()),
         };
-        let Some(kind) = state.kind_of(dead) else { return Ok(()) };
-        tracing::warn!(verifier = kind.name(), "verifier stopped; restarting it");
-        let verifier = verifiers::spawn(kind, state.args.verifiers.clone(), myself.get_cell()).await?;
-        state.verifiers.insert(kind, verifier);
-        state.verifier_restarted(kind);
+        let Some(kind) = state.verifiers.forget(dead) else { return Ok(()) };
+        tracing::warn!(verifier = kind.name(), "verifier stopped; the next flow starts a fresh one");
+        state.verifier_died(kind);
         state.publish();
         Ok(())
     }
@@ -155,7 +149,7 @@ impl Actor for Coordinator {
 }
 
 impl CoordinatorState {
-    fn handle(&mut self, message: CoordinatorMsg) {
+    async fn handle(&mut self, message: CoordinatorMsg) {
         match message {
             CoordinatorMsg::Check { scope, reply } => self.check(scope, reply),
             CoordinatorMsg::RequirementChecked { scope, required, options, reply } => {
@@ -163,10 +157,10 @@ impl CoordinatorState {
                 let _ = reply.send(());
             }
             CoordinatorMsg::SendOtp { credential, prompt, reuse_code_for, reply } => {
-                self.send_otp(credential, prompt, reuse_code_for, reply);
+                self.send_otp(credential, prompt, reuse_code_for, reply).await;
             }
             CoordinatorMsg::OtpSent { result, epoch, reply } => self.otp_sent(result, epoch, reply),
-            CoordinatorMsg::Verify { scopes, request, caller } => self.verify(scopes, request, caller),
+            CoordinatorMsg::Verify { scopes, request, caller } => self.verify(scopes, request, caller).await,
             CoordinatorMsg::VerifierDone { attempt, result } => self.finish_verification(attempt, result),
             CoordinatorMsg::VerificationTimedOut { attempt } => {
                 self.finish_verification(attempt, Err(StepUpError::Timeout));
@@ -229,10 +223,5 @@ impl CoordinatorState {
                 true
             }
         });
-    }
-
-    fn kind_of(&self, cell: &ActorCell) -> Option<VerifierKind> {
-        let id = cell.get_id();
-        self.verifiers.iter().find(|(_, actor)| actor.get_id() == id).map(|(kind, _)| *kind)
     }
 }

@@ -14,7 +14,8 @@ use stepup_core::{
 
 use super::{CoordinatorState, VerifyCaller};
 use crate::prompt::PromptId;
-use crate::verifiers::{VerifierKind, VerifierMsg, VerifyJob, VerifyRequest};
+use crate::verifiers::otp::{OtpVerifier, SendOtp};
+use crate::verifiers::{JobTicket, VerifierKind, VerifyRequest};
 
 /// A verification in progress: its number, which verifier runs it, and who waits for it.
 #[derive(Debug)]
@@ -26,7 +27,7 @@ pub(super) struct ActiveVerification {
 }
 
 impl CoordinatorState {
-    pub(super) fn send_otp(
+    pub(super) async fn send_otp(
         &mut self,
         credential: Option<CredentialId>,
         prompt: Option<PromptId>,
@@ -48,11 +49,8 @@ impl CoordinatorState {
             let _ = reply.send(Ok(pending.clone()));
             return;
         }
-        let message =
-            VerifierMsg::SendOtp { credential, epoch: self.epoch, reply_to: self.myself.clone(), reply };
-        if let Err(ractor::MessagingErr::SendErr(VerifierMsg::SendOtp { reply, .. })) =
-            self.verifiers[&VerifierKind::Otp].send_message(message)
-        {
+        let command = SendOtp { credential, epoch: self.epoch, reply_to: self.myself.clone(), reply };
+        if let Err(SendOtp { reply, .. }) = self.verifiers.command::<OtpVerifier>(command).await {
             let _ = reply.send(Err(StepUpError::VerifierFailed { method: Method::EmailOtp }));
         }
     }
@@ -77,7 +75,7 @@ impl CoordinatorState {
     /// Starts a verification for `scopes` with the request's method: brings the machine to `prompting` on the
     /// method's route for those scopes (a custom UI calls verify methods without a prompt), and hands the
     /// verifier the job the machine numbered.
-    pub(super) fn verify(&mut self, scopes: ScopeSet, request: VerifyRequest, caller: VerifyCaller) {
+    pub(super) async fn verify(&mut self, scopes: ScopeSet, request: VerifyRequest, caller: VerifyCaller) {
         if let Err(refused) = self.admit_prompt_request(caller.prompt()) {
             return caller.refuse(refused);
         }
@@ -98,10 +96,10 @@ impl CoordinatorState {
             other => return caller.answer(other),
         };
         let kind = request.kind();
-        let job = VerifyJob { attempt, scopes, otp, request, reply_to: self.myself.clone() };
         self.active = Some(ActiveVerification { attempt, kind, method, caller });
-        if self.verifiers[&kind].send_message(VerifierMsg::Verify(job)).is_err() {
-            // The verifier is being restarted; the supervision event will not see this flow, so fail it here.
+        let ticket = JobTicket { attempt, scopes, otp, reply_to: self.myself.clone() };
+        if !request.dispatch(ticket, &mut self.verifiers).await {
+            // The verifier could not start, or is stopping: the supervision event will not see this flow.
             self.finish_verification(attempt, Err(StepUpError::VerifierFailed { method }));
             return;
         }
@@ -163,8 +161,8 @@ impl CoordinatorState {
         }
     }
 
-    /// Verifier `kind` crashed and was restarted: only the flow it was serving fails.
-    pub(super) fn verifier_restarted(&mut self, kind: VerifierKind) {
+    /// Verifier `kind` died: only the flow it was serving fails.
+    pub(super) fn verifier_died(&mut self, kind: VerifierKind) {
         if let Some(active) = self.active.as_ref().filter(|a| a.kind == kind) {
             let (attempt, method) = (active.attempt, active.method);
             self.finish_verification(attempt, Err(StepUpError::VerifierFailed { method }));

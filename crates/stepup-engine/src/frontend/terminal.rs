@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, queue, terminal};
-use stepup_core::{Credential, Method, SecretString, StepUpError};
+use stepup_core::{Credential, SecretString, StepUpError};
 use zeroize::Zeroizing;
 
 use crate::frontend::{Frontend, PromptReply, PromptRequest};
@@ -430,16 +430,7 @@ impl Dialog {
 
 /// How a credential reads in the menu: the method, and the server's name for it when there is one.
 fn label(credential: &Credential, g: &Glyphs) -> String {
-    let method = match credential.method {
-        Method::EmailOtp => "Email code",
-        Method::SmsOtp => "SMS code",
-        Method::ExternalWallet => "Wallet signature",
-        Method::Passkey => "Passkey",
-        Method::Totp => "Authenticator app (TOTP)",
-        Method::RecoveryCode => "Recovery code",
-        // Never offered to a person (the prompt driver keeps to the person's routes); named all the same.
-        Method::ExternalAuth => "The app's backend",
-    };
+    let method = credential.method.label();
     match &credential.alias {
         // The server often names a device after its kind ("Passkey"): say it once.
         Some(alias) if !alias.is_empty() && !method.to_lowercase().contains(&alias.to_lowercase()) => {
@@ -452,7 +443,7 @@ fn label(credential: &Credential, g: &Glyphs) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
-    use stepup_core::{MethodOptions, Route};
+    use stepup_core::{Method, MethodOptions, Route};
 
     use super::*;
 

@@ -1,14 +1,26 @@
-//! `PasskeyVerifier`: a WebAuthn assertion from the `PasskeyAuthenticator` (`/users/passkeys/authenticate`, then
-//! `POST /users/mfa/auth/passkey`).
+//! Passkeys: the request (`verify_passkey_mfa`), the `PasskeyVerifier` — a WebAuthn assertion from the
+//! `PasskeyAuthenticator` (`/users/passkeys/authenticate`, then `POST /users/mfa/auth/passkey`) — and the prompt
+//! step (the person confirms, then uses the authenticator).
 
 use std::sync::Arc;
-use stepup_core::Cause;
 
-use stepup_core::{Jwt, StepUpError};
+use stepup_core::{Cause, Jwt, StepUpError};
 
-use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob};
+use super::{NoCommand, Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
+use crate::frontend::{PromptReply, PromptRequest};
+use crate::prompt::PromptTask;
 use crate::signers::{PasskeyAuthenticator, PasskeyError};
+
+/// `verify_passkey_mfa`: an assertion of one of the user's passkeys (the authenticator is the engine's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PasskeyRequest;
+
+impl From<PasskeyRequest> for VerifyRequest {
+    fn from(request: PasskeyRequest) -> Self {
+        VerifyRequest::Passkey(request)
+    }
+}
 
 /// Verifies passkeys.
 pub(crate) struct PasskeyVerifier {
@@ -36,12 +48,14 @@ pub(crate) fn passkey_error(error: PasskeyError) -> StepUpError {
 #[async_trait::async_trait]
 impl Verifier for PasskeyVerifier {
     const KIND: VerifierKind = VerifierKind::Passkey;
+    type Request = PasskeyRequest;
+    type Command = NoCommand;
 
     fn new(config: &VerifierConfig) -> Self {
         Self { api: config.api.clone(), authenticator: config.passkey.clone() }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
+    async fn verify(&self, job: &VerifyJob<PasskeyRequest>) -> Result<Option<Jwt>, StepUpError> {
         let authenticator = self
             .authenticator
             .as_ref()
@@ -62,4 +76,17 @@ impl Verifier for PasskeyVerifier {
         assertion.requested_scopes = job.requested_scopes();
         Ok(self.api.passkey_auth(&assertion).await?.elevated_access_token)
     }
+
+    async fn command(&self, command: NoCommand, _timeout: std::time::Duration) {
+        match command {}
+    }
+}
+
+/// The prompt step: the person confirms, and the authenticator is used when the verifier runs.
+pub(crate) async fn read_proof(task: &PromptTask) -> Result<Option<VerifyRequest>, StepUpError> {
+    task.ask_for(PromptRequest::UsePasskey, |reply| match reply {
+        PromptReply::Confirm => Ok(PasskeyRequest.into()),
+        other => Err(other),
+    })
+    .await
 }

@@ -1,15 +1,31 @@
-//! `WalletVerifier`: an EIP-4361 message signed by the external wallet (`GET /nonces`, the `WalletSigner`, then
-//! `POST /wallets/verify`).
+//! External wallets: the request (`verify_wallet`), the `WalletVerifier` — an EIP-4361 message signed by the
+//! external wallet (`GET /nonces`, the `WalletSigner`, then `POST /wallets/verify`) — and the prompt step (the
+//! person sees the address and the statement, and confirms).
 
 use std::sync::Arc;
-use stepup_core::Cause;
 
-use stepup_core::{CredentialId, Jwt, SharedClock, StepUpError};
+use stepup_core::{Cause, Credential, CredentialId, Jwt, SharedClock, StepUpError};
 use stepup_proto::{CredentialFormat, WalletMessage, WalletVerifyRequest};
 
-use super::{Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
+use super::{NoCommand, Verifier, VerifierConfig, VerifierKind, VerifyJob, VerifyRequest};
 use crate::api::ApiClient;
+use crate::frontend::{PromptReply, PromptRequest};
+use crate::prompt::PromptTask;
 use crate::signers::{SignerError, WalletSigner};
+
+/// `verify_wallet`: a signature of the external wallet; `wallet_id` names which of the user's wallets (checked
+/// against the signer's address), `None` means the signer's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletRequest {
+    /// The user's wallet credential, if the app names one.
+    pub wallet_id: Option<CredentialId>,
+}
+
+impl From<WalletRequest> for VerifyRequest {
+    fn from(request: WalletRequest) -> Self {
+        VerifyRequest::Wallet(request)
+    }
+}
 
 /// What the wallet message says about the app: its name (in the statement) and its origin (domain and URI, which
 /// the server checks against the environment).
@@ -127,6 +143,8 @@ fn signer_error(error: SignerError) -> StepUpError {
 #[async_trait::async_trait]
 impl Verifier for WalletVerifier {
     const KIND: VerifierKind = VerifierKind::Wallet;
+    type Request = WalletRequest;
+    type Command = NoCommand;
 
     fn new(config: &VerifierConfig) -> Self {
         Self {
@@ -137,10 +155,8 @@ impl Verifier for WalletVerifier {
         }
     }
 
-    async fn verify(&self, job: &VerifyJob) -> Result<Option<Jwt>, StepUpError> {
-        let VerifyRequest::Wallet { wallet_id } = &job.request else {
-            return Err(StepUpError::MethodNotAvailable { method: job.request.method(None) });
-        };
+    async fn verify(&self, job: &VerifyJob<WalletRequest>) -> Result<Option<Jwt>, StepUpError> {
+        let WalletRequest { wallet_id } = &job.request;
         let signer = self.signer.as_deref().ok_or(StepUpError::NotConfigured { what: "wallet signer" })?;
         // Embedded wallets never qualify (docs/design.md §1): refuse before asking anyone to sign anything.
         if signer.is_embedded() {
@@ -163,6 +179,28 @@ impl Verifier for WalletVerifier {
         };
         Ok(self.api.verify_wallet(&request).await?.elevated_access_token)
     }
+
+    async fn command(&self, command: NoCommand, _timeout: std::time::Duration) {
+        match command {}
+    }
+}
+
+/// The prompt step: the wallet's address and the statement it will sign, for the person to confirm.
+pub(crate) async fn read_proof(
+    task: &PromptTask,
+    credential: &Credential,
+) -> Result<Option<VerifyRequest>, StepUpError> {
+    let config = task.config();
+    let wallet = config.wallet.as_ref().ok_or(StepUpError::NotConfigured { what: "wallet signer" })?;
+    let ask = PromptRequest::ConfirmWallet {
+        address: wallet.address(),
+        message: WalletMessage::statement_for(&config.wallet_message.app_name),
+    };
+    task.ask_for(ask, |reply| match reply {
+        PromptReply::Confirm => Ok(WalletRequest { wallet_id: Some(credential.id.clone()) }.into()),
+        other => Err(other),
+    })
+    .await
 }
 
 #[cfg(test)]
