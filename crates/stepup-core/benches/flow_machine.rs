@@ -52,7 +52,8 @@ fn prompt_cycle() -> Vec<FlowEvent> {
     ]
 }
 
-/// Verification numbers only grow, so each pass of a cycle moves its numbers past the previous pass's.
+/// The machine numbers each verification it starts (one more each time), so each pass of a cycle moves its
+/// results' numbers past the previous pass's, by the number of verifications a pass starts.
 fn renumber(events: &mut [FlowEvent], by: u64) {
     for event in events {
         if let FlowEvent::Verified { attempt, .. } | FlowEvent::VerificationFailed { attempt, .. } = event {
@@ -79,29 +80,34 @@ fn check_cycle(events: &[FlowEvent], expected_states: &[&str]) {
 fn bench_cycle(c: &mut Criterion, name: &str, cycle: &[FlowEvent]) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(cycle.len() as u64));
-    let step = cycle.len() as u64;
+    let starts = cycle.iter().filter(|e| matches!(e, FlowEvent::VerificationStarted { .. })).count() as u64;
 
     let mut events = cycle.to_vec();
     let mut flow = Flow::new(TokenCell::with_clock(Arc::new(ManualClock::new(NOW))));
+    let mut passes = 0u64;
     group.bench_function("statig_machine", |b| {
         b.iter(|| {
-            renumber(&mut events, step);
             for event in &events {
                 if let FlowEvent::TokenConsumed { .. } = event {
                     // The middleware spends the token before the flow hears of it.
                     black_box(flow.tokens().claim(&Scope::WalletExport));
                 }
-                flow.handle(black_box(event));
+                black_box(flow.handle(black_box(event)));
             }
+            renumber(&mut events, starts);
+            passes += 1;
         });
     });
+    // Every pass ran its whole path: each start was accepted (a refused one numbers nothing), each result
+    // matched its verification, and the pass ended where the next begins.
+    assert_eq!(flow.last_attempt().0, passes * starts, "{name}: a pass left its path");
     assert_eq!(flow.state().name(), "idle", "{name}: the last pass must have run to its end");
 
     let mut events = cycle.to_vec();
     let mut model = ReferenceFlow::new(NOW);
+    let mut passes = 0u64;
     group.bench_function("reference_model_baseline", |b| {
         b.iter(|| {
-            renumber(&mut events, step);
             for event in &events {
                 if let FlowEvent::TokenConsumed { .. } = event {
                     model.apply_action(&FlowAction::Take { scope: Scope::WalletExport });
@@ -109,8 +115,11 @@ fn bench_cycle(c: &mut Criterion, name: &str, cycle: &[FlowEvent]) {
                     black_box(model.handle(black_box(event)));
                 }
             }
+            renumber(&mut events, starts);
+            passes += 1;
         });
     });
+    assert_eq!(model.last_attempt.0, passes * starts, "{name}: the model left its path");
     group.finish();
 }
 

@@ -62,7 +62,7 @@ impl Credential {
         let method = if credential.format == CredentialFormat::ExternalUser {
             Method::ExternalAuth
         } else {
-            method_for(&credential.format, embedded)?
+            Method::for_format(&credential.format, embedded)?
         };
         Ok(Self { id: CredentialId::new(&credential.id), method, alias: credential.alias.clone() })
     }
@@ -72,29 +72,13 @@ impl Credential {
     /// # Errors
     /// As [`Credential::from_step_up`].
     pub fn from_verified(credential: &VerifiedCredential) -> Result<Self, CredentialError> {
-        let method = method_for(&credential.format, credential.is_embedded_wallet())?;
+        let method = Method::for_format(&credential.format, credential.is_embedded_wallet())?;
         let alias = credential
             .public_identifier
             .clone()
             .or_else(|| credential.email.clone())
             .or_else(|| credential.address.clone());
         Ok(Self { id: CredentialId::new(&credential.id), method, alias })
-    }
-}
-
-/// Which method verifies a credential format. Embedded wallets never qualify.
-fn method_for(format: &CredentialFormat, embedded_wallet: bool) -> Result<Method, CredentialError> {
-    match format {
-        CredentialFormat::Email => Ok(Method::EmailOtp),
-        CredentialFormat::PhoneNumber => Ok(Method::SmsOtp),
-        CredentialFormat::Blockchain if embedded_wallet => Err(CredentialError::EmbeddedWallet),
-        CredentialFormat::Blockchain => Ok(Method::ExternalWallet),
-        CredentialFormat::Passkey => Ok(Method::Passkey),
-        CredentialFormat::Totp => Ok(Method::Totp),
-        CredentialFormat::RecoveryCode => Ok(Method::RecoveryCode),
-        CredentialFormat::Oauth | CredentialFormat::ExternalUser | CredentialFormat::Unknown(_) => {
-            Err(CredentialError::UnsupportedFormat { format: format.clone() })
-        }
     }
 }
 

@@ -3,6 +3,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use stepup_proto::CredentialFormat;
+
+use crate::credential::CredentialError;
 
 /// The ways through step-up. A person steps up by MFA or re-authentication: a user with verified MFA methods must
 /// use MFA, and re-authentication is refused. The third way involves no person: the app's own backend vouches for
@@ -94,6 +97,27 @@ impl Method {
             Method::EmailOtp | Method::SmsOtp | Method::ExternalWallet => Route::Reauthenticate,
             Method::Passkey | Method::Totp | Method::RecoveryCode => Route::Mfa,
             Method::ExternalAuth => Route::External,
+        }
+    }
+
+    /// The method that verifies a credential of `format` (a check's offer, or one of the user's verified
+    /// credentials). Embedded wallets never qualify.
+    ///
+    /// # Errors
+    /// [`CredentialError::EmbeddedWallet`] for an embedded wallet, [`CredentialError::UnsupportedFormat`] for a
+    /// format no method verifies.
+    pub fn for_format(format: &CredentialFormat, embedded_wallet: bool) -> Result<Method, CredentialError> {
+        match format {
+            CredentialFormat::Email => Ok(Method::EmailOtp),
+            CredentialFormat::PhoneNumber => Ok(Method::SmsOtp),
+            CredentialFormat::Blockchain if embedded_wallet => Err(CredentialError::EmbeddedWallet),
+            CredentialFormat::Blockchain => Ok(Method::ExternalWallet),
+            CredentialFormat::Passkey => Ok(Method::Passkey),
+            CredentialFormat::Totp => Ok(Method::Totp),
+            CredentialFormat::RecoveryCode => Ok(Method::RecoveryCode),
+            CredentialFormat::Oauth | CredentialFormat::ExternalUser | CredentialFormat::Unknown(_) => {
+                Err(CredentialError::UnsupportedFormat { format: format.clone() })
+            }
         }
     }
 

@@ -8,13 +8,13 @@
 
 use ractor::{ActorRef, RpcReplyPort};
 use stepup_core::{
-    Credential, MAX_ATTEMPTS, Method, MethodOptions, OtpVerification, Route, ScopeSet, StepUpError, TokenInfo,
+    Credential, MAX_ATTEMPTS, MethodOptions, OtpVerification, Route, ScopeSet, StepUpError, TokenInfo,
 };
 use tokio::task::JoinHandle;
 
 use crate::coordinator::{Attempt, CoordinatorMsg, VerifyCaller};
 use crate::frontend::{PromptReply, PromptRequest, SharedFrontend};
-use crate::verifiers::{VerifierConfig, VerifyRequest, otp, passkey, recovery, totp, wallet};
+use crate::verifiers::{self, VerifierConfig, VerifyRequest};
 
 /// The number of a prompt flow; reports from an older prompt are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,7 +114,9 @@ impl PromptTask {
         // (the machine drops one the server killed, and then a new one is sent).
         let mut new_code = true;
         loop {
-            let Some(request) = self.read_proof(credential, &mut new_code, *attempts_left).await? else {
+            let Some(request) =
+                verifiers::read_proof(self, credential, &mut new_code, *attempts_left).await?
+            else {
                 return Ok(Used::ChooseAgain);
             };
             let caller = |reply| VerifyCaller::Prompt { id: self.id, reply };
@@ -132,28 +134,6 @@ impl PromptTask {
                 }
                 Attempt::Failed(error) => return Err(error),
             }
-        }
-    }
-
-    /// Asks the person for the proof `credential` needs, through its method's prompt step; `None` when they want
-    /// another method. For a one-time code, `new_code` says whether to send one (else the flow's pending code
-    /// is used, if it has one).
-    async fn read_proof(
-        &self,
-        credential: &Credential,
-        new_code: &mut bool,
-        attempts_left: u8,
-    ) -> Result<Option<VerifyRequest>, StepUpError> {
-        match credential.method {
-            Method::EmailOtp | Method::SmsOtp => {
-                otp::read_proof(self, credential, new_code, attempts_left).await
-            }
-            Method::ExternalWallet => wallet::read_proof(self, credential).await,
-            Method::Passkey => passkey::read_proof(self).await,
-            Method::Totp => totp::read_proof(self, credential).await,
-            Method::RecoveryCode => recovery::read_proof(self).await,
-            // Never among a person's routes' credentials (`run` refuses the external route); no one could type it.
-            Method::ExternalAuth => Err(StepUpError::MethodNotAvailable { method: Method::ExternalAuth }),
         }
     }
 

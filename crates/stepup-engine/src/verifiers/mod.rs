@@ -140,6 +140,26 @@ impl VerifyRequest {
     }
 }
 
+/// The prompt step of `credential`'s method: what the person is asked, and the request their answer makes
+/// (`None` when they want another method). For a one-time code, `new_code` says whether to send one.
+pub(crate) async fn read_proof(
+    task: &crate::prompt::PromptTask,
+    credential: &stepup_core::Credential,
+    new_code: &mut bool,
+    attempts_left: u8,
+) -> Result<Option<VerifyRequest>, StepUpError> {
+    match credential.method {
+        Method::EmailOtp | Method::SmsOtp => otp::read_proof(task, credential, new_code, attempts_left).await,
+        Method::ExternalWallet => wallet::read_proof(task, credential).await,
+        Method::Passkey => passkey::read_proof(task).await,
+        Method::Totp => totp::read_proof(task, credential).await,
+        Method::RecoveryCode => recovery::read_proof(task).await,
+        // Never among a person's routes' credentials (the driver refuses the external route); no one could
+        // type it.
+        Method::ExternalAuth => Err(StepUpError::MethodNotAvailable { method: Method::ExternalAuth }),
+    }
+}
+
 /// The verifiers, as the registry knows them (one per kind of proof: one OTP verifier serves email and SMS).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum VerifierKind {
