@@ -127,6 +127,43 @@ async fn a_frozen_signer_times_out_and_does_not_block_its_verifier() {
     h.shutdown().await;
 }
 
+/// The person gives up a prompt while the app's own verification for the prompt's scopes runs (here a wallet
+/// that never answers): that caller hears `Cancelled` when the prompt ends, not at the verify timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_a_prompt_answers_a_verification_running_inside_it() {
+    let h = Harness::start().await;
+    let user = h.user().await;
+    let wallet = local_wallet();
+    h.link_wallet(&user, wallet.as_ref(), false).await;
+    let signer = Arc::new(FreezesOnce { inner: wallet, first: Semaphore::new(1) });
+    let (frontend, mut inbox) = common::frontend();
+    let engine = h
+        .engine_for(&user)
+        .wallet_signer(signer)
+        .frontend(frontend)
+        .verify_timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::ChooseMethod { .. }), "{request:?}");
+    let app = engine.clone();
+    let verifying = tokio::spawn(async move { app.verify_wallet(None, &[Scope::WalletExport]).await });
+    engine.subscribe().wait_for(|state| state.name() == "verifying").await.unwrap();
+
+    assert!(reply.answer(PromptReply::Cancel));
+    let answer = tokio::time::timeout(Duration::from_secs(10), verifying)
+        .await
+        .expect("answered when the prompt ended, not at the 30 s verify timeout")
+        .unwrap();
+    assert_eq!(answer.unwrap_err(), StepUpError::Cancelled);
+    assert_eq!(waiting.await.unwrap().unwrap_err(), StepUpError::Cancelled);
+    assert!(!engine.state().is_in_flow(), "{:?}", engine.state());
+    h.shutdown().await;
+}
+
 // `requests_from_an_ended_prompt_are_refused` is a unit test of the engine now (`requests.rs`): the message it
 // sends is the engine's own, which apps can no longer send.
 

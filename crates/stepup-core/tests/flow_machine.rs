@@ -456,3 +456,35 @@ fn clones_have_their_own_state_but_share_the_token_cell() {
     flow.tokens().insert((*token(&export(), NOW.plus_secs(60), false, "shared")).clone());
     assert!(snapshot.tokens().get(&Scope::WalletExport).is_some(), "the cell is shared, as documented");
 }
+
+#[test]
+fn a_running_verification_is_not_dropped_for_a_flow_for_other_scopes() {
+    let (mut flow, _) = flow();
+    drive(&mut flow, &[checked(mfa_options()), opened(Route::Mfa), started(Method::Totp)]);
+    let other = ScopeSet::one(Scope::WalletSign);
+    assert_eq!(flow.handle(&FlowEvent::FlowRequested { scopes: other }), Effect::Refused(StepUpError::Busy));
+    assert_eq!(flow.state().name(), "verifying", "the verification runs on");
+    assert_eq!(flow.handle(&FlowEvent::FlowRequested { scopes: export() }), Effect::None, "the same flow");
+    assert!(matches!(flow.handle(&verified(1, "t1", 60, false)), Effect::Elevated(_)));
+}
+
+#[test]
+fn a_result_forgets_the_code_it_answered_not_a_newer_one() {
+    let (mut flow, _) = flow();
+    drive(&mut flow, &[checked(reauth_options()), opened(Route::Reauthenticate), email_sent()]);
+    drive(&mut flow, &[started(Method::EmailOtp)]);
+    // While code v-1 is checked, the app sends another: v-2 is the code the server now answers for.
+    let newer = OtpVerification {
+        id: VerificationId::new("v-2"),
+        channel: OtpChannel::Email,
+        destination_masked: "a***@example.com".into(),
+    };
+    flow.handle(&FlowEvent::OtpSent { verification: newer });
+    let dead = StepUpError::InvalidVerification { message: "expired".into() };
+    flow.handle(&FlowEvent::VerificationFailed { attempt: AttemptId(1), error: dead });
+    assert_eq!(flow.pending_otp().unwrap().id.as_str(), "v-2", "v-1 died; v-2 lives");
+    let Effect::Verify { otp, .. } = flow.handle(&started(Method::EmailOtp)) else { panic!() };
+    assert_eq!(otp.unwrap().id.as_str(), "v-2");
+    flow.handle(&verified(2, "t2", 60, false));
+    assert_eq!(flow.pending_otp(), None, "v-2 was used");
+}

@@ -19,7 +19,7 @@ pub enum Effect {
     None,
     /// The event was refused and the state is as it was; the caller hears why.
     Refused(StepUpError),
-    /// Verification `flow` starts: hand the verifier a job for `scopes` with `method`.
+    /// Verification `attempt` starts: hand the verifier a job for `scopes` with `method`.
     Verify {
         /// The verification's number, handed out by the machine.
         attempt: AttemptId,

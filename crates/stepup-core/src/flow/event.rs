@@ -78,14 +78,14 @@ pub enum FlowEvent {
         /// The sent code's verification.
         verification: OtpVerification,
     },
-    /// Verification `flow` succeeded with `token`.
+    /// Verification `attempt` succeeded with `token`.
     Verified {
         /// The verification's number.
         attempt: AttemptId,
         /// The elevated token the server issued.
         token: Arc<ElevatedToken>,
     },
-    /// Verification `flow` failed.
+    /// Verification `attempt` failed.
     VerificationFailed {
         /// The verification's number.
         attempt: AttemptId,

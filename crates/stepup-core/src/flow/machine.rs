@@ -5,7 +5,7 @@
 //! - `idle` — no flow and no elevated token in play.
 //! - `required {scopes, options, last_error}` — a check or a challenge said step-up is needed.
 //! - `prompting {scopes, route, progress}` — waiting for the user.
-//! - `verifying {scopes, route, method, attempt, progress}` — a verifier works on verification `flow`.
+//! - `verifying {scopes, route, method, attempt, progress}` — a verifier works on verification `attempt`.
 //! - `elevated {scopes, token_id, expires_at}` — a valid token for `scopes` is in the token cell.
 //! - `expired {scopes}` — that token ran out; the next check goes to `required`, never back to `elevated`.
 //!
@@ -30,7 +30,7 @@ use super::progress::PromptProgress;
 use crate::credential::MethodOptions;
 use crate::error::StepUpError;
 use crate::method::{Method, Route};
-use crate::otp::OtpVerification;
+use crate::otp::{OtpVerification, VerificationId};
 use crate::scope::ScopeSet;
 use crate::time::UnixTime;
 use crate::token::{TokenError, TokenId};
@@ -47,6 +47,9 @@ pub struct FlowMachine {
     /// before any flow (an app calls `send_otp`, then `verify_otp` with the scopes) or kept across `Cancel`.
     /// Gone when it is used, when the server kills it, and on `Reset`. Its one home in the engine.
     pending_otp: Option<OtpVerification>,
+    /// The code the running verification answers, if it answers one: its result concerns that code only (a
+    /// code sent while it ran is newer, and stays).
+    code_in_use: Option<VerificationId>,
 }
 
 #[state_machine(
@@ -155,6 +158,7 @@ impl FlowMachine {
                 let attempt = self.last_attempt.next();
                 self.last_attempt = attempt;
                 let otp = if method.is_otp() { self.pending_otp.clone() } else { None };
+                self.code_in_use = otp.as_ref().map(|otp| otp.id.clone());
                 *context = Effect::Verify { attempt, method: *method, scopes: scopes.clone(), otp };
                 Transition(FlowState::verifying(
                     take(scopes),
@@ -190,12 +194,12 @@ impl FlowMachine {
         event: &FlowEvent,
         context: &mut Effect,
     ) -> Outcome<FlowState> {
+        // Which method ran is the state's to show; the code it used is in `code_in_use`.
+        let _ = method;
         match event {
             FlowEvent::Verified { attempt: finished, token } if finished == attempt => {
-                if method.is_otp() {
-                    // The server spent the code, whatever we make of its answer.
-                    self.pending_otp = None;
-                }
+                // The server spent the code, whatever we make of its answer.
+                self.forget_code_in_use();
                 let now = self.now();
                 let refused = if token.is_expired_at(now) {
                     Some(TokenError::Expired { expires_at: token.expires_at(), now }.into())
@@ -224,10 +228,11 @@ impl FlowMachine {
                 ))
             }
             FlowEvent::VerificationFailed { attempt: finished, error } if finished == attempt => {
-                if method.is_otp() && matches!(error, StepUpError::InvalidVerification { .. }) {
+                if matches!(error, StepUpError::InvalidVerification { .. }) {
                     // The server killed this code (expired, used up): a retry needs a new one.
-                    self.pending_otp = None;
+                    self.forget_code_in_use();
                 }
+                self.code_in_use = None;
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut retry = take_progress(progress);
                     retry.attempts_left -= 1;
@@ -245,6 +250,10 @@ impl FlowMachine {
             }
             FlowEvent::PromptOpened { .. } => refuse(context, StepUpError::Busy),
             FlowEvent::VerificationStarted { .. } => refuse(context, StepUpError::Busy),
+            // A verification for these scopes runs: a flow for others must wait for it, not drop it.
+            FlowEvent::FlowRequested { scopes: asked } if !asked.is_empty() && asked != scopes => {
+                refuse(context, StepUpError::Busy)
+            }
             FlowEvent::Cancel
             | FlowEvent::Reset
             | FlowEvent::FlowRequested { .. }
@@ -377,7 +386,7 @@ impl FlowMachine {
     /// A machine that stores tokens in `tokens`.
     #[must_use]
     pub fn new(tokens: TokenCell) -> Self {
-        Self { tokens, last_attempt: AttemptId(0), pending_otp: None }
+        Self { tokens, last_attempt: AttemptId(0), pending_otp: None, code_in_use: None }
     }
 
     /// The number of the last verification the machine started (the next one gets the number after it).
@@ -405,7 +414,17 @@ impl FlowMachine {
     fn reset(&mut self) -> Outcome<FlowState> {
         self.tokens.clear();
         self.pending_otp = None;
+        self.code_in_use = None;
         Transition(FlowState::idle())
+    }
+
+    /// The running verification's code is spent or dead: forget it, unless a newer code replaced it meanwhile.
+    fn forget_code_in_use(&mut self) {
+        if let Some(used) = self.code_in_use.take()
+            && self.pending_otp.as_ref().is_some_and(|pending| pending.id == used)
+        {
+            self.pending_otp = None;
+        }
     }
 
     /// A newer code replaces the one before: the server answers for the code sent last.

@@ -20,7 +20,7 @@ pub use machine::FlowMachine;
 /// | `Idle` | — |
 /// | `Required` | `scopes`, `options` (the user's credentials, or unknown), `last_error` (why the last try ended) |
 /// | `Prompting` | `scopes`, `route`, `progress` ([`PromptProgress`]: options, attempts left, last error) |
-/// | `Verifying` | `scopes`, `route`, `method`, `flow` (the verification's [`AttemptId`]), `progress` |
+/// | `Verifying` | `scopes`, `route`, `method`, `attempt` (the verification's [`AttemptId`]), `progress` |
 /// | `Elevated` | `scopes` (what the token grants), `token_id`, `expires_at` |
 /// | `Expired` | `scopes` |
 pub use machine::FlowState;

@@ -55,6 +55,8 @@ pub struct ReferenceFlow {
     pub last_attempt: AttemptId,
     /// The one-time code sent last and still alive, in any state.
     pub pending_otp: Option<OtpVerification>,
+    /// The code the running verification answers (its result forgets that code, not a newer one).
+    pub code_in_use: Option<OtpVerification>,
     /// The next fresh token id number.
     pub next_token: u64,
     /// The events the last action delivered, what the state did with each, and the effect it must answer.
@@ -71,6 +73,7 @@ impl ReferenceFlow {
             now,
             last_attempt: AttemptId(0),
             pending_otp: None,
+            code_in_use: None,
             next_token: 1,
             last_events: Vec::new(),
         }
@@ -126,6 +129,7 @@ impl ReferenceFlow {
             (_, E::Reset) => {
                 self.tokens.clear();
                 self.pending_otp = None;
+                self.code_in_use = None;
                 S::Idle {}
             }
             (state, E::OtpSent { verification }) => {
@@ -136,6 +140,9 @@ impl ReferenceFlow {
                 return (Outcome::Ignored, Effect::Refused(StepUpError::NoScopes));
             }
             (state, E::FlowRequested { scopes }) if in_flow && state.scopes() == *scopes => state.clone(),
+            (S::Verifying { .. }, E::FlowRequested { .. }) => {
+                return (Outcome::Ignored, Effect::Refused(StepUpError::Busy));
+            }
             (_, E::FlowRequested { scopes }) => {
                 S::Required { scopes: scopes.clone(), options: MethodOptions::unknown(), last_error: None }
             }
@@ -232,6 +239,7 @@ impl ReferenceFlow {
                 }
                 let attempt = AttemptId(self.last_attempt.0 + 1);
                 self.last_attempt = attempt;
+                self.code_in_use.clone_from(&otp);
                 effect = Effect::Verify { attempt, method: *method, scopes: scopes.clone(), otp };
                 S::Verifying {
                     scopes: scopes.clone(),
@@ -246,9 +254,8 @@ impl ReferenceFlow {
                 S::Verifying { scopes, method, attempt, progress, .. },
                 E::Verified { attempt: finished, token },
             ) if finished == attempt => {
-                if matches!(method, Method::EmailOtp | Method::SmsOtp) {
-                    self.pending_otp = None;
-                }
+                let _ = method;
+                forget_code_in_use(&mut self.pending_otp, &mut self.code_in_use);
                 let refused: Option<StepUpError> = if token.expires_at() <= now {
                     Some(TokenError::Expired { expires_at: token.expires_at(), now }.into())
                 } else if !token.scopes().covers(scopes) {
@@ -283,11 +290,11 @@ impl ReferenceFlow {
                 S::Verifying { scopes, route, method, attempt, progress },
                 E::VerificationFailed { attempt: finished, error },
             ) if finished == attempt => {
-                if matches!(method, Method::EmailOtp | Method::SmsOtp)
-                    && matches!(error, StepUpError::InvalidVerification { .. })
-                {
-                    self.pending_otp = None;
+                let _ = method;
+                if matches!(error, StepUpError::InvalidVerification { .. }) {
+                    forget_code_in_use(&mut self.pending_otp, &mut self.code_in_use);
                 }
+                self.code_in_use = None;
                 if error.is_retryable() && progress.attempts_left > 1 {
                     let mut progress = progress.clone();
                     progress.attempts_left -= 1;
@@ -319,6 +326,14 @@ impl ReferenceFlow {
         };
         self.state = next;
         (Outcome::Taken, effect)
+    }
+}
+
+/// The running verification's code is spent or dead: it goes, a newer one stays.
+fn forget_code_in_use(pending: &mut Option<OtpVerification>, in_use: &mut Option<OtpVerification>) {
+    let used = in_use.take();
+    if used.is_some() && pending.as_ref().map(|p| &p.id) == used.as_ref().map(|u| &u.id) {
+        *pending = None;
     }
 }
 

@@ -58,6 +58,7 @@ pub fn arb_error() -> impl Strategy<Value = StepUpError> {
         Just(StepUpError::MfaInvalidCode),
         Just(StepUpError::WrongVerificationToken { channel: OtpChannel::Email }),
         Just(StepUpError::Timeout),
+        Just(StepUpError::InvalidVerification { message: "expired".to_owned() }),
         Just(StepUpError::Locked { retry_after: None }),
         Just(StepUpError::Cancelled),
         Just(StepUpError::VerifierFailed { method: Method::Totp }),

@@ -206,14 +206,14 @@ pub(crate) enum CoordinatorMsg {
         /// The caller.
         reply: RpcReplyPort<Result<OtpVerification, StepUpError>>,
     },
-    /// A verifier finished verification `flow`.
+    /// A verifier finished verification `attempt`.
     VerifierDone {
         /// The verification's number.
         attempt: AttemptId,
         /// The token, or why not.
         result: Result<Arc<ElevatedToken>, StepUpError>,
     },
-    /// Verification `flow` ran past the verify timeout.
+    /// Verification `attempt` ran past the verify timeout.
     VerificationTimedOut {
         /// The verification's number.
         attempt: AttemptId,

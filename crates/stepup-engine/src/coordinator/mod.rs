@@ -174,11 +174,7 @@ impl CoordinatorState {
             }
             CoordinatorMsg::PromptFinished { prompt, result } => self.prompt_finished(prompt, &result),
             CoordinatorMsg::PromptTimedOut { prompt } => self.prompt_timed_out(prompt),
-            CoordinatorMsg::Cancel => {
-                self.apply(&FlowEvent::Cancel);
-                self.fail_active(StepUpError::Cancelled);
-                self.end_prompt(&Err(StepUpError::Cancelled));
-            }
+            CoordinatorMsg::Cancel => self.cancel_flow(&StepUpError::Cancelled),
             CoordinatorMsg::Reset { reply } => {
                 self.epoch = self.epoch.wrapping_add(1);
                 self.apply(&FlowEvent::Reset);
@@ -201,6 +197,16 @@ impl CoordinatorState {
             }
             CoordinatorMsg::TokenExpired { token_id } => self.token_timer_fired(token_id),
         }
+    }
+
+    /// Ends the flow however it is ended (the app cancels, the person gives up, the prompt times out, every
+    /// caller left): the machine cancels, and the running verification's caller and every prompt waiter hear
+    /// `error`. A verifier whose job is still queued then skips it (the machine left `verifying`), so nobody
+    /// may be left waiting for it.
+    fn cancel_flow(&mut self, error: &StepUpError) {
+        self.apply(&FlowEvent::Cancel);
+        self.fail_active(error.clone());
+        self.end_prompt(&Err(error.clone()));
     }
 
     /// Feeds one event to the machine and publishes the state it leads to, before anything else happens: a

@@ -98,10 +98,11 @@ impl CoordinatorState {
 
     pub(super) fn prompt_finished(&mut self, prompt: PromptId, result: &Result<TokenInfo, StepUpError>) {
         if self.prompt.as_ref().is_some_and(|p| p.id == prompt) {
-            if result.is_err() && self.flow.state().is_in_flow() {
-                self.apply(&FlowEvent::Cancel);
+            match result {
+                // The flow ends with the prompt, a verification an app started inside it included.
+                Err(error) => self.cancel_flow(error),
+                Ok(_) => self.end_prompt(result),
             }
-            self.end_prompt(result);
         }
     }
 
@@ -125,8 +126,7 @@ impl CoordinatorState {
         running.waiters.retain(|waiter| !waiter.is_closed());
         if running.waiters.is_empty() {
             tracing::debug!(prompt = id.0, "every caller left the prompt; ending it");
-            self.apply(&FlowEvent::Cancel);
-            self.end_prompt(&Err(StepUpError::Cancelled));
+            self.cancel_flow(&StepUpError::Cancelled);
             return Err(StepUpError::Cancelled);
         }
         Ok(())

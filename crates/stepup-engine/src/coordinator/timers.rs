@@ -26,9 +26,7 @@ impl CoordinatorState {
     /// it is dropped when it reports.
     pub(super) fn prompt_timed_out(&mut self, prompt: PromptId) {
         if self.prompt.as_ref().is_some_and(|p| p.id == prompt) {
-            self.apply(&FlowEvent::Cancel);
-            self.fail_active(StepUpError::Timeout);
-            self.end_prompt(&Err(StepUpError::Timeout));
+            self.cancel_flow(&StepUpError::Timeout);
         }
     }
 

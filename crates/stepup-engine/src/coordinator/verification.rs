@@ -116,11 +116,11 @@ impl CoordinatorState {
             Some(_) if !route.prompts_a_person() => return Err(StepUpError::Busy),
             // A prompt owns the flow: a verification for scopes it covers is part of it; others must wait.
             Some(prompt) if !prompt.scopes.covers(scopes) => return Err(StepUpError::Busy),
+            // The prompt's scopes, exactly: a check since may have widened the flow, and the token must grant
+            // what the prompt asked for and no more.
             Some(prompt) => {
-                if !self.flow.state().is_in_flow() {
-                    let prompt_scopes = prompt.scopes.clone();
-                    refused(self.apply(&FlowEvent::FlowRequested { scopes: prompt_scopes }))?;
-                }
+                let prompt_scopes = prompt.scopes.clone();
+                refused(self.apply(&FlowEvent::FlowRequested { scopes: prompt_scopes }))?;
             }
             // Without a prompt the caller's scopes are the request, exactly.
             None => refused(self.apply(&FlowEvent::FlowRequested { scopes: scopes.clone() }))?,
@@ -131,7 +131,7 @@ impl CoordinatorState {
         refused(self.apply(&FlowEvent::PromptOpened { route, options: MethodOptions::unknown() }))
     }
 
-    /// Feeds a verifier's result (or a timeout, or a crash) for `flow`, and answers the caller with what the
+    /// Feeds a verifier's result (or a timeout, or a crash) for `attempt`, and answers the caller with what the
     /// machine made of it.
     pub(super) fn finish_verification(
         &mut self,
