@@ -247,6 +247,22 @@ impl StepUpMethod {
         StepUpMethod::RecoveryCode,
     ];
 
+    /// The setting that switches `method` on and off; `None` for external auth, which is on when the
+    /// environment trusts a backend.
+    #[must_use]
+    pub fn setting_of(method: stepup_core::Method) -> Option<StepUpMethod> {
+        use stepup_core::Method;
+        match method {
+            Method::EmailOtp => Some(StepUpMethod::Email),
+            Method::SmsOtp => Some(StepUpMethod::Sms),
+            Method::ExternalWallet => Some(StepUpMethod::Wallet),
+            Method::Passkey => Some(StepUpMethod::Passkey),
+            Method::Totp => Some(StepUpMethod::Totp),
+            Method::RecoveryCode => Some(StepUpMethod::RecoveryCode),
+            Method::ExternalAuth => None,
+        }
+    }
+
     /// The name in configuration files and in `/settings`.
     #[must_use]
     pub fn as_str(self) -> &'static str {

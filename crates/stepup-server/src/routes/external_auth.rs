@@ -5,9 +5,10 @@
 
 use axum::Json;
 use axum::extract::State;
+use stepup_core::Method;
 use stepup_proto::{ErrorCode, ExternalAuthVerifyRequest, TokenScope, VerifyResponse};
 
-use super::{Proof, check_scopes, has_mfa, step_up_response};
+use super::{check_scopes, has_mfa, step_up_response};
 use crate::auth::{ApiJson, Session};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -65,5 +66,5 @@ pub(crate) async fn verify(
         return Err(refusal(&ExternalAuthError::Replayed));
     }
     tracing::info!(user = %session.user_id, "elevated by external auth");
-    Ok(Json(step_up_response(&state, &session, Some(&scopes), Proof::External).await?))
+    Ok(Json(step_up_response(&state, &session, Some(&scopes), Method::ExternalAuth).await?))
 }

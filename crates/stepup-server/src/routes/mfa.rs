@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use stepup_core::{RecoveryCode, SecretString};
+use stepup_core::{Method, RecoveryCode, SecretString};
 use stepup_proto::{
     ErrorCode, MfaDevice, MfaDeviceType, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest,
     RecoveryAuthRequest, RecoveryCodesResponse, TokenScope, TotpAuthRequest, TotpRegistration,
     VerifyResponse,
 };
 
-use super::{Proof, check_step_up_request, step_up_response};
+use super::{check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, ApiPath, OptionalJson, Session};
 use crate::config::StepUpMethod;
 use crate::delivery::SecurityEvent;
@@ -153,7 +153,7 @@ pub(crate) async fn auth_totp(
     session: Session,
     ApiJson(request): ApiJson<TotpAuthRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    check_step_up_request(&state, &session, Proof::Totp, request.requested_scopes.as_deref()).await?;
+    check_step_up_request(&state, &session, Method::Totp, request.requested_scopes.as_deref()).await?;
     let devices = state.store().totp_devices(&session.user_id).await?;
     let device = match &request.id {
         Some(id) => devices.iter().find(|d| &d.id == id),
@@ -199,7 +199,7 @@ pub(crate) async fn auth_totp(
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response =
-        step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Totp).await?;
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), Method::Totp).await?;
     if !device.verified {
         super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::TotpAdded).await;
     }
@@ -212,7 +212,8 @@ pub(crate) async fn auth_recovery(
     session: Session,
     ApiJson(request): ApiJson<RecoveryAuthRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    check_step_up_request(&state, &session, Proof::Recovery, request.requested_scopes.as_deref()).await?;
+    check_step_up_request(&state, &session, Method::RecoveryCode, request.requested_scopes.as_deref())
+        .await?;
     // Recovery codes back up MFA: without an MFA method they are no factor at all.
     if !super::has_mfa(&state, &session.user_id).await? {
         return Err(ApiError::unprocessable(
@@ -235,7 +236,7 @@ pub(crate) async fn auth_recovery(
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
     let response =
-        step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Recovery).await?;
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), Method::RecoveryCode).await?;
     Ok(Json(response))
 }
 

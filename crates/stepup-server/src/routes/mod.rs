@@ -22,6 +22,7 @@ mod wallet;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
+use stepup_core::{Method, Route};
 use stepup_proto::{ErrorCode, SdkUser, TokenScope, VerifiedCredential, VerifyResponse, WalletProvider};
 
 use crate::auth::Session;
@@ -139,66 +140,6 @@ async fn metrics_with_token(
     }
 }
 
-/// What a step-up verification proved: the method, for the environment's settings, the token's `amr` and
-/// whether the session now has a recent MFA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Proof {
-    /// An email one-time code.
-    Email,
-    /// An SMS one-time code.
-    Sms,
-    /// An external wallet's signature.
-    Wallet,
-    /// A TOTP code.
-    Totp,
-    /// A recovery code.
-    Recovery,
-    /// A passkey assertion.
-    Passkey,
-    /// A new passkey, registered with user verification (an MFA verification of its own).
-    PasskeyRegistration,
-    /// A JWT from the app's backend.
-    External,
-}
-
-impl Proof {
-    /// The `amr` claim of a token it earns.
-    pub(crate) fn amr(self) -> &'static str {
-        match self {
-            Proof::Email => "email",
-            Proof::Sms => "sms",
-            Proof::Wallet => "wallet",
-            Proof::Totp => "totp",
-            Proof::Recovery => "recovery",
-            Proof::Passkey | Proof::PasskeyRegistration => "passkey",
-            Proof::External => "external",
-        }
-    }
-
-    /// Whether it is an MFA verification (the session's `mfa_auth_time` moves to now).
-    pub(crate) fn is_mfa(self) -> bool {
-        matches!(self, Proof::Totp | Proof::Recovery | Proof::Passkey | Proof::PasskeyRegistration)
-    }
-
-    /// The method setting that switches it on and off (external auth is on when configured).
-    fn method(self) -> Option<StepUpMethod> {
-        match self {
-            Proof::Email => Some(StepUpMethod::Email),
-            Proof::Sms => Some(StepUpMethod::Sms),
-            Proof::Wallet => Some(StepUpMethod::Wallet),
-            Proof::Totp => Some(StepUpMethod::Totp),
-            Proof::Recovery => Some(StepUpMethod::RecoveryCode),
-            Proof::Passkey | Proof::PasskeyRegistration => Some(StepUpMethod::Passkey),
-            Proof::External => None,
-        }
-    }
-
-    /// Re-authentication proofs, which a user with MFA may not step up with (docs/design.md §1).
-    fn is_reauthentication(self) -> bool {
-        matches!(self, Proof::Email | Proof::Sms | Proof::Wallet)
-    }
-}
-
 /// The checks of a step-up verification before its factor is spent (a refused request must not cost the user a
 /// one-time code, a TOTP step, a recovery code or a nonce). Without `requestedScopes` the verification asks for no
 /// token, and only the scopes' shape is checked.
@@ -209,7 +150,7 @@ impl Proof {
 pub(crate) async fn check_step_up_request(
     state: &AppState,
     session: &Session,
-    proof: Proof,
+    proof: Method,
     requested: Option<&[TokenScope]>,
 ) -> Result<(), ApiError> {
     check_scopes(requested)?;
@@ -223,13 +164,14 @@ pub(crate) async fn check_step_up_request(
             "Step-up is switched off for this environment",
         ));
     }
-    if proof.method().is_some_and(|method| !policy.method_enabled(method)) {
+    if StepUpMethod::setting_of(proof).is_some_and(|method| !policy.method_enabled(method)) {
         return Err(ApiError::unprocessable(
             ErrorCode::MethodDisabled,
             format!("Step-up by {} is not enabled for this environment", proof.amr()),
         ));
     }
-    if proof.is_reauthentication() && has_mfa(state, &session.user_id).await? {
+    // Re-authentication proofs, which a user with MFA may not step up with (docs/design.md §1).
+    if proof.route() == Route::Reauthenticate && has_mfa(state, &session.user_id).await? {
         return Err(ApiError::unprocessable(
             ErrorCode::MfaRequired,
             "This user has MFA methods: step up with MFA, not re-authentication",
@@ -354,11 +296,12 @@ pub(crate) async fn step_up_response(
     state: &AppState,
     session: &Session,
     requested_scopes: Option<&[TokenScope]>,
-    proof: Proof,
+    proof: Method,
 ) -> Result<VerifyResponse, ApiError> {
     // A method the environment switched off is no MFA here: it must not unlock what a recent MFA unlocks.
     let policy = &session.env.config.policy;
-    let mfa = proof.is_mfa() && proof.method().is_none_or(|method| policy.method_enabled(method));
+    let mfa = proof.route() == Route::Mfa
+        && StepUpMethod::setting_of(proof).is_none_or(|method| policy.method_enabled(method));
     let jwt = state.reissue_session(&session.env, &session.claims, mfa)?;
     let elevated = match requested_scopes {
         Some(scopes) if !scopes.is_empty() => Some(state.issue_elevated(

@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
+use stepup_core::Method;
 use stepup_proto::{
     EmailVerificationCreateRequest, EmailVerificationCreateResponse, ErrorCode, NextView, OtpVerifyRequest,
     SmsVerificationCreateRequest, SmsVerificationCreateResponse, UpdateSelfResponse, VerifyResponse,
 };
 
-use super::{Proof, check_step_up_request, step_up_response, verify_response};
+use super::{check_step_up_request, step_up_response, verify_response};
 use crate::auth::{ApiJson, Env, Session, bearer};
 use crate::client_address::ClientAddress;
 use crate::delivery::Channel;
@@ -138,7 +139,7 @@ pub(crate) async fn verify_email(
     session: Session,
     request: ApiJson<OtpVerifyRequest>,
 ) -> Result<Json<UpdateSelfResponse>, ApiError> {
-    verify(state, session, request, Proof::Email).await
+    verify(state, session, request, Method::EmailOtp).await
 }
 
 /// `POST /smsVerifications/verify`: re-authentication of the signed-in user by an SMS code.
@@ -147,7 +148,7 @@ pub(crate) async fn verify_sms(
     session: Session,
     request: ApiJson<OtpVerifyRequest>,
 ) -> Result<Json<UpdateSelfResponse>, ApiError> {
-    verify(state, session, request, Proof::Sms).await
+    verify(state, session, request, Method::SmsOtp).await
 }
 
 /// Both verify routes: the code must have gone to one of the user's own sign-in-enabled addresses, by the
@@ -156,7 +157,7 @@ async fn verify(
     State(state): State<AppState>,
     session: Session,
     ApiJson(request): ApiJson<OtpVerifyRequest>,
-    proof: Proof,
+    proof: Method,
 ) -> Result<Json<UpdateSelfResponse>, ApiError> {
     check_step_up_request(&state, &session, proof, request.requested_scopes.as_deref()).await?;
     let otp = rules::check_code(
@@ -166,7 +167,7 @@ async fn verify(
         request.verification_token.expose_secret(),
     )
     .await?;
-    let channel = if proof == Proof::Sms { "sms" } else { "email" };
+    let channel = if proof == Method::SmsOtp { "sms" } else { "email" };
     let owner = state.store().user_by_destination(session.env.id(), &otp.destination).await?;
     let sent_for_someone_else = otp.user_id.as_deref().is_some_and(|u| u != session.user_id);
     if owner.as_deref() != Some(session.user_id.as_str()) || sent_for_someone_else || otp.channel != channel {

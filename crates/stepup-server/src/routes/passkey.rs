@@ -12,13 +12,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::Value;
+use stepup_core::Method;
 use stepup_proto::{ErrorCode, TokenScope, UserPasskey, UserPasskeysResponse, VerifyResponse};
 use webauthn_rs::prelude::{
     Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
     Uuid, WebauthnError,
 };
 
-use super::{Proof, check_step_up_request, step_up_response};
+use super::{check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, Session};
 use crate::config::StepUpMethod;
 use crate::delivery::SecurityEvent;
@@ -174,7 +175,7 @@ pub(crate) async fn register(
         updated_at: now,
     };
     state.store().insert_passkey(&row).await?;
-    let response = step_up_response(&state, &session, None, Proof::PasskeyRegistration).await?;
+    let response = step_up_response(&state, &session, None, Method::Passkey).await?;
     super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::PasskeyAdded).await;
     Ok(Json(response))
 }
@@ -250,7 +251,7 @@ pub(crate) async fn authenticate(
                 .map_err(|_| ApiError::bad_request("requestedScopes must be a list of scopes"))?,
         ),
     };
-    check_step_up_request(&state, &session, Proof::Passkey, requested_scopes.as_deref()).await?;
+    check_step_up_request(&state, &session, Method::Passkey, requested_scopes.as_deref()).await?;
     let credential: PublicKeyCredential = serde_json::from_value(Value::Object(body))
         .map_err(|e| ApiError::bad_request(format!("Invalid assertion: {e}")))?;
     let attempt = mfa_lock::reserve(&state, &session.user_id).await?;
@@ -281,7 +282,7 @@ pub(crate) async fn authenticate(
         }
     }
     mfa_lock::succeeded(&state, &session.user_id).await?;
-    let response = step_up_response(&state, &session, requested_scopes.as_deref(), Proof::Passkey).await?;
+    let response = step_up_response(&state, &session, requested_scopes.as_deref(), Method::Passkey).await?;
     Ok(Json(response))
 }
 

@@ -6,11 +6,12 @@ use alloy_primitives::Address;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
+use stepup_core::Method;
 use stepup_proto::wallet::MAX_NONCES_PER_CALL;
 use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
 
 use super::otp::MaybeSession;
-use super::{Proof, check_step_up_request, step_up_response};
+use super::{check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, ApiQuery, Env, Session};
 use crate::client_address::ClientAddress;
 use crate::error::ApiError;
@@ -99,7 +100,8 @@ pub(crate) async fn verify(
     session: Session,
     ApiJson(request): ApiJson<WalletVerifyRequest>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    check_step_up_request(&state, &session, Proof::Wallet, request.requested_scopes.as_deref()).await?;
+    check_step_up_request(&state, &session, Method::ExternalWallet, request.requested_scopes.as_deref())
+        .await?;
     let now = state.now();
     let checked = check_message(
         &session.env.config,
@@ -128,6 +130,7 @@ pub(crate) async fn verify(
         });
     }
     let response =
-        step_up_response(&state, &session, request.requested_scopes.as_deref(), Proof::Wallet).await?;
+        step_up_response(&state, &session, request.requested_scopes.as_deref(), Method::ExternalWallet)
+            .await?;
     Ok(Json(response))
 }
