@@ -35,8 +35,17 @@ impl DemoServer {
     /// # Errors
     /// [`DemoError::Start`] when it cannot bind loopback or open its database.
     pub async fn start() -> Result<Self, DemoError> {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the server with `configure` applied to its configuration first (a benchmark raises a limit).
+    ///
+    /// # Errors
+    /// As [`DemoServer::start`].
+    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Result<Self, DemoError> {
         let mut config = ServerConfig::dev(DEMO_ENVIRONMENT);
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        configure(&mut config);
         // The engine (and the app) build their own reqwest clients; they need a process-wide TLS provider even
         // for plain HTTP on loopback (see `install_default_crypto_provider`).
         stepup_engine::install_default_crypto_provider();
