@@ -394,3 +394,56 @@ async fn a_refused_resend_is_a_notice_and_the_code_already_sent_still_elevates()
     assert!(waiting.await.unwrap().unwrap().scopes.contains(&Scope::CredentialLink));
     h.shutdown().await;
 }
+
+/// A code that is not `code` (one digit off).
+fn wrong(code: &str) -> String {
+    let mut digits: Vec<char> = code.chars().collect();
+    digits[0] = if digits[0] == '9' { '0' } else { char::from(digits[0] as u8 + 1) };
+    digits.into_iter().collect()
+}
+
+/// The flow machine counts a prompt's tries, across the methods the person tries in it: two wrong email codes,
+/// then a wrong SMS code, and the prompt is over (the driver counts nothing, so choosing another method does not
+/// start the count again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompts_tries_are_counted_across_methods() {
+    let h = Harness::start().await;
+    let user = h.user_with(Some("5557654321")).await;
+    let (engine, mut inbox) = h.prompted_engine(&user).await;
+    let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
+
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::ChooseMethod { options, .. } = request else { panic!("a choice, got {request:?}") };
+    let pick = |method| options.credentials().iter().find(|c| c.method == method).unwrap().clone();
+    assert!(reply.answer(PromptReply::Choose(pick(stepup::Method::EmailOtp))));
+    for left in [2, 1] {
+        let (request, reply) = next_prompt(&mut inbox).await;
+        assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+        let code = pending_code(&h, &engine, &user.email).await;
+        assert!(reply.answer(PromptReply::Code(wrong(&code).as_str().into())));
+        let (request, reply) = next_prompt(&mut inbox).await;
+        let PromptRequest::Failed { attempts_left, .. } = request else {
+            panic!("a notice, got {request:?}")
+        };
+        assert_eq!(attempts_left, left);
+        assert!(reply.answer(PromptReply::Confirm));
+    }
+    // Another method: back to the choice, then the phone.
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    assert!(reply.answer(PromptReply::Choose(pick(stepup::Method::SmsOtp))));
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::ChooseMethod { .. }), "{request:?}");
+    assert!(reply.answer(PromptReply::Choose(pick(stepup::Method::SmsOtp))));
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnterOtp { .. }), "{request:?}");
+    let code = pending_code(&h, &engine, "+15557654321").await;
+    assert!(reply.answer(PromptReply::Code(wrong(&code).as_str().into())));
+
+    let error = waiting.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, StepUpError::WrongVerificationToken { .. }),
+        "the third try was the last: {error:?}"
+    );
+    h.shutdown().await;
+}
