@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stepup_core::Jwt;
-use stepup_proto::{SdkUser, TokenScope, VerifiedCredential, WalletProvider};
+use stepup_proto::{CredentialFormat, SdkUser, TokenScope, VerifiedCredential, WalletProvider};
 
 use super::{sdk_user, verified_credential};
 use crate::auth::{Admin, ApiJson, OptionalJson};
@@ -166,25 +166,23 @@ pub async fn create_user_op(
     state.store().insert_user(&user, now).await?;
     if let Some(email) = email {
         let credential = NewCredential {
-            id: random::uuid().map_err(internal)?,
-            user_id: user_id.clone(),
-            format: "email".into(),
             email: Some(email),
             sign_in_enabled: true,
-            ..NewCredential::default()
+            ..NewCredential::new(random::uuid().map_err(internal)?, user_id.clone(), CredentialFormat::Email)
         };
         state.store().insert_credential(&credential, now).await?;
     }
     if let Some((number, cc, iso, _)) = phone {
         let credential = NewCredential {
-            id: random::uuid().map_err(internal)?,
-            user_id: user_id.clone(),
-            format: "phoneNumber".into(),
             phone_number: Some(number),
             phone_country_code: Some(cc),
             iso_country_code: Some(iso),
             sign_in_enabled: true,
-            ..NewCredential::default()
+            ..NewCredential::new(
+                random::uuid().map_err(internal)?,
+                user_id.clone(),
+                CredentialFormat::PhoneNumber,
+            )
         };
         state.store().insert_credential(&credential, now).await?;
     }
@@ -276,17 +274,15 @@ pub async fn link_wallet_op(
             || ApiError::bad_request(format!("Unsupported chain `{}`: only EVM (eip155)", request.chain)),
         )?;
     let embedded = request.embedded || request.wallet_provider == WalletProvider::EmbeddedWallet;
+    let id = random::uuid().map_err(|_| ApiError::internal())?;
     let credential = NewCredential {
-        id: random::uuid().map_err(|_| ApiError::internal())?,
-        user_id,
-        format: "blockchain".into(),
         address: Some(request.address),
         chain: Some(chain.to_owned()),
         wallet_name: Some(request.wallet_name),
         wallet_provider: Some(request.wallet_provider.as_str().to_owned()),
         embedded,
         sign_in_enabled: !embedded,
-        ..NewCredential::default()
+        ..NewCredential::new(id, user_id, CredentialFormat::Blockchain)
     };
     state.store().insert_credential(&credential, secs(state.now())).await?;
     Ok(verified_credential(&credential))

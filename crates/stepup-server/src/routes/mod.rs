@@ -206,7 +206,7 @@ pub(crate) fn sdk_user(
 pub(crate) fn verified_credential(c: &CredentialRow) -> VerifiedCredential {
     VerifiedCredential {
         id: c.id.clone(),
-        format: c.format.as_str().into(),
+        format: c.format.clone(),
         address: c.address.clone(),
         // Dynamic's credential chain name (`eip155`), also for rows stored before it was (`EVM`).
         chain: c.chain.as_deref().map(|chain| {

@@ -42,9 +42,9 @@ async fn address_of(state: &AppState, user_id: &str) -> Option<String> {
         return None;
     }
     match state.store().credentials(user_id).await {
-        Ok(credentials) => {
-            credentials.into_iter().find_map(|c| (c.format == "email").then_some(c.email).flatten())
-        }
+        Ok(credentials) => credentials
+            .into_iter()
+            .find_map(|c| (c.format == stepup_proto::CredentialFormat::Email).then_some(c.email).flatten()),
         Err(error) => {
             tracing::warn!(%error, "security notice: cannot read the user's address");
             None

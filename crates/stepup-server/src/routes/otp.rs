@@ -214,14 +214,16 @@ async fn create_user_for(state: &AppState, environment_id: &str, otp: &OtpRow) -
     if otp.channel == "sms" {
         // The destination is `+<country code><number>` and cannot be split reliably, so the credential keeps it
         // whole (empty country code): the next sign-in and step-up find it by the same destination.
+        let id = crate::random::uuid().map_err(|_| ApiError::internal())?;
         let credential = crate::store::NewCredential {
-            id: crate::random::uuid().map_err(|_| ApiError::internal())?,
-            user_id: user.id.clone(),
-            format: "phoneNumber".into(),
             phone_number: Some(otp.destination.trim_start_matches('+').to_owned()),
             phone_country_code: Some(String::new()),
             sign_in_enabled: true,
-            ..crate::store::NewCredential::default()
+            ..crate::store::NewCredential::new(
+                id,
+                user.id.clone(),
+                stepup_proto::CredentialFormat::PhoneNumber,
+            )
         };
         state.store().insert_credential(&credential, secs(state.now())).await?;
     }

@@ -90,14 +90,14 @@ pub(crate) async fn step_up_credentials(
     } else {
         let mut credentials = state.store().credentials(user_id).await?;
         // Offer email first, then phone, then wallets (the order docs/design.md lists them in); oldest first within a kind.
-        credentials.sort_by_key(|c| match c.format.as_str() {
-            "email" => 0,
-            "phoneNumber" => 1,
+        credentials.sort_by_key(|c| match c.format {
+            CredentialFormat::Email => 0,
+            CredentialFormat::PhoneNumber => 1,
             _ => 2,
         });
         offered.extend(credentials.into_iter().filter(|c| c.sign_in_enabled && !c.embedded).filter_map(
             |c| {
-                let format = CredentialFormat::parse(&c.format);
+                let format = c.format.clone();
                 let (method, alias) = match format {
                     CredentialFormat::Email => (StepUpMethod::Email, c.email.clone()),
                     CredentialFormat::PhoneNumber => (StepUpMethod::Sms, c.phone_number.clone()),

@@ -8,7 +8,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use stepup_core::Method;
 use stepup_proto::wallet::MAX_NONCES_PER_CALL;
-use stepup_proto::{ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
+use stepup_proto::{CredentialFormat, ErrorCode, NoncesResponse, VerifyResponse, WalletVerifyRequest};
 
 use super::otp::MaybeSession;
 use super::{check_step_up_request, step_up_response};
@@ -114,7 +114,7 @@ pub(crate) async fn verify(
     let wallet = credentials
         .iter()
         .find(|c| {
-            c.format == "blockchain"
+            c.format == CredentialFormat::Blockchain
                 && c.address.as_deref().and_then(|a| Address::from_str(a).ok()) == Some(checked.address)
                 // The request names the connector's chain (`EVM`), the credential Dynamic's (`eip155`).
                 && c.chain.as_deref().is_none_or(|chain| stepup_proto::chain::same_chain(chain, &request.chain))

@@ -2,6 +2,7 @@
 
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
+use stepup_proto::CredentialFormat;
 
 use super::{Store, StoreError};
 
@@ -21,14 +22,14 @@ pub struct UserRow {
 }
 
 /// A verified credential of a user.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialRow {
     /// Id (UUID).
     pub id: String,
     /// Owner.
     pub user_id: String,
-    /// `email`, `phoneNumber` or `blockchain`.
-    pub format: String,
+    /// `email`, `phoneNumber` or `blockchain` (stored by its wire name).
+    pub format: CredentialFormat,
     /// Email address.
     pub email: Option<String>,
     /// Phone number without country code.
@@ -54,11 +55,34 @@ pub struct CredentialRow {
 /// What is needed to add a credential.
 pub type NewCredential = CredentialRow;
 
+impl CredentialRow {
+    /// A credential of `format` for `user_id` with nothing else set (fill in the rest with struct update):
+    /// not embedded, not for sign-in.
+    #[must_use]
+    pub fn new(id: String, user_id: String, format: CredentialFormat) -> Self {
+        Self {
+            id,
+            user_id,
+            format,
+            email: None,
+            phone_number: None,
+            phone_country_code: None,
+            iso_country_code: None,
+            address: None,
+            chain: None,
+            wallet_name: None,
+            wallet_provider: None,
+            embedded: false,
+            sign_in_enabled: false,
+        }
+    }
+}
+
 fn credential(row: &AnyRow) -> Result<CredentialRow, sqlx::Error> {
     Ok(CredentialRow {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
-        format: row.try_get("format")?,
+        format: CredentialFormat::parse(&row.try_get::<String, _>("format")?),
         email: row.try_get("email")?,
         phone_number: row.try_get("phone_number")?,
         phone_country_code: row.try_get("phone_country_code")?,
@@ -143,7 +167,7 @@ impl Store {
         )
         .bind(&c.id)
         .bind(&c.user_id)
-        .bind(&c.format)
+        .bind(c.format.as_str())
         .bind(&c.email)
         .bind(&c.phone_number)
         .bind(&c.phone_country_code)
