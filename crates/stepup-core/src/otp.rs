@@ -15,6 +15,25 @@ pub enum OtpChannel {
 }
 
 impl OtpChannel {
+    /// `email` or `sms`: the channel's name where it is stored, counted or logged.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OtpChannel::Email => "email",
+            OtpChannel::Sms => "sms",
+        }
+    }
+
+    /// The channel named `name` (as [`OtpChannel::as_str`] writes it), if it is one.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "email" => Some(OtpChannel::Email),
+            "sms" => Some(OtpChannel::Sms),
+            _ => None,
+        }
+    }
+
     /// The method that verifies a code sent on this channel.
     #[must_use]
     pub fn method(self) -> crate::Method {

@@ -23,25 +23,8 @@ use sms::{Sms, SmsProvider};
 use smtp::{Email, SmtpMailer};
 use template::{Escape, render};
 
-/// A delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// Email.
-    Email,
-    /// SMS.
-    Sms,
-}
-
-impl Channel {
-    /// `email` or `sms`, as stored and in metrics.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-}
+/// A delivery channel: core's one-time-code channel (`email` or `sms`, as stored and in metrics).
+pub use stepup_core::OtpChannel as Channel;
 
 /// Why a message was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -74,13 +74,12 @@ async fn send(
         }
         return Err(error.into());
     }
-    let channel = channel.as_str();
     let now = state.now();
     let otp = OtpRow {
         id: id.clone(),
         environment_id: environment_id.to_owned(),
         user_id,
-        channel: channel.to_owned(),
+        channel,
         destination: destination.to_owned(),
         code_hash: state.otp_hash(&id, &code),
         expires_at: secs(now.plus_secs(CODE_TTL_SECS)),
@@ -91,13 +90,13 @@ async fn send(
     // the delivered message does. Logs never do.
     let message = state.delivery().outbox_enabled().then(|| OutboxRow {
         recipient: destination.to_owned(),
-        channel: channel.to_owned(),
+        channel: channel.as_str().to_owned(),
         code,
         verification_id: id.clone(),
         created_at: secs(now),
     });
     state.store().insert_otp(&otp, message.as_ref(), &random::uuid().map_err(internal)?, secs(now)).await?;
-    tracing::info!(verification = %id, channel, "one-time code sent");
+    tracing::info!(verification = %id, channel = channel.as_str(), "one-time code sent");
     Ok(id)
 }
 
@@ -167,7 +166,7 @@ async fn verify(
         request.verification_token.expose_secret(),
     )
     .await?;
-    let channel = if proof == Method::SmsOtp { "sms" } else { "email" };
+    let channel = if proof == Method::SmsOtp { Channel::Sms } else { Channel::Email };
     let owner = state.store().user_by_destination(session.env.id(), &otp.destination).await?;
     let sent_for_someone_else = otp.user_id.as_deref().is_some_and(|u| u != session.user_id);
     if owner.as_deref() != Some(session.user_id.as_str()) || sent_for_someone_else || otp.channel != channel {
@@ -208,10 +207,10 @@ pub(crate) async fn signin(
 }
 
 async fn create_user_for(state: &AppState, environment_id: &str, otp: &OtpRow) -> Result<String, ApiError> {
-    let email = (otp.channel == "email").then(|| otp.destination.clone());
+    let email = (otp.channel == Channel::Email).then(|| otp.destination.clone());
     let request = super::CreateUserRequest { email, ..Default::default() };
     let user = super::admin::create_user_op(state, environment_id, request).await?;
-    if otp.channel == "sms" {
+    if otp.channel == Channel::Sms {
         // The destination is `+<country code><number>` and cannot be split reliably, so the credential keeps it
         // whole (empty country code): the next sign-in and step-up find it by the same destination.
         let id = crate::random::uuid().map_err(|_| ApiError::internal())?;

@@ -1,6 +1,7 @@
 //! One-time codes (stored as keyed hashes) and the dev outbox that delivers them.
 
 use sqlx::Row as _;
+use stepup_core::OtpChannel;
 
 use super::{Store, StoreError};
 
@@ -13,8 +14,8 @@ pub struct OtpRow {
     pub environment_id: String,
     /// The user it was sent for (verify calls), or none (sign-in).
     pub user_id: Option<String>,
-    /// `email` or `sms`.
-    pub channel: String,
+    /// Where it was sent (stored by its name).
+    pub channel: OtpChannel,
     /// Where it went.
     pub destination: String,
     /// HMAC of the code under the server's OTP key, hex.
@@ -73,7 +74,7 @@ impl Store {
         .bind(&otp.id)
         .bind(&otp.environment_id)
         .bind(&otp.user_id)
-        .bind(&otp.channel)
+        .bind(otp.channel.as_str())
         .bind(&otp.destination)
         .bind(&otp.code_hash)
         .bind(now)
@@ -113,7 +114,7 @@ impl Store {
                 id: row.try_get("id")?,
                 environment_id: row.try_get("environment_id")?,
                 user_id: row.try_get("user_id")?,
-                channel: row.try_get("channel")?,
+                channel: stored_channel(&row.try_get::<String, _>("channel")?)?,
                 destination: row.try_get("destination")?,
                 code_hash: row.try_get("code_hash")?,
                 expires_at: row.try_get("expires_at")?,
@@ -187,4 +188,9 @@ impl Store {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+}
+
+/// A channel as stored; another name is a corrupt row, not a channel to guess.
+fn stored_channel(name: &str) -> Result<OtpChannel, sqlx::Error> {
+    OtpChannel::from_name(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown channel `{name}`").into()))
 }

@@ -213,7 +213,7 @@ pub async fn check_code(
         if !state.store().otp_failed(&otp.id, MAX_WRONG_CODES).await? {
             return Err(invalid());
         }
-        let code = if otp.channel == "sms" {
+        let code = if otp.channel == stepup_core::OtpChannel::Sms {
             ErrorCode::WrongSmsVerificationToken
         } else {
             ErrorCode::WrongEmailVerificationToken
