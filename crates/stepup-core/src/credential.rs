@@ -161,7 +161,7 @@ impl MethodOptions {
         if route == Route::Reauthenticate && self.route() == Some(Route::Mfa) {
             return Err(StepUpError::ReauthenticationNotAllowed);
         }
-        if self.is_known() && !route.methods().iter().any(|m| self.allows(*m)) {
+        if self.is_known() && !route.methods().any(|m| self.allows(m)) {
             return Err(StepUpError::NoMethodsAvailable { route: Some(route) });
         }
         Ok(())

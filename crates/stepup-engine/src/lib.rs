@@ -45,10 +45,8 @@ pub use signers::LocalWalletSigner;
 pub use signers::SoftwarePasskey;
 pub use signers::{PasskeyAuthenticator, PasskeyError, SignerError, WalletSigner};
 pub use timeouts::{DEFAULT_PROMPT_TIMEOUT, DEFAULT_VERIFY_TIMEOUT};
-pub use verifiers::{
-    ExternalAuthRequest, OtpRequest, PasskeyRequest, RecoveryCodeRequest, TotpRequest, VerifyRequest,
-    WalletMessageSettings, WalletRequest,
-};
+pub use verifiers::requests::*;
+pub use verifiers::{VerifyRequest, WalletMessageSettings};
 
 pub use stepup_core::SessionInfo;
 

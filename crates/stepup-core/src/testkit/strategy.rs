@@ -150,8 +150,7 @@ fn progressing_events(model: &ReferenceFlow) -> BoxedStrategy<FlowEvent> {
                 .boxed()
         }
         FlowState::Prompting { route, progress, .. } => {
-            let allowed: Vec<Method> =
-                route.methods().iter().copied().filter(|m| progress.options.allows(*m)).collect();
+            let allowed: Vec<Method> = route.methods().filter(|m| progress.options.allows(*m)).collect();
             let pending = model.pending_otp.as_ref().map(|otp| otp.channel.method());
             if allowed.is_empty() {
                 return Just(FlowEvent::Cancel).boxed();

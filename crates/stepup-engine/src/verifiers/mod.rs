@@ -28,12 +28,18 @@ use stepup_core::{Jwt, Method, OtpVerification, ScopeSet, SharedClock, StepUpErr
 use stepup_proto::TokenScope;
 use tokio::sync::watch;
 
-pub use external_auth::ExternalAuthRequest;
-pub use otp::OtpRequest;
-pub use passkey::PasskeyRequest;
-pub use recovery::RecoveryCodeRequest;
-pub use totp::TotpRequest;
-pub use wallet::{WalletMessageSettings, WalletRequest};
+pub(crate) use requests::*;
+pub use wallet::WalletMessageSettings;
+
+/// Each method's public request type, in one list the crate root re-exports whole.
+pub(crate) mod requests {
+    pub use super::external_auth::ExternalAuthRequest;
+    pub use super::otp::OtpRequest;
+    pub use super::passkey::PasskeyRequest;
+    pub use super::recovery::RecoveryCodeRequest;
+    pub use super::totp::TotpRequest;
+    pub use super::wallet::WalletRequest;
+}
 
 use crate::api::ApiClient;
 use crate::coordinator::CoordinatorMsg;
