@@ -9,7 +9,6 @@ use common::{Harness, next_prompt};
 use reqwest::StatusCode;
 use stepup::engine::{PromptReply, PromptRequest};
 use stepup::{Method, Scope, StepUpError};
-use stepup_server::config::StepUpMethod;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_step_up_off_nothing_needs_it() {
@@ -38,9 +37,10 @@ async fn with_step_up_off_nothing_needs_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_offer_only_the_methods_the_server_enables() {
-    let h =
-        Harness::start_with(|config| config.environments[0].policy.enabled_methods = vec![StepUpMethod::Sms])
-            .await;
+    let h = Harness::start_with(|config| {
+        config.environments[0].policy.enabled_methods = vec![stepup::Method::SmsOtp]
+    })
+    .await;
     // Email and phone: only the phone is offered, so the prompt sends the SMS code without asking.
     let user = h.user_with(Some("5557654321")).await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;

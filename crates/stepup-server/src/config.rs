@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use stepup_core::Method;
 use stepup_core::SecretString;
 use stepup_proto::TokenScope;
 
@@ -218,62 +219,58 @@ pub struct EnvironmentConfig {
     pub sms: SmsSettings,
 }
 
-/// A verification method that can be switched on or off for step-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepUpMethod {
-    /// Email one-time codes.
-    Email,
-    /// SMS one-time codes.
-    Sms,
-    /// External-wallet signatures.
-    Wallet,
-    /// Passkeys.
-    Passkey,
-    /// Authenticator apps (TOTP).
-    Totp,
-    /// Recovery codes.
-    RecoveryCode,
+/// The methods an environment switches on and off (`enabled_methods`): core's methods but external auth, which
+/// is on when the environment trusts a backend.
+pub const SWITCHABLE_METHODS: [Method; 6] = [
+    Method::EmailOtp,
+    Method::SmsOtp,
+    Method::ExternalWallet,
+    Method::Passkey,
+    Method::Totp,
+    Method::RecoveryCode,
+];
+
+/// A method's name in configuration files and in `/settings`; `None` for external auth, which no setting
+/// switches.
+#[must_use]
+pub fn setting_name(method: Method) -> Option<&'static str> {
+    match method {
+        Method::EmailOtp => Some("email"),
+        Method::SmsOtp => Some("sms"),
+        Method::ExternalWallet => Some("wallet"),
+        Method::Passkey => Some("passkey"),
+        Method::Totp => Some("totp"),
+        Method::RecoveryCode => Some("recovery_code"),
+        Method::ExternalAuth => None,
+    }
 }
 
-impl StepUpMethod {
-    /// Every method.
-    pub const ALL: [StepUpMethod; 6] = [
-        StepUpMethod::Email,
-        StepUpMethod::Sms,
-        StepUpMethod::Wallet,
-        StepUpMethod::Passkey,
-        StepUpMethod::Totp,
-        StepUpMethod::RecoveryCode,
-    ];
+/// `enabled_methods`, read by the methods' setting names.
+mod method_names {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+    use stepup_core::Method;
 
-    /// The setting that switches `method` on and off; `None` for external auth, which is on when the
-    /// environment trusts a backend.
-    #[must_use]
-    pub fn setting_of(method: stepup_core::Method) -> Option<StepUpMethod> {
-        use stepup_core::Method;
-        match method {
-            Method::EmailOtp => Some(StepUpMethod::Email),
-            Method::SmsOtp => Some(StepUpMethod::Sms),
-            Method::ExternalWallet => Some(StepUpMethod::Wallet),
-            Method::Passkey => Some(StepUpMethod::Passkey),
-            Method::Totp => Some(StepUpMethod::Totp),
-            Method::RecoveryCode => Some(StepUpMethod::RecoveryCode),
-            Method::ExternalAuth => None,
-        }
-    }
+    use super::{SWITCHABLE_METHODS, setting_name};
 
-    /// The name in configuration files and in `/settings`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepUpMethod::Email => "email",
-            StepUpMethod::Sms => "sms",
-            StepUpMethod::Wallet => "wallet",
-            StepUpMethod::Passkey => "passkey",
-            StepUpMethod::Totp => "totp",
-            StepUpMethod::RecoveryCode => "recovery_code",
-        }
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Method>, D::Error> {
+        let names = Vec::<String>::deserialize(deserializer)?;
+        names
+            .iter()
+            .map(|name| {
+                SWITCHABLE_METHODS
+                    .into_iter()
+                    .find(|method| setting_name(*method) == Some(name.as_str()))
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            SWITCHABLE_METHODS.iter().filter_map(|m| setting_name(*m)).collect();
+                        D::Error::custom(format!(
+                            "unknown method `{name}`, expected one of {}",
+                            known.join(", ")
+                        ))
+                    })
+            })
+            .collect()
     }
 }
 
@@ -351,8 +348,10 @@ pub struct Policy {
     /// Whether step-up is on at all. Off: every check answers "not required", the guard lets every call through,
     /// and no elevated token is issued.
     pub step_up_enabled: bool,
-    /// The methods a user may step up with (default: all six). At least one must be enabled while step-up is on.
-    pub enabled_methods: Vec<StepUpMethod>,
+    /// The methods a user may step up with, by their setting names (default: all six of
+    /// [`SWITCHABLE_METHODS`]). At least one must be enabled while step-up is on.
+    #[serde(deserialize_with = "method_names::deserialize")]
+    pub enabled_methods: Vec<Method>,
     /// How recent the session's last MFA verification must be for calls that need one (recovery codes),
     /// seconds (the RFC 9470 `max_age` of their challenge). Default 300.
     pub recent_mfa_max_age_secs: u64,
@@ -437,7 +436,7 @@ impl Default for Policy {
             multi_use_ttl_secs: 600,
             session_ttl_secs: 24 * 3600,
             step_up_enabled: true,
-            enabled_methods: StepUpMethod::ALL.to_vec(),
+            enabled_methods: SWITCHABLE_METHODS.to_vec(),
             recent_mfa_max_age_secs: 300,
         }
     }
@@ -450,10 +449,11 @@ impl Policy {
         self.step_up_enabled && self.step_up_scopes.contains(scope)
     }
 
-    /// Whether `method` is enabled for step-up.
+    /// Whether `method` is enabled for step-up (external auth, which no setting switches, always is: the
+    /// environment's trust in a backend decides it).
     #[must_use]
-    pub fn method_enabled(&self, method: StepUpMethod) -> bool {
-        self.enabled_methods.contains(&method)
+    pub fn method_enabled(&self, method: Method) -> bool {
+        setting_name(method).is_none() || self.enabled_methods.contains(&method)
     }
 
     /// Whether a token for these scopes is single-use (any of them is), and its lifetime in seconds.
@@ -715,7 +715,7 @@ impl ServerConfig {
             match &env.email.from {
                 Some(from) => crate::delivery::smtp::check_mailbox(from)
                     .map_err(|why| invalid(&format!("email.from `{from}`: {why}")))?,
-                None if self.delivery.smtp.is_some() && env.policy.method_enabled(StepUpMethod::Email) => {
+                None if self.delivery.smtp.is_some() && env.policy.method_enabled(Method::EmailOtp) => {
                     return Err(invalid("email.from is needed to send email over SMTP"));
                 }
                 None => {}
@@ -736,7 +736,7 @@ impl ServerConfig {
         }
         if let Some(crate::delivery::settings::SmsGatewayConfig::Twilio { .. }) = &self.delivery.sms {
             for env in &self.environments {
-                if env.policy.method_enabled(StepUpMethod::Sms) && env.sms.from.is_none() {
+                if env.policy.method_enabled(Method::SmsOtp) && env.sms.from.is_none() {
                     return Err(ConfigError::Invalid(format!(
                         "environment {}: sms.from is needed to send SMS through Twilio",
                         env.id
@@ -764,8 +764,8 @@ impl ServerConfig {
         }
         for env in &self.environments {
             let channels = [
-                (StepUpMethod::Email, self.delivery.smtp.is_some(), "email", "delivery.smtp"),
-                (StepUpMethod::Sms, self.delivery.sms.is_some(), "SMS", "delivery.sms"),
+                (Method::EmailOtp, self.delivery.smtp.is_some(), "email", "delivery.smtp"),
+                (Method::SmsOtp, self.delivery.sms.is_some(), "SMS", "delivery.sms"),
             ];
             for (method, configured, name, section) in channels {
                 if env.policy.step_up_enabled && env.policy.method_enabled(method) && !configured && !outbox {
@@ -880,8 +880,8 @@ mod tests {
         .unwrap();
         config.validate().unwrap();
         let policy = &config.environments[0].policy;
-        assert!(policy.method_enabled(StepUpMethod::Totp));
-        assert!(!policy.method_enabled(StepUpMethod::Wallet));
+        assert!(policy.method_enabled(Method::Totp));
+        assert!(!policy.method_enabled(Method::ExternalWallet));
         assert!(policy.requires_step_up(&TokenScope::WalletExport));
         let off = Policy { step_up_enabled: false, ..Policy::default() };
         assert!(!off.requires_step_up(&TokenScope::WalletExport));

@@ -118,7 +118,7 @@ async fn a_link_token_from_before_mfa_does_not_add_factors_after(backend: &Backe
 
 async fn disabled_methods_cannot_be_enrolled(backend: &Backend) {
     let server = TestServer::start_with(backend, |config| {
-        config.environments[0].policy.enabled_methods = vec![stepup_server::config::StepUpMethod::Email];
+        config.environments[0].policy.enabled_methods = vec![stepup_core::Method::EmailOtp];
     })
     .await;
     let (_, jwt, email) = server.signed_in().await;

@@ -12,7 +12,6 @@ use stepup_proto::{
     MfaDevicesResponse, RecoveryCodesResponse, SdkUser, StepUpCheckResponse, UpdateSelfResponse,
     UserPasskeysResponse, VerifyResponse,
 };
-use stepup_server::config::StepUpMethod;
 
 /// The session JWT of a verify answer: the same in `jwt` and `minifiedJwt`, for the same session as `before`
 /// (user, id, expiry), and `expiresAt` is its `exp`.
@@ -254,7 +253,7 @@ async fn mfa_devices_and_the_default_device(backend: &Backend) {
 async fn settings_follow_the_policy(backend: &Backend) {
     let server = TestServer::start_with(backend, |config| {
         let policy = &mut config.environments[0].policy;
-        policy.enabled_methods = vec![StepUpMethod::Email, StepUpMethod::Totp];
+        policy.enabled_methods = vec![stepup_core::Method::EmailOtp, stepup_core::Method::Totp];
         policy.step_up_scopes = vec![stepup_proto::TokenScope::WalletExport];
     })
     .await;
@@ -335,7 +334,8 @@ async fn step_up_switched_off_opens_everything(backend: &Backend) {
 
 async fn disabled_methods_are_neither_offered_nor_accepted(backend: &Backend) {
     let server = TestServer::start_with(backend, |config| {
-        config.environments[0].policy.enabled_methods = vec![StepUpMethod::Totp, StepUpMethod::Sms];
+        config.environments[0].policy.enabled_methods =
+            vec![stepup_core::Method::Totp, stepup_core::Method::SmsOtp];
     })
     .await;
     // Email is off: an email-only user is offered nothing, and an email code elevates nothing.
@@ -362,7 +362,8 @@ async fn disabled_methods_are_neither_offered_nor_accepted(backend: &Backend) {
 
     // Recovery codes off: not offered to a TOTP user, and not handed out.
     let server = TestServer::start_with(backend, |config| {
-        config.environments[0].policy.enabled_methods = vec![StepUpMethod::Totp, StepUpMethod::Email];
+        config.environments[0].policy.enabled_methods =
+            vec![stepup_core::Method::Totp, stepup_core::Method::EmailOtp];
     })
     .await;
     let person = server.totp_user().await;

@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Map, Value, json};
+use stepup_core::Method;
 use stepup_proto::{ErrorCode, JwksResponse, ProjectSettings, TokenScope};
 
 use crate::auth::Env;
-use crate::config::StepUpMethod;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,7 +39,7 @@ pub(crate) async fn settings(Env(env): Env) -> Json<ProjectSettings> {
     let config = &env.config;
     let policy = &config.policy;
     let on = |method| policy.step_up_enabled && policy.method_enabled(method);
-    let mfa_methods: Vec<&str> = [(StepUpMethod::Totp, "totp"), (StepUpMethod::Passkey, "passkey")]
+    let mfa_methods: Vec<&str> = [(Method::Totp, "totp"), (Method::Passkey, "passkey")]
         .into_iter()
         .filter(|(method, _)| on(*method))
         .map(|(_, name)| name)
@@ -48,13 +48,15 @@ pub(crate) async fn settings(Env(env): Env) -> Json<ProjectSettings> {
         .iter()
         .map(|(action, scope)| json!({"action": action, "required": policy.requires_step_up(&TokenScope::parse(scope))}))
         .collect();
-    let methods: Map<String, Value> =
-        StepUpMethod::ALL.iter().map(|m| (m.as_str().to_owned(), Value::Bool(on(*m)))).collect();
+    let methods: Map<String, Value> = crate::config::SWITCHABLE_METHODS
+        .iter()
+        .filter_map(|m| Some((crate::config::setting_name(*m)?.to_owned(), Value::Bool(on(*m)))))
+        .collect();
     let scope_names =
         |scopes: &[TokenScope]| scopes.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>();
     let external = config.external_auth.as_ref();
     Json(ProjectSettings {
-        chains: vec![json!({"name": "EVM", "enabled": on(StepUpMethod::Wallet)})],
+        chains: vec![json!({"name": "EVM", "enabled": on(Method::ExternalWallet)})],
         kyc: vec![],
         design: Map::new(),
         general: object(json!({"appName": config.app_name, "displayName": config.app_name})),
@@ -66,8 +68,8 @@ pub(crate) async fn settings(Env(env): Env) -> Json<ProjectSettings> {
                 "required": false,
                 "availableMethods": mfa_methods,
                 "methods": [
-                    {"type": "totp", "enabled": on(StepUpMethod::Totp), "allowBackupCodes": on(StepUpMethod::RecoveryCode)},
-                    {"type": "passkey", "enabled": on(StepUpMethod::Passkey), "allowBackupCodes": on(StepUpMethod::RecoveryCode)},
+                    {"type": "totp", "enabled": on(Method::Totp), "allowBackupCodes": on(Method::RecoveryCode)},
+                    {"type": "passkey", "enabled": on(Method::Passkey), "allowBackupCodes": on(Method::RecoveryCode)},
                 ],
                 "actions": actions,
             },

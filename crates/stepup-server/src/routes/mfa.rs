@@ -12,7 +12,6 @@ use stepup_proto::{
 
 use super::{check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, ApiPath, OptionalJson, Session};
-use crate::config::StepUpMethod;
 use crate::delivery::SecurityEvent;
 use crate::error::ApiError;
 use crate::guard;
@@ -105,7 +104,7 @@ pub(crate) async fn register_totp(
     session: Session,
     headers: HeaderMap,
 ) -> Result<Json<TotpRegistration>, ApiError> {
-    super::require_method(&session, StepUpMethod::Totp)?;
+    super::require_method(&session, Method::Totp)?;
     // One authenticator app per user, as Dynamic has it: checked before any token is spent on the call.
     if state.store().totp_devices(&session.user_id).await?.iter().any(|d| d.verified) {
         return Err(ApiError::unprocessable(
@@ -269,7 +268,7 @@ async fn new_codes(state: &AppState, session: &Session) -> Result<RecoveryCodesR
 /// `max_age`; an MFA verification re-signs the session and the call goes through.
 fn require_recent_mfa(state: &AppState, session: &Session) -> Result<(), ApiError> {
     let policy = &session.env.config.policy;
-    if !policy.method_enabled(StepUpMethod::RecoveryCode) {
+    if !policy.method_enabled(Method::RecoveryCode) {
         return Err(ApiError::unprocessable(
             ErrorCode::MethodDisabled,
             "Recovery codes are not enabled for this environment",

@@ -26,7 +26,6 @@ use stepup_core::{Method, Route};
 use stepup_proto::{ErrorCode, SdkUser, TokenScope, VerifiedCredential, VerifyResponse, WalletProvider};
 
 use crate::auth::Session;
-use crate::config::StepUpMethod;
 use crate::error::ApiError;
 use crate::state::{AppState, Environment};
 use crate::store::CredentialRow;
@@ -164,7 +163,7 @@ pub(crate) async fn check_step_up_request(
             "Step-up is switched off for this environment",
         ));
     }
-    if StepUpMethod::setting_of(proof).is_some_and(|method| !policy.method_enabled(method)) {
+    if !policy.method_enabled(proof) {
         return Err(ApiError::unprocessable(
             ErrorCode::MethodDisabled,
             format!("Step-up by {} is not enabled for this environment", proof.amr()),
@@ -252,13 +251,16 @@ pub(crate) async fn has_mfa(state: &AppState, user_id: &str) -> Result<bool, Api
 ///
 /// # Errors
 /// 422 `method_disabled`.
-pub(crate) fn require_method(session: &Session, method: StepUpMethod) -> Result<(), ApiError> {
+pub(crate) fn require_method(session: &Session, method: Method) -> Result<(), ApiError> {
     if session.env.config.policy.method_enabled(method) {
         Ok(())
     } else {
         Err(ApiError::unprocessable(
             ErrorCode::MethodDisabled,
-            format!("{} is not enabled for this environment", method.as_str()),
+            format!(
+                "{} is not enabled for this environment",
+                crate::config::setting_name(method).unwrap_or("external")
+            ),
         ))
     }
 }
@@ -300,8 +302,7 @@ pub(crate) async fn step_up_response(
 ) -> Result<VerifyResponse, ApiError> {
     // A method the environment switched off is no MFA here: it must not unlock what a recent MFA unlocks.
     let policy = &session.env.config.policy;
-    let mfa = proof.route() == Route::Mfa
-        && StepUpMethod::setting_of(proof).is_none_or(|method| policy.method_enabled(method));
+    let mfa = proof.route() == Route::Mfa && policy.method_enabled(proof);
     let jwt = state.reissue_session(&session.env, &session.claims, mfa)?;
     let elevated = match requested_scopes {
         Some(scopes) if !scopes.is_empty() => Some(state.issue_elevated(

@@ -21,7 +21,6 @@ use webauthn_rs::prelude::{
 
 use super::{check_step_up_request, step_up_response};
 use crate::auth::{ApiJson, Session};
-use crate::config::StepUpMethod;
 use crate::delivery::SecurityEvent;
 use crate::error::ApiError;
 use crate::guard;
@@ -87,7 +86,7 @@ pub(crate) async fn registration_options(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Json<Value>, ApiError> {
-    super::require_method(&session, StepUpMethod::Passkey)?;
+    super::require_method(&session, Method::Passkey)?;
     super::count_ceremony(&state, &session).await?;
     let user = state
         .store()
@@ -146,7 +145,7 @@ pub(crate) async fn register(
     headers: HeaderMap,
     ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    super::require_method(&session, StepUpMethod::Passkey)?;
+    super::require_method(&session, Method::Passkey)?;
     guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialLink).await?;
     let credential = attestation(body)?;
     let client_data = URL_SAFE_NO_PAD.encode(&credential.response.client_data_json);

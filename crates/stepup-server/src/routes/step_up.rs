@@ -2,10 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
+use stepup_core::Method;
 use stepup_proto::{CredentialFormat, ErrorCode, StepUpCheckRequest, StepUpCheckResponse, StepUpCredential};
 
 use crate::auth::{ApiJson, Session};
-use crate::config::StepUpMethod;
 use crate::error::ApiError;
 use crate::state::{AppState, Environment};
 
@@ -59,7 +59,7 @@ pub(crate) async fn step_up_credentials(
     let mut default = None;
     let mut offered: Vec<StepUpCredential> = Vec::new();
     if has_mfa {
-        if policy.method_enabled(StepUpMethod::Totp) {
+        if policy.method_enabled(Method::Totp) {
             default = super::mfa::default_device(&devices).map(|d| d.id.clone());
             offered.extend(devices.into_iter().filter(|d| d.verified).map(|d| StepUpCredential {
                 id: d.id,
@@ -68,7 +68,7 @@ pub(crate) async fn step_up_credentials(
                 alias: Some("Authenticator app".into()),
             }));
         }
-        if policy.method_enabled(StepUpMethod::Passkey) {
+        if policy.method_enabled(Method::Passkey) {
             offered.extend(passkeys.into_iter().map(|p| StepUpCredential {
                 id: p.id,
                 format: CredentialFormat::Passkey,
@@ -76,7 +76,7 @@ pub(crate) async fn step_up_credentials(
                 alias: Some("Passkey".into()),
             }));
         }
-        if policy.method_enabled(StepUpMethod::RecoveryCode) {
+        if policy.method_enabled(Method::RecoveryCode) {
             let (unused, _) = state.store().unused_recovery_codes(user_id).await?;
             if !unused.is_empty() {
                 offered.push(StepUpCredential {
@@ -99,9 +99,9 @@ pub(crate) async fn step_up_credentials(
             |c| {
                 let format = c.format.clone();
                 let (method, alias) = match format {
-                    CredentialFormat::Email => (StepUpMethod::Email, c.email.clone()),
-                    CredentialFormat::PhoneNumber => (StepUpMethod::Sms, c.phone_number.clone()),
-                    CredentialFormat::Blockchain => (StepUpMethod::Wallet, c.address.clone()),
+                    CredentialFormat::Email => (Method::EmailOtp, c.email.clone()),
+                    CredentialFormat::PhoneNumber => (Method::SmsOtp, c.phone_number.clone()),
+                    CredentialFormat::Blockchain => (Method::ExternalWallet, c.address.clone()),
                     _ => return None,
                 };
                 policy.method_enabled(method).then_some(StepUpCredential {
