@@ -56,9 +56,9 @@ fn run(workers: usize) {
                 mfa_backup_code_acknowledgement: None,
             };
             state.store().insert_user(&row, now).await.unwrap();
-            let (jwt, _) = state.issue_session(&env, &id).await.unwrap();
+            let (jwt, _) = stepup_server::services::issuance::session(&state, &env, &id).await.unwrap();
             let claims: SessionClaims = env.keys.verify(jwt.expose_secret(), u64::MAX / 2).unwrap();
-            sessions.push(state.reissue_session(&env, &claims, true).unwrap().expose_secret().to_owned());
+            sessions.push(stepup_server::services::issuance::reissue_session(&state, &env, &claims, true).unwrap().expose_secret().to_owned());
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();

@@ -82,7 +82,7 @@ async fn run(clients_n: usize, rounds: usize) {
             )
             .await
             .unwrap();
-        let (jwt, _) = state.issue_session(&env, &user_id).await.unwrap();
+        let (jwt, _) = stepup_server::services::issuance::session(&state, &env, &user_id).await.unwrap();
         let totp = Builder::new()
             .with_algorithm(Algorithm::SHA1)
             .with_digits(6)

@@ -53,7 +53,7 @@ pub struct Session {
     pub session_id: String,
     /// When the session ends, Unix seconds.
     pub expires_at: u64,
-    /// The verified claims of the session JWT (a verify answer re-signs them: `AppState::reissue_session`).
+    /// The verified claims of the session JWT (a verify answer re-signs them: `services::issuance::reissue_session`).
     pub claims: SessionClaims,
 }
 

@@ -15,6 +15,7 @@ pub mod key_encryption;
 pub mod metrics;
 pub mod random;
 pub mod routes;
+pub mod services;
 pub mod signing_keys;
 pub mod state;
 pub mod store;

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use axum::http::HeaderName;
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
-use stepup_core::{Jwt, SecretString, SharedClock, UnixTime};
-use stepup_proto::TokenScope;
+use stepup_core::{SecretString, SharedClock, UnixTime};
 
 use crate::config::{ConnectionLimits, EnvironmentConfig, ServerConfig};
 use crate::delivery::Delivery;
@@ -17,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::random;
 use crate::signing_keys::{SigningKeyError, SigningKeys};
 use crate::store::{Store, StoreError, secs};
-use crate::tokens::{ElevatedClaims, JwtError, SessionClaims, TimeClaims};
+use crate::tokens::{JwtError, TimeClaims};
 use crate::verify::external_auth::ExternalAuthKeys;
 use crate::verify::hash_work::HashWork;
 
@@ -404,111 +403,5 @@ impl AppState {
         mac.update(b":");
         mac.update(code.as_bytes());
         random::hex(&mac.finalize().into_bytes())
-    }
-
-    /// Starts a session for a user and signs its JWT. Returns the JWT and its claims.
-    ///
-    /// # Errors
-    /// [`ApiError::internal`] on storage or randomness failure.
-    pub async fn issue_session_claims(
-        &self,
-        env: &Environment,
-        user_id: &str,
-    ) -> Result<(Jwt, SessionClaims), ApiError> {
-        let now = self.now();
-        let expires_at = now.plus_secs(env.config.policy.session_ttl_secs);
-        let session_id = random::uuid().map_err(|_| ApiError::internal())?;
-        self.store().insert_session(&session_id, user_id, env.id(), secs(expires_at)).await?;
-        let claims = SessionClaims {
-            iss: ISSUER.into(),
-            sub: user_id.into(),
-            aud: env.id().into(),
-            exp: expires_at.as_secs(),
-            iat: now.as_secs(),
-            jti: session_id.clone(),
-            sid: session_id,
-            token_use: "session".into(),
-            mfa_auth_time: None,
-            nbf: None,
-        };
-        let jwt = env.keys.ring().current().sign(&claims).map_err(|_| ApiError::internal())?;
-        Ok((jwt, claims))
-    }
-
-    /// [`AppState::issue_session_claims`], answering the JWT and its expiry (Unix seconds).
-    ///
-    /// # Errors
-    /// As [`AppState::issue_session_claims`].
-    pub async fn issue_session(&self, env: &Environment, user_id: &str) -> Result<(Jwt, u64), ApiError> {
-        let (jwt, claims) = self.issue_session_claims(env, user_id).await?;
-        Ok((jwt, claims.exp))
-    }
-
-    /// The session JWT a verify answer carries: the same session (id, expiry, user), re-signed with
-    /// `mfa_auth_time` set to now when the verification was an MFA one. Dynamic's clients replace their session
-    /// with the answer's, so every verify answer must carry it (docs/design.md §8). Ed25519 signatures are
-    /// deterministic: unchanged claims give back the very JWT the request came with.
-    ///
-    /// # Errors
-    /// [`ApiError::internal`] on signing failure.
-    pub fn reissue_session(
-        &self,
-        env: &Environment,
-        claims: &SessionClaims,
-        mfa: bool,
-    ) -> Result<Jwt, ApiError> {
-        let mut claims = claims.clone();
-        if claims.sid.is_empty() {
-            claims.sid.clone_from(&claims.jti);
-        }
-        if mfa {
-            claims.mfa_auth_time = Some(self.now().as_secs());
-        }
-        env.keys.ring().current().sign(&claims).map_err(|_| ApiError::internal())
-    }
-
-    /// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the
-    /// environment's policy: single-use if any scope is, with the matching lifetime; bound to the session
-    /// `session_id` that earned it (its `sid`).
-    ///
-    /// # Errors
-    /// 422 `invalid_scopes` for an empty list or a scope this server does not know; 500 on signing failure.
-    pub fn issue_elevated(
-        &self,
-        env: &Environment,
-        user_id: &str,
-        session_id: &str,
-        scopes: &[TokenScope],
-        amr: &str,
-    ) -> Result<Jwt, ApiError> {
-        if scopes.is_empty() || scopes.iter().any(|s| !s.is_known()) {
-            return Err(ApiError::unprocessable(
-                stepup_proto::ErrorCode::InvalidScopes,
-                "Requested scopes must be known token scopes",
-            ));
-        }
-        let mut sorted = scopes.to_vec();
-        sorted.sort();
-        sorted.dedup();
-        let (single_use, ttl) = env.config.policy.token_terms(&sorted);
-        let now = self.now();
-        let names: Vec<&str> = sorted.iter().map(TokenScope::as_str).collect();
-        let claims = ElevatedClaims {
-            iss: ISSUER.into(),
-            sub: user_id.into(),
-            aud: env.id().into(),
-            scope: names.join(" "),
-            exp: now.plus_secs(ttl).as_secs(),
-            iat: now.as_secs(),
-            jti: random::uuid().map_err(|_| ApiError::internal())?,
-            sid: session_id.into(),
-            single_use,
-            amr: vec![amr.into()],
-            token_use: "elevated".into(),
-            nbf: None,
-        };
-        let jwt = env.keys.ring().current().sign(&claims).map_err(|_| ApiError::internal())?;
-        self.metrics().token_issued(amr, single_use);
-        Ok(jwt)
     }
 }

@@ -12,9 +12,10 @@ use super::{sdk_user, verified_credential};
 use crate::auth::{Admin, ApiJson, OptionalJson};
 use crate::error::ApiError;
 use crate::random;
+use crate::services::contact::{validate_email, validate_phone};
+use crate::services::issuance;
 use crate::state::{AppState, Environment};
 use crate::store::{NewCredential, UserRow, secs};
-use crate::verify::otp::{validate_email, validate_phone};
 
 /// Body of `POST /admin/environments/{env}/users`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -227,11 +228,11 @@ async fn session_with_token(
         ));
     }
     super::known_user(state, &env, user_id).await?;
-    let (jwt, claims) = state.issue_session_claims(&env, user_id).await?;
+    let (jwt, claims) = issuance::start_session(state, &env, user_id).await?;
     let elevated_access_token = if scopes.is_empty() {
         None
     } else {
-        Some(state.issue_elevated(&env, user_id, &claims.sid, scopes, "admin")?)
+        Some(issuance::elevated_token(state, &env, user_id, &claims.sid, scopes, "admin")?)
     };
     Ok(AdminSession { jwt, expires_at: claims.exp, elevated_access_token })
 }

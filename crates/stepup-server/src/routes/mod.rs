@@ -27,6 +27,7 @@ use stepup_proto::{ErrorCode, SdkUser, TokenScope, VerifiedCredential, VerifyRes
 
 use crate::auth::Session;
 use crate::error::ApiError;
+use crate::services::issuance;
 use crate::state::{AppState, Environment};
 use crate::store::CredentialRow;
 
@@ -303,9 +304,10 @@ pub(crate) async fn step_up_response(
     // A method the environment switched off is no MFA here: it must not unlock what a recent MFA unlocks.
     let policy = &session.env.config.policy;
     let mfa = proof.route() == Route::Mfa && policy.method_enabled(proof);
-    let jwt = state.reissue_session(&session.env, &session.claims, mfa)?;
+    let jwt = issuance::reissue_session(state, &session.env, &session.claims, mfa)?;
     let elevated = match requested_scopes {
-        Some(scopes) if !scopes.is_empty() => Some(state.issue_elevated(
+        Some(scopes) if !scopes.is_empty() => Some(issuance::elevated_token(
+            state,
             &session.env,
             &session.user_id,
             &session.session_id,

@@ -15,6 +15,7 @@ use crate::client_address::ClientAddress;
 use crate::delivery::Channel;
 use crate::error::ApiError;
 use crate::random;
+use crate::services::contact;
 use crate::state::{AppState, Environment};
 use crate::store::{OtpRow, OutboxRow, secs};
 use crate::verify::otp::{self as rules, CODE_DIGITS, CODE_TTL_SECS, Sender};
@@ -108,7 +109,7 @@ pub(crate) async fn create_email(
     client: ClientAddress,
     ApiJson(request): ApiJson<EmailVerificationCreateRequest>,
 ) -> Result<Json<EmailVerificationCreateResponse>, ApiError> {
-    let email = rules::validate_email(&request.email)?;
+    let email = contact::validate_email(&request.email)?;
     let id = send(&state, &env, session, client, Channel::Email, &email).await?;
     Ok(Json(EmailVerificationCreateResponse { verification_uuid: id, email }))
 }
@@ -121,8 +122,11 @@ pub(crate) async fn create_sms(
     client: ClientAddress,
     ApiJson(request): ApiJson<SmsVerificationCreateRequest>,
 ) -> Result<Json<SmsVerificationCreateResponse>, ApiError> {
-    let destination =
-        rules::validate_phone(&request.phone_country_code, &request.phone_number, &request.iso_country_code)?;
+    let destination = contact::validate_phone(
+        &request.phone_country_code,
+        &request.phone_number,
+        &request.iso_country_code,
+    )?;
     let id = send(&state, &env, session, client, Channel::Sms, &destination).await?;
     Ok(Json(SmsVerificationCreateResponse {
         verification_uuid: id,
@@ -202,7 +206,7 @@ pub(crate) async fn signin(
         Some(user_id) => user_id,
         None => create_user_for(&state, env.id(), &otp).await?,
     };
-    let (jwt, expires_at) = state.issue_session(&env, &user_id).await?;
+    let (jwt, expires_at) = crate::services::issuance::session(&state, &env, &user_id).await?;
     Ok(Json(verify_response(&state, &env, &user_id, expires_at, jwt, None).await?))
 }
 

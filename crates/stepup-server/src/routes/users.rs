@@ -65,7 +65,7 @@ pub(crate) async fn update_user(
             )));
         }
     }
-    let jwt = state.reissue_session(&session.env, &session.claims, false)?;
+    let jwt = crate::services::issuance::reissue_session(&state, &session.env, &session.claims, false)?;
     let verify =
         verify_response(&state, &session.env, &session.user_id, session.expires_at, jwt, None).await?;
     Ok(Json(UpdateSelfResponse {

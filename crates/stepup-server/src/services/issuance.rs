@@ -1,0 +1,117 @@
+//! Issuing tokens: sessions (started, and re-signed when their claims change) and elevated access tokens, signed
+//! with the environment's current key.
+
+use stepup_core::Jwt;
+use stepup_proto::TokenScope;
+
+use super::ServiceError;
+use crate::random;
+use crate::state::{AppState, Environment};
+use crate::store::secs;
+use crate::tokens::{ElevatedClaims, ISSUER, SessionClaims};
+
+/// Starts a session for a user and signs its JWT. Returns the JWT and its claims.
+///
+/// # Errors
+/// [`ServiceError::Storage`], or [`ServiceError::Internal`] when randomness or signing fails.
+pub async fn start_session(
+    state: &AppState,
+    env: &Environment,
+    user_id: &str,
+) -> Result<(Jwt, SessionClaims), ServiceError> {
+    let now = state.now();
+    let expires_at = now.plus_secs(env.config.policy.session_ttl_secs);
+    let session_id = random::uuid().map_err(|_| ServiceError::Internal { what: "randomness" })?;
+    state.store().insert_session(&session_id, user_id, env.id(), secs(expires_at)).await?;
+    let claims = SessionClaims {
+        iss: ISSUER.into(),
+        sub: user_id.into(),
+        aud: env.id().into(),
+        exp: expires_at.as_secs(),
+        iat: now.as_secs(),
+        jti: session_id.clone(),
+        sid: session_id,
+        token_use: "session".into(),
+        mfa_auth_time: None,
+        nbf: None,
+    };
+    let jwt =
+        env.keys.ring().current().sign(&claims).map_err(|_| ServiceError::Internal { what: "signing" })?;
+    Ok((jwt, claims))
+}
+
+/// [`start_session`], answering the JWT and its expiry (Unix seconds).
+///
+/// # Errors
+/// As [`start_session`].
+pub async fn session(state: &AppState, env: &Environment, user_id: &str) -> Result<(Jwt, u64), ServiceError> {
+    let (jwt, claims) = start_session(state, env, user_id).await?;
+    Ok((jwt, claims.exp))
+}
+
+/// The session JWT a verify answer carries: the same session (id, expiry, user), re-signed with
+/// `mfa_auth_time` set to now when the verification was an MFA one. Dynamic's clients replace their session
+/// with the answer's, so every verify answer must carry it (docs/design.md §8). Ed25519 signatures are
+/// deterministic: unchanged claims give back the very JWT the request came with.
+///
+/// # Errors
+/// [`ServiceError::Internal`] when signing fails.
+pub fn reissue_session(
+    state: &AppState,
+    env: &Environment,
+    claims: &SessionClaims,
+    mfa: bool,
+) -> Result<Jwt, ServiceError> {
+    let mut claims = claims.clone();
+    if claims.sid.is_empty() {
+        claims.sid.clone_from(&claims.jti);
+    }
+    if mfa {
+        claims.mfa_auth_time = Some(state.now().as_secs());
+    }
+    env.keys.ring().current().sign(&claims).map_err(|_| ServiceError::Internal { what: "signing" })
+}
+
+/// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the
+/// environment's policy: single-use if any scope is, with the matching lifetime; bound to the session
+/// `session_id` that earned it (its `sid`).
+///
+/// # Errors
+/// [`ServiceError::InvalidScopes`] for an empty list or a scope this server does not know; [`ServiceError::Internal`]
+/// when randomness or signing fails.
+pub fn elevated_token(
+    state: &AppState,
+    env: &Environment,
+    user_id: &str,
+    session_id: &str,
+    scopes: &[TokenScope],
+    amr: &str,
+) -> Result<Jwt, ServiceError> {
+    if scopes.is_empty() || scopes.iter().any(|s| !s.is_known()) {
+        return Err(ServiceError::InvalidScopes);
+    }
+    let mut sorted = scopes.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let (single_use, ttl) = env.config.policy.token_terms(&sorted);
+    let now = state.now();
+    let names: Vec<&str> = sorted.iter().map(TokenScope::as_str).collect();
+    let claims = ElevatedClaims {
+        iss: ISSUER.into(),
+        sub: user_id.into(),
+        aud: env.id().into(),
+        scope: names.join(" "),
+        exp: now.plus_secs(ttl).as_secs(),
+        iat: now.as_secs(),
+        jti: random::uuid().map_err(|_| ServiceError::Internal { what: "randomness" })?,
+        sid: session_id.into(),
+        single_use,
+        amr: vec![amr.into()],
+        token_use: "elevated".into(),
+        nbf: None,
+    };
+    let jwt =
+        env.keys.ring().current().sign(&claims).map_err(|_| ServiceError::Internal { what: "signing" })?;
+    state.metrics().token_issued(amr, single_use);
+    Ok(jwt)
+}
