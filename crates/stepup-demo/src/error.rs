@@ -57,7 +57,9 @@ pub enum DemoError {
 }
 
 impl DemoError {
-    pub(crate) fn server(action: &'static str, error: &stepup_server::error::ApiError) -> Self {
+    /// A refusal of the server's services, as the HTTP answer would give it (status and code).
+    pub(crate) fn server(action: &'static str, error: stepup_server::services::ServiceError) -> Self {
+        let error = stepup_server::error::ApiError::from(error);
         DemoError::Server { action, status: error.status().as_u16(), code: error.code().to_string() }
     }
 

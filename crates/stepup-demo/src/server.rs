@@ -5,10 +5,8 @@ use std::sync::{Mutex, PoisonError};
 
 use stepup_engine::{StepUpAuth, StepUpAuthBuilder, WalletSigner};
 use stepup_proto::SdkUser;
-use stepup_server::routes::{
-    CreateUserRequest, LinkWalletRequest, OutboxMessage, create_session_op, create_user_op, link_wallet_op,
-    outbox_op,
-};
+use stepup_server::routes::{CreateUserRequest, LinkWalletRequest, OutboxMessage};
+use stepup_server::services::admin::{create_session, create_user, link_wallet, outbox};
 use stepup_server::{Server, ServerConfig};
 
 use crate::DemoError;
@@ -75,12 +73,12 @@ impl DemoServer {
             ..CreateUserRequest::default()
         };
         let state = self.server.state();
-        let user: SdkUser = create_user_op(state, DEMO_ENVIRONMENT, request)
+        let user: SdkUser = create_user(state, DEMO_ENVIRONMENT, request)
             .await
-            .map_err(|e| DemoError::server("create the user", &e))?;
-        let session = create_session_op(state, DEMO_ENVIRONMENT, &user.id)
+            .map_err(|e| DemoError::server("create the user", e))?;
+        let session = create_session(state, DEMO_ENVIRONMENT, &user.id)
             .await
-            .map_err(|e| DemoError::server("sign the user in", &e))?;
+            .map_err(|e| DemoError::server("sign the user in", e))?;
         Ok(Session { user, jwt: session.jwt, email: email.to_owned() })
     }
 
@@ -95,9 +93,9 @@ impl DemoServer {
         embedded: bool,
     ) -> Result<(), DemoError> {
         let request = link_wallet_request(signer, embedded);
-        link_wallet_op(self.server.state(), DEMO_ENVIRONMENT, &session.user.id, request)
+        link_wallet(self.server.state(), DEMO_ENVIRONMENT, &session.user.id, request)
             .await
-            .map_err(|e| DemoError::server("link the wallet", &e))?;
+            .map_err(|e| DemoError::server("link the wallet", e))?;
         Ok(())
     }
 
@@ -106,9 +104,9 @@ impl DemoServer {
     /// # Errors
     /// [`DemoError::Server`] when the outbox cannot be read.
     pub async fn outbox(&self, to: &str) -> Result<Vec<OutboxMessage>, DemoError> {
-        outbox_op(self.server.state(), DEMO_ENVIRONMENT, Some(to))
+        outbox(self.server.state(), DEMO_ENVIRONMENT, Some(to))
             .await
-            .map_err(|e| DemoError::server("read the outbox", &e))
+            .map_err(|e| DemoError::server("read the outbox", e))
     }
 
     /// The code of the newest message to `to`, as the person reading their inbox would pick it.

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use stepup_core::SystemClock;
 use stepup_proto::WalletProvider;
-use stepup_server::routes::{
-    CreateUserRequest, LinkWalletRequest, create_session_op, create_user_op, link_wallet_op, operator,
-    outbox_op,
-};
+use stepup_server::routes::{CreateUserRequest, LinkWalletRequest, operator};
+use stepup_server::services::admin::{create_session, create_user, link_wallet, outbox};
 use stepup_server::{AppState, EnvironmentConfig, Server, ServerConfig, Store};
 
 /// The stepup reference server.
@@ -205,6 +203,7 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
     let state = AppState::new(&config, store, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
     let env = target.environment_id.as_str();
     let fail = |e: stepup_server::error::ApiError| format!("{} ({})", e.code(), e.status());
+    let failed = |e: stepup_server::services::ServiceError| fail(e.into());
     let json = match operation {
         AdminOperation::CreateUser { email, phone, phone_country_code, iso_country_code } => {
             let request = CreateUserRequest {
@@ -213,10 +212,10 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
                 phone_country_code: Some(phone_country_code),
                 iso_country_code: Some(iso_country_code),
             };
-            serde_json::to_string_pretty(&create_user_op(&state, env, request).await.map_err(fail)?)
+            serde_json::to_string_pretty(&create_user(&state, env, request).await.map_err(failed)?)
         }
         AdminOperation::Session { user_id } => {
-            let session = create_session_op(&state, env, &user_id).await.map_err(fail)?;
+            let session = create_session(&state, env, &user_id).await.map_err(failed)?;
             // The CLI exists to hand the session to the operator: print the JWT itself.
             Ok(serde_json::json!({"jwt": session.jwt.expose_secret(), "expiresAt": session.expires_at})
                 .to_string())
@@ -229,10 +228,10 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
                 wallet_provider: WalletProvider::parse(&wallet_provider),
                 embedded,
             };
-            serde_json::to_string_pretty(&link_wallet_op(&state, env, &user_id, request).await.map_err(fail)?)
+            serde_json::to_string_pretty(&link_wallet(&state, env, &user_id, request).await.map_err(failed)?)
         }
         AdminOperation::Outbox { to } => {
-            serde_json::to_string_pretty(&outbox_op(&state, env, to.as_deref()).await.map_err(fail)?)
+            serde_json::to_string_pretty(&outbox(&state, env, to.as_deref()).await.map_err(failed)?)
         }
         AdminOperation::ListUsers { after, limit } => serde_json::to_string_pretty(
             &operator::list_users_op(&state, env, after.as_deref(), Some(limit)).await.map_err(fail)?,

@@ -23,18 +23,16 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 use stepup_core::{Method, Route};
-use stepup_proto::{ErrorCode, SdkUser, TokenScope, VerifiedCredential, VerifyResponse, WalletProvider};
+use stepup_proto::{ErrorCode, TokenScope, VerifyResponse};
 
 use crate::auth::Session;
 use crate::error::ApiError;
 use crate::services::issuance;
 use crate::state::{AppState, Environment};
-use crate::store::CredentialRow;
 
-pub use admin::{
-    AdminSession, CreateSessionRequest, CreateUserRequest, LinkWalletRequest, OutboxMessage,
-    create_session_op, create_user_op, link_wallet_op, outbox_op,
-};
+pub(crate) use crate::services::known_user;
+pub(crate) use crate::services::views::sdk_user;
+pub use admin::{AdminSession, CreateSessionRequest, CreateUserRequest, LinkWalletRequest, OutboxMessage};
 
 /// Largest request body accepted; anything bigger is a 400.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -92,15 +90,6 @@ pub fn router(state: AppState) -> Router {
         // Outermost: one log event and one latency observation per answer, whoever made it.
         .layer(axum::middleware::from_fn_with_state(state.clone(), request_log::log))
         .with_state(state)
-}
-
-/// A user of `env`, or 404 `Unknown user`.
-pub(crate) async fn known_user(
-    state: &AppState,
-    env: &Environment,
-    user_id: &str,
-) -> Result<crate::store::UserRow, ApiError> {
-    state.store().user(env.id(), user_id).await?.ok_or_else(|| ApiError::not_found("Unknown user"))
 }
 
 /// The router of the metrics listener (`[metrics] listen`): `GET /metrics` alone.
@@ -178,52 +167,6 @@ pub(crate) async fn check_step_up_request(
         ));
     }
     Ok(())
-}
-
-/// The `SdkUser` view of a user and their credentials.
-pub(crate) fn sdk_user(
-    env: &Environment,
-    user: &crate::store::UserRow,
-    credentials: &[CredentialRow],
-) -> SdkUser {
-    SdkUser {
-        id: user.id.clone(),
-        project_environment_id: env.id().to_owned(),
-        email: user.email.clone(),
-        phone_number: user.phone_number.clone(),
-        username: None,
-        session_id: None,
-        last_verified_credential_id: None,
-        verified_credentials: credentials.iter().map(verified_credential).collect(),
-        mfa_backup_code_acknowledgement: user
-            .mfa_backup_code_acknowledgement
-            .as_deref()
-            .map(stepup_proto::MfaBackupCodeAcknowledgement::parse),
-    }
-}
-
-/// The wire view of a stored credential.
-pub(crate) fn verified_credential(c: &CredentialRow) -> VerifiedCredential {
-    VerifiedCredential {
-        id: c.id.clone(),
-        format: c.format.clone(),
-        address: c.address.clone(),
-        // Dynamic's credential chain name (`eip155`), also for rows stored before it was (`EVM`).
-        chain: c.chain.as_deref().map(|chain| {
-            stepup_proto::chain::credential_chain(chain).map_or_else(|| chain.to_owned(), str::to_owned)
-        }),
-        email: c.email.clone(),
-        phone_number: c.phone_number.clone(),
-        phone_country_code: c.phone_country_code.clone(),
-        iso_country_code: c.iso_country_code.clone(),
-        public_identifier: c.email.clone().or_else(|| c.address.clone()).or_else(|| {
-            c.phone_number.as_ref().map(|n| format!("+{}{n}", c.phone_country_code.as_deref().unwrap_or("")))
-        }),
-        wallet_name: c.wallet_name.clone(),
-        wallet_provider: c.wallet_provider.as_deref().map(WalletProvider::parse),
-        sign_in_enabled: c.sign_in_enabled,
-        embedded_wallet_id: c.embedded.then(|| c.id.clone()),
-    }
 }
 
 /// Refuses scopes the server would not grant, before any factor is spent (a wrong scope must not cost the user a

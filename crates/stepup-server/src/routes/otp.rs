@@ -213,7 +213,7 @@ pub(crate) async fn signin(
 async fn create_user_for(state: &AppState, environment_id: &str, otp: &OtpRow) -> Result<String, ApiError> {
     let email = (otp.channel == Channel::Email).then(|| otp.destination.clone());
     let request = super::CreateUserRequest { email, ..Default::default() };
-    let user = super::admin::create_user_op(state, environment_id, request).await?;
+    let user = crate::services::admin::create_user(state, environment_id, request).await?;
     if otp.channel == Channel::Sms {
         // The destination is `+<country code><number>` and cannot be split reliably, so the credential keeps it
         // whole (empty country code): the next sign-in and step-up find it by the same destination.

@@ -16,7 +16,11 @@ pub fn validate_email(email: &str) -> Result<String, ServiceError> {
         // A bare address as the mail library reads it: the address stored is the one the code goes to (a
         // `"victim@corp.com"<attacker@evil.com>` would be stored as the first and delivered to the second).
         && email.parse::<lettre::Address>().is_ok();
-    if valid { Ok(email.to_ascii_lowercase()) } else { Err(ServiceError::BadInput("Invalid email address")) }
+    if valid {
+        Ok(email.to_ascii_lowercase())
+    } else {
+        Err(ServiceError::BadInput("Invalid email address".into()))
+    }
 }
 
 /// Checks a phone number and returns the destination `+<country code><number>`.
@@ -30,7 +34,7 @@ pub fn validate_phone(country_code: &str, number: &str, iso: &str) -> Result<Str
     };
     let iso_ok = iso.len() == 2 && iso.bytes().all(|b| b.is_ascii_alphabetic());
     if !(digits(country_code, 1, 3) && digits(number, 4, 14) && iso_ok) {
-        return Err(ServiceError::BadInput("Invalid phone number"));
+        return Err(ServiceError::BadInput("Invalid phone number".into()));
     }
     Ok(format!("+{country_code}{number}"))
 }
