@@ -8,8 +8,9 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use stepup_core::SystemClock;
 use stepup_proto::WalletProvider;
-use stepup_server::routes::{CreateUserRequest, LinkWalletRequest, operator};
+use stepup_server::routes::{CreateUserRequest, LinkWalletRequest};
 use stepup_server::services::admin::{create_session, create_user, link_wallet, outbox};
+use stepup_server::services::operator;
 use stepup_server::{AppState, EnvironmentConfig, Server, ServerConfig, Store};
 
 /// The stepup reference server.
@@ -234,22 +235,22 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
             serde_json::to_string_pretty(&outbox(&state, env, to.as_deref()).await.map_err(failed)?)
         }
         AdminOperation::ListUsers { after, limit } => serde_json::to_string_pretty(
-            &operator::list_users_op(&state, env, after.as_deref(), Some(limit)).await.map_err(fail)?,
+            &operator::list_users(&state, env, after.as_deref(), Some(limit)).await.map_err(failed)?,
         ),
-        AdminOperation::UnlockUser { user_id } => serde_json::to_string_pretty(
-            &operator::unlock_user_op(&state, env, &user_id).await.map_err(fail)?,
-        ),
+        AdminOperation::UnlockUser { user_id } => {
+            serde_json::to_string_pretty(&operator::unlock_user(&state, env, &user_id).await.map_err(failed)?)
+        }
         AdminOperation::ResetMfa { user_id } => {
-            serde_json::to_string_pretty(&operator::reset_mfa_op(&state, env, &user_id).await.map_err(fail)?)
+            serde_json::to_string_pretty(&operator::reset_mfa(&state, env, &user_id).await.map_err(failed)?)
         }
         AdminOperation::RevokeSessions { user_id } => serde_json::to_string_pretty(
-            &operator::revoke_sessions_op(&state, env, &user_id).await.map_err(fail)?,
+            &operator::revoke_sessions(&state, env, &user_id).await.map_err(failed)?,
         ),
-        AdminOperation::DeleteUser { user_id } => serde_json::to_string_pretty(
-            &operator::delete_user_op(&state, env, &user_id).await.map_err(fail)?,
-        ),
+        AdminOperation::DeleteUser { user_id } => {
+            serde_json::to_string_pretty(&operator::delete_user(&state, env, &user_id).await.map_err(failed)?)
+        }
         AdminOperation::RotateSigningKey { retire_previous } => serde_json::to_string_pretty(
-            &operator::rotate_signing_key_op(&state, env, retire_previous).await.map_err(fail)?,
+            &operator::rotate_signing_key(&state, env, retire_previous).await.map_err(failed)?,
         ),
     };
     json.map_err(|e| e.to_string())

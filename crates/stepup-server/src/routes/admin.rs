@@ -13,7 +13,6 @@ use crate::services::admin as ops;
 pub use crate::services::admin::{
     AdminSession, CreateSessionRequest, CreateUserRequest, LinkWalletRequest, OutboxMessage,
 };
-pub(super) use crate::services::environment;
 use crate::state::AppState;
 
 /// `?to=`.

@@ -200,7 +200,13 @@ pub(crate) async fn auth_totp(
     let response =
         step_up_response(&state, &session, request.requested_scopes.as_deref(), Method::Totp).await?;
     if !device.verified {
-        super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::TotpAdded).await;
+        crate::services::notify::security_event(
+            &state,
+            &session.env,
+            &session.user_id,
+            SecurityEvent::TotpAdded,
+        )
+        .await;
     }
     Ok(Json(response))
 }
@@ -308,7 +314,7 @@ pub(crate) async fn regenerate_recovery_codes(
     // A later first read must not make another set.
     state.store().claim_first_recovery_codes(&session.user_id, secs(state.now())).await?;
     let codes = new_codes(&state, &session).await?;
-    super::notify::security_event(
+    crate::services::notify::security_event(
         &state,
         &session.env,
         &session.user_id,
@@ -328,8 +334,13 @@ pub(crate) async fn delete_device(
 ) -> Result<StatusCode, ApiError> {
     guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
     if state.store().delete_mfa_device(&session.user_id, &device_id).await? {
-        super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::TotpRemoved)
-            .await;
+        crate::services::notify::security_event(
+            &state,
+            &session.env,
+            &session.user_id,
+            SecurityEvent::TotpRemoved,
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("No such MFA device"))

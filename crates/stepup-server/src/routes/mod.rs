@@ -7,7 +7,6 @@ mod environment;
 mod external_auth;
 mod fallback;
 mod mfa;
-mod notify;
 pub mod openapi;
 pub mod operator;
 mod otp;

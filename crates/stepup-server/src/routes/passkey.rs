@@ -175,7 +175,13 @@ pub(crate) async fn register(
     };
     state.store().insert_passkey(&row).await?;
     let response = step_up_response(&state, &session, None, Method::Passkey).await?;
-    super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::PasskeyAdded).await;
+    crate::services::notify::security_event(
+        &state,
+        &session.env,
+        &session.user_id,
+        SecurityEvent::PasskeyAdded,
+    )
+    .await;
     Ok(Json(response))
 }
 
@@ -302,8 +308,13 @@ pub(crate) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     guard::check_factor_change(&state, &session, &headers, &TokenScope::CredentialUnlink).await?;
     if state.store().delete_passkey(&session.user_id, &request.passkey_id).await? {
-        super::notify::security_event(&state, &session.env, &session.user_id, SecurityEvent::PasskeyRemoved)
-            .await;
+        crate::services::notify::security_event(
+            &state,
+            &session.env,
+            &session.user_id,
+            SecurityEvent::PasskeyRemoved,
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("No such passkey"))

@@ -8,6 +8,8 @@
 pub mod admin;
 pub mod contact;
 pub mod issuance;
+pub(crate) mod notify;
+pub mod operator;
 pub mod views;
 
 use std::sync::Arc;
