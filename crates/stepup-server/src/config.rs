@@ -219,16 +219,12 @@ pub struct EnvironmentConfig {
     pub sms: SmsSettings,
 }
 
-/// The methods an environment switches on and off (`enabled_methods`): core's methods but external auth, which
-/// is on when the environment trusts a backend.
-pub const SWITCHABLE_METHODS: [Method; 6] = [
-    Method::EmailOtp,
-    Method::SmsOtp,
-    Method::ExternalWallet,
-    Method::Passkey,
-    Method::Totp,
-    Method::RecoveryCode,
-];
+/// The methods an environment switches on and off (`enabled_methods`), with their setting names, in
+/// [`Method::ALL`] order: every method [`setting_name`] names (external auth is on when the environment trusts a
+/// backend).
+pub fn switchable_methods() -> impl Iterator<Item = (Method, &'static str)> {
+    Method::ALL.into_iter().filter_map(|method| Some((method, setting_name(method)?)))
+}
 
 /// A method's name in configuration files and in `/settings`; `None` for external auth, which no setting
 /// switches.
@@ -251,19 +247,18 @@ mod method_names {
     use serde::{Deserialize, Deserializer};
     use stepup_core::Method;
 
-    use super::{SWITCHABLE_METHODS, setting_name};
+    use super::switchable_methods;
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Method>, D::Error> {
         let names = Vec::<String>::deserialize(deserializer)?;
         names
             .iter()
             .map(|name| {
-                SWITCHABLE_METHODS
-                    .into_iter()
-                    .find(|method| setting_name(*method) == Some(name.as_str()))
+                switchable_methods()
+                    .find(|(_, setting)| setting == name)
+                    .map(|(method, _)| method)
                     .ok_or_else(|| {
-                        let known: Vec<&str> =
-                            SWITCHABLE_METHODS.iter().filter_map(|m| setting_name(*m)).collect();
+                        let known: Vec<&str> = switchable_methods().map(|(_, setting)| setting).collect();
                         D::Error::custom(format!(
                             "unknown method `{name}`, expected one of {}",
                             known.join(", ")
@@ -349,7 +344,7 @@ pub struct Policy {
     /// and no elevated token is issued.
     pub step_up_enabled: bool,
     /// The methods a user may step up with, by their setting names (default: all six of
-    /// [`SWITCHABLE_METHODS`]). At least one must be enabled while step-up is on.
+    /// [`switchable_methods`]). At least one must be enabled while step-up is on.
     #[serde(deserialize_with = "method_names::deserialize")]
     pub enabled_methods: Vec<Method>,
     /// How recent the session's last MFA verification must be for calls that need one (recovery codes),
@@ -436,7 +431,7 @@ impl Default for Policy {
             multi_use_ttl_secs: 600,
             session_ttl_secs: 24 * 3600,
             step_up_enabled: true,
-            enabled_methods: SWITCHABLE_METHODS.to_vec(),
+            enabled_methods: switchable_methods().map(|(method, _)| method).collect(),
             recent_mfa_max_age_secs: 300,
         }
     }

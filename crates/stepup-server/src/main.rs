@@ -203,8 +203,11 @@ async fn admin(target: AdminTarget, operation: AdminOperation) -> Result<String,
     let store = Store::connect(&config.database_url).await.map_err(|e| e.to_string())?;
     let state = AppState::new(&config, store, Arc::new(SystemClock)).await.map_err(|e| e.to_string())?;
     let env = target.environment_id.as_str();
-    let fail = |e: stepup_server::error::ApiError| format!("{} ({})", e.code(), e.status());
-    let failed = |e: stepup_server::services::ServiceError| fail(e.into());
+    // A refusal reads as the admin API would answer it: code and status.
+    let failed = |e: stepup_server::services::ServiceError| {
+        let e = stepup_server::error::ApiError::from(e);
+        format!("{} ({})", e.code(), e.status())
+    };
     let json = match operation {
         AdminOperation::CreateUser { email, phone, phone_country_code, iso_country_code } => {
             let request = CreateUserRequest {

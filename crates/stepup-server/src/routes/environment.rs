@@ -48,9 +48,8 @@ pub(crate) async fn settings(Env(env): Env) -> Json<ProjectSettings> {
         .iter()
         .map(|(action, scope)| json!({"action": action, "required": policy.requires_step_up(&TokenScope::parse(scope))}))
         .collect();
-    let methods: Map<String, Value> = crate::config::SWITCHABLE_METHODS
-        .iter()
-        .filter_map(|m| Some((crate::config::setting_name(*m)?.to_owned(), Value::Bool(on(*m)))))
+    let methods: Map<String, Value> = crate::config::switchable_methods()
+        .map(|(method, setting)| (setting.to_owned(), Value::Bool(on(method))))
         .collect();
     let scope_names =
         |scopes: &[TokenScope]| scopes.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>();

@@ -194,3 +194,17 @@ impl Store {
 fn stored_channel(name: &str) -> Result<OtpChannel, sqlx::Error> {
     OtpChannel::from_name(name).ok_or_else(|| sqlx::Error::Decode(format!("unknown channel `{name}`").into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_channel_reads_back_and_an_unknown_one_is_a_decode_error() {
+        assert!(matches!(stored_channel("sms"), Ok(OtpChannel::Sms)));
+        assert!(matches!(stored_channel("email"), Ok(OtpChannel::Email)));
+        assert!(
+            matches!(stored_channel("fax"), Err(sqlx::Error::Decode(why)) if why.to_string().contains("`fax`"))
+        );
+    }
+}
