@@ -26,7 +26,7 @@ pub use credential::{Credential, CredentialError, CredentialId, MethodOptions};
 pub use error::{Result, StepUpError};
 pub use flow::{AttemptId, Effect, Flow, FlowEvent, FlowState, MAX_ATTEMPTS, PromptProgress};
 pub use method::{Method, Route};
-pub use otp::{OtpChannel, OtpVerification, VerificationId};
+pub use otp::{OtpChannel, OtpVerification, UnknownChannel, VerificationId};
 pub use scope::{Scope, ScopeSet};
 pub use session::SessionInfo;
 pub use stepup_proto::secret;

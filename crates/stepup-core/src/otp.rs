@@ -44,6 +44,20 @@ impl OtpChannel {
     }
 }
 
+/// A channel name that is none of [`OtpChannel`]'s (a stored row written by something else, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown one-time code channel `{0}`")]
+pub struct UnknownChannel(pub String);
+
+impl TryFrom<String> for OtpChannel {
+    type Error = UnknownChannel;
+
+    /// The channel named `name`, as [`OtpChannel::from_name`] reads it.
+    fn try_from(name: String) -> Result<Self, UnknownChannel> {
+        Self::from_name(&name).ok_or(UnknownChannel(name))
+    }
+}
+
 shared_id! {
     /// The server's id for a sent code (`verificationUUID`). Not a secret on its own: it is useless without the
     /// code.
@@ -93,5 +107,14 @@ mod tests {
         assert_eq!(mask_email("no-at-sign"), "***");
         assert_eq!(mask_phone("+1 (555) 123-4567"), "*******4567");
         assert_eq!(mask_phone("12"), "12");
+    }
+
+    #[test]
+    fn a_channel_reads_back_by_name_and_another_name_is_an_unknown_channel() {
+        for channel in [OtpChannel::Email, OtpChannel::Sms] {
+            assert_eq!(OtpChannel::try_from(channel.as_str().to_owned()), Ok(channel));
+        }
+        assert_eq!(OtpChannel::try_from("fax".to_owned()), Err(UnknownChannel("fax".into())));
+        assert_eq!(UnknownChannel("fax".into()).to_string(), "unknown one-time code channel `fax`");
     }
 }

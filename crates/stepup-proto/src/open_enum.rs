@@ -122,6 +122,12 @@ macro_rules! open_enum {
             }
         }
 
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                $name::parse(&s)
+            }
+        }
+
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())

@@ -101,7 +101,7 @@ async fn a_database_copy_yields_no_code_secret_or_token() {
     // The copy: what a leaked backup or a read-only replica gives an attacker.
     let copy_path = dir.join("copy.db");
     sqlx::query(&format!("VACUUM INTO '{}'", copy_path.display()))
-        .execute(server.server.state().store().pool())
+        .execute(server.server.state().store().sqlite_pool().unwrap())
         .await
         .unwrap();
     let copy = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", copy_path.display())).await.unwrap();
@@ -200,7 +200,7 @@ async fn rows_written_in_clear_are_sealed_on_start() {
     let store = stepup_server::Store::connect(&url).await.unwrap();
     let seed = [7u8; 32];
     let seed_hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
-    let pool = store.pool();
+    let pool = store.sqlite_pool().unwrap();
     sqlx::query("INSERT INTO signing_keys (environment_id, slot, kid, secret_key, created_at) VALUES ('dev', 'primary', 'old-kid', $1, 1)")
         .bind(&seed_hex)
         .execute(pool)
@@ -219,7 +219,7 @@ async fn rows_written_in_clear_are_sealed_on_start() {
     pool.close().await;
 
     let server = TestServer::start_with(&Backend::Sqlite, |config| config.database_url = url.clone()).await;
-    let pool = server.server.state().store().pool();
+    let pool = server.server.state().store().sqlite_pool().unwrap();
     let sealed = |query: &'static str| async move {
         let value: String = sqlx::query(query).fetch_one(pool).await.unwrap().get(0);
         value.starts_with("kek1:")

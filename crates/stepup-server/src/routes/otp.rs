@@ -91,7 +91,7 @@ async fn send(
     // the delivered message does. Logs never do.
     let message = state.delivery().outbox_enabled().then(|| OutboxRow {
         recipient: destination.to_owned(),
-        channel: channel.as_str().to_owned(),
+        channel,
         code,
         verification_id: id.clone(),
         created_at: secs(now),

@@ -26,7 +26,7 @@ use crate::error::ApiError;
 use crate::guard;
 use crate::random;
 use crate::state::AppState;
-use crate::store::{PasskeyRow, secs, time};
+use crate::store::{CeremonyKind, PasskeyRow, secs, time};
 use crate::verify::mfa_lock;
 
 /// How long a ceremony may take.
@@ -105,7 +105,13 @@ pub(crate) async fn registration_options(
     let expires_at = secs(state.now().plus_secs(CEREMONY_SECS));
     state
         .store()
-        .insert_challenge(&challenge, &session.user_id, "registration", &to_json(&registration)?, expires_at)
+        .insert_challenge(
+            &challenge,
+            &session.user_id,
+            CeremonyKind::Registration,
+            &to_json(&registration)?,
+            expires_at,
+        )
         .await?;
     let mut options = serde_json::to_value(&options.public_key).map_err(|_| ApiError::internal())?;
     // Dynamic's client reads `excludeCredentials` and `pubKeyCredParams` as arrays that must be there, and
@@ -153,7 +159,7 @@ pub(crate) async fn register(
         challenge_of(&client_data).ok_or_else(|| ApiError::bad_request("clientDataJSON has no challenge"))?;
     let registration = state
         .store()
-        .take_challenge(&challenge, &session.user_id, "registration", secs(state.now()))
+        .take_challenge(&challenge, &session.user_id, CeremonyKind::Registration, secs(state.now()))
         .await?
         .ok_or_else(|| refuse("passkey_challenge_invalid", "Unknown, used or expired passkey challenge"))?;
     let registration: PasskeyRegistration =
@@ -213,7 +219,7 @@ pub(crate) async fn authentication_options(
         .insert_challenge(
             &challenge,
             &session.user_id,
-            "authentication",
+            CeremonyKind::Authentication,
             &to_json(&authentication)?,
             expires_at,
         )
@@ -265,7 +271,7 @@ pub(crate) async fn authenticate(
         challenge_of(&client_data).ok_or_else(|| ApiError::bad_request("clientDataJSON has no challenge"))?;
     let Some(authentication) = state
         .store()
-        .take_challenge(&challenge, &session.user_id, "authentication", secs(state.now()))
+        .take_challenge(&challenge, &session.user_id, CeremonyKind::Authentication, secs(state.now()))
         .await?
     else {
         let error = refuse("passkey_challenge_invalid", "Unknown, used or expired passkey challenge");

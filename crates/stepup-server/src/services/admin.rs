@@ -260,7 +260,7 @@ pub async fn outbox(
         .into_iter()
         .map(|r| OutboxMessage {
             to: r.recipient,
-            channel: r.channel,
+            channel: r.channel.as_str().to_owned(),
             code: r.code,
             verification_uuid: r.verification_id,
             created_at: r.created_at,

@@ -1,9 +1,7 @@
 //! Housekeeping: the purge of everything that can no longer be used, and row counts (tests and operators see
 //! that floods leave the tables bounded).
 
-use sqlx::Row as _;
-
-use super::{Store, StoreError};
+use super::{Store, StoreError, with_pool};
 
 /// The clock skew between replicas the purge allows for.
 const MAX_CLOCK_SKEW: i64 = crate::tokens::MAX_CLOCK_SKEW_SECS as i64;
@@ -62,19 +60,25 @@ impl Store {
                 "consumed_tokens" => ("expires_at", now - MAX_CLOCK_SKEW),
                 _ => ("expires_at", now),
             };
-            sqlx::query(&format!("DELETE FROM {table} WHERE {column} <= $1"))
-                .bind(cutoff)
-                .execute(self.pool())
-                .await?;
+            with_pool!(self, |pool| {
+                sqlx::query(&format!("DELETE FROM {table} WHERE {column} <= $1"))
+                    .bind(cutoff)
+                    .execute(pool)
+                    .await?;
+            });
         }
-        sqlx::query("DELETE FROM mfa_devices WHERE verified = 0 AND created_at <= $1")
-            .bind(now - PENDING_ENROLMENT_TTL_SECS)
-            .execute(self.pool())
-            .await?;
-        sqlx::query("DELETE FROM mfa_lockouts WHERE failures = 0 AND locked_until <= $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM mfa_devices WHERE verified = 0 AND created_at <= $1")
+                .bind(now - PENDING_ENROLMENT_TTL_SECS)
+                .execute(pool)
+                .await?;
+        });
+        with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM mfa_lockouts WHERE failures = 0 AND locked_until <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -85,9 +89,9 @@ impl Store {
     pub async fn row_counts(&self) -> Result<Vec<(&'static str, i64)>, StoreError> {
         let mut counts = Vec::with_capacity(COUNTED_TABLES.len());
         for table in COUNTED_TABLES {
-            let row =
-                sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}")).fetch_one(self.pool()).await?;
-            counts.push((table, row.try_get::<i64, _>("n")?));
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            let count: i64 = with_pool!(self, |pool| sqlx::query_scalar(&sql).fetch_one(pool).await?);
+            counts.push((table, count));
         }
         Ok(counts)
     }

@@ -1,11 +1,9 @@
 //! Signing keys and server secrets: created once, shared by every replica, stored sealed (`key_encryption`).
 
-use sqlx::Row as _;
-
-use super::{Store, StoreError};
+use super::{Store, StoreError, with_pool};
 
 /// A stored signing key.
-#[derive(Clone)]
+#[derive(Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     /// Its slot (`primary` for the first, the key id for rotated ones).
     pub slot: String,
@@ -32,24 +30,13 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn signing_keys(&self, environment_id: &str) -> Result<Vec<SigningKeyRow>, StoreError> {
-        let rows = sqlx::query(
+        Ok(with_pool!(self, |pool| sqlx::query_as(
             "SELECT slot, kid, secret_key, created_at FROM signing_keys WHERE environment_id = $1 \
              ORDER BY created_at DESC, kid DESC",
         )
         .bind(environment_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SigningKeyRow {
-                    slot: row.try_get("slot")?,
-                    kid: row.try_get("kid")?,
-                    secret_key: row.try_get("secret_key")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Stores a key in `slot` unless the slot holds one (replicas racing on first start keep the first).
@@ -64,7 +51,8 @@ impl Store {
         sealed_secret: &str,
         created_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        with_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO signing_keys (environment_id, slot, kid, secret_key, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (environment_id, slot) DO NOTHING",
         )
@@ -73,8 +61,9 @@ impl Store {
         .bind(kid)
         .bind(sealed_secret)
         .bind(created_at)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
+        });
         Ok(())
     }
 
@@ -89,15 +78,17 @@ impl Store {
         clear: &str,
         sealed: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        with_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE signing_keys SET secret_key = $4 WHERE environment_id = $1 AND slot = $2 AND secret_key = $3",
         )
         .bind(environment_id)
         .bind(slot)
         .bind(clear)
         .bind(sealed)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
+        });
         Ok(())
     }
 
@@ -106,11 +97,13 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn delete_signing_key(&self, environment_id: &str, slot: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM signing_keys WHERE environment_id = $1 AND slot = $2")
-            .bind(environment_id)
-            .bind(slot)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM signing_keys WHERE environment_id = $1 AND slot = $2")
+                .bind(environment_id)
+                .bind(slot)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -119,16 +112,19 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn server_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
             .bind(name)
             .bind(candidate)
-            .execute(self.pool())
+            .execute(pool)
             .await?;
-        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1")
+        });
+        Ok(with_pool!(self, |pool| sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
             .bind(name)
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get("value")?)
+            .fetch_one(pool)
+            .await?))
     }
 
     /// Replaces a server secret stored in clear with its sealed form (only if it is still the clear value).
@@ -141,12 +137,14 @@ impl Store {
         clear: &str,
         sealed: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE server_secrets SET value = $3 WHERE name = $1 AND value = $2")
-            .bind(name)
-            .bind(clear)
-            .bind(sealed)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE server_secrets SET value = $3 WHERE name = $1 AND value = $2")
+                .bind(name)
+                .bind(clear)
+                .bind(sealed)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -155,15 +153,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn clear_totp_secrets(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
+        Ok(with_pool!(self, |pool| sqlx::query_as(
             "SELECT id, secret FROM mfa_devices WHERE kind = 'totp' AND secret NOT LIKE 'kek1:%'",
         )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| Ok((row.try_get("id")?, row.try_get("secret")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Replaces a TOTP secret stored in clear with its sealed form (only if it is still the clear value).
@@ -171,12 +165,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn reseal_totp_secret(&self, id: &str, clear: &str, sealed: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mfa_devices SET secret = $3 WHERE id = $1 AND secret = $2")
-            .bind(id)
-            .bind(clear)
-            .bind(sealed)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE mfa_devices SET secret = $3 WHERE id = $1 AND secret = $2")
+                .bind(id)
+                .bind(clear)
+                .bind(sealed)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 }

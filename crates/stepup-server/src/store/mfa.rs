@@ -1,11 +1,9 @@
 //! MFA: TOTP devices (with the last accepted step), recovery codes, and the failure lockout.
 
-use sqlx::Row as _;
-
-use super::{Store, StoreError};
+use super::{Store, StoreError, with_pool};
 
 /// A TOTP device. `Debug` leaves the secret out.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MfaDeviceRow {
     /// Id.
     pub id: String,
@@ -29,7 +27,7 @@ pub struct MfaDeviceRow {
 }
 
 /// A recovery code (hashed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RecoveryCodeRow {
     /// Id.
     pub id: String,
@@ -60,6 +58,18 @@ pub enum TotpStep {
     AnotherDeviceVerified,
 }
 
+/// Where a reserved MFA attempt stands ([`Store::mfa_reserve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaReservation {
+    /// Counted: the number of failures in a row, this attempt included.
+    Counted(i64),
+    /// MFA is locked until this time (Unix seconds); nothing was counted.
+    Locked {
+        /// When the lock ends.
+        until: i64,
+    },
+}
+
 /// How long a first recovery-code read may take before its claim counts as abandoned (longer than the longest
 /// request timeout anyone should configure).
 pub const ABANDONED_FIRST_READ_SECS: i64 = 120;
@@ -78,7 +88,8 @@ impl Store {
         enrolment_scopes: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        with_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO mfa_devices (id, user_id, kind, secret, verified, created_at, enrolment_scopes) \
              VALUES ($1, $2, 'totp', $3, 0, $4, $5) \
              ON CONFLICT (user_id) WHERE verified = 0 DO UPDATE SET id = excluded.id, secret = excluded.secret, \
@@ -89,8 +100,9 @@ impl Store {
         .bind(secret)
         .bind(now)
         .bind(enrolment_scopes)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
+        });
         Ok(())
     }
 
@@ -99,30 +111,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn totp_devices(&self, user_id: &str) -> Result<Vec<MfaDeviceRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM mfa_devices WHERE user_id = $1 AND kind = 'totp' ORDER BY created_at, id",
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, user_id, secret, verified <> 0 AS verified, last_step, created_at, verified_at, \
+             is_default <> 0 AS is_default, COALESCE(enrolment_scopes, '') AS enrolment_scopes \
+             FROM mfa_devices WHERE user_id = $1 AND kind = 'totp' ORDER BY created_at, id",
         )
         .bind(user_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(MfaDeviceRow {
-                    id: row.try_get("id")?,
-                    user_id: row.try_get("user_id")?,
-                    secret: row.try_get("secret")?,
-                    verified: row.try_get::<i64, _>("verified")? != 0,
-                    last_step: row.try_get("last_step")?,
-                    created_at: row.try_get("created_at")?,
-                    verified_at: row.try_get("verified_at")?,
-                    is_default: row.try_get::<i64, _>("is_default")? != 0,
-                    enrolment_scopes: row
-                        .try_get::<Option<String>, _>("enrolment_scopes")?
-                        .unwrap_or_default(),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Accepts time step `step` for a device if it is later than the last accepted one, and marks the device
@@ -136,17 +132,20 @@ impl Store {
         step: i64,
         now: i64,
     ) -> Result<TotpStep, StoreError> {
-        let result = sqlx::query(
+        let result = with_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
              WHERE id = $2 AND (last_step IS NULL OR last_step < $1)",
         )
         .bind(step)
         .bind(device_id)
         .bind(now)
-        .execute(self.pool())
-        .await;
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected())
+        });
         match result {
-            Ok(done) if done.rows_affected() == 1 => Ok(TotpStep::Accepted),
+            Ok(1) => Ok(TotpStep::Accepted),
             Ok(_) => Ok(TotpStep::Replayed),
             // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -163,16 +162,17 @@ impl Store {
     /// [`StoreError`].
     pub async fn set_default_mfa_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
         // One statement, so two concurrent calls leave exactly one default.
-        let result = sqlx::query(
+        let changed = with_pool!(self, |pool| sqlx::query(
             "UPDATE mfa_devices SET is_default = CASE WHEN id = $2 THEN 1 ELSE 0 END \
              WHERE user_id = $1 AND EXISTS (SELECT 1 FROM mfa_devices d WHERE d.id = $2 AND d.user_id = $1 \
              AND d.verified = 1)",
         )
         .bind(user_id)
         .bind(device_id)
-        .execute(self.pool())
-        .await?;
-        Ok(result.rows_affected() > 0)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(changed > 0)
     }
 
     /// Deletes an MFA device of a user. Returns whether it existed.
@@ -180,12 +180,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn delete_mfa_device(&self, user_id: &str, device_id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM mfa_devices WHERE id = $1 AND user_id = $2")
-            .bind(device_id)
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+        let deleted =
+            with_pool!(self, |pool| sqlx::query("DELETE FROM mfa_devices WHERE id = $1 AND user_id = $2")
+                .bind(device_id)
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected());
+        Ok(deleted == 1)
     }
 
     /// Marks that `user_id`'s recovery codes are being created for the first time. Returns `false` when they were
@@ -196,7 +198,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn claim_first_recovery_codes(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
-        let result = sqlx::query(
+        let claimed = with_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO recovery_code_sets (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE \
              SET created_at = $2 WHERE recovery_code_sets.created_at <= $3 \
              AND NOT EXISTS (SELECT 1 FROM recovery_codes WHERE recovery_codes.user_id = $1)",
@@ -204,9 +207,11 @@ impl Store {
         .bind(user_id)
         .bind(now)
         .bind(now.saturating_sub(ABANDONED_FIRST_READ_SECS))
-        .execute(self.pool())
-        .await?;
-        Ok(result.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        Ok(claimed == 1)
     }
 
     /// Replaces the user's recovery codes.
@@ -219,18 +224,25 @@ impl Store {
         codes: &[RecoveryCodeRow],
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-        for code in codes {
-            sqlx::query("INSERT INTO recovery_codes (id, user_id, code_hash, used, created_at) VALUES ($1, $2, $3, 0, $4)")
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            for code in codes {
+                sqlx::query(
+                    "INSERT INTO recovery_codes (id, user_id, code_hash, used, created_at) VALUES ($1, $2, $3, 0, $4)",
+                )
                 .bind(&code.id)
                 .bind(user_id)
                 .bind(&code.code_hash)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -242,18 +254,18 @@ impl Store {
         &self,
         user_id: &str,
     ) -> Result<(Vec<RecoveryCodeRow>, i64), StoreError> {
-        let rows =
-            sqlx::query("SELECT id, code_hash, used FROM recovery_codes WHERE user_id = $1 ORDER BY id")
-                .bind(user_id)
-                .fetch_all(self.pool())
-                .await?;
+        let rows: Vec<(String, String, bool)> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, code_hash, used <> 0 AS used FROM recovery_codes WHERE user_id = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await?);
         let total = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-        let mut unused = Vec::new();
-        for row in rows {
-            if row.try_get::<i64, _>("used")? == 0 {
-                unused.push(RecoveryCodeRow { id: row.try_get("id")?, code_hash: row.try_get("code_hash")? });
-            }
-        }
+        let unused = rows
+            .into_iter()
+            .filter(|(_, _, used)| !used)
+            .map(|(id, code_hash, _)| RecoveryCodeRow { id, code_hash })
+            .collect();
         Ok((unused, total))
     }
 
@@ -262,37 +274,43 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn use_recovery_code(&self, id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("UPDATE recovery_codes SET used = 1 WHERE id = $1 AND used = 0")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+        let spent = with_pool!(self, |pool| sqlx::query(
+            "UPDATE recovery_codes SET used = 1 WHERE id = $1 AND used = 0"
+        )
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(spent == 1)
     }
 
     /// Reserves one MFA attempt before the factor is checked: counts it as a failure up front, unless MFA is
-    /// locked. Returns the count including this attempt, or `Err(locked_until)` while locked. Counting first (one
-    /// conditional upsert) is what keeps parallel guesses from all passing a lock check.
+    /// locked. Counting first (one conditional upsert) is what keeps parallel guesses from all passing a lock
+    /// check.
     ///
     /// # Errors
     /// [`StoreError`].
-    pub async fn mfa_reserve(&self, user_id: &str, now: i64) -> Result<Result<i64, i64>, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
-             WHERE mfa_lockouts.locked_until <= $2 RETURNING failures",
-        )
-        .bind(user_id)
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(row) = row {
-            return Ok(Ok(row.try_get("failures")?));
-        }
-        let row = sqlx::query("SELECT locked_until FROM mfa_lockouts WHERE user_id = $1")
+    pub async fn mfa_reserve(&self, user_id: &str, now: i64) -> Result<MfaReservation, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            let counted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+                 ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
+                 WHERE mfa_lockouts.locked_until <= $2 RETURNING failures",
+            )
             .bind(user_id)
-            .fetch_one(self.pool())
+            .bind(now)
+            .fetch_optional(pool)
             .await?;
-        Ok(Err(row.try_get("locked_until")?))
+            match counted {
+                Some(failures) => MfaReservation::Counted(failures),
+                None => MfaReservation::Locked {
+                    until: sqlx::query_scalar("SELECT locked_until FROM mfa_lockouts WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_one(pool)
+                        .await?,
+                },
+            }
+        }))
     }
 
     /// Locks MFA until `until` and restarts the count.
@@ -300,11 +318,13 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn mfa_lock(&self, user_id: &str, until: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mfa_lockouts SET failures = 0, locked_until = $2 WHERE user_id = $1")
-            .bind(user_id)
-            .bind(until)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE mfa_lockouts SET failures = 0, locked_until = $2 WHERE user_id = $1")
+                .bind(user_id)
+                .bind(until)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -313,10 +333,12 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn mfa_succeeded(&self, user_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 }

@@ -1,13 +1,22 @@
-//! Storage: one SQL code base for SQLite and PostgreSQL through sqlx's `Any` driver.
+//! Storage: SQL only, one code base for SQLite and PostgreSQL on sqlx's native pools.
 //!
 //! Every counter, nonce, challenge, code, last-used TOTP step, lockout and spent token lives here, so replicas
 //! sharing one PostgreSQL agree on all of them. Single-use and counting rules are enforced by conditional
 //! `UPDATE`/`INSERT ... ON CONFLICT DO NOTHING` statements whose affected-row count says who won, which is atomic
 //! on both databases without explicit locks.
 //!
-//! Portability rules (sqlx `Any`): `$1`-style placeholders (SQLite binds them by number too), columns of TEXT
-//! and BIGINT only (flags 0/1, times in Unix seconds), `ON CONFLICT ... DO NOTHING/UPDATE` and `RETURNING`, which
-//! both databases speak. One migration directory serves both.
+//! Rows come back typed (`sqlx::FromRow`): enums for the code channel, the credential format and the ceremony
+//! kind, `bool` for flags. Answers that are more than yes or no are enums of their own ([`MfaReservation`],
+//! [`SlotClaim`], [`CountClaim`]), never a `Result` inside the storage `Result`.
+//!
+//! Why native pools: sqlx's `Any` driver dispatches every call dynamically and converts every argument and
+//! value on its way through; a statement here runs on [`SqlitePool`] or [`PgPool`] directly ([`with_pool!`]
+//! writes it once, and the compiler makes one copy per database).
+//!
+//! Portability rules: `$1`-style placeholders (SQLite binds them by number too), columns of TEXT and BIGINT only
+//! (flags stored as 0/1 and read back with `<> 0`, which both databases answer with a boolean; times in Unix
+//! seconds), `ON CONFLICT ... DO NOTHING/UPDATE` and `RETURNING`, which both databases speak. One migration
+//! directory serves both.
 
 mod housekeeping;
 mod keys;
@@ -22,17 +31,20 @@ mod users;
 
 pub use housekeeping::{COUNTED_TABLES, PENDING_ENROLMENT_TTL_SECS};
 pub use keys::SigningKeyRow;
-pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, RecoveryCodeRow, TotpStep};
+pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, MfaReservation, RecoveryCodeRow, TotpStep};
 pub use operator::MfaReset;
 pub use otp::{OtpRow, OutboxRow};
-pub use passkeys::{MAX_OPEN_CEREMONIES, PasskeyRow};
+pub use passkeys::{CeremonyKind, MAX_OPEN_CEREMONIES, PasskeyRow};
+pub use rate::{CountClaim, SlotClaim};
 pub use sessions::SessionRow;
 pub use users::{CredentialRow, NewCredential, UserRow};
 
+use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor as _};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
 
 /// A storage failure (the database is down, a query failed). Never caused by client input.
 #[derive(Debug, thiserror::Error)]
@@ -54,75 +66,100 @@ pub enum Dialect {
     Postgres,
 }
 
+/// The connection pool, native to its database.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// SQLite (file or memory).
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the store's native pool: the statement is written once and compiled once
+/// per database (the SQL both speak: see the module docs). `$body` may use `?` and `.await`.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store.pool() {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
 /// The database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
-    dialect: Dialect,
+    pool: Pool,
 }
 
 impl Store {
-    /// Connects and runs the migrations of the URL's dialect. `sqlite::memory:` (or `memory`) is a private
-    /// in-memory database; `sqlite://path` a file (created if missing, in WAL mode); `postgres://...` PostgreSQL.
+    /// Connects and runs the migrations. `sqlite::memory:` (or `memory`) is a private in-memory database;
+    /// `sqlite://path` a file (created if missing, in WAL mode); `postgres://...` PostgreSQL.
     ///
     /// # Errors
     /// [`StoreError`] if the database cannot be reached or migrated.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        install_default_drivers();
-        let (pool, dialect) = if url == "memory" || url == "sqlite::memory:" || url == "sqlite://:memory:" {
-            // Any opens each pooled connection from the URL again, and an anonymous in-memory database is private
-            // to its connection: use one named database on one connection that is never closed.
-            let name = format!(
-                "sqlite://stepup-{}?mode=memory&cache=shared",
-                crate::random::uuid().map_err(|e| { StoreError(sqlx::Error::Configuration(e.into())) })?
-            );
-            let pool = AnyPoolOptions::new()
+        let pool = if url == "memory" || url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            // An in-memory database lives as long as its one connection: the pool keeps exactly one, forever.
+            let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect(&name)
+                .connect_with(options)
                 .await?;
-            (pool, Dialect::Sqlite)
+            Pool::Sqlite(pool)
         } else if url.starts_with("sqlite:") {
-            let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
-            let pool = AnyPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        // In WAL mode NORMAL is corruption-safe; a power cut may lose the last commits, not the file.
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?;
-            pool.execute("PRAGMA journal_mode = WAL").await?;
-            (pool, Dialect::Sqlite)
+            let mut options = SqliteConnectOptions::from_str(url)?
+                .journal_mode(SqliteJournalMode::Wal)
+                // In WAL mode NORMAL is corruption-safe; a power cut may lose the last commits, not the file.
+                .synchronous(SqliteSynchronous::Normal);
+            // A URL with options of its own (`?mode=ro`) says how to open; a bare path is created if missing.
+            if !url.contains('?') {
+                options = options.create_if_missing(true);
+            }
+            Pool::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(options).await?)
         } else {
-            let pool = AnyPoolOptions::new()
+            let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await?;
-            (pool, Dialect::Postgres)
+            Pool::Postgres(pool)
         };
-        // One set of migrations serves both databases: they use only the types and statements the two share
-        // (see the module docs), which is also what the `Any` driver needs.
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool, dialect })
+        // One set of migrations serves both databases: they use only the types and statements the two share.
+        let migrator = sqlx::migrate!("./migrations");
+        match &pool {
+            Pool::Sqlite(pool) => migrator.run(pool).await?,
+            Pool::Postgres(pool) => migrator.run(pool).await?,
+        }
+        Ok(Self { pool })
     }
 
     /// The pool.
     #[must_use]
-    pub fn pool(&self) -> &AnyPool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The SQLite pool, when the database is SQLite (tests read the file directly).
+    #[must_use]
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        }
     }
 
     /// The dialect.
     #[must_use]
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        match self.pool {
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            Pool::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// Whether the database answers.
@@ -130,7 +167,9 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        with_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
         Ok(())
     }
 
@@ -139,13 +178,15 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the write fails (a read-only or full database, a lost connection).
     pub async fn check_writable(&self, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO health_checks (id, checked_at) VALUES ('health', $1) \
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO health_checks (id, checked_at) VALUES ('health', $1) \
              ON CONFLICT (id) DO UPDATE SET checked_at = $1",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+            )
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 }

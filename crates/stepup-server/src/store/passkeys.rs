@@ -1,11 +1,9 @@
 //! Passkeys (webauthn-rs `Passkey` as JSON, with its counter) and single-use ceremony states.
 
-use sqlx::Row as _;
-
-use super::{Store, StoreError};
+use super::{Store, StoreError, with_pool};
 
 /// A stored passkey.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PasskeyRow {
     /// Record id.
     pub id: String,
@@ -23,6 +21,26 @@ pub struct PasskeyRow {
     pub updated_at: i64,
 }
 
+/// What a stored WebAuthn ceremony is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// Registering a new passkey.
+    Registration,
+    /// Asserting a registered one.
+    Authentication,
+}
+
+impl CeremonyKind {
+    /// Its name in the `kind` column.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Registration => "registration",
+            CeremonyKind::Authentication => "authentication",
+        }
+    }
+}
+
 /// The most ceremonies of one kind (registration, authentication) a user has open at once.
 pub const MAX_OPEN_CEREMONIES: i64 = 5;
 
@@ -32,19 +50,21 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn insert_passkey(&self, row: &PasskeyRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO passkeys (id, user_id, credential_id, passkey, origin, created_at, updated_at) \
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO passkeys (id, user_id, credential_id, passkey, origin, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&row.id)
-        .bind(&row.user_id)
-        .bind(&row.credential_id)
-        .bind(&row.passkey)
-        .bind(&row.origin)
-        .bind(row.created_at)
-        .bind(row.updated_at)
-        .execute(self.pool())
-        .await?;
+            )
+            .bind(&row.id)
+            .bind(&row.user_id)
+            .bind(&row.credential_id)
+            .bind(&row.passkey)
+            .bind(&row.origin)
+            .bind(row.created_at)
+            .bind(row.updated_at)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -53,24 +73,13 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn passkeys(&self, user_id: &str) -> Result<Vec<PasskeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM passkeys WHERE user_id = $1 ORDER BY created_at, id")
-            .bind(user_id)
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PasskeyRow {
-                    id: row.try_get("id")?,
-                    user_id: row.try_get("user_id")?,
-                    credential_id: row.try_get("credential_id")?,
-                    passkey: row.try_get("passkey")?,
-                    origin: row.try_get("origin")?,
-                    created_at: row.try_get("created_at")?,
-                    updated_at: row.try_get("updated_at")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        Ok(with_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, user_id, credential_id, passkey, origin, created_at, updated_at FROM passkeys \
+             WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// Saves a passkey's new state (its counter) after a use.
@@ -78,12 +87,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn update_passkey(&self, id: &str, passkey: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE passkeys SET passkey = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(passkey)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE passkeys SET passkey = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(passkey)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -92,12 +103,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn delete_passkey(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
-        let result = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-            .bind(id)
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(result.rows_affected() == 1)
+        let result =
+            with_pool!(self, |pool| sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+                .bind(id)
+                .bind(user_id)
+                .execute(pool)
+                .await?
+                .rows_affected());
+        Ok(result == 1)
     }
 
     /// Stores a ceremony state under its challenge.
@@ -108,32 +121,37 @@ impl Store {
         &self,
         challenge: &str,
         user_id: &str,
-        kind: &str,
+        kind: CeremonyKind,
         state: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO webauthn_challenges (challenge, user_id, kind, state, expires_at) VALUES ($1, $2, $3, $4, $5)")
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO webauthn_challenges (challenge, user_id, kind, state, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
             .bind(challenge)
             .bind(user_id)
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(state)
             .bind(expires_at)
-            .execute(self.pool())
+            .execute(pool)
             .await?;
-        // A user has a few ceremonies open at most (a tab or two): older ones beyond that are dropped, so one
-        // session cannot fill the table.
-        // The new one always stays; of the others, the newest `MAX_OPEN_CEREMONIES - 1`.
-        sqlx::query(
-            "DELETE FROM webauthn_challenges WHERE user_id = $1 AND kind = $2 AND challenge <> $3 \
-             AND challenge NOT IN (SELECT challenge FROM webauthn_challenges WHERE user_id = $1 AND kind = $2 \
-             AND challenge <> $3 ORDER BY expires_at DESC, challenge DESC LIMIT $4)",
-        )
-        .bind(user_id)
-        .bind(kind)
-        .bind(challenge)
-        .bind(MAX_OPEN_CEREMONIES - 1)
-        .execute(self.pool())
-        .await?;
+            // A user has a few ceremonies open at most (a tab or two): older ones beyond that are dropped, so one
+            // session cannot fill the table.
+            // The new one always stays; of the others, the newest `MAX_OPEN_CEREMONIES - 1`.
+            sqlx::query(
+                "DELETE FROM webauthn_challenges WHERE user_id = $1 AND kind = $2 AND challenge <> $3 \
+                 AND challenge NOT IN (SELECT challenge FROM webauthn_challenges WHERE user_id = $1 AND kind = $2 \
+                 AND challenge <> $3 ORDER BY expires_at DESC, challenge DESC LIMIT $4)",
+            )
+            .bind(user_id)
+            .bind(kind.as_str())
+            .bind(challenge)
+            .bind(MAX_OPEN_CEREMONIES - 1)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
@@ -146,21 +164,19 @@ impl Store {
         &self,
         challenge: &str,
         user_id: &str,
-        kind: &str,
+        kind: CeremonyKind,
         now: i64,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
+        let taken: Option<(String, String, String, i64)> = with_pool!(self, |pool| {
+            sqlx::query_as(
             "DELETE FROM webauthn_challenges WHERE challenge = $1 RETURNING user_id, kind, state, expires_at",
         )
         .bind(challenge)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let owner: String = row.try_get("user_id")?;
-        let stored_kind: String = row.try_get("kind")?;
-        let expires_at: i64 = row.try_get("expires_at")?;
-        Ok((owner == user_id && stored_kind == kind && expires_at > now)
-            .then(|| row.try_get("state"))
-            .transpose()?)
+        .fetch_optional(pool)
+        .await?
+        });
+        Ok(taken.and_then(|(owner, stored_kind, state, expires_at)| {
+            (owner == user_id && stored_kind == kind.as_str() && expires_at > now).then_some(state)
+        }))
     }
 }

@@ -1,13 +1,37 @@
 //! Rate limits: exact slots for small limits, fixed-window counters for large ones (`verify::rate` picks).
 
-use sqlx::Row as _;
+use super::{Store, StoreError, with_pool};
 
-use super::{Store, StoreError};
+/// What a claim on a small limit got ([`Store::claim_rate_slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotClaim {
+    /// This slot is the caller's.
+    Claimed(i64),
+    /// Every slot is taken; the oldest was claimed at this time (Unix seconds).
+    Full {
+        /// When the oldest claim was made.
+        oldest: i64,
+    },
+}
+
+/// What a count against a large limit got ([`Store::count_rate_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountClaim {
+    /// Counted in the window that ends at this time (Unix seconds).
+    Counted {
+        /// The end of the window.
+        window_end: i64,
+    },
+    /// The limit is reached in the window that ends at this time.
+    Full {
+        /// The end of the full window.
+        window_end: i64,
+    },
+}
 
 impl Store {
     /// Claims one of `slots` rate slots of `key`: a slot that is free, or was claimed at or before
-    /// `window_start`. Returns the slot claimed, or `Err(oldest claim time)` when all are taken. One conditional upsert per slot, so
-    /// parallel claims on any replicas never exceed `slots`. `expires_at` is when the claim frees (for the purge).
+    /// `window_start`. One conditional upsert per slot, so parallel claims on any replicas never exceed `slots`. `expires_at` is when the claim frees (for the purge).
     ///
     /// # Errors
     /// [`StoreError`].
@@ -19,9 +43,10 @@ impl Store {
         now: i64,
         window_start: i64,
         expires_at: i64,
-    ) -> Result<Result<i64, i64>, StoreError> {
+    ) -> Result<SlotClaim, StoreError> {
         for slot in 0..slots {
-            let claimed = sqlx::query(
+            let claimed: Option<i64> = with_pool!(self, |pool| {
+                sqlx::query_scalar(
                 "INSERT INTO rate_slots (environment_id, slot_key, slot, sent_at, expires_at) VALUES ($1, $2, $3, $4, $6) \
                  ON CONFLICT (environment_id, slot_key, slot) DO UPDATE SET sent_at = $4, expires_at = $6 \
                  WHERE rate_slots.sent_at <= $5 RETURNING slot",
@@ -32,20 +57,21 @@ impl Store {
             .bind(now)
             .bind(window_start)
             .bind(expires_at)
-            .fetch_optional(self.pool())
-            .await?;
+            .fetch_optional(pool)
+            .await?
+            });
             if claimed.is_some() {
-                return Ok(Ok(slot));
+                return Ok(SlotClaim::Claimed(slot));
             }
         }
-        let row = sqlx::query(
+        let oldest: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
             "SELECT MIN(sent_at) AS oldest FROM rate_slots WHERE environment_id = $1 AND slot_key = $2",
         )
         .bind(environment_id)
         .bind(key)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(Err(row.try_get::<Option<i64>, _>("oldest")?.unwrap_or(now)))
+        .fetch_one(pool)
+        .await?);
+        Ok(SlotClaim::Full { oldest: oldest.unwrap_or(now) })
     }
 
     /// Frees a slot [`Store::claim_rate_slot`] claimed at `claimed_at`, unless it was claimed again since.
@@ -59,15 +85,17 @@ impl Store {
         slot: i64,
         claimed_at: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        with_pool!(self, |pool| {
+            sqlx::query(
             "DELETE FROM rate_slots WHERE environment_id = $1 AND slot_key = $2 AND slot = $3 AND sent_at = $4",
         )
         .bind(environment_id)
         .bind(key)
         .bind(slot)
         .bind(claimed_at)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
+        });
         Ok(())
     }
 
@@ -82,23 +110,23 @@ impl Store {
         key: &str,
         window_end: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE rate_counters SET count = count - 1 \
+        with_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE rate_counters SET count = count - 1 \
              WHERE environment_id = $1 AND counter_key = $2 AND expires_at = $3 AND count > 0",
-        )
-        .bind(environment_id)
-        .bind(key)
-        .bind(window_end)
-        .execute(self.pool())
-        .await?;
+            )
+            .bind(environment_id)
+            .bind(key)
+            .bind(window_end)
+            .execute(pool)
+            .await?;
+        });
         Ok(())
     }
 
     /// Counts one event of `key` in its current window, if fewer than `max` were counted: one atomic upsert that
     /// starts a new window (count 1, ending at `window_end`) when the stored one ended at or before `now`.
-    /// Returns the end of the window it was counted in, or `Err(end of the full window)` when `max` are already
-    /// counted. Concurrent counts on any replicas
-    /// never exceed `max` in a window.
+    /// Concurrent counts on any replicas never exceed `max` in a window.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -109,8 +137,9 @@ impl Store {
         max: i64,
         now: i64,
         window_end: i64,
-    ) -> Result<Result<i64, i64>, StoreError> {
-        let counted = sqlx::query(
+    ) -> Result<CountClaim, StoreError> {
+        let counted: Option<i64> = with_pool!(self, |pool| {
+            sqlx::query_scalar(
             "INSERT INTO rate_counters (environment_id, counter_key, count, expires_at) VALUES ($1, $2, 1, $4) \
              ON CONFLICT (environment_id, counter_key) DO UPDATE SET \
              count = CASE WHEN rate_counters.expires_at <= $3 THEN 1 ELSE rate_counters.count + 1 END, \
@@ -122,21 +151,19 @@ impl Store {
         .bind(now)
         .bind(window_end)
         .bind(max)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(row) = counted {
-            return Ok(Ok(row.try_get::<i64, _>("expires_at")?));
+        .fetch_optional(pool)
+        .await?
+        });
+        if let Some(window_end) = counted {
+            return Ok(CountClaim::Counted { window_end });
         }
-        let row = sqlx::query(
+        let full: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(
             "SELECT expires_at FROM rate_counters WHERE environment_id = $1 AND counter_key = $2",
         )
         .bind(environment_id)
         .bind(key)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(Err(match row {
-            Some(row) => row.try_get::<i64, _>("expires_at")?,
-            None => window_end,
-        }))
+        .fetch_optional(pool)
+        .await?);
+        Ok(CountClaim::Full { window_end: full.unwrap_or(window_end) })
     }
 }

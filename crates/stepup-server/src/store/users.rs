@@ -1,13 +1,11 @@
 //! Users and their verified credentials.
 
-use sqlx::Row as _;
-use sqlx::any::AnyRow;
 use stepup_proto::CredentialFormat;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, with_pool};
 
 /// A user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRow {
     /// Id (UUID).
     pub id: String,
@@ -22,13 +20,14 @@ pub struct UserRow {
 }
 
 /// A verified credential of a user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CredentialRow {
     /// Id (UUID).
     pub id: String,
     /// Owner.
     pub user_id: String,
     /// `email`, `phoneNumber` or `blockchain` (stored by its wire name).
+    #[sqlx(try_from = "String")]
     pub format: CredentialFormat,
     /// Email address.
     pub email: Option<String>,
@@ -78,38 +77,24 @@ impl CredentialRow {
     }
 }
 
-fn credential(row: &AnyRow) -> Result<CredentialRow, sqlx::Error> {
-    Ok(CredentialRow {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        format: CredentialFormat::parse(&row.try_get::<String, _>("format")?),
-        email: row.try_get("email")?,
-        phone_number: row.try_get("phone_number")?,
-        phone_country_code: row.try_get("phone_country_code")?,
-        iso_country_code: row.try_get("iso_country_code")?,
-        address: row.try_get("address")?,
-        chain: row.try_get("chain")?,
-        wallet_name: row.try_get("wallet_name")?,
-        wallet_provider: row.try_get("wallet_provider")?,
-        embedded: row.try_get::<i64, _>("embedded")? != 0,
-        sign_in_enabled: row.try_get::<i64, _>("sign_in_enabled")? != 0,
-    })
-}
-
 impl Store {
     /// Inserts a user.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn insert_user(&self, user: &UserRow, now: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO users (id, environment_id, email, phone_number, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.environment_id)
-            .bind(&user.email)
-            .bind(&user.phone_number)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO users (id, environment_id, email, phone_number, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.id)
+        .bind(&user.environment_id)
+        .bind(&user.email)
+        .bind(&user.phone_number)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        });
         Ok(())
     }
 
@@ -118,24 +103,14 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn user(&self, environment_id: &str, user_id: &str) -> Result<Option<UserRow>, StoreError> {
-        let row = sqlx::query(
+        Ok(with_pool!(self, |pool| sqlx::query_as(
             "SELECT id, environment_id, email, phone_number, mfa_backup_code_acknowledgement FROM users \
              WHERE id = $1 AND environment_id = $2",
         )
         .bind(user_id)
         .bind(environment_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match row {
-            Some(row) => Some(UserRow {
-                id: row.try_get("id")?,
-                environment_id: row.try_get("environment_id")?,
-                email: row.try_get("email")?,
-                phone_number: row.try_get("phone_number")?,
-                mfa_backup_code_acknowledgement: row.try_get("mfa_backup_code_acknowledgement")?,
-            }),
-            None => None,
-        })
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Sets whether the user's recovery codes are acknowledged (`pending`, `complete`).
@@ -147,11 +122,13 @@ impl Store {
         user_id: &str,
         value: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET mfa_backup_code_acknowledgement = $2 WHERE id = $1")
-            .bind(user_id)
-            .bind(value)
-            .execute(self.pool())
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query("UPDATE users SET mfa_backup_code_acknowledgement = $2 WHERE id = $1")
+                .bind(user_id)
+                .bind(value)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
@@ -160,7 +137,8 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn insert_credential(&self, c: &NewCredential, now: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        with_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO credentials (id, user_id, format, email, phone_number, phone_country_code, iso_country_code, \
              address, chain, wallet_name, wallet_provider, embedded, sign_in_enabled, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -179,8 +157,9 @@ impl Store {
         .bind(i64::from(c.embedded))
         .bind(i64::from(c.sign_in_enabled))
         .bind(now)
-        .execute(self.pool())
+        .execute(pool)
         .await?;
+        });
         Ok(())
     }
 
@@ -189,11 +168,16 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn credentials(&self, user_id: &str) -> Result<Vec<CredentialRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM credentials WHERE user_id = $1 ORDER BY created_at, id")
-            .bind(user_id)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows.iter().map(credential).collect::<Result<_, _>>()?)
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+            "SELECT id, user_id, format, email, phone_number, phone_country_code, iso_country_code, address, chain, \
+             wallet_name, wallet_provider, embedded <> 0 AS embedded, sign_in_enabled <> 0 AS sign_in_enabled \
+             FROM credentials WHERE user_id = $1 ORDER BY created_at, id",
+        )
+        .bind(user_id)
+        .fetch_all(pool)
+        .await?
+        }))
     }
 }
 
@@ -208,7 +192,7 @@ impl Store {
         environment_id: &str,
         destination: &str,
     ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query(
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
             "SELECT c.user_id AS user_id FROM credentials c JOIN users u ON u.id = c.user_id \
              WHERE u.environment_id = $1 AND c.sign_in_enabled = 1 AND \
              ((c.format = 'email' AND c.email = $2) OR \
@@ -217,11 +201,7 @@ impl Store {
         )
         .bind(environment_id)
         .bind(destination)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(match row {
-            Some(row) => Some(row.try_get("user_id")?),
-            None => None,
-        })
+        .fetch_optional(pool)
+        .await?))
     }
 }

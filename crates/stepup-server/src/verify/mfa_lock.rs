@@ -5,7 +5,7 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::secs;
+use crate::store::{MfaReservation, secs};
 
 /// Failures in a row that lock MFA.
 pub const MAX_FAILURES: i64 = 5;
@@ -27,14 +27,14 @@ fn locked_for(state: &AppState, until: i64) -> ApiError {
 /// then starts the lock).
 pub async fn reserve(state: &AppState, user_id: &str) -> Result<Attempt, ApiError> {
     match state.store().mfa_reserve(user_id, secs(state.now())).await? {
-        Err(until) => Err(locked_for(state, until)),
-        Ok(count) if count > MAX_FAILURES => {
+        MfaReservation::Locked { until } => Err(locked_for(state, until)),
+        MfaReservation::Counted(count) if count > MAX_FAILURES => {
             let until = secs(state.now().plus_secs(LOCK_SECS));
             state.store().mfa_lock(user_id, until).await?;
             state.metrics().lockout();
             Err(ApiError::locked(LOCK_SECS))
         }
-        Ok(count) => Ok(Attempt(count)),
+        MfaReservation::Counted(count) => Ok(Attempt(count)),
     }
 }
 

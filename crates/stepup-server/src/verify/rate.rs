@@ -6,7 +6,7 @@ use stepup_proto::ErrorCode;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::secs;
+use crate::store::{CountClaim, SlotClaim, secs};
 
 /// One limit: `max` per `window_secs` for a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,8 +83,8 @@ pub async fn claim(
         )
         .await?
     {
-        Ok(slot) => Ok(Claimed::Slot { key: key.to_owned(), slot, at: now }),
-        Err(oldest) => {
+        SlotClaim::Claimed(slot) => Ok(Claimed::Slot { key: key.to_owned(), slot, at: now }),
+        SlotClaim::Full { oldest } => {
             let retry_after = u64::try_from(oldest - window_start).unwrap_or(1);
             Err(ApiError::too_many(code, message, retry_after))
         }
@@ -113,8 +113,8 @@ pub async fn count(
         .count_rate_event(environment_id, key, i64::from(limit.max), now, now.saturating_add(window))
         .await?
     {
-        Ok(window_end) => Ok(Claimed::Count { key: key.to_owned(), window_end }),
-        Err(window_end) => {
+        CountClaim::Counted { window_end } => Ok(Claimed::Count { key: key.to_owned(), window_end }),
+        CountClaim::Full { window_end } => {
             let retry_after = u64::try_from(window_end.saturating_sub(now)).unwrap_or(1).max(1);
             Err(ApiError::too_many(code, message, retry_after))
         }
