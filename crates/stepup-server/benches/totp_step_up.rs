@@ -76,7 +76,12 @@ async fn run(clients_n: usize, rounds: usize) {
             .insert_totp_device(
                 &device,
                 &user_id,
-                &state.seal_totp_secret(&device, &secret).unwrap(),
+                &stepup_server::services::secrets::seal_totp_secret(
+                    state.key_encryption_key(),
+                    &device,
+                    &secret,
+                )
+                .unwrap(),
                 "wallet:sign",
                 secs(start),
             )

@@ -10,8 +10,9 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq as _;
 
+use crate::environment::Environment;
 use crate::error::ApiError;
-use crate::state::{AppState, Environment};
+use crate::state::AppState;
 use crate::store::time;
 use crate::tokens::SessionClaims;
 
@@ -75,8 +76,7 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Env(env) = Env::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("A session token is required"))?;
-        let claims: SessionClaims = state
-            .verify_jwt(&env, token)
+        let claims: SessionClaims = crate::services::issuance::verify_jwt(state, &env, token)
             .await
             .map_err(|_| ApiError::unauthorized("The session token is invalid"))?;
         if claims.token_use != "session" || claims.aud != env.id() {
@@ -96,6 +96,37 @@ impl FromRequestParts<AppState> for Session {
             }),
             _ => Err(ApiError::unauthorized("The session has ended")),
         }
+    }
+}
+
+/// A session if the request carries one (sending a code and asking for nonces work signed in or out; a bad
+/// token is still a 401).
+#[derive(Debug, Clone)]
+pub struct MaybeSession(pub Option<Session>);
+
+impl FromRequestParts<AppState> for MaybeSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if bearer(parts).is_none() {
+            return Ok(MaybeSession(None));
+        }
+        Session::from_request_parts(parts, state).await.map(|s| MaybeSession(Some(s)))
+    }
+}
+
+/// The elevated token the request carries in `x-dyn-elevated-access-token`, if any (the resource guard checks
+/// it; a header that is not text is no token).
+#[derive(Debug, Clone, Default)]
+pub struct ElevatedHeader(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ElevatedHeader {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let token =
+            parts.headers.get(stepup_proto::headers::ELEVATED_ACCESS_TOKEN).and_then(|v| v.to_str().ok());
+        Ok(ElevatedHeader(token.map(str::to_owned)))
     }
 }
 

@@ -220,25 +220,10 @@ pub struct EnvironmentConfig {
 }
 
 /// The methods an environment switches on and off (`enabled_methods`), with their setting names, in
-/// [`Method::ALL`] order: every method [`setting_name`] names (external auth is on when the environment trusts a
+/// [`Method::ALL`] order: every method `methods::setting_name` names (external auth is on when the environment trusts a
 /// backend).
 pub fn switchable_methods() -> impl Iterator<Item = (Method, &'static str)> {
-    Method::ALL.into_iter().filter_map(|method| Some((method, setting_name(method)?)))
-}
-
-/// A method's name in configuration files and in `/settings`; `None` for external auth, which no setting
-/// switches.
-#[must_use]
-pub fn setting_name(method: Method) -> Option<&'static str> {
-    match method {
-        Method::EmailOtp => Some("email"),
-        Method::SmsOtp => Some("sms"),
-        Method::ExternalWallet => Some("wallet"),
-        Method::Passkey => Some("passkey"),
-        Method::Totp => Some("totp"),
-        Method::RecoveryCode => Some("recovery_code"),
-        Method::ExternalAuth => None,
-    }
+    Method::ALL.into_iter().filter_map(|method| Some((method, crate::methods::setting_name(method)?)))
 }
 
 /// `enabled_methods`, read by the methods' setting names.
@@ -448,7 +433,7 @@ impl Policy {
     /// environment's trust in a backend decides it).
     #[must_use]
     pub fn method_enabled(&self, method: Method) -> bool {
-        setting_name(method).is_none() || self.enabled_methods.contains(&method)
+        crate::methods::setting_name(method).is_none() || self.enabled_methods.contains(&method)
     }
 
     /// Whether a token for these scopes is single-use (any of them is), and its lifetime in seconds.

@@ -28,14 +28,13 @@
 //! ```
 
 use axum::extract::FromRequestParts;
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use stepup_core::ScopeSet;
+use stepup_core::{Method, Route, ScopeSet};
 use stepup_proto::TokenScope;
-use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
 
-use crate::auth::Session;
+use crate::auth::{ElevatedHeader, Session};
 use crate::error::ApiError;
+use crate::services::{GuardRefusal, ServiceError, step_up};
 use crate::state::AppState;
 use crate::store::time;
 use crate::tokens::ElevatedClaims;
@@ -52,30 +51,31 @@ pub struct Elevated {
     pub claims: Option<ElevatedClaims>,
 }
 
-/// Checks the request's elevated token for `scope` on behalf of `session`'s user; see the module docs.
+/// Checks the request's elevated token (`token`, from `x-dyn-elevated-access-token`) for `scope` on behalf of
+/// `session`'s user; see the module docs.
 ///
 /// # Errors
-/// The 403 challenge (token missing, unreadable, forged, another environment's or user's, expired, without the
-/// scope, or already spent), or 500 on storage failure.
+/// [`ServiceError::ElevatedRequired`] (token missing, unreadable, forged, another environment's or user's,
+/// expired, without the scope, or already spent), [`ServiceError::Storage`].
 pub async fn check(
     state: &AppState,
     session: &Session,
-    headers: &HeaderMap,
+    token: Option<&str>,
     scope: &TokenScope,
-) -> Result<Elevated, ApiError> {
+) -> Result<Elevated, ServiceError> {
     if !session.env.config.policy.requires_step_up(scope) {
         return Ok(Elevated { claims: None });
     }
-    let claims = verified(state, session, headers, scope).await?;
+    let claims = verified(state, session, token, scope).await?;
     spend(state, &claims, scope).await?;
     Ok(Elevated { claims: Some(claims) })
 }
 
-/// The `amr` values of MFA proofs.
-const MFA_AMR: [&str; 3] = ["totp", "recovery", "passkey"];
-
-/// The `amr` values of re-authentications of the user themselves (not the app backend's word, not the admin's).
-const REAUTHENTICATION_AMR: [&str; 3] = ["email", "sms", "wallet"];
+/// Whether a token's `amr` says it was earned on `route`: by a method of this server on that route (not the
+/// admin's word, which is no method).
+fn earned_on(claims: &ElevatedClaims, route: Route) -> bool {
+    claims.amr.iter().any(|amr| Method::ALL.iter().any(|m| m.amr() == amr.as_str() && m.route() == route))
+}
 
 /// The check of calls that add or remove an MFA factor: TOTP and passkey registration (`credential:link`),
 /// device and passkey deletion (`credential:unlink`).
@@ -92,28 +92,25 @@ const REAUTHENTICATION_AMR: [&str; 3] = ["email", "sms", "wallet"];
 /// code before the user had MFA, or by the app's backend — does not count.
 ///
 /// # Errors
-/// The 403 challenge for `scope`, or 500 on storage failure.
+/// [`ServiceError::ElevatedRequired`] for `scope`, [`ServiceError::Storage`].
 pub async fn check_factor_change(
     state: &AppState,
     session: &Session,
-    headers: &HeaderMap,
+    token: Option<&str>,
     scope: &TokenScope,
-) -> Result<Elevated, ApiError> {
-    if !crate::routes::has_mfa(state, &session.user_id).await? {
+) -> Result<Elevated, ServiceError> {
+    let refused = |why| ServiceError::ElevatedRequired { scope: scope.clone(), why };
+    if !step_up::has_mfa(state, &session.user_id).await? {
         let policy = &session.env.config.policy;
         if *scope != TokenScope::CredentialLink || !policy.step_up_enabled {
-            return check(state, session, headers, scope).await;
+            return check(state, session, token, scope).await;
         }
-        let claims = verified(state, session, headers, scope).await?;
-        let reauthenticated = claims.amr.iter().any(|amr| REAUTHENTICATION_AMR.contains(&amr.as_str()));
+        let claims = verified(state, session, token, scope).await?;
         let granted = ScopeSet::from_space_delimited(&claims.scope);
         let covers_guarded = policy.step_up_scopes.iter().all(|guarded| granted.contains(guarded));
         // Checked before a single-use token is spent, as below.
-        if !reauthenticated && !covers_guarded {
-            return Err(ApiError::elevated_required(
-                vec![scope.clone()],
-                "Adding a first MFA method needs a re-authentication (email, SMS or wallet)".to_owned(),
-            ));
+        if !earned_on(&claims, Route::Reauthenticate) && !covers_guarded {
+            return Err(refused(GuardRefusal::NeedsReauthentication));
         }
         spend(state, &claims, scope).await?;
         return Ok(Elevated { claims: Some(claims) });
@@ -121,13 +118,10 @@ pub async fn check_factor_change(
     if session.has_recent_mfa(state.now(), session.env.config.policy.recent_mfa_max_age_secs) {
         return Ok(Elevated { claims: None });
     }
-    let claims = verified(state, session, headers, scope).await?;
+    let claims = verified(state, session, token, scope).await?;
     // Checked before a single-use token is spent: a token that cannot do this keeps its use.
-    if !claims.amr.iter().any(|amr| MFA_AMR.contains(&amr.as_str())) {
-        return Err(ApiError::elevated_required(
-            vec![scope.clone()],
-            "Changing the MFA methods of a user with MFA needs a token earned by MFA".to_owned(),
-        ));
+    if !earned_on(&claims, Route::Mfa) {
+        return Err(refused(GuardRefusal::NeedsMfa));
     }
     spend(state, &claims, scope).await?;
     Ok(Elevated { claims: Some(claims) })
@@ -138,49 +132,39 @@ pub async fn check_factor_change(
 async fn verified(
     state: &AppState,
     session: &Session,
-    headers: &HeaderMap,
+    token: Option<&str>,
     scope: &TokenScope,
-) -> Result<ElevatedClaims, ApiError> {
-    let challenge = |why: &str| ApiError::elevated_required(vec![scope.clone()], why.to_owned());
-    let token = headers
-        .get(ELEVATED_ACCESS_TOKEN)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| challenge("An elevated access token is required for this scope"))?;
-    let claims: ElevatedClaims = state
-        .verify_jwt(&session.env, token)
+) -> Result<ElevatedClaims, ServiceError> {
+    let refused = |why| ServiceError::ElevatedRequired { scope: scope.clone(), why };
+    let token = token.ok_or(refused(GuardRefusal::Missing))?;
+    let claims: ElevatedClaims = crate::services::issuance::verify_jwt(state, &session.env, token)
         .await
-        .map_err(|_| challenge("The elevated access token is invalid"))?;
+        .map_err(|_| refused(GuardRefusal::Invalid))?;
     if claims.token_use != "elevated" || claims.aud != session.env.id() || claims.sub != session.user_id {
-        return Err(challenge("The elevated access token is invalid"));
+        return Err(refused(GuardRefusal::Invalid));
     }
     // Bound to the session that earned it: after `/revoke` no later session of the user can use it (the revoked
     // session itself is refused with a 401 before this).
     if claims.sid != session.session_id {
-        return Err(challenge("The elevated access token belongs to another session"));
+        return Err(refused(GuardRefusal::OtherSession));
     }
     if time(i64::try_from(claims.exp).unwrap_or(0)) <= state.now() {
-        return Err(challenge("The elevated access token has expired"));
+        return Err(refused(GuardRefusal::Expired));
     }
     if !ScopeSet::from_space_delimited(&claims.scope).contains(scope) {
-        return Err(challenge("The elevated access token does not grant this scope"));
+        return Err(refused(GuardRefusal::ScopeNotGranted));
     }
     Ok(claims)
 }
 
 /// Spends a single-use token, so no replica accepts it again.
-async fn spend(state: &AppState, claims: &ElevatedClaims, scope: &TokenScope) -> Result<(), ApiError> {
+async fn spend(state: &AppState, claims: &ElevatedClaims, scope: &TokenScope) -> Result<(), ServiceError> {
     if claims.single_use {
         let exp = i64::try_from(claims.exp).unwrap_or(i64::MAX);
-        let spent = state.store().consume_token(&claims.jti, exp).await?;
-        if spent {
-            state.metrics().token_spent();
+        if !state.store().consume_token(&claims.jti, exp).await? {
+            return Err(ServiceError::ElevatedRequired { scope: scope.clone(), why: GuardRefusal::Spent });
         }
-        if !spent {
-            return Err(ApiError::elevated_required(
-                vec![scope.clone()],
-                "The elevated access token was already used".to_owned(),
-            ));
-        }
+        state.metrics().token_spent();
     }
     Ok(())
 }
@@ -195,6 +179,7 @@ impl FromRequestParts<AppState> for Elevated {
             return Err(ApiError::internal());
         };
         let session = Session::from_request_parts(parts, state).await?;
-        check(state, &session, &parts.headers, &scope).await
+        let Ok(ElevatedHeader(token)) = ElevatedHeader::from_request_parts(parts, state).await;
+        Ok(check(state, &session, token.as_deref(), &scope).await?)
     }
 }

@@ -8,10 +8,12 @@ pub mod auth;
 pub mod client_address;
 pub mod config;
 pub mod delivery;
+pub mod environment;
 pub mod error;
 pub mod guard;
 pub mod http_client;
 pub mod key_encryption;
+pub mod methods;
 pub mod metrics;
 pub mod random;
 pub mod routes;
@@ -21,7 +23,6 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 mod transport;
-pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,7 +73,7 @@ impl Server {
         // Expired rows (nonces, spent tokens, codes, ceremony states) are deleted once a minute. Any replica may do
         // it; the deletes are idempotent.
         // The same minute reloads the signing keys, so a key rotated on another replica is served in the JWKS here
-        // too (tokens naming a new key reload at once anyway: `AppState::verify_jwt`).
+        // too (tokens naming a new key reload at once anyway: `services::issuance::verify_jwt`).
         let janitor = state.clone();
         let purge = tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -84,7 +85,7 @@ impl Server {
                 }
                 for id in janitor.environment_ids().map(str::to_owned).collect::<Vec<_>>() {
                     if let Some(env) = janitor.environment(&id).cloned()
-                        && let Err(error) = janitor.reload_signing_keys(&env).await
+                        && let Err(error) = services::issuance::reload_signing_keys(&janitor, &env).await
                     {
                         tracing::warn!(%error, environment = %id, "reloading signing keys failed");
                     }

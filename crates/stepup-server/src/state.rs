@@ -1,24 +1,22 @@
-//! `AppState`: what every handler shares — storage, environments and their keys, the clock, the OTP key.
+//! `AppState`: what every handler shares — storage, the environments, the clock, the server's secrets, the
+//! delivery channels, metrics and limits. It holds them; the services use them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderName;
-use hmac::{Hmac, Mac as _};
-use sha2::Sha256;
 use stepup_core::{SecretString, SharedClock, UnixTime};
 
-use crate::config::{ConnectionLimits, EnvironmentConfig, ServerConfig};
+use crate::config::{ConnectionLimits, ServerConfig};
 use crate::delivery::Delivery;
-use crate::error::ApiError;
+use crate::environment::Environment;
 use crate::key_encryption::{KeyEncryptionError, KeyEncryptionKey};
 use crate::metrics::Metrics;
 use crate::random;
-use crate::signing_keys::{SigningKeyError, SigningKeys};
-use crate::store::{Store, StoreError, secs};
-use crate::tokens::{JwtError, TimeClaims};
-use crate::verify::external_auth::ExternalAuthKeys;
-use crate::verify::hash_work::HashWork;
+use crate::services::hash_work::HashWork;
+use crate::services::secrets::{self, OtpKey, SecretsError};
+use crate::signing_keys::SigningKeyError;
+use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +28,9 @@ pub enum StartError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A stored key is corrupt.
-    #[error("stored key material is corrupt: {0}")]
-    Keys(String),
+    /// The server's secrets (the OTP key, TOTP secrets) cannot be loaded.
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
     /// The signing keys cannot be loaded.
     #[error(transparent)]
     SigningKeys(#[from] SigningKeyError),
@@ -58,58 +56,6 @@ pub enum StartError {
     },
 }
 
-/// One environment: its configuration, signing key, WebAuthn relying party and the app backend's keys.
-pub struct Environment {
-    /// Configuration.
-    pub config: EnvironmentConfig,
-    /// Its signing keys: the current one signs sessions and elevated tokens, recently retired ones verify.
-    pub keys: SigningKeys,
-    /// The WebAuthn relying party (RP id and origin from the configuration; any port of the origin is accepted,
-    /// as development servers move between ports).
-    pub webauthn: webauthn_rs::Webauthn,
-    /// The keys external-auth tokens are checked with, when external auth is configured.
-    pub external_auth: Option<ExternalAuthKeys>,
-}
-
-impl std::fmt::Debug for Environment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Environment")
-            .field("config", &self.config)
-            .field("keys", &self.keys)
-            .finish_non_exhaustive()
-    }
-}
-
-fn relying_party(env: &EnvironmentConfig) -> Result<webauthn_rs::Webauthn, StartError> {
-    let invalid = |why: String| {
-        StartError::Config(crate::config::ConfigError::Invalid(format!("environment {}: {why}", env.id)))
-    };
-    let parse = |origin: &String| {
-        webauthn_rs::prelude::Url::parse(origin).map_err(|e| invalid(format!("rp_origins: `{origin}`: {e}")))
-    };
-    let origins = env.rp_origins.iter().map(parse).collect::<Result<Vec<_>, _>>()?;
-    let (first, others) =
-        origins.split_first().ok_or_else(|| invalid("rp_origins must list at least one origin".into()))?;
-    // Origins match exactly, port included: `allow_any_port` would let a page on any port of the host (another
-    // app on `localhost:8081`) run ceremonies for this one.
-    let mut builder = webauthn_rs::WebauthnBuilder::new(&env.rp_id, first)
-        .map_err(|e| invalid(format!("rp_id and rp_origins do not match: {e}")))?
-        .rp_name(&env.app_name)
-        .allow_any_port(false);
-    for origin in others {
-        builder = builder.append_allowed_origin(origin);
-    }
-    builder.build().map_err(|e| invalid(format!("WebAuthn: {e}")))
-}
-
-impl Environment {
-    /// The environment id.
-    #[must_use]
-    pub fn id(&self) -> &str {
-        &self.config.id
-    }
-}
-
 /// The state handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -120,7 +66,7 @@ struct Inner {
     admin_token: Option<SecretString>,
     metrics_token: Option<SecretString>,
     clock: SharedClock,
-    otp_key: zeroize::Zeroizing<[u8; 32]>,
+    otp_key: OtpKey,
     kek: KeyEncryptionKey,
     delivery: Delivery,
     metrics: Metrics,
@@ -139,49 +85,9 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-pub use crate::tokens::ISSUER;
-
-/// The context the OTP HMAC key is sealed under.
-const OTP_KEY_CONTEXT: &str = "server_secret:otp_hmac_key";
-
-/// The OTP HMAC key: made and sealed on first start, sealed on start if an earlier version stored it in clear.
-async fn load_otp_key(
-    store: &Store,
-    kek: &KeyEncryptionKey,
-) -> Result<zeroize::Zeroizing<[u8; 32]>, StartError> {
-    let candidate = kek.seal(OTP_KEY_CONTEXT, random::hex(&random::bytes::<32>()?).as_bytes())?;
-    let stored = store.server_secret("otp_hmac_key", &candidate).await?;
-    let (hex, was_sealed) = kek.open_or_adopt_clear(OTP_KEY_CONTEXT, &stored)?;
-    if !was_sealed {
-        store
-            .reseal_server_secret("otp_hmac_key", &stored, &kek.seal(OTP_KEY_CONTEXT, hex.as_bytes())?)
-            .await?;
-        tracing::info!("OTP key encrypted at rest");
-    }
-    let key = random::from_hex::<32>(&hex)
-        .ok_or_else(|| StartError::Keys("the OTP key is not 32 bytes of hex".into()))?;
-    Ok(zeroize::Zeroizing::new(key))
-}
-
-/// Seals the TOTP secrets an earlier version stored in clear.
-async fn seal_clear_totp_secrets(store: &Store, kek: &KeyEncryptionKey) -> Result<(), StartError> {
-    let clear = store.clear_totp_secrets().await?;
-    for (id, secret) in &clear {
-        let secret = zeroize::Zeroizing::new(secret.clone());
-        store.reseal_totp_secret(id, &secret, &kek.seal(&totp_context(id), secret.as_bytes())?).await?;
-    }
-    if !clear.is_empty() {
-        tracing::info!(devices = clear.len(), "TOTP secrets encrypted at rest");
-    }
-    Ok(())
-}
-
-fn totp_context(device_id: &str) -> String {
-    format!("totp:{device_id}")
-}
-
 impl AppState {
-    /// Loads (or, on first start, creates) every environment's signing key and the OTP key.
+    /// Loads (or, on first start, creates) every environment's signing keys and the OTP key, and seals secrets an
+    /// earlier version stored in clear.
     ///
     /// # Errors
     /// [`StartError`] for a bad configuration, a database failure or corrupt keys.
@@ -204,23 +110,13 @@ impl AppState {
             None => return Err(StartError::NoKeyEncryptionKey),
         };
         let delivery = Delivery::new(config)?;
-        let now = secs(clock.now());
         let mut environments = HashMap::new();
         for env in &config.environments {
-            let keys = SigningKeys::load_or_create(&store, env, &kek, now).await?;
-            let webauthn = relying_party(env)?;
-            let external_auth =
-                env.external_auth.as_ref().map(ExternalAuthKeys::new).transpose().map_err(|why| {
-                    StartError::Config(crate::config::ConfigError::Invalid(format!(
-                        "environment {}: external_auth: {why}",
-                        env.id
-                    )))
-                })?;
-            let environment = Environment { config: env.clone(), keys, webauthn, external_auth };
+            let environment = Environment::load(env, &store, &kek, clock.now()).await?;
             environments.insert(env.id.clone(), Arc::new(environment));
         }
-        let otp_key = load_otp_key(&store, &kek).await?;
-        seal_clear_totp_secrets(&store, &kek).await?;
+        let otp_key = OtpKey::load(&store, &kek).await?;
+        secrets::seal_clear_totp_secrets(&store, &kek).await?;
         Ok(Self(Arc::new(Inner {
             store,
             environments,
@@ -287,70 +183,6 @@ impl AppState {
         &self.0.kek
     }
 
-    /// Seals a new TOTP device's secret for storage.
-    ///
-    /// # Errors
-    /// 500 when no nonce can be drawn.
-    pub fn seal_totp_secret(&self, device_id: &str, secret: &str) -> Result<String, ApiError> {
-        self.0.kek.seal(&totp_context(device_id), secret.as_bytes()).map_err(|_| ApiError::internal())
-    }
-
-    /// Opens a stored TOTP secret.
-    ///
-    /// # Errors
-    /// 500 when it does not open (logged).
-    pub fn open_totp_secret(
-        &self,
-        device_id: &str,
-        stored: &str,
-    ) -> Result<zeroize::Zeroizing<String>, ApiError> {
-        self.0.kek.open_text(&totp_context(device_id), stored).map_err(|error| {
-            tracing::error!(%error, "a TOTP secret does not open");
-            ApiError::internal()
-        })
-    }
-
-    /// Verifies one of this server's JWTs for `env` against its signing keys, reloading them from the database
-    /// (at most once a second) when the token names a key this replica does not hold yet — one another replica
-    /// just made.
-    ///
-    /// # Errors
-    /// [`JwtError`].
-    pub async fn verify_jwt<C: serde::de::DeserializeOwned + TimeClaims>(
-        &self,
-        env: &Environment,
-        token: &str,
-    ) -> Result<C, JwtError> {
-        let now = self.now().as_secs();
-        match env.keys.verify(token, now) {
-            Err(JwtError::UnknownKey) => {
-                let mut last = env.keys.reload_gate().lock().await;
-                // A reload may have run while this waited for the gate.
-                match env.keys.verify(token, now) {
-                    Err(JwtError::UnknownKey) => {}
-                    other => return other,
-                }
-                if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
-                    return Err(JwtError::UnknownKey);
-                }
-                *last = Some(tokio::time::Instant::now());
-                if let Err(error) = self.reload_signing_keys(env).await {
-                    tracing::warn!(%error, "reloading signing keys failed");
-                }
-                env.keys.verify(token, now)
-            }
-            other => other,
-        }
-    }
-
-    /// Reloads an environment's signing keys from the database (after a rotation, here or on another replica).
-    ///
-    /// # Errors
-    /// [`SigningKeyError`].
-    pub async fn reload_signing_keys(&self, env: &Environment) -> Result<(), SigningKeyError> {
-        env.keys.reload(self.store(), &env.config, &self.0.kek, secs(self.now())).await
-    }
-
     /// The bounded pool argon2 work runs on.
     #[must_use]
     pub fn hash_work(&self) -> &HashWork {
@@ -391,17 +223,9 @@ impl AppState {
         self.0.admin_token.as_ref()
     }
 
-    /// The keyed hash a one-time code is stored as: HMAC-SHA256 over the verification id and the code, so a
-    /// database dump does not reveal codes and a hash cannot be replayed for another verification.
+    /// The key one-time codes are stored under.
     #[must_use]
-    pub fn otp_hash(&self, verification_id: &str, code: &str) -> String {
-        // HMAC accepts keys of any length; the error branch cannot happen for a 32-byte key.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(self.0.otp_key.as_slice()) else {
-            return String::new();
-        };
-        mac.update(verification_id.as_bytes());
-        mac.update(b":");
-        mac.update(code.as_bytes());
-        random::hex(&mac.finalize().into_bytes())
+    pub fn otp_key(&self) -> &OtpKey {
+        &self.0.otp_key
     }
 }

@@ -1,5 +1,5 @@
 //! The server's own JWTs: EdDSA (Ed25519) in JWS compact form, with `kid`, signed and verified by
-//! `jsonwebtoken` (the same crate verifies the app backends' tokens, `verify::external_auth`).
+//! `jsonwebtoken` (the same crate verifies the app backends' tokens, `methods::external_auth`).
 //!
 //! Verification pins everything before a signature is checked: the header must name EdDSA (so `alg: none`,
 //! HMAC-with-the-public-key and the rest are refused by name) and this environment's `kid`; then the audience

@@ -727,9 +727,10 @@ async fn a_second_verified_totp_device_is_refused_by_the_database(backend: &Back
     let store = server.server.state().store().clone();
     let now = stepup_server::store::secs(server.now());
     // What the raced enrolment left: a pending device beside the verified one.
-    let secret = stepup_server::verify::totp::new_secret().unwrap();
+    let secret = stepup_server::methods::totp::new_secret().unwrap();
     // Stored as the server stores secrets: sealed under its key-encryption key.
-    let sealed = server.server.state().seal_totp_secret("raced-device", &secret).unwrap();
+    let kek = server.server.state().key_encryption_key();
+    let sealed = stepup_server::services::secrets::seal_totp_secret(kek, "raced-device", &secret).unwrap();
     store.insert_totp_device("raced-device", &person.user.id, &sealed, "credential:link", now).await.unwrap();
     let code = code_at(&secret, server.now().as_secs());
     let body = json!({"code": code, "id": "raced-device"});

@@ -160,7 +160,7 @@ async fn a_database_copy_yields_no_code_secret_or_token() {
         let key = stepup_server::tokens::EnvironmentKey::from_secret(kid.to_owned(), "dev", seed);
         let now = server.now().as_secs();
         let claims = stepup_server::tokens::SessionClaims {
-            iss: stepup_server::state::ISSUER.into(),
+            iss: stepup_server::tokens::ISSUER.into(),
             sub: user.id.clone(),
             aud: "dev".into(),
             exp: now + 3600,
@@ -242,7 +242,9 @@ async fn rows_written_in_clear_are_sealed_on_start() {
         .await
         .unwrap();
     let env = server.server.state().environment("dev").unwrap().clone();
-    assert!(server.server.state().reload_signing_keys(&env).await.is_err());
+    assert!(
+        stepup_server::services::issuance::reload_signing_keys(server.server.state(), &env).await.is_err()
+    );
     let jwks: Value = server.get("/.well-known/jwks", None).await.json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "{jwks}");
     assert_eq!(jwks["keys"][0]["kid"], "old-kid");

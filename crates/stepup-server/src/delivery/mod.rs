@@ -14,10 +14,8 @@ pub mod template;
 use std::sync::Arc;
 
 use stepup_core::UnixTime;
-use stepup_proto::ErrorCode;
 
 use crate::config::{ConfigError, EnvironmentConfig, ServerConfig};
-use crate::error::ApiError;
 use settings::{CODE_FIELDS, NOTICE_FIELDS};
 use sms::{Sms, SmsProvider};
 use smtp::{Email, SmtpMailer};
@@ -93,25 +91,6 @@ impl DeliveryError {
             DeliveryError::TimedOut { .. } => "timed_out",
             DeliveryError::Interrupted { .. } => "interrupted",
             DeliveryError::Message(_) => "invalid_message",
-        }
-    }
-}
-
-impl From<DeliveryError> for ApiError {
-    fn from(error: DeliveryError) -> Self {
-        match error {
-            DeliveryError::NotConfigured { channel } => ApiError::unavailable(
-                ErrorCode::DeliveryUnavailable,
-                format!("This server cannot send {channel} codes"),
-            ),
-            // The relay's own words stay in the log: they may name internal hosts.
-            other => {
-                tracing::warn!(error = %other, "delivery failed");
-                ApiError::unavailable(
-                    ErrorCode::DeliveryFailed,
-                    "The code could not be sent; try again later",
-                )
-            }
         }
     }
 }

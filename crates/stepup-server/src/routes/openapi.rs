@@ -11,12 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use stepup_proto::{
-    EmailVerificationCreateRequest, EmailVerificationCreateResponse, ErrorBody, ExternalAuthVerifyRequest,
-    JwksResponse, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest, NoncesResponse,
-    OtpVerifyRequest, PasskeyAuthRequest, PasskeyRegisterRequest, ProjectSettings, RecoveryAuthRequest,
-    RecoveryCodesResponse, SdkUser, SmsVerificationCreateRequest, SmsVerificationCreateResponse,
-    StepUpCheckRequest, StepUpCheckResponse, TotpAuthRequest, TotpRegistration, UpdateSelfResponse,
-    UserFields, UserPasskeysResponse, VerifiedCredential, VerifyResponse, WalletVerifyRequest,
+    ErrorBody, JwksResponse, MfaDevicesResponse, MfaMethodsResponse, MfaUpdateDeviceRequest,
+    PasskeyRegisterRequest, ProjectSettings, RecoveryCodesResponse, SdkUser, StepUpCheckRequest,
+    StepUpCheckResponse, TotpRegistration, UpdateSelfResponse, UserFields, UserPasskeysResponse,
+    VerifiedCredential, VerifyResponse,
 };
 use utoipa::ToSchema;
 use utoipa::openapi::path::{OperationBuilder, ParameterBuilder, ParameterIn};
@@ -45,7 +43,7 @@ pub(crate) async fn document(State(state): State<AppState>) -> Response {
 
 /// Who may call an operation, as the document's security requirements say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Caller {
+pub(crate) enum Caller {
     /// Anyone.
     Anyone,
     /// Anyone; a session, when sent, is checked.
@@ -68,14 +66,14 @@ enum Answer {
 }
 
 /// The document under construction: paths, and the schemas they refer to.
-struct Document {
+pub(crate) struct Document {
     environments: Vec<String>,
     paths: Paths,
     schemas: Vec<(String, RefOr<Schema>)>,
 }
 
 /// One operation under construction; [`Op::add`] puts it in the document.
-struct Op<'a> {
+pub(crate) struct Op<'a> {
     document: &'a mut Document,
     method: HttpMethod,
     path: String,
@@ -95,7 +93,7 @@ impl Document {
     }
 
     /// An operation of the SDK API: under `/sdk/{environmentId}`.
-    fn sdk(&mut self, method: HttpMethod, path: &str, summary: &str, caller: Caller) -> Op<'_> {
+    pub(crate) fn sdk(&mut self, method: HttpMethod, path: &str, summary: &str, caller: Caller) -> Op<'_> {
         let environment = environment_parameter(&self.environments);
         let op = self.op(method, &format!("/sdk/{{environmentId}}{path}"), summary, caller, "sdk");
         Op { operation: op.operation.parameter(environment), ..op }
@@ -121,7 +119,7 @@ impl Document {
 
 impl Op<'_> {
     /// A JSON request body of type `T` (required unless `optional`).
-    fn body<T: ToSchema>(mut self, optional: bool) -> Self {
+    pub(crate) fn body<T: ToSchema>(mut self, optional: bool) -> Self {
         let schema = self.document.schema::<T>();
         let required = if optional { Required::False } else { Required::True };
         let body = RequestBodyBuilder::new()
@@ -133,7 +131,7 @@ impl Op<'_> {
     }
 
     /// Answers 200 with a `T`.
-    fn answers<T: ToSchema>(mut self) -> Self {
+    pub(crate) fn answers<T: ToSchema>(mut self) -> Self {
         self.answer = Answer::Json(Box::new(self.document.schema::<T>()));
         self
     }
@@ -146,7 +144,7 @@ impl Op<'_> {
     }
 
     /// Answers 200 with a JSON object whose shape is another library's (WebAuthn options) or free.
-    fn answers_object(mut self) -> Self {
+    pub(crate) fn answers_object(mut self) -> Self {
         self.answer = Answer::Json(Box::new(ObjectBuilder::new().schema_type(Type::Object).into()));
         self
     }
@@ -165,7 +163,12 @@ impl Op<'_> {
     }
 
     /// An optional query parameter with this schema.
-    fn query_parameter(mut self, name: &str, description: &str, schema: impl Into<RefOr<Schema>>) -> Self {
+    pub(crate) fn query_parameter(
+        mut self,
+        name: &str,
+        description: &str,
+        schema: impl Into<RefOr<Schema>>,
+    ) -> Self {
         let parameter = ParameterBuilder::new()
             .name(name)
             .parameter_in(ParameterIn::Query)
@@ -180,7 +183,7 @@ impl Op<'_> {
     /// Puts the operation in the document: its answer, and each error status the API answers as
     /// `{error, code}` JSON. The statuses are listed (no `default`), so an answer with any other status — a 500,
     /// a 409 — does not conform.
-    fn add(self) {
+    pub(crate) fn add(self) {
         let error = self.document.schema::<ErrorBody>();
         let json = |schema: RefOr<Schema>| ContentBuilder::new().schema(Some(schema)).build();
         let success = match self.answer {
@@ -317,7 +320,7 @@ pub fn build(state: &AppState) -> OpenApi {
 }
 
 fn sdk_operations(doc: &mut Document) {
-    use Caller::{Anyone, Elevated, MaybeSignedIn, SignedIn};
+    use Caller::{Anyone, Elevated, SignedIn};
     use HttpMethod::{Delete, Get, Post, Put};
     doc.sdk(
         Post,
@@ -328,42 +331,8 @@ fn sdk_operations(doc: &mut Document) {
     .body::<StepUpCheckRequest>(false)
     .answers::<StepUpCheckResponse>()
     .add();
-    doc.sdk(Post, "/emailVerifications/create", "Send an email one-time code", MaybeSignedIn)
-        .body::<EmailVerificationCreateRequest>(false)
-        .answers::<EmailVerificationCreateResponse>()
-        .add();
-    doc.sdk(Post, "/smsVerifications/create", "Send an SMS one-time code", MaybeSignedIn)
-        .body::<SmsVerificationCreateRequest>(false)
-        .answers::<SmsVerificationCreateResponse>()
-        .add();
-    for channel in ["email", "sms"] {
-        doc.sdk(
-            Post,
-            &format!("/{channel}Verifications/verify"),
-            "Re-authenticate (step up) by a one-time code",
-            SignedIn,
-        )
-        .body::<OtpVerifyRequest>(false)
-        .answers::<UpdateSelfResponse>()
-        .add();
-        doc.sdk(Post, &format!("/{channel}Verifications/signin"), "Sign in by a one-time code", Anyone)
-            .body::<OtpVerifyRequest>(false)
-            .answers::<VerifyResponse>()
-            .add();
-    }
-    let count = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(5));
-    doc.sdk(Get, "/nonces", "Fresh single-use nonces for wallet messages", Anyone)
-        .query_parameter("count", "How many (1 to 5, default 1)", count)
-        .answers::<NoncesResponse>()
-        .add();
-    doc.sdk(Post, "/wallets/verify", "Step up by an external wallet's signature", SignedIn)
-        .body::<WalletVerifyRequest>(false)
-        .answers::<VerifyResponse>()
-        .add();
-    doc.sdk(Post, "/externalAuth/verify", "Step up by the app backend's JWT", SignedIn)
-        .body::<ExternalAuthVerifyRequest>(false)
-        .answers::<VerifyResponse>()
-        .add();
+    // Each verification method documents its own endpoints.
+    crate::methods::document(doc);
     doc.sdk(Get, "/users", "The signed-in user", SignedIn).answers::<SdkUser>().add();
     doc.sdk(Put, "/users", "Update the user (the MFA backup-code acknowledgement)", SignedIn)
         .body::<UserFields>(false)
@@ -376,27 +345,12 @@ fn sdk_operations(doc: &mut Document) {
     doc.sdk(Get, "/users/mfa/register/totp", "Start enrolling an authenticator app", Elevated)
         .answers::<TotpRegistration>()
         .add();
-    doc.sdk(Post, "/users/mfa/auth/totp", "Step up (or complete an enrolment) by a TOTP code", SignedIn)
-        .body::<TotpAuthRequest>(false)
-        .answers::<VerifyResponse>()
-        .add();
-    doc.sdk(Post, "/users/mfa/auth/recovery", "Step up by a recovery code", SignedIn)
-        .body::<RecoveryAuthRequest>(false)
-        .answers::<VerifyResponse>()
-        .add();
-    doc.sdk(Post, "/users/mfa/auth/passkey", "Step up by a passkey assertion", SignedIn)
-        .body::<PasskeyAuthRequest>(false)
-        .answers::<VerifyResponse>()
-        .add();
     doc.sdk(Get, "/users/passkeys/register", "Passkey registration options (WebAuthn)", SignedIn)
         .answers_object()
         .add();
     doc.sdk(Post, "/users/passkeys/register", "Register a passkey", Elevated)
         .body::<PasskeyRegisterRequest>(false)
         .answers::<VerifyResponse>()
-        .add();
-    doc.sdk(Get, "/users/passkeys/authenticate", "Passkey authentication options (WebAuthn)", SignedIn)
-        .answers_object()
         .add();
     doc.sdk(Get, "/users/passkeys", "The user's passkeys", SignedIn).answers::<UserPasskeysResponse>().add();
     doc.sdk(Delete, "/users/passkeys", "Delete a passkey", Elevated).body::<DeletePasskey>(false).add();

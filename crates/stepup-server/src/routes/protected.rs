@@ -2,11 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
+use axum::http::Method;
 use serde_json::{Value, json};
 use stepup_proto::TokenScope;
 
-use crate::auth::{ApiPath, Session};
+use crate::auth::{ApiPath, ElevatedHeader, Session};
 use crate::error::ApiError;
 use crate::guard;
 use crate::state::AppState;
@@ -18,13 +18,13 @@ pub(crate) async fn protected(
     session: Session,
     method: Method,
     ApiPath((_environment_id, scope)): ApiPath<(String, String)>,
-    headers: HeaderMap,
+    ElevatedHeader(elevated): ElevatedHeader,
 ) -> Result<Json<Value>, ApiError> {
     let scope = TokenScope::parse(&scope);
     if !scope.is_known() {
         return Err(ApiError::not_found("Unknown scope"));
     }
-    let elevated = guard::check(&state, &session, &headers, &scope).await?;
+    let elevated = guard::check(&state, &session, elevated.as_deref(), &scope).await?;
     Ok(Json(json!({
         "ok": true,
         "method": method.as_str(),

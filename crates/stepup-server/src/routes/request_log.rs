@@ -44,22 +44,6 @@ fn known_method(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The verification method a route template verifies with, for the verification metrics.
-fn verification_method(route: &str) -> Option<&'static str> {
-    let route = route.strip_prefix("/sdk/{environment_id}")?;
-    Some(match route {
-        "/emailVerifications/verify" => "email",
-        "/smsVerifications/verify" => "sms",
-        "/emailVerifications/signin" | "/smsVerifications/signin" => "signin",
-        "/wallets/verify" => "wallet",
-        "/users/mfa/auth/totp" => "totp",
-        "/users/mfa/auth/recovery" => "recovery_code",
-        "/users/mfa/auth/passkey" => "passkey",
-        "/externalAuth/verify" => "external_auth",
-        _ => return None,
-    })
-}
-
 /// The middleware: outermost, so it sees every answer (timeouts, CORS refusals and unknown paths included).
 pub(crate) async fn log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -80,7 +64,7 @@ pub(crate) async fn log(State(state): State<AppState>, request: Request, next: N
     let code = error.as_ref().map(|info| info.code.as_str().to_owned());
     let metrics = state.metrics();
     metrics.request(method, &route, status, latency.as_secs_f64());
-    if let Some(method) = verification_method(&route) {
+    if let Some(method) = crate::methods::verification_label(&route) {
         metrics
             .verification(method, code.as_deref().unwrap_or(if status < 400 { "success" } else { "error" }));
     }
@@ -124,8 +108,6 @@ mod tests {
         assert_eq!(with("two words"), None);
         assert_eq!(with("line\"break"), None);
         assert_eq!(with(&"a".repeat(129)), None);
-        assert_eq!(verification_method("/sdk/{environment_id}/users/mfa/auth/totp"), Some("totp"));
-        assert_eq!(verification_method("/sdk/{environment_id}/users"), None);
         assert_eq!(known_method(&axum::http::Method::from_bytes(b"QWERTY123").unwrap()), "other");
     }
 }

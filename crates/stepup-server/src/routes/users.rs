@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use stepup_proto::{MfaBackupCodeAcknowledgement, NextView, SdkUser, UpdateSelfResponse};
 
-use super::{sdk_user, verify_response};
 use crate::auth::{ApiJson, Session};
 use crate::error::ApiError;
+use crate::services::{issuance, known_user, step_up, views};
 use crate::state::AppState;
 
 /// `GET /users`: the session's user.
@@ -17,13 +17,9 @@ pub(crate) async fn current_user(
     State(state): State<AppState>,
     session: Session,
 ) -> Result<Json<SdkUser>, ApiError> {
-    let user = state
-        .store()
-        .user(session.env.id(), &session.user_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Unknown user"))?;
+    let user = known_user(&state, &session.env, &session.user_id).await?;
     let credentials = state.store().credentials(&session.user_id).await?;
-    let mut user = sdk_user(&session.env, &user, &credentials);
+    let mut user = views::sdk_user(&session.env, &user, &credentials);
     user.session_id = Some(session.session_id);
     Ok(Json(user))
 }
@@ -65,9 +61,10 @@ pub(crate) async fn update_user(
             )));
         }
     }
-    let jwt = crate::services::issuance::reissue_session(&state, &session.env, &session.claims, false)?;
+    let jwt = issuance::reissue_session(&state, &session.env, &session.claims, false)?;
     let verify =
-        verify_response(&state, &session.env, &session.user_id, session.expires_at, jwt, None).await?;
+        step_up::verify_response(&state, &session.env, &session.user_id, session.expires_at, jwt, None)
+            .await?;
     Ok(Json(UpdateSelfResponse {
         verify,
         next_view: NextView::Done,

@@ -1,14 +1,17 @@
-//! Issuing tokens: sessions (started, and re-signed when their claims change) and elevated access tokens, signed
-//! with the environment's current key.
+//! The server's own tokens: sessions (started, and re-signed when their claims change) and elevated access
+//! tokens, signed with the environment's current key; and the check of a token this server signed, against the
+//! keys of every replica.
 
 use stepup_core::Jwt;
 use stepup_proto::TokenScope;
 
 use super::ServiceError;
+use crate::environment::Environment;
 use crate::random;
-use crate::state::{AppState, Environment};
+use crate::signing_keys::SigningKeyError;
+use crate::state::AppState;
 use crate::store::secs;
-use crate::tokens::{ElevatedClaims, ISSUER, SessionClaims};
+use crate::tokens::{ElevatedClaims, ISSUER, JwtError, SessionClaims, TimeClaims};
 
 /// Starts a session for a user and signs its JWT. Returns the JWT and its claims.
 ///
@@ -114,4 +117,45 @@ pub fn elevated_token(
         env.keys.ring().current().sign(&claims).map_err(|_| ServiceError::Internal { what: "signing" })?;
     state.metrics().token_issued(amr, single_use);
     Ok(jwt)
+}
+
+/// Verifies one of this server's JWTs for `env` against its signing keys, reloading them from the database
+/// (at most once a second) when the token names a key this replica does not hold yet — one another replica
+/// just made.
+///
+/// # Errors
+/// [`JwtError`].
+pub async fn verify_jwt<C: serde::de::DeserializeOwned + TimeClaims>(
+    state: &AppState,
+    env: &Environment,
+    token: &str,
+) -> Result<C, JwtError> {
+    let now = state.now().as_secs();
+    match env.keys.verify(token, now) {
+        Err(JwtError::UnknownKey) => {
+            let mut last = env.keys.reload_gate().lock().await;
+            // A reload may have run while this waited for the gate.
+            match env.keys.verify(token, now) {
+                Err(JwtError::UnknownKey) => {}
+                other => return other,
+            }
+            if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+                return Err(JwtError::UnknownKey);
+            }
+            *last = Some(tokio::time::Instant::now());
+            if let Err(error) = reload_signing_keys(state, env).await {
+                tracing::warn!(%error, "reloading signing keys failed");
+            }
+            env.keys.verify(token, now)
+        }
+        other => other,
+    }
+}
+
+/// Reloads an environment's signing keys from the database (after a rotation, here or on another replica).
+///
+/// # Errors
+/// [`SigningKeyError`].
+pub async fn reload_signing_keys(state: &AppState, env: &Environment) -> Result<(), SigningKeyError> {
+    env.keys.reload(state.store(), &env.config, state.key_encryption_key(), secs(state.now())).await
 }

@@ -1,74 +1,36 @@
 //! The server's services: policy, verification and issuance, free of HTTP (docs/design.md §13). A service
 //! answers with a [`ServiceError`], which becomes the HTTP answer in one place (`From<ServiceError> for
-//! ApiError`); routes do HTTP in and out.
+//! ApiError`, in `error.rs` of this folder); routes and the methods' endpoints do HTTP in and out.
 //!
-//! Moving in step by step (issue 15, item 4): token issuance and contact checks are here; the admin and
-//! operator operations, the verification checks of `verify/` and the credential offer follow.
+//! What is here: the step-up policy every method shares (`step_up`, `offer`, `lockout`, `limits`), tokens
+//! (`issuance`), the server's secrets (`secrets`), MFA management (`mfa`, `passkeys`, `recovery_codes`), the admin
+//! and operator operations, contact checks, security notices and the wire views. Each verification method's own
+//! check is in its module under `methods/`.
 
 pub mod admin;
 pub mod contact;
+mod error;
+pub mod hash_work;
 pub mod issuance;
+pub mod limits;
+pub mod lockout;
+pub mod mfa;
 pub(crate) mod notify;
+pub mod offer;
 pub mod operator;
+pub mod passkeys;
+pub mod recovery_codes;
+pub mod secrets;
+pub mod step_up;
 pub mod views;
 
 use std::sync::Arc;
 
-use stepup_proto::ErrorCode;
+pub use error::{GuardRefusal, Limited, Missing, Refusal, ServiceError};
 
-use crate::error::ApiError;
-use crate::state::{AppState, Environment};
-use crate::store::{StoreError, UserRow};
-
-/// Why a service refused a request, or failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServiceError {
-    /// Requested scopes that are empty where some are needed, or not this server's.
-    #[error("requested scopes must be known token scopes")]
-    InvalidScopes,
-    /// Input that cannot be right (an email address, a phone number, a wallet); the message says which.
-    #[error("{0}")]
-    BadInput(String),
-    /// No environment has this id.
-    #[error("unknown environment")]
-    UnknownEnvironment,
-    /// The environment has no user with this id.
-    #[error("unknown user")]
-    UnknownUser,
-    /// The outbox was asked for while it is off (it is a development channel).
-    #[error("the outbox is off")]
-    OutboxOff,
-    /// The storage failed.
-    #[error("storage failed")]
-    Storage(#[from] StoreError),
-    /// Randomness or signing failed.
-    #[error("{what} failed")]
-    Internal {
-        /// What failed.
-        what: &'static str,
-    },
-}
-
-/// The one place a service's answer becomes an HTTP answer.
-impl From<ServiceError> for ApiError {
-    fn from(error: ServiceError) -> Self {
-        match error {
-            ServiceError::InvalidScopes => ApiError::unprocessable(
-                ErrorCode::InvalidScopes,
-                "Requested scopes must be known token scopes",
-            ),
-            ServiceError::BadInput(message) => ApiError::bad_request(message),
-            ServiceError::UnknownEnvironment => ApiError::not_found("Unknown environment"),
-            ServiceError::UnknownUser => ApiError::not_found("Unknown user"),
-            ServiceError::OutboxOff => ApiError::not_found(
-                "The outbox is off: it is a development channel (`--dev` or delivery.outbox)",
-            ),
-            ServiceError::Storage(error) => ApiError::from(error),
-            ServiceError::Internal { .. } => ApiError::internal(),
-        }
-    }
-}
+use crate::environment::Environment;
+use crate::state::AppState;
+use crate::store::UserRow;
 
 /// The environment `id` names.
 ///

@@ -3,7 +3,8 @@
 //! for the relay); a failure is logged, never answered.
 
 use crate::delivery::SecurityEvent;
-use crate::state::{AppState, Environment};
+use crate::environment::Environment;
+use crate::state::AppState;
 
 /// Emails the user (at their email address, if they have one) about `event`, in the background.
 pub(crate) async fn security_event(

@@ -217,7 +217,7 @@ pub async fn rotate_signing_key(
     )
     .await
     .map_err(failed)?;
-    state.reload_signing_keys(&env).await.map_err(failed)?;
+    super::issuance::reload_signing_keys(state, &env).await.map_err(failed)?;
     let published = env.keys.ring().jwks().into_iter().map(|jwk| jwk.kid).collect();
     tracing::info!(environment = %env.id(), %kid, retire_previous, "operator: signing key rotated");
     Ok(RotatedKey { kid, published })

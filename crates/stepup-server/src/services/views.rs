@@ -2,7 +2,7 @@
 
 use stepup_proto::{SdkUser, VerifiedCredential, WalletProvider};
 
-use crate::state::Environment;
+use crate::environment::Environment;
 use crate::store::{CredentialRow, UserRow};
 
 /// The `SdkUser` view of a user and their credentials.

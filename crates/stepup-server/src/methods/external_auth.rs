@@ -1,5 +1,7 @@
-//! External-auth elevation: a short JWT signed by the app's own backend, checked against the keys the
-//! environment trusts (docs/design.md §8, `POST /externalAuth/verify`).
+//! External-auth elevation (`POST /externalAuth/verify`, Dynamic's `requestExternalAuthElevatedToken`): a short
+//! JWT signed by the app's own backend for the signed-in user, checked against the keys the environment trusts
+//! (docs/design.md §8), its `jti` spent once across replicas, answered with an elevated token for its scopes
+//! (`amr: external`); and "the app's backend" in the step-up offer.
 //!
 //! Every key is pinned to one algorithm (RS256, ES256 or EdDSA), so a token cannot choose how it is checked:
 //! `alg: none`, HMAC keyed with a public key and any algorithm the key was not configured for are refused before
@@ -26,6 +28,126 @@ use tokio::sync::Mutex;
 
 use crate::config::ExternalAuthConfig;
 use crate::tokens::peek_header;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use stepup_core::{Method, Route};
+use stepup_proto::{
+    CredentialFormat, ErrorCode, ExternalAuthVerifyRequest, StepUpCredential, TokenScope, VerifyResponse,
+};
+use utoipa::openapi::HttpMethod;
+
+use super::Served;
+use crate::auth::{ApiJson, Session};
+use crate::error::ApiError;
+use crate::routes::openapi::{Caller, Document};
+use crate::services::offer::Account;
+use crate::services::{Refusal, ServiceError, step_up};
+use crate::state::AppState;
+
+/// The id under which elevation by the app's backend is offered.
+pub(crate) const EXTERNAL_AUTH_CREDENTIAL_ID: &str = "external-auth";
+
+pub(super) const SERVED: Served = Served {
+    methods: &[Method::ExternalAuth],
+    routes,
+    document,
+    verifications: &[("/externalAuth/verify", "external_auth")],
+};
+
+fn routes(router: Router<AppState>) -> Router<AppState> {
+    router.route("/externalAuth/verify", post(verify))
+}
+
+fn document(doc: &mut Document) {
+    doc.sdk(HttpMethod::Post, "/externalAuth/verify", "Step up by the app backend's JWT", Caller::SignedIn)
+        .body::<ExternalAuthVerifyRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+}
+
+/// "The app's backend", when the environment trusts one for this user (by default not for users with MFA).
+pub(super) fn offer(account: &Account<'_>) -> Vec<StepUpCredential> {
+    let trusted = account
+        .env
+        .external_auth
+        .as_ref()
+        .is_some_and(|keys| !account.has_mfa() || keys.config().allow_mfa_users);
+    if !trusted {
+        return vec![];
+    }
+    vec![StepUpCredential {
+        id: EXTERNAL_AUTH_CREDENTIAL_ID.into(),
+        format: CredentialFormat::ExternalUser,
+        kind: None,
+        alias: Some("The app's backend".into()),
+    }]
+}
+
+/// `POST /externalAuth/verify` `{jwt}`.
+async fn verify(
+    State(state): State<AppState>,
+    session: Session,
+    ApiJson(request): ApiJson<ExternalAuthVerifyRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    Ok(Json(step_up(&state, &session, request.jwt.expose_secret()).await?))
+}
+
+/// Elevation by the backend's `jwt`: checked, its scopes checked before its `jti` is spent (a refused token
+/// can be fixed and sent again), then spent once across replicas.
+///
+/// # Errors
+/// [`ExternalAuthError`] (every check of the token, and `Replayed`), [`ServiceError::StepUpDisabled`],
+/// [`ServiceError::InvalidScopes`], [`ServiceError::MfaRequired`] for a user with MFA where the environment does
+/// not allow it, [`ServiceError::Storage`].
+pub async fn step_up(state: &AppState, session: &Session, jwt: &str) -> Result<VerifyResponse, ServiceError> {
+    let keys =
+        session.env.external_auth.as_ref().ok_or(ServiceError::refused(ExternalAuthError::NotConfigured))?;
+    if !session.env.config.policy.step_up_enabled {
+        return Err(ServiceError::StepUpDisabled);
+    }
+    let grant = keys.check(jwt, session.env.id(), state.now()).await.map_err(ServiceError::refused)?;
+    if grant.subject != session.user_id {
+        return Err(ServiceError::refused(ExternalAuthError::Subject));
+    }
+    let scopes: Vec<TokenScope> = grant.scopes.iter().map(|s| TokenScope::parse(s)).collect();
+    step_up::check_scopes(Some(&scopes))?;
+    if !keys.config().allow_mfa_users && step_up::has_mfa(state, &session.user_id).await? {
+        return Err(ServiceError::MfaRequired(Route::External));
+    }
+    // Length-prefixed, so no environment id and jti pair can spell another's.
+    let spent = format!("external:{}:{}:{}", session.env.id().len(), session.env.id(), grant.jti);
+    let exp = i64::try_from(grant.exp).unwrap_or(i64::MAX);
+    if !state.store().consume_token(&spent, exp).await? {
+        return Err(ServiceError::refused(ExternalAuthError::Replayed));
+    }
+    tracing::info!(user = %session.user_id, "elevated by external auth");
+    step_up::respond(state, session, Some(&scopes), Method::ExternalAuth).await
+}
+
+impl Refusal for ExternalAuthError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            ExternalAuthError::KeysUnavailable { .. } => ErrorCode::ExternalAuthUnavailable,
+            _ => ErrorCode::InvalidExternalAuth,
+        }
+    }
+
+    fn unavailable(&self) -> bool {
+        matches!(self, ExternalAuthError::KeysUnavailable { .. })
+    }
+
+    fn message(&self) -> String {
+        match self {
+            // The reason (a TLS or DNS error, say) goes to the log, not to the caller.
+            ExternalAuthError::KeysUnavailable { .. } => {
+                "The app backend's keys cannot be fetched right now; try again later".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
 
 /// How long a fetched JWKS is used before it is fetched again.
 const JWKS_MAX_AGE_SECS: u64 = 10 * 60;

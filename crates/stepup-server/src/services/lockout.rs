@@ -3,7 +3,7 @@
 //! An attempt is counted *before* its factor is checked ([`reserve`]) and forgiven on success, so any number of
 //! parallel guesses get at most [`MAX_FAILURES`] tries between them.
 
-use crate::error::ApiError;
+use super::ServiceError;
 use crate::state::AppState;
 use crate::store::{MfaReservation, secs};
 
@@ -16,37 +16,37 @@ pub const LOCK_SECS: u64 = 15 * 60;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt(i64);
 
-fn locked_for(state: &AppState, until: i64) -> ApiError {
-    ApiError::locked(u64::try_from(until - secs(state.now())).unwrap_or(1))
+fn locked_for(state: &AppState, until: i64) -> ServiceError {
+    ServiceError::Locked { retry_after_secs: u64::try_from(until - secs(state.now())).unwrap_or(1).max(1) }
 }
 
 /// Reserves an attempt.
 ///
 /// # Errors
-/// 422 `lock_too_many_attempts` with `Retry-After` while locked, or when this attempt is beyond the limit (it
-/// then starts the lock).
-pub async fn reserve(state: &AppState, user_id: &str) -> Result<Attempt, ApiError> {
+/// [`ServiceError::Locked`] while locked, or when this attempt is beyond the limit (it then starts the lock);
+/// [`ServiceError::Storage`].
+pub async fn reserve(state: &AppState, user_id: &str) -> Result<Attempt, ServiceError> {
     match state.store().mfa_reserve(user_id, secs(state.now())).await? {
         MfaReservation::Locked { until } => Err(locked_for(state, until)),
         MfaReservation::Counted(count) if count > MAX_FAILURES => {
             let until = secs(state.now().plus_secs(LOCK_SECS));
             state.store().mfa_lock(user_id, until).await?;
             state.metrics().lockout();
-            Err(ApiError::locked(LOCK_SECS))
+            Err(ServiceError::Locked { retry_after_secs: LOCK_SECS })
         }
         MfaReservation::Counted(count) => Ok(Attempt(count)),
     }
 }
 
 /// The attempt failed: returns what to answer, the lock if this was the last allowed failure, else `error`.
-pub async fn failed(state: &AppState, user_id: &str, attempt: Attempt, error: ApiError) -> ApiError {
+pub async fn failed(state: &AppState, user_id: &str, attempt: Attempt, error: ServiceError) -> ServiceError {
     if attempt.0 < MAX_FAILURES {
         return error;
     }
     match state.store().mfa_lock(user_id, secs(state.now().plus_secs(LOCK_SECS))).await {
         Ok(()) => {
             state.metrics().lockout();
-            ApiError::locked(LOCK_SECS)
+            ServiceError::Locked { retry_after_secs: LOCK_SECS }
         }
         Err(store_error) => store_error.into(),
     }
@@ -55,7 +55,7 @@ pub async fn failed(state: &AppState, user_id: &str, attempt: Attempt, error: Ap
 /// The attempt succeeded: the run of failures ends.
 ///
 /// # Errors
-/// 500 on storage failure.
-pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ApiError> {
+/// [`ServiceError::Storage`].
+pub async fn succeeded(state: &AppState, user_id: &str) -> Result<(), ServiceError> {
     Ok(state.store().mfa_succeeded(user_id).await?)
 }

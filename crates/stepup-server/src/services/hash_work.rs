@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
-use crate::error::ApiError;
+use super::ServiceError;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -82,11 +82,11 @@ impl HashWork {
     /// Runs `job` on the pool once a worker is free, and waits for its result.
     ///
     /// # Errors
-    /// [`ApiError::internal`] if the pool has no worker left or the job panicked.
+    /// [`ServiceError::Internal`] if the pool has no worker left or the job panicked.
     pub async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ServiceError> {
         let (answer, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             // The caller may be gone by the time a worker is free (its request timed out, its client left):
@@ -96,8 +96,13 @@ impl HashWork {
             }
             let _ = answer.send(job());
         });
-        self.jobs.lock().map_err(|_| ApiError::internal())?.send(job).map_err(|_| ApiError::internal())?;
-        result.await.map_err(|_| ApiError::internal())
+        let failed = |_| ServiceError::Internal { what: "the argon2 pool" };
+        self.jobs
+            .lock()
+            .map_err(|_| ServiceError::Internal { what: "the argon2 pool" })?
+            .send(job)
+            .map_err(failed)?;
+        result.await.map_err(|_| ServiceError::Internal { what: "the argon2 pool" })
     }
 }
 

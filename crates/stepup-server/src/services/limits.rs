@@ -1,10 +1,9 @@
-//! Rate limits as claimable slots in the database: `max` slots per key, each free again `window` after it was
-//! claimed. Claiming is one conditional upsert per slot, so concurrent requests on any replicas can never take
-//! more than `max` in a window. Keys are namespaced by what they limit (`send:`, `recovery:`, `anon-ip:`, ...).
+//! Rate limits in the database, so every replica counts the same: small limits as claimable slots (`max` slots
+//! per key, each free again `window` after it was claimed; one conditional upsert per slot, so concurrent
+//! requests on any replicas never take more than `max` in a window), large ones as fixed-window counters. Keys are
+//! namespaced by what they limit (`send:`, `recovery:`, `nonces:`, ...).
 
-use stepup_proto::ErrorCode;
-
-use crate::error::ApiError;
+use super::{Limited, ServiceError};
 use crate::state::AppState;
 use crate::store::{CountClaim, SlotClaim, secs};
 
@@ -42,8 +41,8 @@ pub enum Claimed {
 /// Gives back what [`claim`] or [`count`] took.
 ///
 /// # Errors
-/// 500 on storage failure.
-pub async fn release(state: &AppState, environment_id: &str, claimed: &Claimed) -> Result<(), ApiError> {
+/// [`ServiceError::Storage`].
+pub async fn release(state: &AppState, environment_id: &str, claimed: &Claimed) -> Result<(), ServiceError> {
     match claimed {
         Claimed::Slot { key, slot, at } => {
             state.store().release_rate_slot(environment_id, key, *slot, *at).await?
@@ -58,16 +57,15 @@ pub async fn release(state: &AppState, environment_id: &str, claimed: &Claimed) 
 /// Claims one of `limit.max` slots of `key` in environment `environment_id`.
 ///
 /// # Errors
-/// 429 with `code`, `message` and `Retry-After` (until the oldest slot frees) when every slot is taken; 500 on
-/// storage failure.
+/// [`ServiceError::TooMany`] naming `limited`, with the seconds until the oldest slot frees, when every slot is
+/// taken; [`ServiceError::Storage`].
 pub async fn claim(
     state: &AppState,
     environment_id: &str,
     key: &str,
     limit: Limit,
-    code: ErrorCode,
-    message: &str,
-) -> Result<Claimed, ApiError> {
+    limited: Limited,
+) -> Result<Claimed, ServiceError> {
     let now = secs(state.now());
     let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
     let window_start = now.saturating_sub(window);
@@ -85,8 +83,8 @@ pub async fn claim(
     {
         SlotClaim::Claimed(slot) => Ok(Claimed::Slot { key: key.to_owned(), slot, at: now }),
         SlotClaim::Full { oldest } => {
-            let retry_after = u64::try_from(oldest - window_start).unwrap_or(1);
-            Err(ApiError::too_many(code, message, retry_after))
+            let retry_after_secs = u64::try_from(oldest - window_start).unwrap_or(1).max(1);
+            Err(ServiceError::TooMany { limit: limited, retry_after_secs })
         }
     }
 }
@@ -96,16 +94,15 @@ pub async fn claim(
 /// up to twice `limit.max` through across a window boundary, which a large limit can afford.
 ///
 /// # Errors
-/// 429 with `code`, `message` and `Retry-After` (until the window ends) when `limit.max` are counted; 500 on
-/// storage failure.
+/// [`ServiceError::TooMany`] naming `limited`, with the seconds until the window ends, when `limit.max` are
+/// counted; [`ServiceError::Storage`].
 pub async fn count(
     state: &AppState,
     environment_id: &str,
     key: &str,
     limit: Limit,
-    code: ErrorCode,
-    message: &str,
-) -> Result<Claimed, ApiError> {
+    limited: Limited,
+) -> Result<Claimed, ServiceError> {
     let now = secs(state.now());
     let window = i64::try_from(limit.window_secs).unwrap_or(i64::MAX);
     match state
@@ -115,8 +112,8 @@ pub async fn count(
     {
         CountClaim::Counted { window_end } => Ok(Claimed::Count { key: key.to_owned(), window_end }),
         CountClaim::Full { window_end } => {
-            let retry_after = u64::try_from(window_end.saturating_sub(now)).unwrap_or(1).max(1);
-            Err(ApiError::too_many(code, message, retry_after))
+            let retry_after_secs = u64::try_from(window_end.saturating_sub(now)).unwrap_or(1).max(1);
+            Err(ServiceError::TooMany { limit: limited, retry_after_secs })
         }
     }
 }

@@ -1,12 +1,110 @@
-//! Recovery codes: 10 per user, argon2id-hashed, single use, regenerate replaces all.
+//! Recovery codes: step-up by one (`POST /users/mfa/auth/recovery`, spent on success), the codes themselves (10
+//! per user, argon2id-hashed, single use; regenerating replaces all: `services::recovery_codes`), and "N recovery
+//! codes left" in the step-up offer.
 
 use std::cell::RefCell;
 
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use stepup_core::Method;
+use stepup_proto::{CredentialFormat, RecoveryAuthRequest, StepUpCredential, VerifyResponse};
+use utoipa::openapi::HttpMethod;
 
+use super::Served;
+use crate::auth::{ApiJson, Session};
+use crate::error::ApiError;
 use crate::random;
+use crate::routes::openapi::{Caller, Document};
+use crate::services::offer::Account;
+use crate::services::{ServiceError, lockout, step_up};
+use crate::state::AppState;
 use crate::store::RecoveryCodeRow;
+
+/// The id under which the user's recovery codes are offered.
+pub(crate) const RECOVERY_CREDENTIAL_ID: &str = "recovery-codes";
+
+pub(super) const SERVED: Served = Served {
+    methods: &[Method::RecoveryCode],
+    routes,
+    document,
+    verifications: &[("/users/mfa/auth/recovery", "recovery_code")],
+};
+
+fn routes(router: Router<AppState>) -> Router<AppState> {
+    router.route("/users/mfa/auth/recovery", post(authenticate))
+}
+
+fn document(doc: &mut Document) {
+    doc.sdk(HttpMethod::Post, "/users/mfa/auth/recovery", "Step up by a recovery code", Caller::SignedIn)
+        .body::<RecoveryAuthRequest>(false)
+        .answers::<VerifyResponse>()
+        .add();
+}
+
+/// The user's recovery codes as one credential, when any is left.
+pub(super) async fn offer(account: &Account<'_>) -> Result<Vec<StepUpCredential>, ServiceError> {
+    let (unused, _) = account.state.store().unused_recovery_codes(account.user_id).await?;
+    Ok(if unused.is_empty() {
+        vec![]
+    } else {
+        vec![StepUpCredential {
+            id: RECOVERY_CREDENTIAL_ID.into(),
+            format: CredentialFormat::RecoveryCode,
+            kind: None,
+            alias: Some(format!("{} recovery codes left", unused.len())),
+        }]
+    })
+}
+
+// ---- HTTP ----
+
+/// `POST /users/mfa/auth/recovery`.
+async fn authenticate(
+    State(state): State<AppState>,
+    session: Session,
+    ApiJson(request): ApiJson<RecoveryAuthRequest>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    Ok(Json(step_up(&state, &session, &request).await?))
+}
+
+// ---- The check ----
+
+/// Step-up by one recovery code, spent on success.
+///
+/// # Errors
+/// As [`step_up::check_request`]; [`ServiceError::NoMfaMethod`] (recovery codes back up MFA: without an MFA
+/// method they are no factor at all), [`ServiceError::Locked`], [`ServiceError::InvalidCode`] (counted).
+pub async fn step_up(
+    state: &AppState,
+    session: &Session,
+    request: &RecoveryAuthRequest,
+) -> Result<VerifyResponse, ServiceError> {
+    let requested = request.requested_scopes.as_deref();
+    step_up::check_request(state, session, Method::RecoveryCode, requested).await?;
+    if !step_up::has_mfa(state, &session.user_id).await? {
+        return Err(ServiceError::NoMfaMethod);
+    }
+    let attempt = lockout::reserve(state, &session.user_id).await?;
+    let (unused, _) = state.store().unused_recovery_codes(&session.user_id).await?;
+    let code = request.code.clone();
+    // Argon2 is deliberately slow and takes 8 MiB a hash: off the async workers, a bounded number at once.
+    let matched = state.hash_work().run(move || find(code.expose_secret(), &unused)).await?;
+    let spent = match matched {
+        Some(id) => state.store().use_recovery_code(&id).await?,
+        None => false,
+    };
+    if !spent {
+        let invalid = ServiceError::InvalidCode(Method::RecoveryCode);
+        return Err(lockout::failed(state, &session.user_id, attempt, invalid).await);
+    }
+    lockout::succeeded(state, &session.user_id).await?;
+    step_up::respond(state, session, requested, Method::RecoveryCode).await
+}
+
+// ---- The codes ----
 
 /// Codes per user.
 pub const CODE_COUNT: usize = stepup_proto::mfa::RECOVERY_CODE_COUNT;
@@ -25,7 +123,7 @@ thread_local! {
     /// This thread's argon2 memory, reused by every hash it computes. Allocating 8 MiB per hash (what
     /// `PasswordHasher::hash_password` does) let the allocator grow each thread's heap to about 110 MiB
     /// (`benches/argon2_memory.rs`); reused, a worker holds 8 MiB. Recovery codes are hashed on the few threads of
-    /// `verify::hash_work`, so the whole server holds that many.
+    /// `services::hash_work`, so the whole server holds that many.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -100,7 +198,7 @@ pub fn generate() -> Result<(Vec<String>, Vec<RecoveryCodeRow>), RecoveryError> 
     Ok((codes, rows))
 }
 
-/// The id of the unused code that `code` matches, if any. CPU-heavy: call it on `verify::hash_work`.
+/// The id of the unused code that `code` matches, if any. CPU-heavy: call it on `services::hash_work`.
 #[must_use]
 pub fn find(code: &str, unused: &[RecoveryCodeRow]) -> Option<String> {
     let code = normalise(code);
