@@ -26,7 +26,7 @@ pub const MAX_NONCES: u8 = 5;
 // the session, re-signed when its claims changed, and the client adopts it (docs/design.md §8).
 impl ApiClient {
     /// POST a verify call and adopt the session its answer carries.
-    async fn post_verify<B: Serialize + ?Sized>(
+    pub(crate) async fn post_verify<B: Serialize + ?Sized>(
         &self,
         path: &str,
         body: &B,

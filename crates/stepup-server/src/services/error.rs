@@ -346,3 +346,84 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::methods::otp::OtpRefusal;
+
+    /// Each case leaves with its status and protocol code: the table clients and tests read.
+    #[test]
+    fn every_case_has_its_status_and_code() {
+        let scope = TokenScope::WalletExport;
+        let cases: Vec<(ServiceError, StatusCode, &str)> = vec![
+            (ServiceError::BadInput("x".into()), StatusCode::BAD_REQUEST, "bad_request"),
+            (ServiceError::InvalidScopes, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes"),
+            (ServiceError::UnknownScope(scope.clone()), StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes"),
+            (ServiceError::EnrolmentScopesExceeded, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes"),
+            (ServiceError::UnknownUser, StatusCode::NOT_FOUND, "not_found"),
+            (ServiceError::NotFound(Missing::Passkey), StatusCode::NOT_FOUND, "not_found"),
+            (ServiceError::StepUpDisabled, StatusCode::UNPROCESSABLE_ENTITY, "step_up_disabled"),
+            (ServiceError::MethodDisabled(Method::Totp), StatusCode::UNPROCESSABLE_ENTITY, "method_disabled"),
+            (
+                ServiceError::MfaRequired(Route::Reauthenticate),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "mfa_required",
+            ),
+            (ServiceError::InvalidCode(Method::Totp), StatusCode::UNPROCESSABLE_ENTITY, "mfa_invalid_code"),
+            (ServiceError::NoMfaMethod, StatusCode::UNPROCESSABLE_ENTITY, "mfa_device_not_found"),
+            (
+                ServiceError::MfaDeviceAlreadyExists,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "mfa_device_already_exists",
+            ),
+            (
+                ServiceError::Locked { retry_after_secs: 9 },
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "lock_too_many_attempts",
+            ),
+            (
+                ServiceError::TooMany { limit: Limited::RecoveryCodes, retry_after_secs: 9 },
+                StatusCode::TOO_MANY_REQUESTS,
+                "recovery_codes_rate_limited",
+            ),
+            (
+                ServiceError::ElevatedRequired { scope, why: GuardRefusal::Spent },
+                StatusCode::FORBIDDEN,
+                "elevated_access_token_required",
+            ),
+            (
+                ServiceError::RecentMfaRequired { max_age_secs: 60 },
+                StatusCode::FORBIDDEN,
+                "insufficient_user_authentication",
+            ),
+            (
+                ServiceError::refused(OtpRefusal::WrongCode(stepup_core::OtpChannel::Sms)),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "wrong_sms_verification_token",
+            ),
+            (ServiceError::OutboxOff, StatusCode::NOT_FOUND, "not_found"),
+            (ServiceError::randomness(), StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        ];
+        for (error, status, code) in cases {
+            let shown = format!("{error:?}");
+            let answer = ApiError::from(error);
+            assert_eq!((answer.status(), answer.code().as_str()), (status, code), "{shown}");
+        }
+    }
+
+    /// A dependency's own words (a refusal marked unavailable) stay in the log: the caller reads the refusal's
+    /// public message, with a 503.
+    #[test]
+    fn an_unavailable_refusal_is_a_503_with_its_public_message() {
+        let keys = crate::methods::external_auth::ExternalAuthError::KeysUnavailable {
+            reason: "tls handshake with http://10.0.0.7 failed".into(),
+        };
+        let answer = ApiError::from(ServiceError::refused(keys));
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.code().as_str(), "external_auth_unavailable");
+        assert!(!answer.message().contains("10.0.0.7"), "{}", answer.message());
+    }
+}
