@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{ENV, Harness, elevate_by_email};
+use common::{ENV, TestServer, elevate_by_email};
 use stepup::engine::{ApiClientError, ApiConfig, BuildError, StepUpAuth};
 use stepup::{CredentialId, Scope, StepUpError};
 
@@ -32,7 +32,7 @@ async fn builder_refuses_malformed_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_their_typed_errors() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
 
@@ -91,7 +91,7 @@ async fn gets_are_retried_on_connection_errors_and_posts_are_not() {
     // A GET is retried (40, 80, 160, ... ms apart, 2.5 s in all) until the server is up.
     let late = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        Harness::start_with(move |config| config.listen = addr).await
+        TestServer::live_with(move |config| config.listen = addr).await
     });
     let settings = engine.api().settings().await;
     let h = late.await.unwrap();
@@ -101,7 +101,7 @@ async fn gets_are_retried_on_connection_errors_and_posts_are_not() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_environment_is_not_mistaken_for_no_passkey() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let passkey = std::sync::Arc::new(stepup::engine::SoftwarePasskey::new(common::ORIGIN).unwrap());
     let engine = StepUpAuth::builder(h.base_url(), "nowhere")
@@ -118,7 +118,7 @@ async fn a_wrong_environment_is_not_mistaken_for_no_passkey() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_output_never_shows_a_secret() {
     use stepup::engine::{PromptReply, VerifyRequest};
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let sent = engine.send_otp(None).await.unwrap();

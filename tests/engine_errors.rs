@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    EmbeddedSigner, Harness, PanicOnceSigner, SlowProxy, TestUser, elevate_by_email, local_wallet,
-    next_prompt, totp_code, totp_user, unix_now,
+    EmbeddedSigner, PanicOnceSigner, SlowProxy, TestServer, TestUser, elevate_by_email, local_wallet,
+    next_prompt, totp_code, totp_engine, unix_now,
 };
 use stepup::engine::{ApiConfig, PromptReply, PromptRequest, SoftwarePasskey, StepUpAuth, StepUpState};
 use stepup::{Method, OtpChannel, Scope, StepUpError};
@@ -21,14 +21,14 @@ fn export() -> [Scope; 1] {
 }
 
 /// The engine still works: a fresh email code elevates.
-async fn still_usable(h: &Harness, engine: &StepUpAuth, user: &TestUser) {
+async fn still_usable(h: &TestServer, engine: &StepUpAuth, user: &TestUser) {
     elevate_by_email(h, engine, user, &export()).await;
     assert!(matches!(engine.state(), StepUpState::Elevated { .. }), "{:?}", engine.state());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_email_code_then_right_code() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
 
@@ -51,7 +51,7 @@ async fn wrong_email_code_then_right_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_wrong_codes_use_the_code_up_and_too_many_sends_are_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
 
@@ -79,8 +79,8 @@ async fn too_many_wrong_codes_use_the_code_up_and_too_many_sends_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_wrong_totp_codes_lock_the_user_out() {
-    let h = Harness::start().await;
-    let (engine, _user, _device, secret) = totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (engine, _user, _device, secret) = totp_engine(&h).await;
     let right = totp_code(&secret, unix_now());
     let wrong = if right == "000000" { "111111" } else { "000000" };
 
@@ -103,8 +103,8 @@ async fn five_wrong_totp_codes_lock_the_user_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_gives_up_after_three_wrong_codes() {
-    let h = Harness::start().await;
-    let (_registering, user, _device, secret) = totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (_registering, user, _device, secret) = totp_engine(&h).await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let right = totp_code(&secret, unix_now());
     let wrong = if right == "000000" { "111111" } else { "000000" };
@@ -132,7 +132,7 @@ async fn prompt_gives_up_after_three_wrong_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_and_unlinked_wallets_are_refused() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     // An embedded wallet is refused before it is asked to sign (its signer panics if asked).
     let embedded = Arc::new(EmbeddedSigner(local_wallet()));
@@ -155,7 +155,7 @@ async fn embedded_and_unlinked_wallets_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_passkey_gives_no_passkey_credentials() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let authenticator = Arc::new(SoftwarePasskey::new(common::ORIGIN).unwrap());
     let engine = h.engine_for(&user).passkey_authenticator(authenticator).build().await.unwrap();
@@ -167,7 +167,7 @@ async fn no_passkey_gives_no_passkey_credentials() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_prompt_fails_its_callers_and_the_next_prompt_works() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -199,7 +199,7 @@ async fn cancelled_prompt_fails_its_callers_and_the_next_prompt_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_verifier_fails_its_flow_only_and_is_restarted() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;
@@ -221,7 +221,7 @@ async fn server_down_is_a_transport_error_and_the_engine_recovers() {
     std::fs::create_dir_all(&dir).unwrap();
     let database = format!("sqlite://{}/down.db", dir.display());
     let url = database.clone();
-    let h = Harness::start_with(move |config| config.database_url = url).await;
+    let h = TestServer::live_with(move |config| config.database_url = url).await;
     let addr = h.server.addr();
     let user = h.user().await;
     let engine = h.engine(&user).await;
@@ -243,7 +243,7 @@ async fn server_down_is_a_transport_error_and_the_engine_recovers() {
     assert!(matches!(error, StepUpError::Transport { .. }), "{error:?}");
 
     // The same server comes back on the same address and database: the same engine carries on.
-    let h = Harness::start_with(move |config| {
+    let h = TestServer::live_with(move |config| {
         config.listen = addr;
         config.database_url = database;
     })
@@ -256,7 +256,7 @@ async fn server_down_is_a_transport_error_and_the_engine_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_server_is_a_timeout_and_the_engine_recovers() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let proxy = SlowProxy::start(h.server.addr(), Duration::from_secs(2)).await;
     let config = ApiConfig { request_timeout: Duration::from_millis(300), ..ApiConfig::default() };
@@ -281,7 +281,7 @@ async fn slow_server_is_a_timeout_and_the_engine_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (frontend, mut inbox) = common::frontend();
     let engine = h
@@ -310,8 +310,8 @@ async fn a_prompt_nobody_answers_times_out_and_the_next_prompt_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_for_a_user_with_mfa_is_not_sent_once_a_check_knows_it() {
-    let h = Harness::start().await;
-    let (_registering, user, _device, _secret) = common::totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (_registering, user, _device, _secret) = common::totp_engine(&h).await;
     let engine = h.engine(&user).await;
     let sent_before = h.outbox_len(&user.email).await;
 

@@ -5,17 +5,17 @@
 
 mod common;
 
-use common::{Harness, next_prompt, totp_user};
+use common::{TestServer, next_prompt, totp_engine};
 use reqwest::StatusCode;
 use stepup::{Method, Route, Scope, StepUpError};
 use stepup_server::config::{ExternalAuthConfig, ExternalAuthKey};
 
-const PUBLIC_KEY: &str = include_str!("../crates/stepup-server/tests/keys/eddsa-public.pem");
-const PRIVATE_KEY: &[u8] = include_bytes!("../crates/stepup-server/tests/keys/eddsa-private.pem");
+const PUBLIC_KEY: &str = include_str!("keys/eddsa-public.pem");
+const PRIVATE_KEY: &[u8] = include_bytes!("keys/eddsa-private.pem");
 const ISSUER: &str = "https://backend.example.com";
 
-async fn start() -> Harness {
-    Harness::start_with(|config| {
+async fn start() -> TestServer {
+    TestServer::live_with(|config| {
         config.environments[0].external_auth = Some(ExternalAuthConfig {
             public_keys: vec![ExternalAuthKey {
                 algorithm: "EdDSA".into(),
@@ -110,7 +110,7 @@ async fn refused_backend_tokens_have_their_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_servers_policy_decides_and_the_engine_follows_it() {
     // Not configured: once a check has said so, the engine refuses before asking; without one, the server does.
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let error = engine
@@ -131,7 +131,7 @@ async fn the_servers_policy_decides_and_the_engine_follows_it() {
 
     // A user with MFA, where the environment does not let the backend elevate them.
     let h = start().await;
-    let (engine, user, _device, _secret) = totp_user(&h).await;
+    let (engine, user, _device, _secret) = totp_engine(&h).await;
     let error = engine
         .verify_external_auth(vouch(&user.user.id, "wallet:sign").as_str(), &[Scope::WalletSign])
         .await

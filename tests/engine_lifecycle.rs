@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Harness, elevate_by_email, local_wallet};
+use common::{TestServer, elevate_by_email, local_wallet};
 use reqwest::StatusCode;
 use stepup::engine::{SignerError, StepUpState, WalletSigner};
 use stepup::{Scope, StepUpError};
@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_moves_elevated_to_expired_on_the_watch_channel() {
-    let h = Harness::start_with(|config| {
+    let h = TestServer::live_with(|config| {
         config.environments[0].policy.multi_use_ttl_secs = 2;
     })
     .await;
@@ -50,7 +50,7 @@ async fn expiry_moves_elevated_to_expired_on_the_watch_channel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_use_token_is_taken_exactly_once_by_concurrent_callers() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let scope = Scope::WalletExport;
@@ -100,7 +100,7 @@ impl WalletSigner for GatedSigner {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_cancels_waiting_callers_and_a_late_verification_never_elevates() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;
@@ -145,7 +145,7 @@ async fn reset_cancels_waiting_callers_and_a_late_verification_never_elevates() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_concurrent_checks() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let scopes = [Scope::WalletExport, Scope::CredentialLink, Scope::UserDelete, Scope::WalletDelete];

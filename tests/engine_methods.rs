@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Harness, local_wallet, passkey_user, totp_code, totp_user, unix_now};
+use common::{TestServer, local_wallet, passkey_engine, totp_code, totp_engine, unix_now};
 use reqwest::StatusCode;
 use stepup::engine::{PromptReply, PromptRequest, StepUpState};
 use stepup::{Method, Scope, StepUpError};
@@ -18,7 +18,7 @@ fn assert_elevated_for(state: &StepUpState, scope: &Scope) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_code_elevates_and_opens_the_resource() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let scope = Scope::WalletExport;
@@ -45,7 +45,7 @@ async fn email_code_elevates_and_opens_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_code_elevates_and_opens_the_resource() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user_with(Some("5551234567")).await;
     let engine = h.engine(&user).await;
     let scope = Scope::CredentialLink;
@@ -73,7 +73,7 @@ async fn sms_code_elevates_and_opens_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_wallet_signature_elevates_and_opens_the_resource() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;
@@ -89,8 +89,8 @@ async fn external_wallet_signature_elevates_and_opens_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passkey_assertion_elevates_and_opens_the_resource() {
-    let h = Harness::start().await;
-    let (engine, user, passkey) = passkey_user(&h).await;
+    let h = TestServer::live().await;
+    let (engine, user, passkey) = passkey_engine(&h).await;
     assert_eq!(passkey.passkey_count().await, 1);
     let scope = Scope::UserDelete;
 
@@ -108,8 +108,8 @@ async fn passkey_assertion_elevates_and_opens_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn totp_code_elevates_and_opens_the_resource() {
-    let h = Harness::start().await;
-    let (engine, user, _device, secret) = totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (engine, user, _device, secret) = totp_engine(&h).await;
     let scope = Scope::WalletExport;
 
     let code = totp_code(&secret, unix_now());
@@ -122,8 +122,8 @@ async fn totp_code_elevates_and_opens_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_code_elevates_once_and_opens_the_resource() {
-    let h = Harness::start().await;
-    let (engine, user, _device, _secret) = totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (engine, user, _device, _secret) = totp_engine(&h).await;
     // The device's first code was an MFA verification: its answer re-signed the session, the engine adopted it,
     // and that session may read the recovery codes.
     let codes = engine.api().recovery_codes().await.unwrap();
@@ -141,7 +141,7 @@ async fn recovery_code_elevates_once_and_opens_the_resource() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_flow_runs_the_email_route_through_the_front_end() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let scope = Scope::WalletExport;
@@ -177,8 +177,8 @@ async fn prompt_flow_runs_the_email_route_through_the_front_end() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_mfa_runs_totp_and_mfa_users_cannot_reauthenticate() {
-    let h = Harness::start().await;
-    let (_registering, user, _device, secret) = totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (_registering, user, _device, secret) = totp_engine(&h).await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let scope = Scope::WalletExport;
 
@@ -222,7 +222,7 @@ impl stepup::engine::WalletSigner for OtherChain {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_named_wallet_matches_its_signer_across_chain_spellings() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;

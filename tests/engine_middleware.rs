@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Harness, TestUser, next_prompt, pending_code};
+use common::{TestServer, TestUser, next_prompt, pending_code};
 use reqwest::StatusCode;
 use stepup::engine::{
     ElevatedRequestExt, MiddlewareError, PromptReply, PromptRequest, StepUpAuth, StepUpMiddleware,
@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 
 /// `POST /protected/{scope}` on the reference server as `user`, through the engine's middleware client.
 fn protected(
-    h: &Harness,
+    h: &TestServer,
     engine: &StepUpAuth,
     user: &TestUser,
     path_scope: &Scope,
@@ -55,7 +55,7 @@ async fn jti_of(response: reqwest::Response) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tagged_requests_get_the_token_and_untagged_ones_pass_untouched() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     // No front end: any step-up attempt would fail with `NotConfigured`, so nothing here may start one.
     let engine = h.engine(&user).await;
@@ -77,7 +77,7 @@ async fn tagged_requests_get_the_token_and_untagged_ones_pass_untouched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_challenge_prompts_and_the_request_is_retried_once_with_the_new_token() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -100,7 +100,7 @@ async fn a_challenge_prompts_and_the_request_is_retried_once_with_the_new_token(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_step_up_gives_the_caller_cancelled() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -116,7 +116,7 @@ async fn a_cancelled_step_up_gives_the_caller_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_front_end_a_challenge_is_a_typed_error() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let error = protected(&h, &engine, &user, &Scope::CredentialLink)
@@ -130,7 +130,7 @@ async fn without_a_front_end_a_challenge_is_a_typed_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_streamed_body_is_not_retried_and_no_step_up_starts() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -198,7 +198,7 @@ fn json_403(body: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_challenge_after_the_retry_goes_back_to_the_caller() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let upstream = AlwaysChallenges::start(
@@ -225,7 +225,7 @@ async fn a_second_challenge_after_the_retry_goes_back_to_the_caller() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_challenge_in_the_body_only_is_recognised_and_other_403s_pass_through() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     common::elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
@@ -272,7 +272,7 @@ async fn until_forbidden(answers: &AnswerCounter, count: usize) {
 
 /// `count` concurrent tagged calls to the protected resource for `scope`.
 fn spawn_calls(
-    h: &Harness,
+    h: &TestServer,
     client: &reqwest_middleware::ClientWithMiddleware,
     user: &TestUser,
     scope: &Scope,
@@ -289,7 +289,7 @@ fn spawn_calls(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let (client, answers) = counted_client(&engine);
@@ -320,7 +320,7 @@ async fn a_thousand_challenged_requests_cause_one_prompt_and_one_verification() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let (client, answers) = counted_client(&engine);
@@ -342,7 +342,7 @@ async fn cancelling_the_one_prompt_answers_every_queued_request_with_cancelled()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_for_different_scopes_take_turns_instead_of_failing_busy() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let (client, _answers) = counted_client(&engine);
@@ -364,7 +364,7 @@ async fn challenges_for_different_scopes_take_turns_instead_of_failing_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_challenge_for_another_scope_steps_up_for_both_and_keeps_the_token_it_had() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     common::elevate_by_email(&h, &engine, &user, &[Scope::CredentialLink]).await;
@@ -389,8 +389,8 @@ async fn a_challenge_for_another_scope_steps_up_for_both_and_keeps_the_token_it_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_use_challenges_run_one_flow_per_request_one_after_another() {
-    let h = Harness::start().await;
-    let (_registering, user, passkey) = common::passkey_user(&h).await;
+    let h = TestServer::live().await;
+    let (_registering, user, passkey) = common::passkey_engine(&h).await;
     let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend).passkey_authenticator(passkey).build().await.unwrap();
 
@@ -422,7 +422,7 @@ async fn single_use_challenges_run_one_flow_per_request_one_after_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_with_an_rfc_9470_challenge_is_a_challenge_too() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let upstream = AlwaysChallenges::start(

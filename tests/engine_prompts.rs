@@ -7,14 +7,14 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Harness, local_wallet, next_prompt, pending_code};
+use common::{TestServer, local_wallet, next_prompt, pending_code};
 use stepup::engine::{PromptReply, PromptRequest, SignerError, StepUpState, WalletSigner};
 use stepup::{Scope, ScopeSet, StepUpError};
 use tokio::sync::Semaphore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
@@ -41,7 +41,7 @@ async fn concurrent_prompts_for_the_same_scope_share_one_flow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -61,7 +61,7 @@ async fn a_prompt_asks_for_exactly_its_scopes_whatever_was_checked_before() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_front_end_hears_of_cancelled_and_reset_flows() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (frontend, mut inbox) = common::frontend();
     let engine = h.engine_for(&user).frontend(frontend.clone()).build().await.unwrap();
@@ -107,7 +107,7 @@ impl WalletSigner for FreezesOnce {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_signer_times_out_and_does_not_block_its_verifier() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;
@@ -131,7 +131,7 @@ async fn a_frozen_signer_times_out_and_does_not_block_its_verifier() {
 /// that never answers): that caller hears `Cancelled` when the prompt ends, not at the verify timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn giving_up_a_prompt_answers_a_verification_running_inside_it() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;
@@ -169,7 +169,7 @@ async fn giving_up_a_prompt_answers_a_verification_running_inside_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user_with(Some("5557654321")).await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -202,7 +202,7 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_front_end_that_goes_away_cancels_the_flow_and_later_prompts() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -222,7 +222,7 @@ async fn a_front_end_that_goes_away_cancels_the_flow_and_later_prompts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resend_in_a_prompt_sends_a_new_code_that_elevates() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -249,8 +249,8 @@ async fn resend_in_a_prompt_sends_a_new_code_that_elevates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_step_up_auth_routes_a_user_with_mfa_to_mfa_without_a_choice() {
-    let h = Harness::start().await;
-    let (_registering, user, _device, secret) = common::totp_user(&h).await;
+    let h = TestServer::live().await;
+    let (_registering, user, _device, secret) = common::totp_engine(&h).await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
@@ -292,7 +292,7 @@ enum GiveUp {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn giving_up_at_any_step_answers_every_waiting_caller_with_cancelled() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     for step in [Step::ChooseMethod, Step::EnterOtp, Step::FailedNotice, Step::ConfirmWallet] {
         for give_up in [GiveUp::Reply, GiveUp::Cancel, GiveUp::Reset] {
             let case = format!("{give_up:?} at {step:?}");
@@ -366,7 +366,7 @@ async fn giving_up_at_any_step_answers_every_waiting_caller_with_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_resend_is_a_notice_and_the_code_already_sent_still_elevates() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
 
@@ -407,7 +407,7 @@ fn wrong(code: &str) -> String {
 /// start the count again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompts_tries_are_counted_across_methods() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user_with(Some("5557654321")).await;
     let (engine, mut inbox) = h.prompted_engine(&user).await;
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use common::{Harness, TestUser, local_wallet};
+use common::{TestServer, TestUser, local_wallet};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use stepup::engine::{StepUpAuth, StepUpState};
@@ -72,7 +72,7 @@ fn fail(message: String) -> TestCaseError {
 
 /// What the test knows: the code it may type, and every token id a verification handed out.
 struct Driver<'a> {
-    h: &'a Harness,
+    h: &'a TestServer,
     user: TestUser,
     engine: StepUpAuth,
     sent: Option<OtpVerification>,
@@ -239,7 +239,7 @@ impl Driver<'_> {
     }
 }
 
-async fn run_case(h: &Harness, ops: Vec<Op>) -> Result<(), TestCaseError> {
+async fn run_case(h: &TestServer, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let user = h.user().await;
     let wallet = local_wallet();
     h.link_wallet(&user, wallet.as_ref(), false).await;
@@ -292,7 +292,7 @@ async fn run_case(h: &Harness, ops: Vec<Op>) -> Result<(), TestCaseError> {
 #[test]
 fn random_facade_calls_keep_the_flow_invariants() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let h = runtime.block_on(Harness::start());
+    let h = runtime.block_on(TestServer::live());
     // 24 sequences by default (each is a fresh user and engine on the shared server); PROPTEST_CASES overrides.
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24);
     let config = Config { cases, failure_persistence: None, ..Config::default() };

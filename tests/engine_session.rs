@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Harness, TestUser, elevate_by_email, next_prompt, totp_code, totp_user, unix_now};
+use common::{TestServer, TestUser, elevate_by_email, next_prompt, totp_code, totp_engine, unix_now};
 use reqwest::StatusCode;
 use stepup::engine::{ElevatedRequestExt, MiddlewareError, PromptReply, PromptRequest, StepUpAuth};
 use stepup::proto::RecoveryCodesResponse;
@@ -20,7 +20,7 @@ fn info(jwt: &Jwt) -> SessionInfo {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_adopts_the_session_an_mfa_answer_reissues_and_says_so() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     let minted = engine.session().unwrap();
@@ -63,7 +63,7 @@ async fn the_engine_adopts_the_session_an_mfa_answer_reissues_and_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_sets_the_session_and_another_session_resets_the_engine() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     elevate_by_email(&h, &engine, &user, &[Scope::WalletSign]).await;
@@ -89,7 +89,7 @@ async fn an_app_sets_the_session_and_another_session_resets_the_engine() {
 
     // A new session of the same user (the app signed in again): the server binds tokens to the session that
     // earned them and would refuse these, so the engine drops them and asks again.
-    let fresh = h.session_of(&user).await;
+    let fresh = h.session(&user.user.id).await;
     let refused = protected(fresh.clone(), token.raw().expose_secret().to_owned()).await.unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     engine.set_session(Some(Jwt::new(fresh.as_str()))).await.unwrap();
@@ -113,15 +113,15 @@ async fn an_app_sets_the_session_and_another_session_resets_the_engine() {
 }
 
 /// A TOTP user whose engine has a channel front end and holds the session as it was minted (no MFA in it).
-async fn stale_mfa_engine(h: &Harness) -> (StepUpAuth, common::PromptInbox, TestUser, String) {
-    let (enrolled, user, _device, secret) = totp_user(h).await;
+async fn stale_mfa_engine(h: &TestServer) -> (StepUpAuth, common::PromptInbox, TestUser, String) {
+    let (enrolled, user, _device, secret) = totp_engine(h).await;
     drop(enrolled);
     let (engine, inbox) = h.prompted_engine(&user).await;
     assert_eq!(engine.session_info().unwrap().mfa_auth_time, None);
     (engine, inbox, user, secret)
 }
 
-fn recovery_codes_call(h: &Harness, engine: &StepUpAuth) -> reqwest_middleware::RequestBuilder {
+fn recovery_codes_call(h: &TestServer, engine: &StepUpAuth) -> reqwest_middleware::RequestBuilder {
     let session = engine.session().unwrap();
     engine
         .http_client()
@@ -132,7 +132,7 @@ fn recovery_codes_call(h: &Harness, engine: &StepUpAuth) -> reqwest_middleware::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recent_mfa_challenge_is_answered_by_a_fresh_mfa_and_one_retry() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let (engine, mut inbox, _user, secret) = stale_mfa_engine(&h).await;
     let stale = engine.session().unwrap();
     // Without the middleware: the typed error.
@@ -175,7 +175,7 @@ async fn a_recent_mfa_challenge_is_answered_by_a_fresh_mfa_and_one_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_calls_meeting_one_recent_mfa_challenge_cause_one_prompt() {
-    let h = Harness::start().await;
+    let h = TestServer::live().await;
     let (engine, mut inbox, _user, secret) = stale_mfa_engine(&h).await;
     let prompts = Arc::new(AtomicUsize::new(0));
     let calls: Vec<_> = (0..20).map(|_| tokio::spawn(recovery_codes_call(&h, &engine).send())).collect();

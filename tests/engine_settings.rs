@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::{Harness, next_prompt};
+use common::{TestServer, next_prompt};
 use reqwest::StatusCode;
 use stepup::engine::{PromptReply, PromptRequest};
 use stepup::{Method, Scope, StepUpError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_step_up_off_nothing_needs_it() {
-    let h = Harness::start_with(|config| config.environments[0].policy.step_up_enabled = false).await;
+    let h = TestServer::live_with(|config| config.environments[0].policy.step_up_enabled = false).await;
     let user = h.user().await;
     let engine = h.engine(&user).await;
     assert!(!engine.is_step_up_required(Scope::WalletExport).await.unwrap());
@@ -37,7 +37,7 @@ async fn with_step_up_off_nothing_needs_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompts_offer_only_the_methods_the_server_enables() {
-    let h = Harness::start_with(|config| {
+    let h = TestServer::live_with(|config| {
         config.environments[0].policy.enabled_methods = vec![stepup::Method::SmsOtp]
     })
     .await;

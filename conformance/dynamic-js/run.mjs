@@ -4,7 +4,7 @@
 // the client is still signed in after each step-up (it replaces its session with every verify answer's
 // `minifiedJwt`), and that each elevated token opens the protected resource. The first failing step ends the run
 // with exit code 1; each step prints `ok - <step>` or `not ok - <step>: <why>` (TAP-like), which the Rust test
-// (crates/stepup-server/tests/dynamic_js.rs) shows when it fails.
+// (tests/server/dynamic_js.rs) shows when it fails.
 //
 // Environment: STEPUP_BASE_URL (http://127.0.0.1:PORT), STEPUP_ENVIRONMENT_ID, STEPUP_ADMIN_TOKEN,
 // STEPUP_BACKEND_KEY (the app backend's Ed25519 private key, PEM), STEPUP_BACKEND_ISSUER.

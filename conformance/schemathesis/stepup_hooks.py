@@ -6,7 +6,7 @@ and no call can starve the rest of the run: a `/revoke`, a spent single-use toke
 per-user limit or a deleted device only touches the user, session and token of that one call. Admin-API calls
 get the admin token.
 
-Configuration (set by `crates/stepup-server/tests/schemathesis.rs`): STEPUP_BASE_URL, STEPUP_ADMIN_TOKEN,
+Configuration (set by `tests/server/schemathesis.rs`): STEPUP_BASE_URL, STEPUP_ADMIN_TOKEN,
 STEPUP_ENVIRONMENT.
 """
 

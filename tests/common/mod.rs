@@ -1,91 +1,252 @@
-//! End-to-end harness: the real reference server on `127.0.0.1:0` (SQLite in memory, system clock), users
-//! seeded through its admin API, and engines built against it. Nothing here stands in for the server: the
-//! only fakes are for things outside this repo (the OTP outbox instead of an SMS gateway, a local wallet key,
-//! a software passkey), and they are real implementations.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs, unreachable_pub)]
+//! The one test harness: the real reference server on `127.0.0.1:0` — SQLite in memory, or PostgreSQL in a fresh
+//! schema when `STEPUP_TEST_DATABASE_URL` is set — on a clock the test moves by hand or on the system clock, users
+//! seeded through its admin API, and (`engines.rs`) engines built against it. The server's HTTP tests
+//! (`tests/server/`) and the engine's end-to-end tests (`tests/engine_*.rs`) both use it.
+//!
+//! Nothing here stands in for the server: the only fakes are for things outside this repo (the OTP outbox instead
+//! of an SMS gateway, a local wallet key, a software passkey, an SMTP relay), and they are real implementations.
+#![allow(
+    dead_code,
+    unused_imports,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    missing_docs,
+    unreachable_pub
+)]
 
-use std::net::SocketAddr;
+pub mod engines;
+pub mod fakes;
+pub mod processes;
+pub mod receivers;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use reqwest::StatusCode;
-use stepup::engine::{
-    ChannelFrontend, FrontendEvent, FrontendInbox, LocalWalletSigner, PendingPrompt, PromptRequest,
-    SoftwarePasskey, StepUpAuth, StepUpAuthBuilder, WalletSigner,
-};
-use stepup::proto::SdkUser;
-use stepup::{ElevatedToken, Scope, SecretString};
+use reqwest::{Method, Response, StatusCode};
+use serde::Serialize;
+use serde_json::Value;
+use stepup_core::{Clock, ManualClock, SystemClock, UnixTime};
+use stepup_proto::{ErrorBody, SdkUser};
 use stepup_server::routes::{AdminSession, CreateUserRequest, OutboxMessage};
 use stepup_server::{Server, ServerConfig};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Mutex;
 
+pub use engines::*;
+pub use fakes::*;
+
+/// The environment every test server serves.
 pub const ENV: &str = "dev";
-pub const ADMIN: &str = "e2e-admin-token";
-/// The origin of the server's dev environment (WebAuthn RP origin, wallet message URI).
+/// The admin token every test server takes.
+pub const ADMIN: &str = "test-admin-token";
+/// The origin of the dev environment (WebAuthn RP origin, wallet message URI).
 pub const ORIGIN: &str = "http://localhost";
+/// The key-encryption key every test server uses: replicas of one database, and a server restarted on its
+/// database, must open its sealed keys again (`--dev` alone would make a new one each start).
+pub const TEST_KEK: &str = "6b65792d656e6372797074696f6e2d6b65792d666f722d746573747321212121";
 
-/// The reference server and an HTTP client for the admin API and the protected resources.
-pub struct Harness {
-    pub server: Server,
-    pub http: reqwest::Client,
+pub fn test_kek() -> stepup_server::key_encryption::KeyEncryptionKey {
+    stepup_server::key_encryption::KeyEncryptionKey::parse(TEST_KEK).unwrap()
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL from `STEPUP_TEST_DATABASE_URL`, or `None` (the test then says it was skipped; `.ci/run` sets
+    /// the variable and checks the database is up).
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var("STEPUP_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ => {
+                eprintln!("skipped: STEPUP_TEST_DATABASE_URL is not set (PostgreSQL tests run in CI)");
+                None
+            }
+        }
+    }
+}
+
+/// A fresh schema in the test database, so tests never see each other's rows or migrations: the URL that uses
+/// it, and its name.
+pub async fn postgres_schema(base: &str) -> (String, String) {
+    use sqlx::Executor as _;
+    let schema =
+        format!("stepup_t_{}", stepup_server::random::hex(&stepup_server::random::bytes::<6>().unwrap()));
+    let mut conn =
+        <sqlx::PgConnection as sqlx::Connection>::connect(base).await.expect("PostgreSQL reachable");
+    conn.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    (format!("{base}{sep}options=-c%20search_path%3D{schema}"), schema)
+}
+
+/// Drops a schema [`postgres_schema`] made.
+pub async fn drop_postgres_schema(base: &str, schema: &str) {
+    use sqlx::Executor as _;
+    if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(base).await {
+        let _ = conn.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await;
+    }
+}
+
+/// The server's clock: moved by hand (the server's tests: code expiry, lockouts, Issued At, without sleeping),
+/// or the system's (the engine's tests: the engine reads the system clock too).
+#[derive(Debug, Clone)]
+pub enum TestClock {
+    Manual(ManualClock),
+    System,
+}
+
+impl TestClock {
+    pub fn now(&self) -> UnixTime {
+        match self {
+            TestClock::Manual(clock) => clock.now(),
+            TestClock::System => SystemClock.now(),
+        }
+    }
+
+    /// Sets a manual clock to `time` (a second replica's clock, set to the first's).
+    pub fn set(&self, time: UnixTime) {
+        match self {
+            TestClock::Manual(clock) => clock.set(time),
+            TestClock::System => panic!("this server runs on the system clock"),
+        }
+    }
+
+    /// Moves a manual clock `secs` forward.
+    pub fn advance(&self, secs: u64) {
+        match self {
+            TestClock::Manual(clock) => clock.advance(secs),
+            TestClock::System => panic!("this server runs on the system clock"),
+        }
+    }
+
+    fn shared(&self) -> stepup_core::SharedClock {
+        match self {
+            TestClock::Manual(clock) => Arc::new(clock.clone()),
+            TestClock::System => Arc::new(SystemClock),
+        }
+    }
 }
 
 /// A signed-in user: the server's record, the session JWT and the email address.
+#[derive(Debug, Clone)]
 pub struct TestUser {
     pub user: SdkUser,
     pub jwt: String,
     pub email: String,
 }
 
-impl Harness {
-    pub async fn start() -> Self {
-        Self::start_with(|_| {}).await
+/// A reference server and an HTTP client for its SDK and admin APIs.
+pub struct TestServer {
+    pub server: Server,
+    pub clock: TestClock,
+    pub http: reqwest::Client,
+    cleanup: Option<(String, String)>,
+}
+
+impl TestServer {
+    /// A server on `backend`, on a clock the test moves (starting at the real time: TOTP codes are computed
+    /// from it).
+    pub async fn start(backend: &Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
     }
 
-    /// A server whose dev environment `configure` may change (policy TTLs, scopes...).
-    pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+    /// [`TestServer::start`], with a dev environment that `configure` may change.
+    pub async fn start_with(backend: &Backend, configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        let (url, cleanup) = match backend {
+            Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+            Backend::Postgres(base) => {
+                let (url, schema) = postgres_schema(base).await;
+                (url, Some((base.clone(), schema)))
+            }
+        };
+        Self::start_on(url, cleanup, configure).await
+    }
+
+    /// A server on an existing database URL (a second replica, a file), on a clock the test moves. `cleanup`
+    /// names a PostgreSQL schema to drop at shutdown.
+    pub async fn start_on(
+        url: String,
+        cleanup: Option<(String, String)>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
+        let clock = TestClock::Manual(ManualClock::new(SystemClock.now()));
+        Self::start_full(url, cleanup, clock, configure).await
+    }
+
+    /// A server on SQLite in memory and the system clock, for engines (which read the system clock too).
+    pub async fn live() -> Self {
+        Self::live_with(|_| {}).await
+    }
+
+    /// [`TestServer::live`], with a dev environment that `configure` may change (policy TTLs, scopes...).
+    pub async fn live_with(configure: impl FnOnce(&mut ServerConfig)) -> Self {
+        Self::start_full("sqlite::memory:".to_owned(), None, TestClock::System, configure).await
+    }
+
+    async fn start_full(
+        url: String,
+        cleanup: Option<(String, String)>,
+        clock: TestClock,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Self {
         let mut config = ServerConfig::dev(ENV);
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.admin_token = Some(SecretString::new(ADMIN));
-        // One key-encryption key for every start, as a deployment has: a test that restarts the server on the
-        // same database must open its sealed keys again (`--dev` alone would make a new one each start).
-        config.key_encryption_key_value = Some(
-            stepup_server::key_encryption::KeyEncryptionKey::parse(
-                "6b65792d656e6372797074696f6e2d6b65792d666f722d746573747321212121",
-            )
-            .unwrap(),
-        );
+        config.database_url = url;
+        config.admin_token = Some(stepup_core::SecretString::new(ADMIN));
+        config.key_encryption_key_value = Some(test_kek());
         configure(&mut config);
-        let server = Server::start(config).await.expect("the reference server starts");
-        // This harness's own reqwest client needs a TLS provider (see the function's docs), though it speaks
-        // plain HTTP on loopback.
-        stepup::engine::install_default_crypto_provider();
-        Self { server, http: reqwest::Client::new() }
+        let server =
+            Server::start_with_clock(config, clock.shared()).await.expect("the reference server starts");
+        Self { server, clock, http: http_client(), cleanup }
     }
 
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         self.server.base_url()
     }
 
-    /// An engine builder pointed at this server for `user`.
-    pub fn engine_for(&self, user: &TestUser) -> StepUpAuthBuilder {
-        StepUpAuth::builder(self.base_url(), ENV).session(user.jwt.as_str())
+    /// The SDK API URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.sdk_url(ENV))
     }
 
-    /// An engine for `user` whose front end is a [`ChannelFrontend`] the test plays the person through.
-    pub async fn prompted_engine(&self, user: &TestUser) -> (StepUpAuth, PromptInbox) {
-        let (frontend, inbox) = frontend();
-        (self.engine_for(user).frontend(frontend).build().await.expect("the engine builds"), inbox)
+    pub async fn call<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        session: Option<&str>,
+        elevated: Option<&str>,
+        body: Option<&B>,
+    ) -> Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(jwt) = session {
+            request = request.bearer_auth(jwt);
+        }
+        if let Some(token) = elevated {
+            request = request.header("x-dyn-elevated-access-token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
     }
 
-    /// An engine for `user` with the builder's defaults.
-    pub async fn engine(&self, user: &TestUser) -> StepUpAuth {
-        self.engine_for(user).build().await.expect("the engine builds")
+    pub async fn post(&self, path: &str, session: Option<&str>, body: &Value) -> Response {
+        self.call(Method::POST, path, session, None, Some(body)).await
     }
 
-    async fn admin_post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    pub async fn get(&self, path: &str, session: Option<&str>) -> Response {
+        self.call::<Value>(Method::GET, path, session, None, None).await
+    }
+
+    pub async fn admin_post<B: Serialize>(&self, path: &str, body: &B) -> Response {
         self.http
             .post(format!("{}/admin/environments/{ENV}{path}", self.base_url()))
             .bearer_auth(ADMIN)
@@ -95,66 +256,66 @@ impl Harness {
             .unwrap()
     }
 
-    /// A new user with a unique email address (and a phone when `phone` is given), signed in.
-    pub async fn user_with(&self, phone: Option<&str>) -> TestUser {
-        let tag = stepup_server::random::hex(&stepup_server::random::bytes::<5>().unwrap());
-        let email = format!("u{tag}@example.com");
+    /// A user with this email (and a phone number, when given), without a session.
+    pub async fn create_user(&self, email: &str, phone: Option<&str>) -> SdkUser {
         let request = CreateUserRequest {
-            email: Some(email.clone()),
+            email: Some(email.into()),
             phone_number: phone.map(str::to_owned),
             ..Default::default()
         };
-        let response = self.admin_post("/users", &serde_json::to_value(&request).unwrap()).await;
+        let response = self.admin_post("/users", &request).await;
         let status = response.status();
         let body = response.text().await.unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
-        let user: SdkUser = serde_json::from_str(&body).unwrap();
-        let response = self.admin_post(&format!("/users/{}/sessions", user.id), &serde_json::json!({})).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let session: AdminSession = response.json().await.unwrap();
-        TestUser { user, jwt: session.jwt.expose_secret().to_owned(), email }
+        serde_json::from_str(&body).unwrap()
     }
 
-    pub async fn user(&self) -> TestUser {
-        self.user_with(None).await
-    }
-
-    /// Another session JWT for `user` (what an app's own refresh would hand it).
-    pub async fn session_of(&self, user: &TestUser) -> String {
-        let response =
-            self.admin_post(&format!("/users/{}/sessions", user.user.id), &serde_json::json!({})).await;
+    /// A new session JWT for a user (what an app's own refresh would hand an engine).
+    pub async fn session(&self, user_id: &str) -> String {
+        let response = self.admin_post(&format!("/users/{user_id}/sessions"), &serde_json::json!({})).await;
         assert_eq!(response.status(), StatusCode::OK);
         let session: AdminSession = response.json().await.unwrap();
         session.jwt.expose_secret().to_owned()
     }
 
-    /// Links `signer`'s address to `user` as an external (or embedded) wallet.
-    pub async fn link_wallet(&self, user: &TestUser, signer: &dyn WalletSigner, embedded: bool) {
-        let request = stepup_demo::link_wallet_request(signer, embedded);
-        let path = format!("/users/{}/wallets", user.user.id);
-        let response = self.admin_post(&path, &serde_json::to_value(&request).unwrap()).await;
-        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    /// A new signed-in user with a unique email address.
+    pub async fn user(&self) -> TestUser {
+        self.user_with(None).await
     }
 
-    /// The code of the newest message sent to `to` (an email address or `+<cc><number>`).
-    pub async fn last_code(&self, to: &str) -> String {
-        // Newest first, to the second: a test that sends several codes within a second uses `code_of`.
-        self.outbox(to).await.into_iter().next().expect("a code was sent").code
+    /// A new signed-in user with a unique email address and, when given, a phone number.
+    pub async fn user_with(&self, phone: Option<&str>) -> TestUser {
+        let tag = stepup_server::random::hex(&stepup_server::random::bytes::<5>().unwrap());
+        let email = format!("u{tag}@example.com");
+        let user = self.create_user(&email, phone).await;
+        let jwt = self.session(&user.id).await;
+        TestUser { user, jwt, email }
     }
 
-    /// The code of the verification `sent` (sent to `to`).
-    pub async fn code_of(&self, to: &str, sent: &stepup::OtpVerification) -> String {
-        let messages = self.outbox(to).await;
-        let id = sent.id.as_str();
-        messages.into_iter().find(|m| m.verification_uuid == id).expect("the code was sent").code
+    /// Sends an email code to `email` in session `jwt`: the verification id and the code (from the outbox).
+    pub async fn email_code(&self, jwt: &str, email: &str) -> (String, String) {
+        let response =
+            self.post("/emailVerifications/create", Some(jwt), &serde_json::json!({"email": email})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        let verification = body["verificationUUID"].as_str().unwrap().to_owned();
+        let code =
+            self.outbox(email).await.into_iter().find(|m| m.verification_uuid == verification).unwrap().code;
+        (verification, code)
     }
 
-    /// How many codes were sent to `to`.
-    pub async fn outbox_len(&self, to: &str) -> usize {
-        self.outbox(to).await.len()
+    /// An elevated token for `scopes` through an email code to `email` (the user's own address).
+    pub async fn elevated_via_email(&self, jwt: &str, email: &str, scopes: &[&str]) -> String {
+        let (verification, code) = self.email_code(jwt, email).await;
+        let body = serde_json::json!({"verificationUUID": verification, "verificationToken": code, "requestedScopes": scopes});
+        let response = self.post("/emailVerifications/verify", Some(jwt), &body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: stepup_proto::UpdateSelfResponse = response.json().await.unwrap();
+        body.verify.elevated_access_token.unwrap().expose_secret().to_owned()
     }
 
-    async fn outbox(&self, to: &str) -> Vec<OutboxMessage> {
+    /// The outbox, newest first, for one recipient (an email address or `+<cc><number>`).
+    pub async fn outbox(&self, to: &str) -> Vec<OutboxMessage> {
         let response = self
             .http
             .get(format!("{}/admin/environments/{ENV}/outbox", self.base_url()))
@@ -167,38 +328,58 @@ impl Harness {
         response.json().await.unwrap()
     }
 
-    /// Calls `/protected/{scope}` with the session and `token` in the elevated-token header: the status.
-    pub async fn open_protected(&self, user: &TestUser, scope: &Scope, token: &ElevatedToken) -> StatusCode {
-        self.http
-            .post(format!("{}/sdk/{ENV}/protected/{}", self.base_url(), scope.as_str()))
-            .bearer_auth(&user.jwt)
-            .header("x-dyn-elevated-access-token", token.raw().expose_secret())
-            .send()
-            .await
-            .unwrap()
-            .status()
+    /// The code of the newest message sent to `to`.
+    pub async fn last_code(&self, to: &str) -> String {
+        // Newest first, to the second: a test that sends several codes within a second uses `code_of`.
+        self.outbox(to).await.into_iter().next().expect("a code was sent").code
     }
 
+    /// How many codes were sent to `to`.
+    pub async fn outbox_len(&self, to: &str) -> usize {
+        self.outbox(to).await.len()
+    }
+
+    /// A signed-in user with a registered, verified TOTP device, through the HTTP API: see [`TotpUser`].
+    pub async fn totp_user(&self) -> TotpUser {
+        let TestUser { user, jwt, email } = self.user().await;
+        let link = self.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+        let response =
+            self.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let registration: stepup_proto::TotpRegistration = response.json().await.unwrap();
+        let secret = registration.secret.expose_secret().to_owned();
+        let code = totp_code(&secret, self.now().as_secs() - 30);
+        let body = serde_json::json!({"code": code, "id": registration.id});
+        let response = self.post("/users/mfa/auth/totp", Some(&jwt), &body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let verified: stepup_proto::VerifyResponse = response.json().await.unwrap();
+        let mfa_jwt = verified.minified_jwt.unwrap().expose_secret().to_owned();
+        TotpUser { user, jwt, email, device: registration.id, secret, mfa_jwt }
+    }
+
+    /// Stops the server (and drops its PostgreSQL schema).
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+        if let Some((base, schema)) = self.cleanup {
+            drop_postgres_schema(&base, &schema).await;
+        }
     }
 }
 
-/// The engine's email route end to end: send a code, read it from the outbox, verify it for `scopes`.
-pub async fn elevate_by_email(h: &Harness, engine: &StepUpAuth, user: &TestUser, scopes: &[Scope]) {
-    let sent = engine.send_otp(None).await.expect("the code is sent");
-    let code = h.code_of(&user.email, &sent).await;
-    engine.verify_otp(code.as_str(), scopes).await.expect("the right code elevates");
+/// What [`TestServer::totp_user`] made.
+pub struct TotpUser {
+    pub user: SdkUser,
+    /// The session as it was minted (no MFA in it).
+    pub jwt: String,
+    pub email: String,
+    pub device: String,
+    pub secret: String,
+    /// The same session, re-signed by the enrolment's TOTP verification (a recent MFA).
+    pub mfa_jwt: String,
 }
 
-/// The code of the one-time code the engine's running flow is waiting for (as a prompt's `EnterOtp` shows).
-pub async fn pending_code(h: &Harness, engine: &StepUpAuth, to: &str) -> String {
-    let snapshot = engine.snapshot().await.expect("the engine answers");
-    let sent = snapshot.pending_otp.unwrap_or_else(|| panic!("no code pending in {:?}", snapshot.state));
-    h.code_of(to, &sent).await
-}
-
-/// The TOTP code for `secret` (base32) at Unix time `at` (what the person's authenticator app shows).
+/// The TOTP code for `secret` (base32) at Unix time `at`: what the person's authenticator app shows (SHA-1, 6
+/// digits, 30 s, as the server registers).
 pub fn totp_code(secret: &str, at: u64) -> String {
     stepup_demo::totp_code(secret, at).unwrap()
 }
@@ -207,224 +388,57 @@ pub fn unix_now() -> u64 {
     stepup_demo::unix_now()
 }
 
-/// A user with a verified TOTP device, registered through the engine itself: an email code elevates
-/// `credential:link`, the engine's API client registers the device with that token, and the first code (of the
-/// previous 30-second step, so the current step stays fresh for the test) verifies it.
-/// Returns the engine, the user, the device id and the secret.
-pub async fn totp_user(h: &Harness) -> (StepUpAuth, TestUser, String, String) {
-    let user = h.user().await;
-    let engine = h.engine(&user).await;
-    elevate_by_email(h, &engine, &user, &[Scope::CredentialLink]).await;
-    let link = engine.token_for(&Scope::CredentialLink).expect("a credential:link token");
-    let registration = engine.api().register_totp(Some(link.raw())).await.expect("TOTP registration starts");
-    let secret = registration.secret.expose_secret().to_owned();
-    let first = totp_code(&secret, unix_now() - 30);
-    let device = stepup::CredentialId::new(registration.id.as_str());
-    engine
-        .verify_totp_mfa(first.as_str(), Some(device), &[Scope::CredentialLink])
-        .await
-        .expect("the first code verifies the device");
-    (engine, user, registration.id, secret)
+/// The payload of a JWT, unverified (tests read what the server signed).
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let payload = jwt.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
-/// A user with a passkey registered through the engine (email code for `credential:link`, then the software
-/// authenticator's attestation), and the engine holding that authenticator.
-pub async fn passkey_user(h: &Harness) -> (StepUpAuth, TestUser, Arc<SoftwarePasskey>) {
-    let user = h.user().await;
-    let passkey = Arc::new(SoftwarePasskey::new(ORIGIN).unwrap());
-    let engine =
-        h.engine_for(&user).passkey_authenticator(passkey.clone()).build().await.expect("the engine builds");
-    elevate_by_email(h, &engine, &user, &[Scope::CredentialLink]).await;
-    let link = engine.token_for(&Scope::CredentialLink).expect("a credential:link token");
-    let options = engine.api().passkey_registration_options().await.expect("registration options");
-    let attestation = stepup::engine::PasskeyAuthenticator::register(passkey.as_ref(), &options)
-        .await
-        .expect("attestation");
-    engine
-        .api()
-        .register_passkey(&attestation, Some(link.raw()))
-        .await
-        .expect("the server saves the passkey");
-    (engine, user, passkey)
+/// A plain-HTTP reqwest client. In a workspace build reqwest carries the engine's `rustls-no-provider` feature
+/// (Cargo unifies features) and panics without a process-wide crypto provider, so one is installed first.
+pub fn http_client() -> reqwest::Client {
+    stepup::engine::install_default_crypto_provider();
+    reqwest::Client::new()
 }
 
-/// A wallet signer with a fresh local key.
-pub fn local_wallet() -> Arc<LocalWalletSigner> {
-    Arc::new(LocalWalletSigner::random("metamask").unwrap())
+/// Asserts a response is an error with this status and code, and returns it.
+pub async fn assert_error(
+    response: Response,
+    status: StatusCode,
+    code: &str,
+) -> (ErrorBody, reqwest::header::HeaderMap) {
+    let headers = response.headers().clone();
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "body: {text}");
+    let body: ErrorBody = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not an error body: {text}"));
+    assert_eq!(body.code.as_str(), code, "body: {text}");
+    (body, headers)
 }
 
-/// The engine's [`ChannelFrontend`] with the test's end of it: the test plays the person, the way a game or kiosk
-/// runtime drives its own UI.
-pub fn frontend() -> (Arc<ChannelFrontend>, PromptInbox) {
-    let (frontend, inbox) = ChannelFrontend::new();
-    (frontend, PromptInbox { inbox, outcomes: Vec::new() })
-}
-
-/// The test's end of a [`ChannelFrontend`]: prompts in order, with the flows' end notices kept aside.
-pub struct PromptInbox {
-    inbox: FrontendInbox,
-    /// How each flow ended, as `Frontend::finished` reported it, in order.
-    pub outcomes: Vec<Result<stepup::TokenInfo, stepup::StepUpError>>,
-}
-
-impl PromptInbox {
-    fn keep(&mut self, event: FrontendEvent) -> Option<PendingPrompt> {
-        match event {
-            FrontendEvent::Prompt(prompt) => Some(prompt),
-            FrontendEvent::Finished(outcome) => {
-                self.outcomes.push(outcome);
-                None
-            }
-            other => panic!("unexpected front-end event {other:?}"),
+/// Runs a scenario on SQLite and, when configured, on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&$crate::common::Backend::Sqlite).await;
+                }
+            )+
         }
-    }
-
-    /// A prompt already waiting, without waiting for one.
-    pub fn try_next_prompt(&mut self) -> Option<PendingPrompt> {
-        while let Some(event) = self.inbox.try_next() {
-            if let Some(prompt) = self.keep(event) {
-                return Some(prompt);
-            }
-        }
-        None
-    }
-
-    /// Waits (up to 5 s) until `finished` has reported `count` outcomes, and returns them.
-    pub async fn outcomes_after(
-        &mut self,
-        count: usize,
-    ) -> Vec<Result<stepup::TokenInfo, stepup::StepUpError>> {
-        while self.outcomes.len() < count {
-            let event = tokio::time::timeout(Duration::from_secs(5), self.inbox.next())
-                .await
-                .unwrap_or_else(|_| panic!("the front end heard of fewer than {count} finished flows"))
-                .expect("the front end is alive");
-            if let Some(prompt) = self.keep(event) {
-                panic!("a prompt while waiting for end notices: {:?}", prompt.request());
-            }
-        }
-        self.outcomes.clone()
-    }
-}
-
-/// Starts `prompt_step_up_auth` (or `prompt_mfa` with `mfa`) for `scopes` on a task of its own, as an app's
-/// request handler would; the test then plays the person through the front end.
-pub fn spawn_prompt(
-    engine: &StepUpAuth,
-    scopes: &[Scope],
-    mfa: bool,
-) -> tokio::task::JoinHandle<Result<stepup::TokenInfo, stepup::StepUpError>> {
-    let engine = engine.clone();
-    let scopes = scopes.to_vec();
-    tokio::spawn(async move {
-        if mfa { engine.prompt_mfa(&scopes).await } else { engine.prompt_step_up_auth(&scopes).await }
-    })
-}
-
-/// The next prompt request and its pending answer, or a panic after 10 seconds.
-pub async fn next_prompt(inbox: &mut PromptInbox) -> (PromptRequest, PendingPrompt) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let event = tokio::time::timeout_at(deadline, inbox.inbox.next())
-            .await
-            .expect("a prompt within 10 s")
-            .expect("the front end is alive");
-        if let Some(prompt) = inbox.keep(event) {
-            return (prompt.request().clone(), prompt);
-        }
-    }
-}
-
-/// A TCP proxy in front of `target` that holds every new connection for a delay before passing bytes on: a
-/// slow server, made of the real one. The delay can be changed while it runs.
-pub struct SlowProxy {
-    pub addr: SocketAddr,
-    delay_ms: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl SlowProxy {
-    pub async fn start(target: SocketAddr, delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let delay_ms = Arc::new(AtomicU64::new(u64::try_from(delay.as_millis()).unwrap()));
-        let delay = delay_ms.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let wait = Duration::from_millis(delay.load(Ordering::Relaxed));
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(backend) = $crate::common::Backend::postgres() {
+                        super::$name(&backend).await;
                     }
-                });
-            }
-        });
-        Self { addr, delay_ms, task }
-    }
-
-    /// The delay for connections accepted from now on.
-    pub fn set_delay(&self, delay: Duration) {
-        self.delay_ms.store(u64::try_from(delay.as_millis()).unwrap(), Ordering::Relaxed);
-    }
-
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for SlowProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A wallet signer that panics on its first signature (a crashing wallet bridge), then signs with `inner`.
-pub struct PanicOnceSigner {
-    pub inner: Arc<LocalWalletSigner>,
-    pub panicked: Mutex<bool>,
-}
-
-#[async_trait::async_trait]
-impl WalletSigner for PanicOnceSigner {
-    fn address(&self) -> String {
-        self.inner.address()
-    }
-
-    fn wallet_name(&self) -> String {
-        self.inner.wallet_name()
-    }
-
-    async fn sign_message(&self, message: &str) -> Result<String, stepup::engine::SignerError> {
-        let first = {
-            let mut panicked = self.panicked.lock().await;
-            !std::mem::replace(&mut *panicked, true)
-        };
-        if first {
-            panic!("the wallet bridge crashed");
+                }
+            )+
         }
-        self.inner.sign_message(message).await
-    }
-}
-
-/// A signer for a wallet the app embeds: it must never be asked to sign.
-pub struct EmbeddedSigner(pub Arc<LocalWalletSigner>);
-
-#[async_trait::async_trait]
-impl WalletSigner for EmbeddedSigner {
-    fn address(&self) -> String {
-        self.0.address()
-    }
-
-    fn wallet_name(&self) -> String {
-        "dynamicwaas".to_owned()
-    }
-
-    fn is_embedded(&self) -> bool {
-        true
-    }
-
-    async fn sign_message(&self, _message: &str) -> Result<String, stepup::engine::SignerError> {
-        panic!("an embedded wallet must never be asked to sign for step-up");
-    }
+    };
 }

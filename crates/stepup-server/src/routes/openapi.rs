@@ -1,6 +1,6 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 document of the SDK API and the admin API, built from the code — every
 //! request and answer schema is derived (utoipa) from the very types the handlers read and write, and the
-//! operations below are the router's, one line each, checked against it by a test (`tests/openapi.rs`).
+//! operations below are the router's, one line each, checked against it by a test (`tests/server/openapi.rs`).
 //!
 //! It exists for independent tools: schemathesis fuzzes the server from it in CI (every answer must be a
 //! documented JSON answer, never a 5xx). The environment id is a parameter whose values are the configured

@@ -1,9 +1,9 @@
 //! MFA over real HTTP: TOTP registration and step-up, replay and skew, lockout, recovery codes, deletion.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error, code_at};
+use common::{Backend, TestServer, TestUser, assert_error, totp_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{
@@ -12,7 +12,7 @@ use stepup_proto::{
 
 /// A user with a registered, verified TOTP device: (jwt, device id, secret).
 async fn totp_user(server: &TestServer) -> (String, String, String) {
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let response = server.get("/users/mfa/register/totp", Some(&jwt)).await;
     let (_, headers) = assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
     let challenge = headers["www-authenticate"].to_str().unwrap();
@@ -33,7 +33,7 @@ async fn totp_user(server: &TestServer) -> (String, String, String) {
         .post(
             "/users/mfa/auth/totp",
             Some(&jwt),
-            &json!({"code": code_at(&secret, now - 30), "id": registration.id}),
+            &json!({"code": totp_code(&secret, now - 30), "id": registration.id}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -62,7 +62,7 @@ async fn totp_step_up_elevates(backend: &Backend) {
         .post(
             "/users/mfa/auth/totp",
             Some(&jwt),
-            &json!({"code": code_at(&secret, now), "requestedScopes": ["wallet:export"]}),
+            &json!({"code": totp_code(&secret, now), "requestedScopes": ["wallet:export"]}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -100,17 +100,21 @@ async fn totp_replay_and_skew(backend: &Backend) {
     };
     // The registration used step now-30; the same step again is a replay.
     assert_error(
-        totp(code_at(&secret, now - 30)).await,
+        totp(totp_code(&secret, now - 30)).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "mfa_invalid_code",
     )
     .await;
-    assert_eq!(totp(code_at(&secret, now)).await.status(), StatusCode::OK);
-    assert_error(totp(code_at(&secret, now)).await, StatusCode::UNPROCESSABLE_ENTITY, "mfa_invalid_code")
+    assert_eq!(totp(totp_code(&secret, now)).await.status(), StatusCode::OK);
+    assert_error(totp(totp_code(&secret, now)).await, StatusCode::UNPROCESSABLE_ENTITY, "mfa_invalid_code")
         .await;
-    assert_eq!(totp(code_at(&secret, now + 30)).await.status(), StatusCode::OK, "one step ahead is accepted");
+    assert_eq!(
+        totp(totp_code(&secret, now + 30)).await.status(),
+        StatusCode::OK,
+        "one step ahead is accepted"
+    );
     assert_error(
-        totp(code_at(&secret, now + 60)).await,
+        totp(totp_code(&secret, now + 60)).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "mfa_invalid_code",
     )
@@ -118,13 +122,13 @@ async fn totp_replay_and_skew(backend: &Backend) {
     server.clock.advance(120);
     let later = server.now().as_secs();
     assert_error(
-        totp(code_at(&secret, later - 60)).await,
+        totp(totp_code(&secret, later - 60)).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "mfa_invalid_code",
     )
     .await;
     assert_eq!(
-        totp(code_at(&secret, later - 30)).await.status(),
+        totp(totp_code(&secret, later - 30)).await.status(),
         StatusCode::OK,
         "one step behind is accepted"
     );
@@ -138,11 +142,11 @@ async fn unknown_device_is_refused(backend: &Backend) {
         .post(
             "/users/mfa/auth/totp",
             Some(&jwt),
-            &json!({"code": code_at(&secret, server.now().as_secs()), "id": "no-such-device"}),
+            &json!({"code": totp_code(&secret, server.now().as_secs()), "id": "no-such-device"}),
         )
         .await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_device_not_found").await;
-    let (_, fresh_jwt, _) = server.signed_in().await;
+    let TestUser { jwt: fresh_jwt, .. } = server.user().await;
     let response = server.post("/users/mfa/auth/totp", Some(&fresh_jwt), &json!({"code": "123456"})).await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_device_not_found").await;
     server.shutdown().await;
@@ -152,7 +156,7 @@ async fn five_failures_lock_mfa_for_fifteen_minutes(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let (jwt, _, secret) = totp_user(&server).await;
     let now = server.now().as_secs();
-    let good = code_at(&secret, now);
+    let good = totp_code(&secret, now);
     let bad = if good == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
         let response = server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": bad})).await;
@@ -175,7 +179,7 @@ async fn five_failures_lock_mfa_for_fifteen_minutes(backend: &Backend) {
     server.clock.advance(60);
     let later = server.now().as_secs();
     let response =
-        server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code_at(&secret, later)})).await;
+        server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": totp_code(&secret, later)})).await;
     assert_eq!(response.status(), StatusCode::OK);
     server.shutdown().await;
 }
@@ -191,7 +195,7 @@ async fn recovery_codes_work_once_and_regenerate_replaces_all(backend: &Backend)
     assert!(headers["www-authenticate"].to_str().unwrap().contains("max_age=300"));
     let now = server.now().as_secs();
     let verified: VerifyResponse = server
-        .post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code_at(&secret, now)}))
+        .post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": totp_code(&secret, now)}))
         .await
         .json()
         .await
@@ -251,7 +255,7 @@ async fn deleting_a_device_needs_a_fresh_unlink_token(backend: &Backend) {
         .post(
             "/users/mfa/auth/totp",
             Some(&jwt),
-            &json!({"code": code_at(&secret, now), "requestedScopes": ["credential:unlink"]}),
+            &json!({"code": totp_code(&secret, now), "requestedScopes": ["credential:unlink"]}),
         )
         .await;
     let body: VerifyResponse = response.json().await.unwrap();
@@ -268,7 +272,7 @@ async fn deleting_a_device_needs_a_fresh_unlink_token(backend: &Backend) {
 
 async fn mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     // Before MFA, email works; the registration below gives the user MFA.
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let registration: TotpRegistration = server
@@ -279,7 +283,7 @@ async fn mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing(backend: 
         .unwrap();
     let secret = registration.secret.expose_secret().to_owned();
     let now = server.now().as_secs();
-    let body = json!({"code": code_at(&secret, now), "id": registration.id});
+    let body = json!({"code": totp_code(&secret, now), "id": registration.id});
     assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.status(), StatusCode::OK);
     // Now email re-authentication grants no scope.
     let created: Value = server
@@ -295,7 +299,7 @@ async fn mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing(backend: 
     let response = server.post("/emailVerifications/verify", Some(&jwt), &body).await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_required").await;
     // An unknown scope is refused before the TOTP step is spent: the same code then works.
-    let code = code_at(&secret, now + 30);
+    let code = totp_code(&secret, now + 30);
     let response = server
         .post(
             "/users/mfa/auth/totp",
@@ -309,7 +313,7 @@ async fn mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing(backend: 
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     // Recovery codes without MFA are no factor.
-    let (_, plain_jwt, _) = server.signed_in().await;
+    let TestUser { jwt: plain_jwt, .. } = server.user().await;
     let response =
         server.post("/users/mfa/auth/recovery", Some(&plain_jwt), &json!({"code": "aaaaa-aaaaa"})).await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "mfa_device_not_found").await;
@@ -319,7 +323,7 @@ async fn mfa_users_cannot_step_up_by_email_and_bad_scopes_cost_nothing(backend: 
 async fn parallel_guesses_get_five_tries_in_all(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let (jwt, _, secret) = totp_user(&server).await;
-    let good = code_at(&secret, server.now().as_secs());
+    let good = totp_code(&secret, server.now().as_secs());
     let bad = if good == "000000" { "111111" } else { "000000" };
     let mut guesses = tokio::task::JoinSet::new();
     for _ in 0..12 {

@@ -1,11 +1,11 @@
 //! The resource guard, sessions, environment calls and the admin API over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{ADMIN, Backend, ENV, TestServer, assert_error};
+use common::{ADMIN, Backend, ENV, TestServer, TestUser, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{
@@ -22,7 +22,7 @@ async fn every_bad_token_gets_the_challenge(backend: &Backend) {
         config.environments.push(EnvironmentConfig::dev("other"));
     })
     .await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let token = server.elevated_via_email(&jwt, &email, &["wallet:sign"]).await;
     assert_eq!(open(&server, &jwt, "wallet:sign", Some(&token)).await.status(), StatusCode::OK);
 
@@ -62,7 +62,7 @@ async fn every_bad_token_gets_the_challenge(backend: &Backend) {
     )
     .await;
     // Another user's token.
-    let (_, other_jwt, _) = server.signed_in().await;
+    let TestUser { jwt: other_jwt, .. } = server.user().await;
     assert_error(
         open(&server, &other_jwt, "wallet:sign", Some(&token)).await,
         StatusCode::FORBIDDEN,
@@ -168,7 +168,7 @@ async fn every_bad_token_gets_the_challenge(backend: &Backend) {
 
 async fn single_use_tokens_open_once(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let token = server.elevated_via_email(&jwt, &email, &["user:delete", "wallet:sign"]).await;
     let parsed = stepup_core::ElevatedToken::parse(stepup_core::Jwt::new(&token), server.now()).unwrap();
     assert!(parsed.is_single_use(), "a set with a single-use scope is single-use");
@@ -184,7 +184,7 @@ async fn single_use_tokens_open_once(backend: &Backend) {
 
 async fn sessions_are_checked(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     assert_error(server.get("/users", None).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert_error(server.get("/users", Some("a.b.c")).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
     assert_eq!(server.get("/users", Some(&jwt)).await.status(), StatusCode::OK);
@@ -206,7 +206,7 @@ async fn step_up_check_follows_the_policy(backend: &Backend) {
         config.environments[0].policy.step_up_scopes = vec![stepup_proto::TokenScope::WalletExport];
     })
     .await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let wallet = json!({"address": "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23", "chain": "EVM", "walletName": "metamask", "walletProvider": "browserExtension"});
     let response = server.admin_post(&format!("/users/{}/wallets", user.id), &wallet).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -243,7 +243,7 @@ async fn environment_calls(backend: &Backend) {
     let jwks: JwksResponse = server.get("/.well-known/jwks", None).await.json().await.unwrap();
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!((jwks.keys[0].kty.as_str(), jwks.keys[0].crv.as_str()), ("OKP", "Ed25519"));
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     let header: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap()).unwrap();
     assert_eq!(header["kid"], jwks.keys[0].kid.as_str());
@@ -277,7 +277,7 @@ async fn admin_api_needs_its_token(backend: &Backend) {
     assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
     let response = server.admin_post("/users/nobody/sessions", &json!({})).await;
     assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
-    let (user, _, _) = server.signed_in().await;
+    let TestUser { user, .. } = server.user().await;
     let response = server.admin_post(&format!("/users/{}/wallets", user.id), &json!({"address": "0x12", "chain": "EVM", "walletName": "m", "walletProvider": "browserExtension"})).await;
     assert_error(response, StatusCode::BAD_REQUEST, "bad_request").await;
     server.shutdown().await;
@@ -312,7 +312,7 @@ async fn the_extractor_guards_another_servers_route(backend: &Backend) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/sdk/{ENV}/wallet/export", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let response = server.http.post(&url).bearer_auth(&jwt).send().await.unwrap();
     let (_, headers) = assert_error(response, StatusCode::FORBIDDEN, "elevated_access_token_required").await;
     assert!(headers["www-authenticate"].to_str().unwrap().contains("wallet:export"));

@@ -3,24 +3,24 @@
 //! JWKS served on loopback, and answers an elevated token; every way a token can be wrong has its answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Backend, ENV, TestServer, assert_error, claims_of};
+use common::{Backend, ENV, TestServer, TestUser, assert_error, claims_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stepup_proto::VerifyResponse;
 use stepup_server::config::{ExternalAuthConfig, ExternalAuthKey};
 
-const RS256_PRIVATE: &str = include_str!("keys/rs256-private.pem");
-const RS256_PUBLIC: &str = include_str!("keys/rs256-public.pem");
-const ES256_PRIVATE: &str = include_str!("keys/es256-private.pem");
-const ES256_PUBLIC: &str = include_str!("keys/es256-public.pem");
-const EDDSA_PRIVATE: &str = include_str!("keys/eddsa-private.pem");
-const EDDSA_PUBLIC: &str = include_str!("keys/eddsa-public.pem");
+const RS256_PRIVATE: &str = include_str!("../keys/rs256-private.pem");
+const RS256_PUBLIC: &str = include_str!("../keys/rs256-public.pem");
+const ES256_PRIVATE: &str = include_str!("../keys/es256-private.pem");
+const ES256_PUBLIC: &str = include_str!("../keys/es256-public.pem");
+const EDDSA_PRIVATE: &str = include_str!("../keys/eddsa-private.pem");
+const EDDSA_PUBLIC: &str = include_str!("../keys/eddsa-public.pem");
 
 fn encoding_key(algorithm: Algorithm) -> EncodingKey {
     match algorithm {
@@ -85,7 +85,7 @@ async fn configured_keys_elevate_once(backend: &Backend) {
         ));
     })
     .await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     // The check offers it.
     let check: stepup_proto::StepUpCheckResponse = server
         .post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:export"}))
@@ -137,8 +137,8 @@ async fn every_bad_token_has_its_answer(backend: &Backend) {
         ));
     })
     .await;
-    let (user, jwt, _) = server.signed_in().await;
-    let (other, _, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
+    let TestUser { user: other, .. } = server.user().await;
     let now = server.now().as_secs();
     let with = |change: &dyn Fn(&mut Value)| {
         let mut c = claims(&server, &user.id, &format!("jti-{}", rand_suffix()));
@@ -260,7 +260,7 @@ async fn every_bad_token_has_its_answer(backend: &Backend) {
 
 async fn policy_decides_for_mfa_users_and_unconfigured_environments(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     refused(&server, &jwt, &sign(Algorithm::EdDSA, None, &claims(&server, &user.id, "a")), "not configured")
         .await;
     server.shutdown().await;
@@ -365,7 +365,7 @@ async fn jwks_keys_are_cached_and_refreshed_at_most_once_a_minute(backend: &Back
         config.environments[0].external_auth = Some(external(vec![], Some(url)));
     })
     .await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let token = |algorithm, kid: &str, jti: &str| sign(algorithm, Some(kid), &claims(&server, &user.id, jti));
     assert_eq!(elevate(&server, &jwt, &token(Algorithm::RS256, "rsa-1", "1")).await.status(), StatusCode::OK);
     assert_eq!(jwks.hits(), 1, "fetched on first use");
@@ -437,7 +437,7 @@ async fn an_endless_jwks_is_not_read_past_its_limit(backend: &Backend) {
         config.environments[0].external_auth = Some(external(vec![], Some(url)));
     })
     .await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let token = sign(Algorithm::RS256, Some("rsa-1"), &claims(&server, &user.id, "endless"));
     let response = elevate(&server, &jwt, &token).await;
     let (body, _) =

@@ -2,9 +2,9 @@
 //! a time, end all of a user's sessions, delete a user. Each answers 404 for an unknown user.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{ADMIN, Backend, ENV, TestServer, assert_error, code_at};
+use common::{ADMIN, Backend, ENV, TestServer, assert_error, totp_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,12 +22,12 @@ async fn unlock_and_reset(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let person = server.totp_user().await;
     let now = server.now().as_secs();
-    let wrong = format!("{:06}", (code_at(&person.secret, now).parse::<u32>().unwrap() + 1) % 1_000_000);
+    let wrong = format!("{:06}", (totp_code(&person.secret, now).parse::<u32>().unwrap() + 1) % 1_000_000);
     for _ in 0..6 {
         let _ = server.post("/users/mfa/auth/totp", Some(&person.jwt), &json!({"code": wrong})).await;
     }
     server.clock.advance(60);
-    let right = || code_at(&person.secret, server.now().as_secs());
+    let right = || totp_code(&person.secret, server.now().as_secs());
     let response = server.post("/users/mfa/auth/totp", Some(&person.jwt), &json!({"code": right()})).await;
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "lock_too_many_attempts").await;
     let response = admin(&server, Method::POST, &format!("/users/{}/unlock", person.user.id)).await;
@@ -69,7 +69,7 @@ async fn list_revoke_and_delete(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let mut ids = Vec::new();
     for n in 0..5 {
-        ids.push(server.user(&format!("list{n}@example.com")).await.id);
+        ids.push(server.create_user(&format!("list{n}@example.com"), None).await.id);
     }
     ids.sort();
     let page: Value = admin(&server, Method::GET, "/users?limit=2").await.json().await.unwrap();

@@ -1,12 +1,12 @@
 //! External-wallet step-up over real HTTP, with a local secp256k1 key signing EIP-191 `personal_sign` messages.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::str::FromStr as _;
 
 use alloy_primitives::{Address, Signature, eip191_hash_message};
-use common::{Backend, ENV, TestServer, assert_error};
+use common::{Backend, ENV, TestServer, TestUser, assert_error};
 use k256::ecdsa::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ async fn verify(
 /// EIP-2 allows only low-S signatures, and so does the server now.
 async fn a_high_s_signature_is_refused(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let wallet = LocalWallet::new(7);
     link(&server, &user.id, &wallet, false).await;
     let text = message(&server, &wallet, &nonce(&server).await).to_string();
@@ -103,7 +103,7 @@ async fn a_high_s_signature_is_refused(backend: &Backend) {
 
 async fn wallet_signature_elevates_once_per_nonce(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let wallet = LocalWallet::new(7);
     link(&server, &user.id, &wallet, false).await;
     let text = message(&server, &wallet, &nonce(&server).await).to_string();
@@ -119,7 +119,7 @@ async fn wallet_signature_elevates_once_per_nonce(backend: &Backend) {
 
 async fn every_bad_wallet_message_has_its_code(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let wallet = LocalWallet::new(7);
     link(&server, &user.id, &wallet, false).await;
     let attempt = |m: WalletMessage, signer: &'static str| {
@@ -185,7 +185,7 @@ async fn every_bad_wallet_message_has_its_code(backend: &Backend) {
 
 async fn only_the_users_external_wallets_qualify(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let stranger = LocalWallet::new(3);
     let text = message(&server, &stranger, &nonce(&server).await).to_string();
     assert_error(
@@ -210,7 +210,7 @@ async fn only_the_users_external_wallets_qualify(backend: &Backend) {
 /// names the connector chain `EVM`, the address and message are lower-case, and extra fields come along.
 async fn chain_names_are_dynamics(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, _) = server.signed_in().await;
+    let TestUser { user, jwt, .. } = server.user().await;
     let wallet = LocalWallet::new(7);
     link(&server, &user.id, &wallet, false).await;
     let other = LocalWallet::new(8);

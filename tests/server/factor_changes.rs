@@ -9,9 +9,9 @@
 //! refused for these users anyway: one authenticator app per user.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, code_at};
+use common::{Backend, TestServer, TestUser, totp_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{TokenScope, VerifyResponse};
@@ -52,14 +52,14 @@ async fn with_step_up_off_a_stolen_session_cannot_change_the_factors_of_an_mfa_u
         config.environments[0].policy.step_up_enabled = false;
     })
     .await;
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     // No MFA yet: the first factor is enrolled as the policy says (off: the session alone).
     let response =
         server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), None, None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let registration: stepup_proto::TotpRegistration = response.json().await.unwrap();
     let secret = registration.secret.expose_secret().to_owned();
-    let body = json!({"code": code_at(&secret, server.now().as_secs()), "id": registration.id});
+    let body = json!({"code": totp_code(&secret, server.now().as_secs()), "id": registration.id});
     let verified: VerifyResponse =
         server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
     let mfa_jwt = verified.minified_jwt.unwrap().expose_secret().to_owned();
@@ -72,7 +72,7 @@ async fn with_step_up_off_a_stolen_session_cannot_change_the_factors_of_an_mfa_u
 
 async fn a_link_token_from_before_mfa_does_not_add_factors_after(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     // credential:link and credential:unlink by email, while the user has no MFA; the link token is multi-use.
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let registration: stepup_proto::TotpRegistration = server
@@ -84,7 +84,7 @@ async fn a_link_token_from_before_mfa_does_not_add_factors_after(backend: &Backe
     let secret = registration.secret.expose_secret().to_owned();
     let unlink = server.elevated_via_email(&jwt, &email, &["credential:unlink"]).await;
     let now = server.now().as_secs();
-    let body = json!({"code": code_at(&secret, now - 30), "id": registration.id});
+    let body = json!({"code": totp_code(&secret, now - 30), "id": registration.id});
     assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.status(), StatusCode::OK);
     // The user has MFA now: the email-earned tokens, still unexpired, add nothing and remove nothing.
     let probe = json!({"id": "probe"});
@@ -97,7 +97,7 @@ async fn a_link_token_from_before_mfa_does_not_add_factors_after(backend: &Backe
     assert_eq!(delete.status(), StatusCode::FORBIDDEN);
     // Tokens earned by TOTP do.
     let by_totp = |scope: &str, at: u64| {
-        let body = json!({"code": code_at(&secret, at), "requestedScopes": [scope]});
+        let body = json!({"code": totp_code(&secret, at), "requestedScopes": [scope]});
         let server = &server;
         let jwt = jwt.clone();
         async move {
@@ -121,7 +121,7 @@ async fn disabled_methods_cannot_be_enrolled(backend: &Backend) {
         config.environments[0].policy.enabled_methods = vec![stepup_core::Method::EmailOtp];
     })
     .await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let response =
         server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;

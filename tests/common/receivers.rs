@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use super::processes::in_ci;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
 /// A Python with aiosmtpd: `STEPUP_AIOSMTPD_PYTHON`, else `.ci/run`'s venv, else `python3`. None (the test

@@ -2,9 +2,9 @@
 //! WebAuthn cryptography) as the user's device.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error};
+use common::{Backend, TestServer, TestUser, assert_error};
 use passkey::authenticator::{Authenticator, UiHint, UserCheck, UserValidationMethod};
 use passkey::client::{Client, DefaultClientData};
 use passkey::crypto::rust_crypto::RustCryptoBackend;
@@ -61,7 +61,7 @@ fn origin(_server: &TestServer) -> Url {
 
 /// Registers a passkey on `device`; returns the user's session.
 async fn register(server: &TestServer, device: &mut Device) -> String {
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let options: Value = server.get("/users/passkeys/register", Some(&jwt)).await.json().await.unwrap();
     assert_eq!(options["authenticatorSelection"]["userVerification"], "required");
     let request: CredentialCreationOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
@@ -186,7 +186,7 @@ async fn missing_user_verification_is_refused(backend: &Backend) {
 
 async fn no_passkey_and_bad_assertions(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     assert_error(
         server.get("/users/passkeys/authenticate", Some(&jwt)).await,
         StatusCode::NOT_FOUND,
@@ -203,7 +203,7 @@ async fn no_passkey_and_bad_assertions(backend: &Backend) {
 async fn dynamic_spelling_registers_and_answers_the_session(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let mut device = device(None, true);
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let options: Value = server.get("/users/passkeys/register", Some(&jwt)).await.json().await.unwrap();
     // What Dynamic's client reads as required.
     for field in ["excludeCredentials", "pubKeyCredParams"] {

@@ -1,9 +1,9 @@
 //! Email and SMS one-time codes over real HTTP: step-up, sign-in, and every limit.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error};
+use common::{Backend, TestServer, TestUser, assert_error};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stepup_proto::{NextView, UpdateSelfResponse, VerifyResponse};
@@ -27,7 +27,7 @@ async fn code_for(server: &TestServer, to: &str, verification: &str) -> String {
 
 async fn email_otp_step_up_elevates_and_opens_the_resource(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, jwt, email) = server.signed_in().await;
+    let TestUser { user, jwt, email } = server.user().await;
     let verification = send_email(&server, Some(&jwt), &email).await;
     let code = code_for(&server, &email, &verification).await;
     assert_eq!(code.len(), 6);
@@ -75,7 +75,7 @@ async fn email_otp_step_up_elevates_and_opens_the_resource(backend: &Backend) {
 
 async fn three_wrong_codes_kill_the_verification(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let verification = send_email(&server, Some(&jwt), &email).await;
     let code = code_for(&server, &email, &verification).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -102,7 +102,7 @@ async fn three_wrong_codes_kill_the_verification(backend: &Backend) {
 
 async fn fourth_send_in_ten_minutes_is_refused_with_retry_after(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     for _ in 0..3 {
         send_email(&server, Some(&jwt), &email).await;
         server.clock.advance(60);
@@ -119,7 +119,7 @@ async fn fourth_send_in_ten_minutes_is_refused_with_retry_after(backend: &Backen
 
 async fn expired_code_is_refused(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let verification = send_email(&server, Some(&jwt), &email).await;
     let code = code_for(&server, &email, &verification).await;
     server.clock.advance(10 * 60);
@@ -136,8 +136,8 @@ async fn expired_code_is_refused(backend: &Backend) {
 
 async fn a_code_sent_to_another_address_does_not_step_up(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, _) = server.signed_in().await;
-    let (_, _, other_email) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
+    let TestUser { email: other_email, .. } = server.user().await;
     let verification = send_email(&server, Some(&jwt), &other_email).await;
     let code = code_for(&server, &other_email, &verification).await;
     let response = server
@@ -153,7 +153,7 @@ async fn a_code_sent_to_another_address_does_not_step_up(backend: &Backend) {
 
 async fn unknown_scopes_and_verifications_are_refused(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let verification = send_email(&server, Some(&jwt), &email).await;
     let code = code_for(&server, &email, &verification).await;
     let response = server
@@ -246,7 +246,7 @@ async fn sms_step_up(backend: &Backend) {
 
 async fn bad_input_is_a_400_never_a_500(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     let raw = |body: String, content_type: &'static str| {
         server
             .http
@@ -301,7 +301,7 @@ async fn bad_input_is_a_400_never_a_500(backend: &Backend) {
 
 async fn parallel_sends_never_exceed_the_limit(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let mut sends = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let request = server

@@ -3,7 +3,7 @@
 //! the connection. Each test failed on `axum::serve` without limits.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -262,7 +262,7 @@ async fn shutdown_answers_the_request_in_progress() {
 #[tokio::test]
 async fn a_request_after_an_unread_body_is_answered() {
     let server = TestServer::start(&Backend::Sqlite).await;
-    let user = server.user("keepalive@example.com").await;
+    let user = server.create_user("keepalive@example.com", None).await;
     let mut stream = connect(&server).await;
     let head = format!(
         "POST /admin/environments/{ENV}/users/{}/sessions HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \

@@ -1,9 +1,9 @@
 //! Two replicas on one PostgreSQL: every single-use rule and counter holds across them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error, postgres_schema};
+use common::{Backend, TestServer, TestUser, assert_error, postgres_schema};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::UpdateSelfResponse;
@@ -32,7 +32,7 @@ async fn an_external_auth_token_elevates_once_across_replicas() {
         config.environments[0].external_auth = Some(stepup_server::config::ExternalAuthConfig {
             public_keys: vec![stepup_server::config::ExternalAuthKey {
                 algorithm: "EdDSA".into(),
-                public_key_pem: include_str!("keys/eddsa-public.pem").into(),
+                public_key_pem: include_str!("../keys/eddsa-public.pem").into(),
                 kid: None,
             }],
             jwks_url: None,
@@ -45,11 +45,11 @@ async fn an_external_auth_token_elevates_once_across_replicas() {
     else {
         return;
     };
-    let (user, jwt, _) = a.signed_in().await;
+    let TestUser { user, jwt, .. } = a.user().await;
     let now = a.now().as_secs();
     let claims =
         json!({"sub": user.id, "aud": common::ENV, "scope": "wallet:sign", "jti": "once", "exp": now + 60});
-    let key = jsonwebtoken::EncodingKey::from_ed_pem(include_bytes!("keys/eddsa-private.pem")).unwrap();
+    let key = jsonwebtoken::EncodingKey::from_ed_pem(include_bytes!("../keys/eddsa-private.pem")).unwrap();
     let token =
         jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA), &claims, &key)
             .unwrap();
@@ -82,7 +82,7 @@ async fn code_for(server: &TestServer, jwt: &str, email: &str) -> (String, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_and_keys_are_shared() {
     let Some((a, b)) = replicas().await else { return };
-    let (_, jwt, _) = a.signed_in().await;
+    let TestUser { jwt, .. } = a.user().await;
     assert_eq!(b.get("/users", Some(&jwt)).await.status(), StatusCode::OK);
     assert_eq!(a.post("/revoke", Some(&jwt), &json!({})).await.status(), StatusCode::NO_CONTENT);
     assert_error(b.get("/users", Some(&jwt)).await, StatusCode::UNAUTHORIZED, "unauthorized").await;
@@ -95,7 +95,7 @@ async fn sessions_and_keys_are_shared() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_of_a_revoked_session_opens_nothing_at_either_replica() {
     let Some((a, b)) = replicas().await else { return };
-    let (user, jwt, email) = a.signed_in().await;
+    let TestUser { user, jwt, email } = a.user().await;
     let token = a.elevated_via_email(&jwt, &email, &["wallet:sign"]).await;
     let at_b = b.call::<Value>(Method::POST, "/protected/wallet:sign", Some(&jwt), Some(&token), None).await;
     assert_eq!(at_b.status(), StatusCode::OK);
@@ -115,7 +115,7 @@ async fn a_token_of_a_revoked_session_opens_nothing_at_either_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_use_token_spent_at_one_is_refused_at_the_other() {
     let Some((a, b)) = replicas().await else { return };
-    let (_, jwt, email) = a.signed_in().await;
+    let TestUser { jwt, email, .. } = a.user().await;
     let (verification, code) = code_for(&a, &jwt, &email).await;
     let response = b
         .post(
@@ -140,7 +140,7 @@ async fn a_single_use_token_spent_at_one_is_refused_at_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otp_attempt_limits_hold_across_replicas() {
     let Some((a, b)) = replicas().await else { return };
-    let (_, jwt, email) = a.signed_in().await;
+    let TestUser { jwt, email, .. } = a.user().await;
     let (verification, code) = code_for(&a, &jwt, &email).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for server in [&a, &b, &a] {
@@ -179,7 +179,7 @@ async fn otp_attempt_limits_hold_across_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_spends_of_one_single_use_token_admit_exactly_one() {
     let Some((a, b)) = replicas().await else { return };
-    let (_, jwt, email) = a.signed_in().await;
+    let TestUser { jwt, email, .. } = a.user().await;
     let (verification, code) = code_for(&a, &jwt, &email).await;
     let body: UpdateSelfResponse = a
         .post(
@@ -213,7 +213,7 @@ async fn concurrent_spends_of_one_single_use_token_admit_exactly_one() {
 async fn a_nonce_issued_by_one_replica_verifies_once_on_the_other() {
     use alloy_primitives::{Address, Signature, eip191_hash_message};
     let Some((a, b)) = replicas().await else { return };
-    let (user, jwt, _) = a.signed_in().await;
+    let TestUser { user, jwt, .. } = a.user().await;
     let key = k256::ecdsa::SigningKey::from_bytes(&[5u8; 32].into()).unwrap();
     let address = Address::from_private_key(&key).to_checksum(None);
     let link = json!({"address": address, "chain": "EVM", "walletName": "metamask", "walletProvider": "browserExtension"});

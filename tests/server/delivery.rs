@@ -4,14 +4,14 @@
 //! nothing and does not count against the send limit. The outbox is a development channel only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use common::receivers::{
     HttpReceiver, SMTP_PASSWORD, SMTP_USER, SmtpServer, aiosmtpd_python, code_in, form_fields,
 };
-use common::{Backend, TestServer, assert_error};
+use common::{Backend, TestServer, TestUser, assert_error};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_core::SecretString;
@@ -54,7 +54,7 @@ async fn email_codes_go_over_smtp(backend: &Backend) {
     let Some(python) = aiosmtpd_python() else { return };
     let smtp = SmtpServer::start(&python, false);
     let server = TestServer::start_with(backend, |config| smtp_to(config, smtp.port, 5_000)).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let response = server.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let verification =
@@ -104,7 +104,7 @@ async fn email_codes_go_over_smtp(backend: &Backend) {
         .call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(link.expose_secret()), None)
         .await;
     let registration: stepup_proto::TotpRegistration = response.json().await.unwrap();
-    let totp = common::code_at(registration.secret.expose_secret(), server.now().as_secs());
+    let totp = common::totp_code(registration.secret.expose_secret(), server.now().as_secs());
     let response =
         server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": totp, "id": registration.id})).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -141,7 +141,7 @@ async fn a_failed_delivery_stores_nothing_and_does_not_count(backend: &Backend) 
         listener.local_addr().unwrap().port()
     };
     let server = TestServer::start_with(backend, |config| smtp_to(config, closed, 1_000)).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     for _ in 0..5 {
         let started = Instant::now();
         let response = server.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await;
@@ -160,7 +160,7 @@ async fn a_failed_delivery_stores_nothing_and_does_not_count(backend: &Backend) 
     // A relay that refuses: answered at once (a permanent refusal is not retried).
     let refusing = SmtpServer::start(&python, true);
     let server = TestServer::start_with(backend, |config| smtp_to(config, refusing.port, 5_000)).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let started = Instant::now();
     let response = server.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await;
     assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "delivery_failed").await;
@@ -171,7 +171,7 @@ async fn a_failed_delivery_stores_nothing_and_does_not_count(backend: &Backend) 
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
     let server = TestServer::start_with(backend, |config| smtp_to(config, silent_port, 800)).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let started = Instant::now();
     let response = server.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await;
     assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "delivery_failed").await;
@@ -194,7 +194,7 @@ async fn the_send_limit_counts_delivered_codes_only() {
         listener.local_addr().unwrap().port()
     };
     let server = TestServer::start_with(&Backend::Sqlite, |config| smtp_to(config, port, 1_000)).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     for _ in 0..4 {
         let response = server.post("/emailVerifications/create", Some(&jwt), &json!({"email": email})).await;
         assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "delivery_failed").await;

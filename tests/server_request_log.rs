@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::{Backend, TestServer, code_at};
+use common::{Backend, TestServer, totp_code};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -45,7 +45,7 @@ async fn every_request_is_one_json_event_without_secrets() {
         .init();
     let server = TestServer::start(&Backend::Sqlite).await;
     let person = server.totp_user().await;
-    let code = code_at(&person.secret, server.now().as_secs());
+    let code = totp_code(&person.secret, server.now().as_secs());
     let response = server
         .http
         .post(server.url("/users/mfa/auth/totp"))

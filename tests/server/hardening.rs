@@ -2,9 +2,9 @@
 //! real HTTP on SQLite and PostgreSQL; each test failed before its fix.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error, code_at};
+use common::{Backend, TestServer, TestUser, assert_error, totp_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{MfaDevicesResponse, TotpRegistration, VerifyResponse};
@@ -17,12 +17,12 @@ async fn register_totp(server: &TestServer, jwt: &str, token: Option<&str>) -> r
 /// got them all in one token. Now it may ask for no more than `credential:link`.
 async fn enrolment_completes_with_no_more_scopes_than_it_started_with(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let registration: TotpRegistration =
         register_totp(&server, &jwt, Some(&link)).await.json().await.unwrap();
     let secret = registration.secret.expose_secret().to_owned();
-    let code = code_at(&secret, server.now().as_secs());
+    let code = totp_code(&secret, server.now().as_secs());
     let greedy = json!({"code": code, "id": registration.id,
                         "requestedScopes": ["wallet:export", "user:delete", "credential:unlink"]});
     let response = server.post("/users/mfa/auth/totp", Some(&jwt), &greedy).await;
@@ -35,8 +35,7 @@ async fn enrolment_completes_with_no_more_scopes_than_it_started_with(backend: &
     let token = common::claims_of(answer.elevated_access_token.unwrap().expose_secret());
     assert_eq!(token["scope"], "credential:link");
     // Once verified, the device is a factor like any other.
-    let next =
-        json!({"code": code_at(&secret, server.now().as_secs() + 30), "requestedScopes": ["wallet:export"]});
+    let next = json!({"code": totp_code(&secret, server.now().as_secs() + 30), "requestedScopes": ["wallet:export"]});
     assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &next).await.status(), StatusCode::OK);
     server.shutdown().await;
 }
@@ -51,7 +50,7 @@ async fn a_first_factor_takes_a_reauthentication_whatever_the_policy(backend: &B
         config.environments[0].policy.step_up_scopes = vec![stepup_proto::TokenScope::WalletExport];
     })
     .await;
-    let (user, jwt, email) = server.signed_in().await;
+    let TestUser { user, jwt, email } = server.user().await;
     assert_error(
         register_totp(&server, &jwt, None).await,
         StatusCode::FORBIDDEN,
@@ -84,7 +83,7 @@ async fn a_first_factor_takes_a_reauthentication_whatever_the_policy(backend: &B
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let registration: TotpRegistration =
         register_totp(&server, &jwt, Some(&link)).await.json().await.unwrap();
-    let code = code_at(registration.secret.expose_secret(), server.now().as_secs());
+    let code = totp_code(registration.secret.expose_secret(), server.now().as_secs());
     let greedy = json!({"code": code, "id": registration.id, "requestedScopes": ["wallet:export"]});
     assert_error(
         server.post("/users/mfa/auth/totp", Some(&jwt), &greedy).await,
@@ -100,7 +99,7 @@ async fn a_first_factor_takes_a_reauthentication_whatever_the_policy(backend: &B
 /// One unfinished TOTP enrolment at a time (a new one replaces it), and one authenticator app per user.
 async fn one_pending_and_one_verified_totp_device(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let mut registrations = Vec::new();
     for _ in 0..5 {
@@ -113,7 +112,7 @@ async fn one_pending_and_one_verified_totp_device(backend: &Backend) {
     assert_eq!(devices.devices[0].id.as_deref(), Some(registrations[4].id.as_str()));
     // A replaced enrolment cannot be completed.
     let old = &registrations[0];
-    let body = json!({"code": code_at(old.secret.expose_secret(), server.now().as_secs()), "id": old.id});
+    let body = json!({"code": totp_code(old.secret.expose_secret(), server.now().as_secs()), "id": old.id});
     assert_error(
         server.post("/users/mfa/auth/totp", Some(&jwt), &body).await,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -121,7 +120,7 @@ async fn one_pending_and_one_verified_totp_device(backend: &Backend) {
     )
     .await;
     let last = &registrations[4];
-    let body = json!({"code": code_at(last.secret.expose_secret(), server.now().as_secs()), "id": last.id});
+    let body = json!({"code": totp_code(last.secret.expose_secret(), server.now().as_secs()), "id": last.id});
     let answer: VerifyResponse =
         server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
     let mfa_jwt = answer.minified_jwt.unwrap().expose_secret().to_owned();
@@ -134,7 +133,7 @@ async fn one_pending_and_one_verified_totp_device(backend: &Backend) {
 /// Passkey registration ceremonies: 11,624 rows in 10 s from one session before; now a handful per user.
 async fn open_passkey_ceremonies_are_bounded(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_user, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     let mut challenges = Vec::new();
     for _ in 0..20 {
         let options: Value = server.get("/users/passkeys/register", Some(&jwt)).await.json().await.unwrap();
@@ -230,7 +229,7 @@ async fn send_anonymously(server: &TestServer, email: &str, client: Option<&str>
 /// sends now have their own bucket.
 async fn anonymous_sends_cannot_block_a_users_step_up_code(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     for _ in 0..3 {
         assert_eq!(send_anonymously(&server, &email, None).await.status(), StatusCode::OK);
     }
@@ -303,7 +302,7 @@ async fn anonymous_sends_have_a_global_ceiling(backend: &Backend) {
         config.environments[0].limits.anonymous_sends_per_hour = 4;
     })
     .await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     for n in 0..4 {
         let response =
             send_anonymously(&server, &format!("a{n}@example.com"), Some(&format!("192.0.2.{n}"))).await;
@@ -329,7 +328,7 @@ async fn protected(server: &TestServer, scope: &str, jwt: &str, token: &str) -> 
 /// earned it was revoked. It is now bound to that session (`sid`).
 async fn elevated_tokens_are_bound_to_their_session(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (user, first, email) = server.signed_in().await;
+    let TestUser { user, jwt: first, email } = server.user().await;
     let token = server.elevated_via_email(&first, &email, &["wallet:sign"]).await;
     assert_eq!(common::claims_of(&token)["sid"], common::claims_of(&first)["sid"]);
     assert_eq!(protected(&server, "wallet:sign", &first, &token).await.status(), StatusCode::OK);
@@ -362,7 +361,7 @@ async fn elevated_tokens_are_bound_to_their_session(backend: &Backend) {
 /// JSON object.
 async fn bodies_that_are_not_json_objects_are_refused(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     for (path, body) in [
         ("/stepUp/check", json!(["wallet:export"])),
         ("/emailVerifications/create", json!(["someone@example.com"])),
@@ -387,7 +386,7 @@ async fn step_up_check_refuses_unknown_scopes(backend: &Backend) {
         let server =
             TestServer::start_with(backend, |config| config.environments[0].policy.step_up_enabled = enabled)
                 .await;
-        let (_, jwt, _) = server.signed_in().await;
+        let TestUser { jwt, .. } = server.user().await;
         let response = server.post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:exprot"})).await;
         let (error, _) = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes").await;
         assert!(error.error.contains("wallet:exprot"), "{}", error.error);
@@ -446,7 +445,7 @@ async fn a_flood_leaves_every_table_bounded_and_the_purge_empties_them(backend: 
         limits.nonce_requests_per_client_per_hour = 10;
     })
     .await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let mut statuses = Vec::new();
     for n in 0..40 {
@@ -495,7 +494,7 @@ async fn a_flood_leaves_every_table_bounded_and_the_purge_empties_them(backend: 
 async fn future_dated_and_foreign_issuer_tokens_are_refused(backend: &Backend) {
     use stepup_server::tokens::{ElevatedClaims, SessionClaims};
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let token = server.elevated_via_email(&jwt, &email, &["wallet:sign"]).await;
     let env = server.server.state().environment(common::ENV).unwrap().clone();
     let now = server.now().as_secs();
@@ -604,10 +603,10 @@ async fn sessions_cannot_multiply_sends_to_someone_elses_address(backend: &Backe
         config.environments[0].limits.anonymous_sends_per_client_per_hour = 5;
     })
     .await;
-    let victim = server.user("victim@example.com").await;
+    let victim = server.create_user("victim@example.com", None).await;
     let mut attackers = Vec::new();
     for _ in 0..4 {
-        attackers.push(server.signed_in().await.1);
+        attackers.push(server.user().await.jwt);
     }
     let statuses: Vec<StatusCode> = {
         let mut statuses = Vec::new();
@@ -660,7 +659,7 @@ async fn signed_in_sends_have_a_per_client_budget(backend: &Backend) {
     .await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let (_, jwt, email) = server.signed_in().await;
+        let TestUser { jwt, email, .. } = server.user().await;
         for _ in 0..2 {
             let body = json!({"email": email});
             statuses.push(server.post("/emailVerifications/create", Some(&jwt), &body).await.status());
@@ -705,7 +704,7 @@ async fn an_abandoned_first_read_does_not_lose_the_codes(backend: &Backend) {
 /// then took the token again (the review's L1). The row stays a minute past `exp`.
 async fn a_spent_token_is_remembered_past_its_expiry_by_the_clock_skew(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let token = server.elevated_via_email(&jwt, &email, &["wallet:export"]).await;
     assert_eq!(protected(&server, "wallet:export", &jwt, &token).await.status(), StatusCode::OK);
     let exp = common::claims_of(&token)["exp"].as_u64().unwrap();
@@ -732,7 +731,7 @@ async fn a_second_verified_totp_device_is_refused_by_the_database(backend: &Back
     let kek = server.server.state().key_encryption_key();
     let sealed = stepup_server::services::secrets::seal_totp_secret(kek, "raced-device", &secret).unwrap();
     store.insert_totp_device("raced-device", &person.user.id, &sealed, "credential:link", now).await.unwrap();
-    let code = code_at(&secret, server.now().as_secs());
+    let code = totp_code(&secret, server.now().as_secs());
     let body = json!({"code": code, "id": "raced-device"});
     assert_error(
         server.post("/users/mfa/auth/totp", Some(&person.jwt), &body).await,

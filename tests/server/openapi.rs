@@ -2,7 +2,7 @@
 //! router's own "no such path" 404 or 405), every one says who may call it and answers errors as `{error, code}`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer};
 use reqwest::{Method, StatusCode};
@@ -69,7 +69,7 @@ async fn the_document_lists_the_configured_environments_and_no_admin_api_without
 #[tokio::test]
 async fn the_admin_api_mints_a_session_with_an_elevated_token() {
     let server = TestServer::start(&Backend::Sqlite).await;
-    let user = server.user("fuzzer@example.com").await;
+    let user = server.create_user("fuzzer@example.com", None).await;
     let path = format!("/users/{}/sessions", user.id);
     let minted: Value = server
         .admin_post(&path, &serde_json::json!({"elevatedScopes": ["wallet:export"]}))

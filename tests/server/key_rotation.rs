@@ -4,7 +4,7 @@
 //! expire; a key retired for longer than any token lives leaves the JWKS and the database.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, TestServer, claims_of, postgres_schema};
 use reqwest::StatusCode;
@@ -52,7 +52,7 @@ async fn rotate(server: &TestServer) -> Value {
 
 async fn a_rotated_key_is_honoured_by_every_replica(backend: &Backend) {
     let (a, b, dir) = replicas(backend).await;
-    let user = b.user("rotation@example.com").await;
+    let user = b.create_user("rotation@example.com", None).await;
     let old_session = b.session(&user.id).await;
     let minted: Value = b
         .admin_post(&format!("/users/{}/sessions", user.id), &json!({"elevatedScopes": ["wallet:sign"]}))

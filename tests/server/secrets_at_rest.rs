@@ -5,10 +5,10 @@
 //! code (so the search itself works). Rows an earlier version wrote in clear are sealed on start.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
 use common::receivers::{HttpReceiver, code_in};
-use common::{Backend, TestServer, code_at, test_kek};
+use common::{Backend, TestServer, test_kek, totp_code};
 use hmac::{Hmac, Mac as _};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -85,7 +85,7 @@ async fn a_database_copy_yields_no_code_secret_or_token() {
         .post(
             "/users/mfa/auth/totp",
             Some(&jwt),
-            &json!({"code": code_at(&totp_secret, server.now().as_secs()), "id": registration.id}),
+            &json!({"code": totp_code(&totp_secret, server.now().as_secs()), "id": registration.id}),
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -231,7 +231,7 @@ async fn rows_written_in_clear_are_sealed_on_start() {
     let jwks: Value = server.get("/.well-known/jwks", None).await.json().await.unwrap();
     assert_eq!(jwks["keys"][0]["x"], expected.x);
     let jwt = server.session("u1").await;
-    let code = code_at("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", server.now().as_secs());
+    let code = totp_code("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", server.now().as_secs());
     let response = server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code})).await;
     assert_eq!(response.status(), StatusCode::OK);
     // Only that start takes clear values: a signing key or TOTP secret planted in clear later (someone with write
@@ -254,7 +254,7 @@ async fn rows_written_in_clear_are_sealed_on_start() {
         .await
         .unwrap();
     server.clock.advance(30);
-    let planted = code_at("KRUGS4ZANFZSAYJAONSWG4TFOQQQ2345", server.now().as_secs());
+    let planted = totp_code("KRUGS4ZANFZSAYJAONSWG4TFOQQQ2345", server.now().as_secs());
     let response = server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": planted})).await;
     assert_ne!(response.status(), StatusCode::OK, "a planted clear TOTP secret is not taken");
     server.shutdown().await;

@@ -1,4 +1,4 @@
-//! An independent API fuzzer against `stepup-server serve --dev`: schemathesis (PyPI) reads the server's own
+//! An independent API fuzzer against the reference server (the `--dev` configuration, on loopback): schemathesis (PyPI) reads the server's own
 //! `/openapi.json`, generates requests for every operation of the SDK and admin APIs (schema examples, boundary
 //! and negative cases, then random ones), and checks every answer: never a 5xx, a documented status, JSON where
 //! JSON is documented, and a body that matches the documented schema.
@@ -10,17 +10,14 @@
 //! Needs the `schemathesis` command: `STEPUP_SCHEMATHESIS` (its path; `.ci/run` installs it in a venv under
 //! `target/ci-tools`), else that venv, else `schemathesis` on `PATH`. Without it the test says it was skipped;
 //! with `CI=true` it fails instead.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stderr, missing_docs)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::processes::{ServeDev, in_ci, wait_at_most};
+use crate::common::processes::{in_ci, wait_at_most};
+use crate::common::{Backend, TestServer};
 
-const ADMIN_TOKEN: &str = "schemathesis-admin-token";
 /// Generated cases per operation and phase; the whole run takes well under two minutes on two cores.
 const MAX_EXAMPLES: &str = "40";
 /// The longest the run may take before the test gives up on it.
@@ -30,7 +27,7 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
                       response_schema_conformance,response_headers_conformance";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
 
 /// The `schemathesis` command, if one runs.
@@ -50,9 +47,9 @@ fn schemathesis() -> Option<PathBuf> {
     })
 }
 
-/// The server binary in `--dev` mode, with external auth configured (so that route is reachable too).
-fn serve_dev(dir: &Path) -> ServeDev {
-    let public_key = include_str!("keys/eddsa-public.pem");
+/// The `--dev` server, with external auth configured (so that route is reachable too).
+async fn serve_dev() -> TestServer {
+    let public_key = include_str!("../keys/eddsa-public.pem");
     // The `--dev` limits (a file's environments take the production defaults): with 30 anonymous sends an hour
     // from 127.0.0.1, most send and nonce calls would answer only 429 after the first minute.
     let config = format!(
@@ -64,11 +61,12 @@ fn serve_dev(dir: &Path) -> ServeDev {
          [environments.external_auth]\nissuer = \"fuzz-backend\"\n\
          [[environments.external_auth.public_keys]]\nalgorithm = \"EdDSA\"\npublic_key_pem = \"\"\"\n{public_key}\"\"\"\n"
     );
-    ServeDev::start(dir, &config, None, ADMIN_TOKEN, None)
+    let file = stepup_server::ServerConfig::from_toml(&config).unwrap();
+    TestServer::start_with(&Backend::Sqlite, |config| config.environments = file.environments).await
 }
 
-#[test]
-fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     let Some(tool) = schemathesis() else {
         assert!(!in_ci(), "schemathesis is not installed (.ci/run installs it under target/ci-tools)");
         eprintln!("skipped: schemathesis is not installed (pip install schemathesis; CI=true fails instead)");
@@ -79,11 +77,12 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         stepup_server::random::hex(&stepup_server::random::bytes::<6>().unwrap())
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    let server = serve_dev(&dir);
+    let server = serve_dev().await;
+    let base_url = server.base_url();
     let output_path = dir.join("schemathesis.out");
     let mut run = Command::new(&tool)
         .arg("run")
-        .arg(format!("{}/openapi.json", server.base_url))
+        .arg(format!("{base_url}/openapi.json"))
         .args(["--checks", CHECKS])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", MAX_EXAMPLES])
@@ -95,26 +94,24 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         .current_dir(&dir)
         .env("PYTHONPATH", workspace().join("conformance/schemathesis"))
         .env("SCHEMATHESIS_HOOKS", "stepup_hooks")
-        .env("STEPUP_BASE_URL", &server.base_url)
-        .env("STEPUP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("STEPUP_BASE_URL", &base_url)
+        .env("STEPUP_ADMIN_TOKEN", crate::common::ADMIN)
         .env("STEPUP_ENVIRONMENT", "dev")
         .stdout(std::fs::File::create(&output_path).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("schemathesis starts");
-    let status = wait_at_most(&mut run, RUN_TIMEOUT, Duration::from_millis(200));
+    // This thread waits on the fuzzer while the server answers on the runtime.
+    let status =
+        tokio::task::block_in_place(|| wait_at_most(&mut run, RUN_TIMEOUT, Duration::from_millis(200)));
     let report = std::fs::read_to_string(&output_path).unwrap_or_default();
     let summary: Vec<&str> = report.lines().skip_while(|line| !line.contains("SUMMARY")).collect();
     eprintln!("{}", summary.join("\n"));
-    if !status.is_some_and(|s| s.success()) {
-        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(40).collect();
-        panic!(
-            "schemathesis found failures ({}):\n{report}\n--- server log (last lines) ---\n{}",
-            status.map_or("timed out".to_owned(), |s| s.to_string()),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-    drop(server);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "schemathesis found failures ({}):\n{report}",
+        status.map_or("timed out".to_owned(), |s| s.to_string()),
+    );
+    server.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

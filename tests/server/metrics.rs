@@ -2,9 +2,9 @@
 //! listener of its own. A scrape after a few flows shows each count.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error, code_at};
+use common::{Backend, TestServer, TestUser, assert_error, totp_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_core::SecretString;
@@ -44,7 +44,7 @@ async fn a_scrape_after_some_flows_shows_the_counts() {
     assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     // A check, an email step-up for a single-use scope, its token spent once and refused the second time.
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let response = server.post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:export"})).await;
     assert_eq!(response.status(), StatusCode::OK);
     let token = server.elevated_via_email(&jwt, &email, &["wallet:export"]).await;
@@ -58,7 +58,7 @@ async fn a_scrape_after_some_flows_shows_the_counts() {
     let person = server.totp_user().await;
     let wrong = format!(
         "{:06}",
-        (code_at(&person.secret, server.now().as_secs()).parse::<u32>().unwrap() + 1) % 1_000_000
+        (totp_code(&person.secret, server.now().as_secs()).parse::<u32>().unwrap() + 1) % 1_000_000
     );
     for _ in 0..6 {
         let _ = server.post("/users/mfa/auth/totp", Some(&person.jwt), &json!({"code": wrong})).await;

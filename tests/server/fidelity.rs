@@ -3,9 +3,9 @@
 //! settings read from the policy, step-up switched off and methods disabled, JSON for every error, and CORS.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-mod common;
+use crate::common;
 
-use common::{Backend, TestServer, assert_error, claims_of, code_at};
+use common::{Backend, TestServer, TestUser, assert_error, claims_of, totp_code};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stepup_proto::{
@@ -29,7 +29,7 @@ fn same_session(answer: &VerifyResponse, before: &str) -> String {
 
 async fn every_verify_answer_carries_the_session(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     assert_eq!(claims_of(&jwt)["mfa_auth_time"], Value::Null);
 
     // Email step-up: the claims do not change, so the answer is the very JWT the request came with.
@@ -47,8 +47,7 @@ async fn every_verify_answer_carries_the_session(backend: &Backend) {
     let registration: stepup_proto::TotpRegistration = response.json().await.unwrap();
     let secret = registration.secret.expose_secret().to_owned();
     let now = server.now().as_secs();
-    let body =
-        json!({"code": code_at(&secret, now), "id": registration.id, "requestedScopes": ["credential:link"]});
+    let body = json!({"code": totp_code(&secret, now), "id": registration.id, "requestedScopes": ["credential:link"]});
     let answer: VerifyResponse =
         server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.json().await.unwrap();
     let after_totp = same_session(&answer, &jwt);
@@ -100,7 +99,7 @@ async fn recovery_codes_need_a_recent_mfa(backend: &Backend) {
     })
     .await;
     // No MFA at all: the challenge, with the environment's max_age.
-    let (_, plain, _) = server.signed_in().await;
+    let TestUser { jwt: plain, .. } = server.user().await;
     let response = server.get("/users/mfa/recovery", Some(&plain)).await;
     let (body, headers) =
         assert_error(response, StatusCode::FORBIDDEN, "insufficient_user_authentication").await;
@@ -113,7 +112,7 @@ async fn recovery_codes_need_a_recent_mfa(backend: &Backend) {
     // The session as minted has no MFA; an elevated token does not stand in for one.
     let response = server.get("/users/mfa/recovery", Some(&person.jwt)).await;
     assert_error(response, StatusCode::FORBIDDEN, "insufficient_user_authentication").await;
-    let body = json!({"code": code_at(&person.secret, server.now().as_secs()), "requestedScopes": ["credential:link"]});
+    let body = json!({"code": totp_code(&person.secret, server.now().as_secs()), "requestedScopes": ["credential:link"]});
     let answer: VerifyResponse =
         server.post("/users/mfa/auth/totp", Some(&person.jwt), &body).await.json().await.unwrap();
     let link = answer.elevated_access_token.unwrap().expose_secret().to_owned();
@@ -145,7 +144,7 @@ async fn recovery_codes_need_a_recent_mfa(backend: &Backend) {
     server.clock.advance(61);
     let response = server.get("/users/mfa/recovery", Some(&person.mfa_jwt)).await;
     assert_error(response, StatusCode::FORBIDDEN, "insufficient_user_authentication").await;
-    let code = code_at(&person.secret, server.now().as_secs());
+    let code = totp_code(&person.secret, server.now().as_secs());
     let answer: VerifyResponse = server
         .post("/users/mfa/auth/totp", Some(&person.mfa_jwt), &json!({"code": code}))
         .await
@@ -182,7 +181,7 @@ async fn recovery_codes_need_a_recent_mfa(backend: &Backend) {
 
 async fn mfa_devices_and_the_default_device(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
     let registration: stepup_proto::TotpRegistration = server
         .call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None)
@@ -218,7 +217,7 @@ async fn mfa_devices_and_the_default_device(backend: &Backend) {
     assert_error(put(device.clone(), None).await, StatusCode::NOT_FOUND, "not_found").await;
     assert_error(put("no-such-device".into(), None).await, StatusCode::NOT_FOUND, "not_found").await;
     let now = server.now().as_secs();
-    let body = json!({"code": code_at(&secret, now), "id": device});
+    let body = json!({"code": totp_code(&secret, now), "id": device});
     assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.status(), StatusCode::OK);
     assert_error(
         put(device.clone(), Some(json!({"default": false}))).await,
@@ -239,7 +238,7 @@ async fn mfa_devices_and_the_default_device(backend: &Backend) {
     // A code without a device id is for the default device.
     server.clock.advance(30);
     let body =
-        json!({"code": code_at(&secret, server.now().as_secs()), "requestedScopes": ["wallet:export"]});
+        json!({"code": totp_code(&secret, server.now().as_secs()), "requestedScopes": ["wallet:export"]});
     assert_eq!(server.post("/users/mfa/auth/totp", Some(&jwt), &body).await.status(), StatusCode::OK);
     // `{"default": true}` means the same as no body.
     assert_eq!(put(device.clone(), Some(json!({"default": true}))).await.status(), StatusCode::NO_CONTENT);
@@ -301,7 +300,7 @@ async fn step_up_switched_off_opens_everything(backend: &Backend) {
         config.environments[0].policy.step_up_enabled = false;
     })
     .await;
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let check: StepUpCheckResponse = server
         .post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:export"}))
         .await
@@ -339,7 +338,7 @@ async fn disabled_methods_are_neither_offered_nor_accepted(backend: &Backend) {
     })
     .await;
     // Email is off: an email-only user is offered nothing, and an email code elevates nothing.
-    let (_, jwt, email) = server.signed_in().await;
+    let TestUser { jwt, email, .. } = server.user().await;
     let check: StepUpCheckResponse = server
         .post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:export"}))
         .await
@@ -385,7 +384,7 @@ async fn disabled_methods_are_neither_offered_nor_accepted(backend: &Backend) {
 
 async fn every_error_is_json(backend: &Backend) {
     let server = TestServer::start(backend).await;
-    let (_, jwt, _) = server.signed_in().await;
+    let TestUser { jwt, .. } = server.user().await;
     // A path whose method does not exist.
     let response = server.get("/stepUp/check", Some(&jwt)).await;
     let (_, headers) = assert_error(response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
