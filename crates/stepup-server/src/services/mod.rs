@@ -11,6 +11,7 @@ pub mod admin;
 pub mod contact;
 mod error;
 pub mod hash_work;
+pub mod health;
 pub mod issuance;
 pub mod limits;
 pub mod lockout;
@@ -21,7 +22,9 @@ pub mod operator;
 pub mod passkeys;
 pub mod recovery_codes;
 pub mod secrets;
+pub mod settings;
 pub mod step_up;
+pub mod users;
 pub mod views;
 
 use std::sync::Arc;
