@@ -116,9 +116,16 @@ impl FromRequestParts<AppState> for MaybeSession {
 }
 
 /// The elevated token the request carries in `x-dyn-elevated-access-token`, if any (the resource guard checks
-/// it; a header that is not text is no token).
-#[derive(Debug, Clone, Default)]
+/// it; a header that is not text is no token). `Debug` leaves the token out.
+#[derive(Clone, Default)]
 pub struct ElevatedHeader(pub Option<String>);
+
+impl std::fmt::Debug for ElevatedHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = self.0.as_ref().map(|_| stepup_core::secret::REDACTED);
+        f.debug_tuple("ElevatedHeader").field(&token).finish()
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ElevatedHeader {
     type Rejection = std::convert::Infallible;
@@ -255,6 +262,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_elevated_header_does_not_print_its_token() {
+        let shown = format!("{:?}", ElevatedHeader(Some("eyJhbGciOiJFZERTQSJ9.secret.sig".into())));
+        assert!(!shown.contains("eyJ") && shown.contains(stepup_core::secret::REDACTED), "{shown}");
+        assert_eq!(format!("{:?}", ElevatedHeader(None)), "ElevatedHeader(None)");
+    }
 
     #[test]
     fn admin_tokens_compare_by_digest_whatever_their_lengths() {

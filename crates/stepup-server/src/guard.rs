@@ -1,8 +1,9 @@
 //! The resource guard: what a protected call checks before it acts.
 //!
-//! `check` verifies the `x-dyn-elevated-access-token` header: the environment's signature, the `elevated` use,
-//! audience, subject (the session's user: a token is not transferable), expiry and scope, and spends a
-//! single-use token in the database so no replica accepts it twice. Anything else is the 403
+//! `check` verifies the elevated token the caller hands it (the `x-dyn-elevated-access-token` header, which the
+//! [`ElevatedHeader`] extractor reads): the environment's signature, the `elevated` use, audience, subject (the
+//! session's user: a token is not transferable), expiry and scope, and spends a single-use token in the database so
+//! no replica accepts it twice. Anything else is [`ServiceError::ElevatedRequired`], which answers the 403
 //! `elevated_access_token_required` challenge with the RFC 9470 `WWW-Authenticate` header.
 //!
 //! A scope the environment does not require step-up for (its policy leaves it out, or step-up is switched off)
@@ -11,8 +12,8 @@
 //! has MFA.
 //!
 //! Other axum servers put [`RequiredScope`] on a route (`route_layer(Extension(RequiredScope(scope)))`) and take
-//! [`Elevated`] as an extractor in the handler; or they call [`check`] themselves. The reference server's routes
-//! call [`check`] directly.
+//! [`Elevated`] as an extractor in the handler; or they call [`check`] themselves with the header's value. The
+//! reference server's services call [`check`] and [`check_factor_change`] directly.
 //!
 //! ```ignore
 //! use axum::{Extension, Router, routing::post};
@@ -29,7 +30,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use stepup_core::{Method, Route, ScopeSet};
+use stepup_core::{Route, ScopeSet};
 use stepup_proto::TokenScope;
 
 use crate::auth::{ElevatedHeader, Session};
@@ -72,9 +73,9 @@ pub async fn check(
 }
 
 /// Whether a token's `amr` says it was earned on `route`: by a method of this server on that route (not the
-/// admin's word, which is no method).
+/// admin's word, which is no method). Every method core adds on a route counts for it.
 fn earned_on(claims: &ElevatedClaims, route: Route) -> bool {
-    claims.amr.iter().any(|amr| Method::ALL.iter().any(|m| m.amr() == amr.as_str() && m.route() == route))
+    claims.amr.iter().any(|amr| route.methods().any(|method| method.amr() == amr.as_str()))
 }
 
 /// The check of calls that add or remove an MFA factor: TOTP and passkey registration (`credential:link`),
@@ -181,5 +182,45 @@ impl FromRequestParts<AppState> for Elevated {
         let session = Session::from_request_parts(parts, state).await?;
         let Ok(ElevatedHeader(token)) = ElevatedHeader::from_request_parts(parts, state).await;
         Ok(check(state, &session, token.as_deref(), &scope).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn earned_by(amr: &str) -> ElevatedClaims {
+        ElevatedClaims {
+            iss: String::new(),
+            sub: String::new(),
+            aud: String::new(),
+            scope: String::new(),
+            exp: 0,
+            iat: 0,
+            jti: String::new(),
+            sid: String::new(),
+            single_use: false,
+            amr: vec![amr.into()],
+            token_use: "elevated".into(),
+            nbf: None,
+        }
+    }
+
+    /// Which tokens may change factors: MFA proofs for users with MFA, re-authentications of the user for a first
+    /// factor; never the app backend's word or the admin's.
+    #[test]
+    fn the_route_a_token_was_earned_on_comes_from_its_amr() {
+        for amr in ["totp", "recovery", "passkey"] {
+            assert!(earned_on(&earned_by(amr), Route::Mfa), "{amr}");
+            assert!(!earned_on(&earned_by(amr), Route::Reauthenticate), "{amr}");
+        }
+        for amr in ["email", "sms", "wallet"] {
+            assert!(earned_on(&earned_by(amr), Route::Reauthenticate), "{amr}");
+            assert!(!earned_on(&earned_by(amr), Route::Mfa), "{amr}");
+        }
+        for amr in ["external", "admin", ""] {
+            assert!(!earned_on(&earned_by(amr), Route::Mfa), "{amr}");
+            assert!(!earned_on(&earned_by(amr), Route::Reauthenticate), "{amr}");
+        }
     }
 }

@@ -115,4 +115,24 @@ mod tests {
         assert_eq!(verification_label("/sdk/{environment_id}/users"), None);
         assert_eq!(verification_label("/users/mfa/auth/totp"), None);
     }
+
+    /// The offer lists credentials in this order (and the first is the default when no default device is
+    /// offered): re-authentication by email, phone, wallet; MFA by authenticator app, passkey, recovery code; the
+    /// app's backend last. Reordering the table changes what clients pre-select.
+    #[test]
+    fn the_offer_order_is_pinned() {
+        let order: Vec<Method> = offer_order().collect();
+        assert_eq!(
+            order,
+            [
+                Method::EmailOtp,
+                Method::SmsOtp,
+                Method::ExternalWallet,
+                Method::Totp,
+                Method::Passkey,
+                Method::RecoveryCode,
+                Method::ExternalAuth,
+            ]
+        );
+    }
 }

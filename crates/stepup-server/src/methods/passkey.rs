@@ -94,9 +94,7 @@ async fn authenticate(
                 .map_err(|_| ApiError::bad_request("requestedScopes must be a list of scopes"))?,
         ),
     };
-    let assertion: PublicKeyCredential = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ApiError::bad_request(format!("Invalid assertion: {e}")))?;
-    Ok(Json(step_up(&state, &session, &assertion, requested_scopes.as_deref()).await?))
+    Ok(Json(step_up(&state, &session, body, requested_scopes.as_deref()).await?))
 }
 
 // ---- The check ----
@@ -207,19 +205,23 @@ pub async fn start_authentication(state: &AppState, session: &Session) -> Result
         .map_err(|_| ServiceError::Internal { what: "serialising options" })
 }
 
-/// Step-up by an assertion: its challenge is taken (once, success or failure), webauthn-rs checks it, and the
-/// passkey keeps its new counter.
+/// Step-up by an assertion (the body of `POST /users/mfa/auth/passkey` without `requestedScopes`, read after the
+/// policy's checks): its challenge is taken (once, success or failure), webauthn-rs checks it, and the passkey
+/// keeps its new counter.
 ///
 /// # Errors
-/// As [`step_up::check_request`]; [`ServiceError::BadInput`] for a response without a challenge,
-/// [`ServiceError::Locked`], [`PasskeyRefusal`] (counted towards the lockout).
+/// As [`step_up::check_request`]; [`ServiceError::BadInput`] for a body that is no assertion or one without a
+/// challenge, [`ServiceError::Locked`], [`PasskeyRefusal`] (counted towards the lockout).
 pub async fn step_up(
     state: &AppState,
     session: &Session,
-    assertion: &PublicKeyCredential,
+    assertion: serde_json::Map<String, Value>,
     requested: Option<&[TokenScope]>,
 ) -> Result<VerifyResponse, ServiceError> {
     step_up::check_request(state, session, Method::Passkey, requested).await?;
+    let assertion: PublicKeyCredential = serde_json::from_value(Value::Object(assertion))
+        .map_err(|e| ServiceError::BadInput(format!("Invalid assertion: {e}")))?;
+    let assertion = &assertion;
     let attempt = lockout::reserve(state, &session.user_id).await?;
     let challenge = challenge_of(assertion.response.client_data_json.as_ref())?;
     let kind = CeremonyKind::Authentication;

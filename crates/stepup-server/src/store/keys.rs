@@ -53,16 +53,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO signing_keys (environment_id, slot, kid, secret_key, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (environment_id, slot) DO NOTHING",
-        )
-        .bind(environment_id)
-        .bind(slot)
-        .bind(kid)
-        .bind(sealed_secret)
-        .bind(created_at)
-        .execute(pool)
-        .await?;
+                "INSERT INTO signing_keys (environment_id, slot, kid, secret_key, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (environment_id, slot) DO NOTHING",
+            )
+            .bind(environment_id)
+            .bind(slot)
+            .bind(kid)
+            .bind(sealed_secret)
+            .bind(created_at)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -80,14 +80,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE signing_keys SET secret_key = $4 WHERE environment_id = $1 AND slot = $2 AND secret_key = $3",
-        )
-        .bind(environment_id)
-        .bind(slot)
-        .bind(clear)
-        .bind(sealed)
-        .execute(pool)
-        .await?;
+                "UPDATE signing_keys SET secret_key = $4 WHERE environment_id = $1 AND slot = $2 AND secret_key = $3",
+            )
+            .bind(environment_id)
+            .bind(slot)
+            .bind(clear)
+            .bind(sealed)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

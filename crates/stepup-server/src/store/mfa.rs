@@ -90,18 +90,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO mfa_devices (id, user_id, kind, secret, verified, created_at, enrolment_scopes) \
-             VALUES ($1, $2, 'totp', $3, 0, $4, $5) \
-             ON CONFLICT (user_id) WHERE verified = 0 DO UPDATE SET id = excluded.id, secret = excluded.secret, \
-             created_at = excluded.created_at, enrolment_scopes = excluded.enrolment_scopes, last_step = NULL",
-        )
-        .bind(id)
-        .bind(user_id)
-        .bind(secret)
-        .bind(now)
-        .bind(enrolment_scopes)
-        .execute(pool)
-        .await?;
+                "INSERT INTO mfa_devices (id, user_id, kind, secret, verified, created_at, enrolment_scopes) \
+                 VALUES ($1, $2, 'totp', $3, 0, $4, $5) \
+                 ON CONFLICT (user_id) WHERE verified = 0 DO UPDATE SET id = excluded.id, secret = excluded.secret, \
+                 created_at = excluded.created_at, enrolment_scopes = excluded.enrolment_scopes, last_step = NULL",
+            )
+            .bind(id)
+            .bind(user_id)
+            .bind(secret)
+            .bind(now)
+            .bind(enrolment_scopes)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -134,15 +134,15 @@ impl Store {
     ) -> Result<TotpStep, StoreError> {
         let result = with_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
-             WHERE id = $2 AND (last_step IS NULL OR last_step < $1)",
-        )
-        .bind(step)
-        .bind(device_id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected())
+                "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
+                 WHERE id = $2 AND (last_step IS NULL OR last_step < $1)",
+            )
+            .bind(step)
+            .bind(device_id)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected())
         });
         match result {
             Ok(1) => Ok(TotpStep::Accepted),
@@ -200,16 +200,16 @@ impl Store {
     pub async fn claim_first_recovery_codes(&self, user_id: &str, now: i64) -> Result<bool, StoreError> {
         let claimed = with_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO recovery_code_sets (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE \
-             SET created_at = $2 WHERE recovery_code_sets.created_at <= $3 \
-             AND NOT EXISTS (SELECT 1 FROM recovery_codes WHERE recovery_codes.user_id = $1)",
-        )
-        .bind(user_id)
-        .bind(now)
-        .bind(now.saturating_sub(ABANDONED_FIRST_READ_SECS))
-        .execute(pool)
-        .await?
-        .rows_affected()
+                "INSERT INTO recovery_code_sets (user_id, created_at) VALUES ($1, $2) ON CONFLICT (user_id) DO UPDATE \
+                 SET created_at = $2 WHERE recovery_code_sets.created_at <= $3 \
+                 AND NOT EXISTS (SELECT 1 FROM recovery_codes WHERE recovery_codes.user_id = $1)",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(now.saturating_sub(ABANDONED_FIRST_READ_SECS))
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         Ok(claimed == 1)
     }

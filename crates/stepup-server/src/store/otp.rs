@@ -110,13 +110,13 @@ impl Store {
     pub async fn otp(&self, environment_id: &str, id: &str) -> Result<Option<OtpRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-            "SELECT id, environment_id, user_id, channel, destination, code_hash, expires_at, failed_attempts, \
-             used <> 0 AS used FROM otp_verifications WHERE id = $1 AND environment_id = $2",
-        )
-        .bind(id)
-        .bind(environment_id)
-        .fetch_optional(pool)
-        .await?
+                "SELECT id, environment_id, user_id, channel, destination, code_hash, expires_at, failed_attempts, \
+                 used <> 0 AS used FROM otp_verifications WHERE id = $1 AND environment_id = $2",
+            )
+            .bind(id)
+            .bind(environment_id)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 

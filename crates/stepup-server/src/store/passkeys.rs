@@ -169,11 +169,11 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let taken: Option<(String, String, String, i64)> = with_pool!(self, |pool| {
             sqlx::query_as(
-            "DELETE FROM webauthn_challenges WHERE challenge = $1 RETURNING user_id, kind, state, expires_at",
-        )
-        .bind(challenge)
-        .fetch_optional(pool)
-        .await?
+                "DELETE FROM webauthn_challenges WHERE challenge = $1 RETURNING user_id, kind, state, expires_at",
+            )
+            .bind(challenge)
+            .fetch_optional(pool)
+            .await?
         });
         Ok(taken.and_then(|(owner, stored_kind, state, expires_at)| {
             (owner == user_id && stored_kind == kind.as_str() && expires_at > now).then_some(state)

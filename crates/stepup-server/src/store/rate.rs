@@ -47,18 +47,18 @@ impl Store {
         for slot in 0..slots {
             let claimed: Option<i64> = with_pool!(self, |pool| {
                 sqlx::query_scalar(
-                "INSERT INTO rate_slots (environment_id, slot_key, slot, sent_at, expires_at) VALUES ($1, $2, $3, $4, $6) \
-                 ON CONFLICT (environment_id, slot_key, slot) DO UPDATE SET sent_at = $4, expires_at = $6 \
-                 WHERE rate_slots.sent_at <= $5 RETURNING slot",
-            )
-            .bind(environment_id)
-            .bind(key)
-            .bind(slot)
-            .bind(now)
-            .bind(window_start)
-            .bind(expires_at)
-            .fetch_optional(pool)
-            .await?
+                    "INSERT INTO rate_slots (environment_id, slot_key, slot, sent_at, expires_at) VALUES ($1, $2, $3, $4, $6) \
+                     ON CONFLICT (environment_id, slot_key, slot) DO UPDATE SET sent_at = $4, expires_at = $6 \
+                     WHERE rate_slots.sent_at <= $5 RETURNING slot",
+                )
+                .bind(environment_id)
+                .bind(key)
+                .bind(slot)
+                .bind(now)
+                .bind(window_start)
+                .bind(expires_at)
+                .fetch_optional(pool)
+                .await?
             });
             if claimed.is_some() {
                 return Ok(SlotClaim::Claimed(slot));
@@ -87,14 +87,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-            "DELETE FROM rate_slots WHERE environment_id = $1 AND slot_key = $2 AND slot = $3 AND sent_at = $4",
-        )
-        .bind(environment_id)
-        .bind(key)
-        .bind(slot)
-        .bind(claimed_at)
-        .execute(pool)
-        .await?;
+                "DELETE FROM rate_slots WHERE environment_id = $1 AND slot_key = $2 AND slot = $3 AND sent_at = $4",
+            )
+            .bind(environment_id)
+            .bind(key)
+            .bind(slot)
+            .bind(claimed_at)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -140,19 +140,19 @@ impl Store {
     ) -> Result<CountClaim, StoreError> {
         let counted: Option<i64> = with_pool!(self, |pool| {
             sqlx::query_scalar(
-            "INSERT INTO rate_counters (environment_id, counter_key, count, expires_at) VALUES ($1, $2, 1, $4) \
-             ON CONFLICT (environment_id, counter_key) DO UPDATE SET \
-             count = CASE WHEN rate_counters.expires_at <= $3 THEN 1 ELSE rate_counters.count + 1 END, \
-             expires_at = CASE WHEN rate_counters.expires_at <= $3 THEN $4 ELSE rate_counters.expires_at END \
-             WHERE rate_counters.expires_at <= $3 OR rate_counters.count < $5 RETURNING expires_at",
-        )
-        .bind(environment_id)
-        .bind(key)
-        .bind(now)
-        .bind(window_end)
-        .bind(max)
-        .fetch_optional(pool)
-        .await?
+                "INSERT INTO rate_counters (environment_id, counter_key, count, expires_at) VALUES ($1, $2, 1, $4) \
+                 ON CONFLICT (environment_id, counter_key) DO UPDATE SET \
+                 count = CASE WHEN rate_counters.expires_at <= $3 THEN 1 ELSE rate_counters.count + 1 END, \
+                 expires_at = CASE WHEN rate_counters.expires_at <= $3 THEN $4 ELSE rate_counters.expires_at END \
+                 WHERE rate_counters.expires_at <= $3 OR rate_counters.count < $5 RETURNING expires_at",
+            )
+            .bind(environment_id)
+            .bind(key)
+            .bind(now)
+            .bind(window_end)
+            .bind(max)
+            .fetch_optional(pool)
+            .await?
         });
         if let Some(window_end) = counted {
             return Ok(CountClaim::Counted { window_end });

@@ -29,12 +29,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query("INSERT INTO sessions (id, user_id, environment_id, expires_at, revoked) VALUES ($1, $2, $3, $4, 0)")
-            .bind(id)
-            .bind(user_id)
-            .bind(environment_id)
-            .bind(expires_at)
-            .execute(pool)
-            .await?;
+                .bind(id)
+                .bind(user_id)
+                .bind(environment_id)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }

@@ -50,13 +50,14 @@ impl Store {
     pub async fn use_nonce(&self, nonce: &str, environment_id: &str, now: i64) -> Result<bool, StoreError> {
         let result = with_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE nonces SET used = 1 WHERE nonce = $1 AND environment_id = $2 AND used = 0 AND expires_at > $3",
-        )
-        .bind(nonce)
-        .bind(environment_id)
-        .bind(now)
-        .execute(pool)
-        .await?.rows_affected()
+                "UPDATE nonces SET used = 1 WHERE nonce = $1 AND environment_id = $2 AND used = 0 AND expires_at > $3",
+            )
+            .bind(nonce)
+            .bind(environment_id)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
         });
         Ok(result == 1)
     }

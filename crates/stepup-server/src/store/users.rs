@@ -85,15 +85,15 @@ impl Store {
     pub async fn insert_user(&self, user: &UserRow, now: i64) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO users (id, environment_id, email, phone_number, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&user.id)
-        .bind(&user.environment_id)
-        .bind(&user.email)
-        .bind(&user.phone_number)
-        .bind(now)
-        .execute(pool)
-        .await?;
+                "INSERT INTO users (id, environment_id, email, phone_number, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&user.id)
+            .bind(&user.environment_id)
+            .bind(&user.email)
+            .bind(&user.phone_number)
+            .bind(now)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -139,26 +139,26 @@ impl Store {
     pub async fn insert_credential(&self, c: &NewCredential, now: i64) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
             sqlx::query(
-            "INSERT INTO credentials (id, user_id, format, email, phone_number, phone_country_code, iso_country_code, \
-             address, chain, wallet_name, wallet_provider, embedded, sign_in_enabled, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&c.id)
-        .bind(&c.user_id)
-        .bind(c.format.as_str())
-        .bind(&c.email)
-        .bind(&c.phone_number)
-        .bind(&c.phone_country_code)
-        .bind(&c.iso_country_code)
-        .bind(&c.address)
-        .bind(&c.chain)
-        .bind(&c.wallet_name)
-        .bind(&c.wallet_provider)
-        .bind(i64::from(c.embedded))
-        .bind(i64::from(c.sign_in_enabled))
-        .bind(now)
-        .execute(pool)
-        .await?;
+                "INSERT INTO credentials (id, user_id, format, email, phone_number, phone_country_code, iso_country_code, \
+                 address, chain, wallet_name, wallet_provider, embedded, sign_in_enabled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&c.id)
+            .bind(&c.user_id)
+            .bind(c.format.as_str())
+            .bind(&c.email)
+            .bind(&c.phone_number)
+            .bind(&c.phone_country_code)
+            .bind(&c.iso_country_code)
+            .bind(&c.address)
+            .bind(&c.chain)
+            .bind(&c.wallet_name)
+            .bind(&c.wallet_provider)
+            .bind(i64::from(c.embedded))
+            .bind(i64::from(c.sign_in_enabled))
+            .bind(now)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }
@@ -170,13 +170,13 @@ impl Store {
     pub async fn credentials(&self, user_id: &str) -> Result<Vec<CredentialRow>, StoreError> {
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
-            "SELECT id, user_id, format, email, phone_number, phone_country_code, iso_country_code, address, chain, \
-             wallet_name, wallet_provider, embedded <> 0 AS embedded, sign_in_enabled <> 0 AS sign_in_enabled \
-             FROM credentials WHERE user_id = $1 ORDER BY created_at, id",
-        )
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?
+                "SELECT id, user_id, format, email, phone_number, phone_country_code, iso_country_code, address, chain, \
+                 wallet_name, wallet_provider, embedded <> 0 AS embedded, sign_in_enabled <> 0 AS sign_in_enabled \
+                 FROM credentials WHERE user_id = $1 ORDER BY created_at, id",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?
         }))
     }
 }
