@@ -248,7 +248,47 @@ async fn dynamic_spelling_registers_and_answers_the_session(backend: &Backend) {
     server.shutdown().await;
 }
 
+/// The check's `defaultCredentialId` follows Dynamic's routing rule: the default device when one is set, else the
+/// most recently created MFA method (here a passkey added a minute after the authenticator app).
+async fn the_default_credential_is_the_default_device_else_the_newest_method(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let person = server.totp_user().await;
+    server.clock.advance(60);
+    // The enrolment's fresh MFA opens the registration without a token.
+    let options: Value =
+        server.get("/users/passkeys/register", Some(&person.mfa_jwt)).await.json().await.unwrap();
+    let request: CredentialCreationOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
+    let created = device(None, true).register(&origin(&server), request, DefaultClientData).await.unwrap();
+    let attestation = serde_json::to_value(&created).unwrap();
+    let response = server.post("/users/passkeys/register", Some(&person.mfa_jwt), &attestation).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let check = |jwt: String| {
+        let server = &server;
+        async move {
+            let body = json!({"scope": "wallet:export"});
+            let check: stepup_proto::StepUpCheckResponse =
+                server.post("/stepUp/check", Some(&jwt), &body).await.json().await.unwrap();
+            check
+        }
+    };
+    let offered = check(person.jwt.clone()).await;
+    let formats: Vec<&str> = offered.credentials.iter().map(|c| c.format.as_str()).collect();
+    assert_eq!(formats, ["totp", "passkey"]);
+    assert_eq!(
+        offered.default_credential_id.as_ref(),
+        Some(&offered.credentials[1].id),
+        "the newest: the passkey"
+    );
+    let path = format!("/users/mfa/{}", person.device);
+    let response = server.call::<Value>(Method::PUT, &path, Some(&person.jwt), None, None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let offered = check(person.jwt.clone()).await;
+    assert_eq!(offered.default_credential_id.as_deref(), Some(person.device.as_str()), "the default device");
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    the_default_credential_is_the_default_device_else_the_newest_method,
     passkey_step_up_elevates,
     dynamic_spelling_registers_and_answers_the_session,
     wrong_origin_is_refused,

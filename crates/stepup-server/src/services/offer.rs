@@ -90,13 +90,30 @@ pub async fn check(
     }
     let account = Account::load(state, env, user_id).await?;
     let credentials = credentials(&account).await?;
-    // The user's default TOTP device when it is offered, else the first credential.
-    let default = methods::totp::default_device(&account.devices)
-        .map(|device| device.id.as_str())
-        .filter(|id| credentials.iter().any(|c| c.id == *id))
-        .or_else(|| credentials.first().map(|c| c.id.as_str()))
-        .map(str::to_owned);
-    Ok(StepUpCheckResponse { is_required: true, credentials, default_credential_id: default })
+    let default_credential_id = default_credential(&account, &credentials).map(str::to_owned);
+    Ok(StepUpCheckResponse { is_required: true, credentials, default_credential_id })
+}
+
+/// The credential a client pre-selects (Dynamic's routing rule): the user's default device when one is set and
+/// offered; else, among the MFA methods offered, the most recently created (a passkey added after an authenticator
+/// app is the one the person last set up; of two made in the same second, the later in the offer); else the first
+/// credential offered.
+#[must_use]
+pub fn default_credential<'a>(account: &Account<'_>, offered: &'a [StepUpCredential]) -> Option<&'a str> {
+    let offered_id = |id: &str| offered.iter().find(|c| c.id == id).map(|c| c.id.as_str());
+    let default_device = account.devices.iter().find(|d| d.verified && d.is_default);
+    if let Some(id) = default_device.and_then(|d| offered_id(&d.id)) {
+        return Some(id);
+    }
+    let devices = account.devices.iter().filter(|d| d.verified).map(|d| (d.created_at, d.id.as_str()));
+    let passkeys = account.passkeys.iter().map(|p| (p.created_at, p.id.as_str()));
+    devices
+        .chain(passkeys)
+        .filter_map(|(created_at, id)| Some((created_at, offered_id(id)?)))
+        // `max_by_key` keeps the last of equals: the later in the offer wins a tie.
+        .max_by_key(|(created_at, _)| *created_at)
+        .map(|(_, id)| id)
+        .or_else(|| offered.first().map(|c| c.id.as_str()))
 }
 
 /// The credentials `account` can step up with, in the methods' table order: a user with MFA
