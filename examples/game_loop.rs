@@ -188,7 +188,7 @@ fn draw(scene: &Scene) -> String {
     match scene {
         Scene::Exploring => "Alice explores the dungeon.".to_owned(),
         Scene::Prompt { prompt, typed, .. } => match prompt.request() {
-            PromptRequest::ChooseMethod { route, options } => {
+            PromptRequest::ChooseMethod { route, options, .. } => {
                 let methods: Vec<String> =
                     options.credentials().iter().map(|c| c.method.to_string()).collect();
                 format!("The chest is locked ({route} needed). Methods: {}", methods.join(", "))

@@ -175,12 +175,14 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (request, reply) = next_prompt(&mut inbox).await;
-    let PromptRequest::ChooseMethod { route, options } = request else {
+    let PromptRequest::ChooseMethod { route, options, preselected } = request else {
         panic!("expected ChooseMethod, got {request:?}");
     };
     assert_eq!(route, stepup::Route::Reauthenticate);
     let methods: Vec<_> = options.credentials().iter().map(|c| c.method).collect();
     assert_eq!(methods, vec![stepup::Method::EmailOtp, stepup::Method::SmsOtp]);
+    // Without MFA the server suggests the first credential: the email address.
+    assert_eq!(preselected.as_ref(), Some(&options.credentials()[0].id));
     // A credential that was not offered does not count: the question comes again.
     let forged = stepup::Credential::new("not-offered", stepup::Method::SmsOtp, None);
     assert!(reply.answer(PromptReply::Choose(forged)));

@@ -26,6 +26,21 @@ impl TestServer {
         (self.engine_for(user).frontend(frontend).build().await.expect("the engine builds"), inbox)
     }
 
+    /// An engine for `user` that can do everything MFA management asks of one: a [`ChannelFrontend`] the test
+    /// plays the person through (step-ups on demand, guided enrolments) and a software passkey.
+    pub async fn managing_engine(&self, user: &TestUser) -> (StepUpAuth, PromptInbox, Arc<SoftwarePasskey>) {
+        let (frontend, inbox) = frontend();
+        let passkey = Arc::new(SoftwarePasskey::new(ORIGIN).unwrap());
+        let engine = self
+            .engine_for(user)
+            .frontend(frontend)
+            .passkey_authenticator(passkey.clone())
+            .build()
+            .await
+            .expect("the engine builds");
+        (engine, inbox, passkey)
+    }
+
     /// An engine for `user` with the builder's defaults.
     pub async fn engine(&self, user: &TestUser) -> StepUpAuth {
         self.engine_for(user).build().await.expect("the engine builds")

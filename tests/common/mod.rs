@@ -186,6 +186,18 @@ impl TestServer {
         Self::start_full("sqlite::memory:".to_owned(), None, TestClock::System, configure).await
     }
 
+    /// A server for engines on `backend` (PostgreSQL in a fresh schema, or SQLite in memory), on the system clock.
+    pub async fn live_on(backend: &Backend) -> Self {
+        let (url, cleanup) = match backend {
+            Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+            Backend::Postgres(base) => {
+                let (url, schema) = postgres_schema(base).await;
+                (url, Some((base.clone(), schema)))
+            }
+        };
+        Self::start_full(url, cleanup, TestClock::System, |_| {}).await
+    }
+
     async fn start_full(
         url: String,
         cleanup: Option<(String, String)>,

@@ -166,6 +166,7 @@ impl StepUpAuthBuilder {
         let clock = self.clock.unwrap_or_else(crate::clock::default_clock);
         let tokens = TokenCell::with_clock(clock.clone());
         let (state_tx, state_rx) = watch::channel(FlowState::Idle {});
+        let (frontend, passkey) = (self.frontend.clone(), self.passkey.clone());
         let args = CoordinatorArgs {
             tokens: tokens.clone(),
             verifiers: VerifierConfig {
@@ -189,6 +190,8 @@ impl StepUpAuthBuilder {
             state: state_rx,
             timeouts: self.timeouts,
             flights: StepUpFlights::default(),
+            frontend,
+            passkey,
         }))
     }
 }

@@ -75,6 +75,10 @@ pub(crate) struct Inner {
     pub(crate) timeouts: Timeouts,
     /// Challenge-driven step-ups, one at a time per scope set (shared by every `StepUpMiddleware`).
     pub(crate) flights: StepUpFlights,
+    /// The front end (MFA management's guided calls ask the person through it too).
+    pub(crate) frontend: Option<crate::frontend::SharedFrontend>,
+    /// The passkey authenticator (MFA management registers passkeys with it).
+    pub(crate) passkey: Option<Arc<dyn crate::signers::PasskeyAuthenticator>>,
 }
 
 impl Drop for Inner {
@@ -316,6 +320,35 @@ impl StepUpAuth {
         self.call(message, timeout, StepUpError::EngineStopped).await?
     }
 
+    /// A prompt that waits its turn instead of answering `Busy` while a prompt or a verification for other scopes
+    /// runs (a step-up the middleware or MFA management needs: the request behind it waits, as it would for a
+    /// slow server), bounded by the prompt timeout.
+    pub(crate) async fn prompt_in_turn(
+        &self,
+        scopes: &[Scope],
+        route: Option<Route>,
+        fresh: bool,
+    ) -> Result<TokenInfo, StepUpError> {
+        let deadline = tokio::time::Instant::now() + self.inner.timeouts.prompt_call();
+        let mut state = self.subscribe();
+        loop {
+            // Seen before asking: a change after this is one the wait below hears of.
+            state.borrow_and_update();
+            match self.prompt_with(scopes, route, fresh).await {
+                Err(StepUpError::Busy) => loop {
+                    match tokio::time::timeout_at(deadline, state.changed()).await {
+                        Err(_elapsed) => return Err(StepUpError::Timeout),
+                        Ok(Err(_closed)) => return Err(StepUpError::EngineStopped),
+                        // Still a prompt or a verification: wait for the next change.
+                        Ok(Ok(())) if state.borrow().is_running() => {}
+                        Ok(Ok(())) => break,
+                    }
+                },
+                other => return other,
+            }
+        }
+    }
+
     /// Cancels the running flow; every waiting caller gets [`StepUpError::Cancelled`]. Tokens are kept.
     ///
     /// # Errors
@@ -442,6 +475,16 @@ impl StepUpAuth {
     /// The middleware's single-flight locks.
     pub(crate) fn flights(&self) -> &StepUpFlights {
         &self.inner.flights
+    }
+
+    /// The front end, if the engine has one.
+    pub(crate) fn frontend(&self) -> Option<&crate::frontend::SharedFrontend> {
+        self.inner.frontend.as_ref()
+    }
+
+    /// The passkey authenticator, if the engine has one.
+    pub(crate) fn passkey_authenticator(&self) -> Option<Arc<dyn crate::signers::PasskeyAuthenticator>> {
+        self.inner.passkey.clone()
     }
 
     /// An HTTP client for the app's own calls, with [`StepUpMiddleware`] in its stack: requests tagged with

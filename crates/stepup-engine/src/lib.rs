@@ -21,6 +21,7 @@ mod clock;
 mod coordinator;
 mod facade;
 pub mod frontend;
+pub mod mfa;
 pub mod middleware;
 mod prompt;
 mod requests;
@@ -37,6 +38,7 @@ pub use frontend::TerminalFrontend;
 pub use frontend::{
     ChannelFrontend, Frontend, FrontendEvent, FrontendInbox, PendingPrompt, PromptReply, PromptRequest,
 };
+pub use mfa::{MfaDeviceInfo, MfaManager, MfaMethods, PasskeyInfo, RecoveryCodes, TotpEnrolment};
 pub use middleware::{ElevatedRequestExt, ElevatedScope, MiddlewareError, StepUpMiddleware};
 pub use requests::{EngineHandle, EngineRequest};
 #[cfg(feature = "local-wallet")]

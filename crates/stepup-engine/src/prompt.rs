@@ -8,7 +8,8 @@
 
 use ractor::{ActorRef, RpcReplyPort};
 use stepup_core::{
-    Credential, MAX_ATTEMPTS, MethodOptions, OtpVerification, Route, ScopeSet, StepUpError, TokenInfo,
+    Credential, CredentialId, MAX_ATTEMPTS, MethodOptions, OtpVerification, Route, ScopeSet, StepUpError,
+    TokenInfo,
 };
 use tokio::task::JoinHandle;
 
@@ -48,7 +49,7 @@ enum Used {
 
 impl PromptTask {
     async fn run(&self) -> Result<TokenInfo, StepUpError> {
-        let options = self.options().await?;
+        let (options, default) = self.options().await?;
         let route = match self.route {
             Some(route) => route,
             None => options.route().ok_or(StepUpError::NoMethodsAvailable { route: None })?,
@@ -65,6 +66,7 @@ impl PromptTask {
         if credentials.is_empty() {
             return Err(StepUpError::NoMethodsAvailable { route: Some(route) });
         }
+        let preselected = default.filter(|id| credentials.iter().any(|c| c.id == *id));
         // The tries left as the machine last said (it counts them per prompt, across methods): shown when a
         // resend is refused.
         let mut attempts_left = MAX_ATTEMPTS;
@@ -74,7 +76,11 @@ impl PromptTask {
             } else {
                 match self
                     .frontend
-                    .prompt(PromptRequest::ChooseMethod { route, options: usable.clone() })
+                    .prompt(PromptRequest::ChooseMethod {
+                        route,
+                        options: usable.clone(),
+                        preselected: preselected.clone(),
+                    })
                     .await
                 {
                     // Only one of the credentials offered, as the server described it (not as the reply does).
@@ -97,11 +103,13 @@ impl PromptTask {
         }
     }
 
-    /// The user's options for the first scope (the server answers with every usable credential).
-    async fn options(&self) -> Result<MethodOptions, StepUpError> {
+    /// The user's options for the first scope (the server answers with every usable credential), and the one the
+    /// server suggests.
+    async fn options(&self) -> Result<(MethodOptions, Option<CredentialId>), StepUpError> {
         let first = self.scopes.iter().next().ok_or(StepUpError::NoScopes)?;
         let check = self.config.api.step_up_check(first).await?;
-        Ok(MethodOptions::from_check(&check))
+        let default = check.default_credential_id.as_deref().map(CredentialId::new);
+        Ok((MethodOptions::from_check(&check), default))
     }
 
     /// Tries `credential` until it elevates, the machine says the tries ran out, or the person gives up.

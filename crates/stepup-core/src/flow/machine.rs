@@ -486,6 +486,12 @@ impl FlowState {
         }
     }
 
+    /// Whether a prompt or a verification is under way (`prompting`, `verifying`): another one must wait.
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        matches!(self, FlowState::Prompting { .. } | FlowState::Verifying { .. })
+    }
+
     /// Whether the state is inside the `in_flow` superstate (`required`, `prompting`, `verifying`).
     #[must_use]
     pub fn is_in_flow(&self) -> bool {

@@ -252,6 +252,21 @@ impl ApiClient {
         request
     }
 
+    /// A request to `path` with the session, sent through `client`: a middleware stack (the engine's own, so that a
+    /// tagged request meets its step-up on demand; a retry after a fresh MFA carries the re-issued session).
+    pub(crate) fn request_via(
+        &self,
+        client: &reqwest_middleware::ClientWithMiddleware,
+        method: Method,
+        path: &str,
+    ) -> reqwest_middleware::RequestBuilder {
+        let mut request = client.request(method, format!("{}{path}", self.inner.sdk_base));
+        if let Some(session) = self.inner.session.load().as_deref() {
+            request = request.bearer_auth(session.expose_secret());
+        }
+        request
+    }
+
     /// GET, retried on connection errors only (the request never reached the server, so a retry is safe), with
     /// a doubling pause.
     pub(crate) async fn get<T: DeserializeOwned>(

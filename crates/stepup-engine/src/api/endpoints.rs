@@ -288,12 +288,28 @@ impl ApiClient {
         self.send_empty(Method::DELETE, &device_path(device_id)?, unlink_token).await
     }
 
-    /// `DELETE /users/passkeys`: removes the user's passkeys (needs a `credential:unlink` token).
+    /// `DELETE /users/passkeys` `{passkeyId}`: removes a passkey of the user (needs a `credential:unlink` token).
+    /// `MfaManager::delete_passkey` does the same with step-up on demand.
     ///
     /// # Errors
-    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token.
-    pub async fn delete_passkeys(&self, unlink_token: Option<&Jwt>) -> Result<(), StepUpError> {
-        self.send_empty(Method::DELETE, "/users/passkeys", unlink_token).await
+    /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token; [`StepUpError::NotFound`] for an
+    /// unknown passkey.
+    pub async fn delete_passkey(
+        &self,
+        passkey_id: &str,
+        unlink_token: Option<&Jwt>,
+    ) -> Result<(), StepUpError> {
+        let body = serde_json::json!({ "passkeyId": passkey_id });
+        let response = self
+            .request(Method::DELETE, "/users/passkeys", unlink_token)
+            .json(&body)
+            .send()
+            .await
+            .map_err(super::client::transport_error)?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(super::client::error_from(response).await)
     }
 
     /// `GET /users`: the signed-in user.

@@ -1,6 +1,6 @@
 //! The HTTP layer: [`ApiClient`] and its typed calls to the SDK API (docs/design.md §7, §8).
 
-mod client;
+pub(crate) mod client;
 mod endpoints;
 
 pub use client::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};

@@ -14,7 +14,12 @@ pub use terminal::TerminalFrontend;
 
 use std::sync::Arc;
 
-use stepup_core::{Credential, Method, MethodOptions, Route, SecretString, StepUpError, TokenInfo};
+use stepup_core::{
+    Credential, CredentialId, Method, MethodOptions, RecoveryCode, Route, SecretString, StepUpError,
+    TokenInfo,
+};
+
+use crate::mfa::TotpEnrolment;
 
 /// What the engine asks of the person.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +31,10 @@ pub enum PromptRequest {
         route: Route,
         /// The usable credentials, in the server's order.
         options: MethodOptions,
+        /// The one to offer first (highlight it; the person may pick another): the server's
+        /// `defaultCredentialId` — the user's default device, else the MFA method they set up last (Dynamic's
+        /// routing rule) — when it is among `options`.
+        preselected: Option<CredentialId>,
     },
     /// Type the one-time code sent to `destination_masked`.
     EnterOtp {
@@ -48,6 +57,23 @@ pub enum PromptRequest {
     },
     /// Use the passkey (touch the key, look at the camera...). Answer [`PromptReply::Confirm`] to go on.
     UsePasskey,
+    /// MFA management: add this authenticator app. Show `enrolment.uri` (as a QR code; the secret for typing in
+    /// by hand is in it) and answer with the code the app then shows ([`PromptReply::Code`]), or Cancel.
+    EnrolTotp {
+        /// The new device: its id, secret and `otpauth://` URI (redacted in `Debug`).
+        enrolment: TotpEnrolment,
+    },
+    /// MFA management: new recovery codes, shown this once. Answer [`PromptReply::Confirm`] once the person has
+    /// saved them (the server is told they are acknowledged), or Cancel (they stay unacknowledged).
+    ShowRecoveryCodes {
+        /// The codes (each works once).
+        codes: Vec<RecoveryCode>,
+    },
+    /// MFA management: remove this factor? [`PromptReply::Confirm`] removes it, Cancel keeps it.
+    ConfirmRemoval {
+        /// What would be removed, in words ("Authenticator app added 2026-12-07").
+        what: String,
+    },
     /// The last try failed, or a code could not be sent again (the one sent before stays good). Any reply but
     /// [`PromptReply::Cancel`] goes on.
     Failed {
@@ -64,7 +90,7 @@ pub enum PromptRequest {
 pub enum PromptReply {
     /// This credential (an answer to [`PromptRequest::ChooseMethod`]).
     Choose(Credential),
-    /// This code (an answer to the `Enter*` requests).
+    /// This code (an answer to the `Enter*` requests and to `EnrolTotp`).
     Code(SecretString),
     /// Send the one-time code again.
     Resend,

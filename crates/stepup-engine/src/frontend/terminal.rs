@@ -2,8 +2,10 @@
 //!
 //! Each request becomes a small dialog drawn inline below whatever the program printed before (no alternate
 //! screen, no colours needed), so it works in a plain terminal, over SSH and in a pseudo-terminal under test.
-//! Keys: arrows (or `j`/`k`, or a digit) and Enter to choose a method; typed codes show as `*`; Ctrl-R sends a
-//! one-time code again; Esc or Ctrl-C cancels the flow.
+//! Keys: arrows (or `j`/`k`, or a digit) and Enter to choose a method (the server's suggestion is highlighted
+//! first); typed codes show as `*`; Ctrl-R sends a one-time code again; Esc or Ctrl-C cancels the flow. What a
+//! dialog is about but the person must read or scan at leisure — a new authenticator app's QR code, new recovery
+//! codes — is printed above it once, not redrawn.
 //!
 //! The dialog logic ([`Dialog`]) is pure: keys in, lines and an answer out. Only [`TerminalFrontend::prompt`]
 //! touches the terminal, on a blocking thread, in raw mode that is always restored.
@@ -122,6 +124,7 @@ impl Frontend for TerminalFrontend {
         let Some(dialog) = Dialog::for_request(&request) else {
             return PromptReply::Cancel;
         };
+        write_lines(&preamble(&request));
         // Dropping this future (cancel, reset, prompt timeout) raises the flag; the key loop sees it within one
         // poll interval, restores the terminal and ends.
         let abandoned = Arc::new(AtomicBool::new(false));
@@ -235,6 +238,57 @@ fn write_lines(lines: &[String]) {
     let _ = out.flush();
 }
 
+/// What is printed above a dialog, once: the QR code of a new authenticator app (and its key, for typing in by
+/// hand), new recovery codes. On the person's own screen, as a phone app would show them.
+fn preamble(request: &PromptRequest) -> Vec<String> {
+    match request {
+        PromptRequest::EnrolTotp { enrolment } => {
+            let mut lines = vec!["Add an authenticator app: scan this QR code with it.".to_owned()];
+            lines.extend(qr_lines(enrolment.uri.expose_secret()));
+            lines.push(format!(
+                "  Or type this key into the app: {}",
+                grouped(enrolment.secret.expose_secret())
+            ));
+            lines
+        }
+        PromptRequest::ShowRecoveryCodes { codes } => {
+            let mut lines =
+                vec!["Your recovery codes. Each works once; keep them somewhere safe:".to_owned()];
+            for pair in codes.chunks(2) {
+                let pair: Vec<&str> = pair.iter().map(|code| code.expose_secret()).collect();
+                lines.push(format!("    {}", pair.join("    ")));
+            }
+            lines
+        }
+        _ => vec![],
+    }
+}
+
+/// A QR code of `text` in Unicode half blocks (two modules a character cell), dark on light whatever the
+/// terminal's colours; nothing when the text does not fit a QR code.
+fn qr_lines(text: &str) -> Vec<String> {
+    use qrcode::QrCode;
+    use qrcode::render::unicode::Dense1x2;
+    match QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build()
+            .lines()
+            .map(|line| format!("  {line}"))
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// A base32 key in groups of four, as authenticator apps show keys for typing.
+fn grouped(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    chars.chunks(4).map(|group| group.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
+}
+
 /// The error line for a failed try.
 fn failure_line(error: &StepUpError, attempts_left: u8, glyphs: &Glyphs) -> String {
     let tries =
@@ -283,15 +337,19 @@ impl Dialog {
     /// The dialog for `request`; `None` for a request that is not a question (`Failed`) or a choice of nothing.
     pub(crate) fn for_request(request: &PromptRequest) -> Option<Self> {
         Some(match request {
-            PromptRequest::ChooseMethod { route, options } => {
+            PromptRequest::ChooseMethod { route, options, preselected } => {
                 let options = options.credentials().to_vec();
                 if options.is_empty() {
                     return None;
                 }
+                let selected = preselected
+                    .as_ref()
+                    .and_then(|id| options.iter().position(|credential| credential.id == *id))
+                    .unwrap_or(0);
                 Dialog::Choose {
                     title: format!("Verify it's you ({route}). Choose a method:"),
                     options,
-                    selected: 0,
+                    selected,
                 }
             }
             PromptRequest::EnterOtp { destination_masked, can_resend } => Dialog::Code {
@@ -317,6 +375,18 @@ impl Dialog {
                 title: "Use your passkey. Press Enter, then follow your authenticator.".to_owned(),
                 quoted: None,
             },
+            PromptRequest::EnrolTotp { .. } => Dialog::Code {
+                title: "Enter the 6-digit code the app shows now:".to_owned(),
+                typed: code_buffer(),
+                can_resend: false,
+            },
+            PromptRequest::ShowRecoveryCodes { .. } => Dialog::Confirm {
+                title: "Saved your recovery codes? They are not shown again.".to_owned(),
+                quoted: None,
+            },
+            PromptRequest::ConfirmRemoval { what } => {
+                Dialog::Confirm { title: format!("Remove this factor: {what}?"), quoted: None }
+            }
             PromptRequest::Failed { .. } => return None,
         })
     }
@@ -455,13 +525,80 @@ mod tests {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
     }
 
-    fn choice() -> Dialog {
-        let options = MethodOptions::known([
+    fn options() -> MethodOptions {
+        MethodOptions::known([
             Credential::new("t", Method::Totp, Some("phone".to_owned())),
             Credential::new("p", Method::Passkey, Some("passkey".to_owned())),
             Credential::new("r", Method::RecoveryCode, None),
-        ]);
-        Dialog::for_request(&PromptRequest::ChooseMethod { route: Route::Mfa, options }).unwrap()
+        ])
+    }
+
+    fn choice() -> Dialog {
+        let request =
+            PromptRequest::ChooseMethod { route: Route::Mfa, options: options(), preselected: None };
+        Dialog::for_request(&request).unwrap()
+    }
+
+    #[test]
+    fn the_preselected_option_is_highlighted_first_and_another_can_be_chosen() {
+        let preselected = Some(stepup_core::CredentialId::new("p"));
+        let request = PromptRequest::ChooseMethod { route: Route::Mfa, options: options(), preselected };
+        let mut dialog = Dialog::for_request(&request).unwrap();
+        assert!(dialog.lines(&Glyphs::UNICODE)[2].contains("❯ 2. Passkey"));
+        let Some(PromptReply::Choose(chosen)) = dialog.on_key(key(KeyCode::Enter)) else {
+            panic!("a choice")
+        };
+        assert_eq!(chosen.method, Method::Passkey);
+        let mut dialog = Dialog::for_request(&request).unwrap();
+        assert_eq!(dialog.on_key(key(KeyCode::Up)), None);
+        let Some(PromptReply::Choose(chosen)) = dialog.on_key(key(KeyCode::Enter)) else {
+            panic!("a choice")
+        };
+        assert_eq!(chosen.method, Method::Totp, "the person picks another");
+        // A suggestion that is not among the options highlights the first.
+        let unknown = Some(stepup_core::CredentialId::new("gone"));
+        let request =
+            PromptRequest::ChooseMethod { route: Route::Mfa, options: options(), preselected: unknown };
+        assert!(Dialog::for_request(&request).unwrap().lines(&Glyphs::UNICODE)[1].contains("❯ 1."));
+    }
+
+    #[test]
+    fn an_enrolment_shows_its_qr_code_and_key_once_and_reads_the_first_code() {
+        let enrolment = crate::mfa::TotpEnrolment {
+            device_id: stepup_core::CredentialId::new("d1"),
+            secret: SecretString::new("JBSWY3DPEHPK3PXP"),
+            uri: SecretString::new("otpauth://totp/App:alice?secret=JBSWY3DPEHPK3PXP&issuer=App"),
+        };
+        let request = PromptRequest::EnrolTotp { enrolment };
+        let shown = preamble(&request);
+        assert!(shown.len() > 10, "a QR code: {shown:?}");
+        assert!(shown.iter().any(|line| line.contains('█') || line.contains('▀') || line.contains('▄')));
+        assert!(shown.last().unwrap().ends_with("JBSW Y3DP EHPK 3PXP"));
+        let mut dialog = Dialog::for_request(&request).unwrap();
+        for c in "123456".chars() {
+            assert_eq!(dialog.on_key(key(KeyCode::Char(c))), None);
+        }
+        assert_eq!(dialog.on_key(key(KeyCode::Enter)), Some(PromptReply::Code(SecretString::new("123456"))));
+        assert!(!format!("{request:?}").contains("JBSWY3DP"), "Debug redacts the secret and the URI");
+    }
+
+    #[test]
+    fn recovery_codes_are_listed_above_a_confirmation_and_removals_are_confirmed() {
+        let codes: Vec<stepup_core::RecoveryCode> = ["aaaaa-bbbbb", "ccccc-ddddd", "eeeee-fffff"]
+            .into_iter()
+            .map(stepup_core::RecoveryCode::new)
+            .collect();
+        let request = PromptRequest::ShowRecoveryCodes { codes };
+        let shown = preamble(&request);
+        assert_eq!(shown[1].trim(), "aaaaa-bbbbb    ccccc-ddddd");
+        assert_eq!(shown[2].trim(), "eeeee-fffff");
+        let mut dialog = Dialog::for_request(&request).unwrap();
+        assert_eq!(dialog.on_key(key(KeyCode::Enter)), Some(PromptReply::Confirm));
+        let removal = PromptRequest::ConfirmRemoval { what: "Passkey added 2026-12-07".into() };
+        let mut dialog = Dialog::for_request(&removal).unwrap();
+        assert!(dialog.lines(&Glyphs::UNICODE)[0].contains("Remove this factor: Passkey added 2026-12-07?"));
+        assert_eq!(dialog.on_key(key(KeyCode::Esc)), Some(PromptReply::Cancel));
+        assert!(preamble(&removal).is_empty());
     }
 
     #[test]

@@ -43,8 +43,8 @@ const MAX_CHALLENGE_BODY: u64 = 16 * 1024;
 /// # }
 /// ```
 ///
-/// On a challenge it asks the engine for step-up for the challenged scopes (the front end prompts), then sends
-/// the request once more with the new token. Step-ups for one scope set run one at a time: a thousand requests
+/// On a challenge it asks the engine for step-up for the challenged scopes (the front end prompts; while another
+/// prompt or verification runs, it waits its turn), then sends the request once more with the new token. Step-ups for one scope set run one at a time: a thousand requests
 /// that meet the same challenge cause one prompt, and all retry with its token when it is reusable; for a
 /// single-use scope each request gets a flow, and a token, of its own, one after another.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ impl StepUpMiddleware {
             self.engine.discard_token(refused.id());
         }
         for _ in 0..MAX_FLOWS {
-            let outcome = self.engine.prompt_step_up_auth(scopes.as_slice()).await;
+            let outcome = self.engine.prompt_in_turn(scopes.as_slice(), None, false).await;
             flights.record(&mut log, scopes, outcome.as_ref().map(|_| ()));
             let info = outcome.map_err(step_up_failed)?;
             // The flow's own token, by id. A request sent during the flow may have taken a single-use one at send
@@ -128,7 +128,7 @@ impl StepUpMiddleware {
         if mfa_time(self.engine.session().as_ref()) > mfa_time(session_sent) {
             return Ok(self.fresh_token(scopes, tag, None));
         }
-        let outcome = self.engine.prompt_with(scopes.as_slice(), Some(Route::Mfa), true).await;
+        let outcome = self.engine.prompt_in_turn(scopes.as_slice(), Some(Route::Mfa), true).await;
         flights.record(&mut log, scopes, outcome.as_ref().map(|_| ()));
         let info = outcome.map_err(step_up_failed)?;
         Ok(self.engine.take_token(&info.id))
