@@ -13,16 +13,24 @@
 //!   (a software authenticator) and recovery codes. A user with MFA steps up by MFA only.
 //! - **Bob** has no MFA: an email code (the kiosk reads the demo outbox for him) or his external wallet (a local
 //!   key signs the message).
+//!
+//! **Security settings** (the fourth action) manage the person's MFA through the engine (`engine.mfa()`): add an
+//! authenticator app (a QR code, then the code the demo app shows), register a passkey, show or renew recovery
+//! codes, remove an app or a passkey. Each change meets its step-up on demand: Bob verifies by email or wallet
+//! before his first app is added, and from then on he is routed to MFA.
 #![allow(clippy::print_stdout)] // A terminal program: printing is its job.
 
 use std::io::BufRead;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
-use stepup::engine::{Frontend, PromptReply, PromptRequest, StepUpAuth, TerminalFrontend};
-use stepup::{Scope, StepUpError};
-use stepup_demo::{DemoServer, MfaPerson, ReauthPerson, Session, call_protected, step_up_summary};
+use stepup::engine::{Frontend, PromptReply, PromptRequest, SoftwarePasskey, StepUpAuth, TerminalFrontend};
+use stepup::{Scope, SecretString, StepUpError};
+use stepup_demo::{
+    DEMO_ORIGIN, DemoServer, MfaPerson, ReauthPerson, Session, call_protected, step_up_summary, totp_code,
+    unix_now,
+};
 
 /// The sensitive actions on offer, with the scope each needs.
 const ACTIONS: [(&str, Scope); 3] = [
@@ -45,17 +53,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let alice_engine = demo
         .engine_for(&alice.session)
         .passkey_authenticator(alice.passkey.clone())
-        .frontend(Arc::new(DemoHints {
-            terminal: terminal.clone(),
-            demo: demo.clone(),
-            person: Hint::Mfa(alice.clone()),
-        }))
+        .frontend(Arc::new(DemoHints::new(terminal.clone(), &demo, Hint::Mfa(alice.clone()))))
         .build()
         .await?;
+    // Bob's phone can hold a passkey too, once he registers one in the security settings.
+    let bob_passkey = Arc::new(SoftwarePasskey::new(DEMO_ORIGIN)?);
     let bob_engine = demo
         .engine_for(&bob.session)
         .wallet_signer(bob.wallet.clone())
-        .frontend(Arc::new(DemoHints { terminal, demo: demo.clone(), person: Hint::Reauth(bob.clone()) }))
+        .passkey_authenticator(bob_passkey)
+        .frontend(Arc::new(DemoHints::new(terminal, &demo, Hint::Reauth(bob.clone()))))
         .build()
         .await?;
     // What the environment allows, as the server's /settings says (the kiosk offers only that).
@@ -70,7 +77,7 @@ Environment {}: {}.",
     loop {
         println!("\nWho is at the kiosk?");
         println!("  1) Alice (MFA: authenticator app, passkey, recovery codes)");
-        println!("  2) Bob (no MFA: email code, external wallet)");
+        println!("  2) Bob (no MFA to start with: email code, external wallet)");
         let Some(person) = ask("Choose 1-2, or q to quit: ", 2).await else { break };
         let (engine, session) =
             if person == 0 { (&alice_engine, &alice.session) } else { (&bob_engine, &bob.session) };
@@ -79,9 +86,15 @@ Environment {}: {}.",
         for (index, (label, scope)) in ACTIONS.iter().enumerate() {
             println!("  {}) {label} ({scope})", index + 1);
         }
-        let Some(action) = ask("Choose 1-3, or q to quit: ", ACTIONS.len()).await else { break };
-        let (label, scope) = &ACTIONS[action];
+        println!("  {}) Security settings (authenticator app, passkey, recovery codes)", ACTIONS.len() + 1);
+        let Some(action) = ask("Choose 1-4, or q to quit: ", ACTIONS.len() + 1).await else { break };
         // A failure of one action (the server unreachable, say) is reported; the kiosk stays up.
+        let Some((label, scope)) = ACTIONS.get(action) else {
+            if let Err(error) = security_settings(engine).await {
+                println!("✖ Security settings: {error}");
+            }
+            continue;
+        };
         if let Err(error) = run_action(engine, session, label, scope).await {
             println!("✖ {label}: {error}");
         }
@@ -124,6 +137,75 @@ async fn run_action(
         println!("✖ {label}: the server refused (HTTP {}): {}", call.status, call.body);
     }
     Ok(())
+}
+
+/// The security settings: MFA managed through the engine, each change behind step-up on demand (the engine
+/// prompts through the same terminal when the server asks for it).
+async fn security_settings(engine: &StepUpAuth) -> Result<(), StepUpError> {
+    let mfa = engine.mfa();
+    let methods = mfa.methods().await?;
+    let verified = methods.devices.iter().filter(|d| d.verified).count();
+    println!("\nSecurity settings: {verified} authenticator app(s), {} passkey(s).", methods.passkeys.len());
+    println!("  1) Add an authenticator app");
+    println!("  2) Register a passkey");
+    println!("  3) Show recovery codes");
+    println!("  4) New recovery codes");
+    println!("  5) Remove an authenticator app or a passkey");
+    let Some(choice) = ask("Choose 1-5, or q to go back: ", 5).await else { return Ok(()) };
+    let outcome = match choice {
+        0 => mfa
+            .enrol_totp()
+            .await
+            .map(|_| "Authenticator app added. Sensitive actions now ask for MFA.".to_owned()),
+        1 => mfa.register_passkey().await.map(|()| "Passkey registered.".to_owned()),
+        2 | 3 => mfa.show_recovery_codes(choice == 3).await.map(|codes| {
+            if codes.codes.is_empty() {
+                format!(
+                    "{} recovery codes left (they are shown once; ask for new ones to see codes).",
+                    codes.unused
+                )
+            } else {
+                "Recovery codes saved.".to_owned()
+            }
+        }),
+        _ => remove_factor(&mfa, methods).await,
+    };
+    match outcome {
+        Ok(done) => println!("✔ {done}"),
+        Err(StepUpError::Cancelled) => println!("✖ Cancelled. Nothing was changed."),
+        Err(error) => println!("✖ That did not work: {error}."),
+    }
+    Ok(())
+}
+
+/// Removes an authenticator app or a passkey the person picks (and confirms).
+async fn remove_factor(
+    mfa: &stepup::engine::MfaManager,
+    methods: stepup::engine::MfaMethods,
+) -> Result<String, StepUpError> {
+    let devices: Vec<_> = methods.devices.into_iter().filter(|d| d.verified).collect();
+    if devices.is_empty() && methods.passkeys.is_empty() {
+        return Ok("No authenticator app or passkey to remove.".to_owned());
+    }
+    for (index, _) in devices.iter().enumerate() {
+        println!("  {}) Authenticator app", index + 1);
+    }
+    for (index, _) in methods.passkeys.iter().enumerate() {
+        println!("  {}) Passkey", devices.len() + index + 1);
+    }
+    let count = devices.len() + methods.passkeys.len();
+    let Some(pick) = ask("Remove which one? Choose a number, or q to go back: ", count).await else {
+        return Err(StepUpError::Cancelled);
+    };
+    match devices.get(pick) {
+        Some(device) => {
+            mfa.remove_device_confirmed(device).await.map(|()| "Authenticator app removed.".to_owned())
+        }
+        None => {
+            let passkey = &methods.passkeys[pick - devices.len()];
+            mfa.remove_passkey_confirmed(passkey).await.map(|()| "Passkey removed.".to_owned())
+        }
+    }
 }
 
 /// Prints what a person would carry: Alice's authenticator QR code and recovery codes, Bob's wallet.
@@ -183,6 +265,23 @@ struct DemoHints {
     terminal: Arc<TerminalFrontend>,
     demo: Arc<DemoServer>,
     person: Hint,
+    /// An authenticator app added at the kiosk: the demo phone's secret (Alice's seeded one is in her hint).
+    added_app: Mutex<Option<SecretString>>,
+}
+
+impl DemoHints {
+    fn new(terminal: Arc<TerminalFrontend>, demo: &Arc<DemoServer>, person: Hint) -> Self {
+        Self { terminal, demo: demo.clone(), person, added_app: Mutex::new(None) }
+    }
+
+    /// The demo phone's authenticator app: the secret it holds, if any.
+    fn app_secret(&self) -> Option<SecretString> {
+        let added = self.added_app.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        added.or_else(|| match &self.person {
+            Hint::Mfa(alice) => Some(alice.totp.secret.clone()),
+            Hint::Reauth(_) => None,
+        })
+    }
 }
 
 #[async_trait::async_trait]
@@ -198,13 +297,28 @@ impl Frontend for DemoHints {
                     Err(error) => println!("📬 Demo outbox: {error}"),
                 }
             }
-            (PromptRequest::EnterTotp, Hint::Mfa(alice)) => match alice.totp.current_code() {
+            (PromptRequest::EnterTotp, _) => match self.app_secret() {
                 // Like a real app's, a code is good once: after a success, the next one comes within 30 s.
-                Ok(code) => {
-                    println!("📱 Demo authenticator app: the current code is {code} (each code works once)")
-                }
-                Err(error) => println!("📱 Demo authenticator app: {error}"),
+                Some(secret) => match totp_code(secret.expose_secret(), unix_now()) {
+                    Ok(code) => {
+                        println!(
+                            "📱 Demo authenticator app: the current code is {code} (each code works once)"
+                        )
+                    }
+                    Err(error) => println!("📱 Demo authenticator app: {error}"),
+                },
+                None => println!("📱 No authenticator app on this demo phone yet."),
             },
+            (PromptRequest::EnrolTotp { enrolment }, _) => {
+                *self.added_app.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(enrolment.secret.clone());
+                // The demo app takes the QR code at once. It shows the previous 30-second step's code (the server
+                // takes one step either side), so the current step is still fresh for the next step-up.
+                match totp_code(enrolment.secret.expose_secret(), unix_now().saturating_sub(30)) {
+                    Ok(code) => println!("📱 Demo authenticator app: scanned; it shows the code {code}"),
+                    Err(error) => println!("📱 Demo authenticator app: {error}"),
+                }
+            }
             (PromptRequest::EnterRecoveryCode, Hint::Mfa(_)) => {
                 println!("🗒  Use one of the recovery codes printed above.");
             }

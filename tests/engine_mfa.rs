@@ -268,3 +268,131 @@ async fn a_prompt_pre_selects_the_default_device_else_the_newest_method() {
     assert_eq!(waiting.await.unwrap(), Err(StepUpError::Cancelled));
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guided_calls_walk_the_person_through_enrolment_recovery_codes_and_removal() {
+    let h = TestServer::live().await;
+    let user = h.user().await;
+    let (engine, mut inbox, _) = h.managing_engine(&user).await;
+    let mfa = engine.mfa();
+    let enrolling = tokio::spawn({
+        let mfa = mfa.clone();
+        async move { mfa.enrol_totp().await }
+    });
+    let (_, reply) = next_prompt(&mut inbox).await;
+    reply.answer(PromptReply::Code(pending_code(&h, &engine, &user.email).await.as_str().into()));
+    // A wrong first code is shown as a failure with the tries left, and the app is shown again.
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::EnrolTotp { enrolment } = request else {
+        panic!("expected EnrolTotp, got {request:?}")
+    };
+    let secret = enrolment.secret.expose_secret().to_owned();
+    reply.answer(PromptReply::Code(wrong_code(&secret).as_str().into()));
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::Failed { error: StepUpError::MfaInvalidCode, attempts_left: 2 });
+    reply.answer(PromptReply::Confirm);
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::EnrolTotp { .. }), "{request:?}");
+    reply.answer(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into()));
+    let device = enrolling.await.unwrap().unwrap();
+
+    // New recovery codes are shown until the person says they are saved; then they are acknowledged.
+    let showing = tokio::spawn({
+        let mfa = mfa.clone();
+        async move { mfa.show_recovery_codes(false).await }
+    });
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::ShowRecoveryCodes { codes } = request else {
+        panic!("expected codes, got {request:?}")
+    };
+    assert_eq!(codes.len(), 10);
+    reply.answer(PromptReply::Confirm);
+    assert_eq!(showing.await.unwrap().unwrap().codes, codes);
+    assert!(!mfa.recovery_codes_acknowledgement_pending().await.unwrap());
+    // Shown before: nothing to show, the count.
+    let again = mfa.show_recovery_codes(false).await.unwrap();
+    assert_eq!((again.unused, again.codes.len()), (10, 0));
+    // Regenerated, and the person cancels: the new codes exist, unacknowledged.
+    let showing = tokio::spawn({
+        let mfa = mfa.clone();
+        async move { mfa.show_recovery_codes(true).await }
+    });
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(matches!(request, PromptRequest::ShowRecoveryCodes { .. }), "{request:?}");
+    reply.answer(PromptReply::Cancel);
+    assert_eq!(showing.await.unwrap(), Err(StepUpError::Cancelled));
+    assert!(mfa.recovery_codes_acknowledgement_pending().await.unwrap());
+
+    // A removal is confirmed first: kept on Cancel, removed on Confirm.
+    let info = mfa.devices().await.unwrap().remove(0);
+    assert_eq!(info.id, device);
+    let removing = |mfa: stepup::engine::MfaManager, info: stepup::engine::MfaDeviceInfo| {
+        tokio::spawn(async move { mfa.remove_device_confirmed(&info).await })
+    };
+    let task = removing(mfa.clone(), info.clone());
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::ConfirmRemoval { what } = request else {
+        panic!("expected ConfirmRemoval, got {request:?}")
+    };
+    assert!(what.starts_with("Authenticator app added 20"), "{what}");
+    reply.answer(PromptReply::Cancel);
+    assert_eq!(task.await.unwrap(), Err(StepUpError::Cancelled));
+    assert_eq!(mfa.devices().await.unwrap().len(), 1);
+    let task = removing(mfa.clone(), info);
+    let (_, reply) = next_prompt(&mut inbox).await;
+    reply.answer(PromptReply::Confirm);
+    task.await.unwrap().unwrap();
+    assert!(mfa.devices().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+/// A step-up a management call needs waits behind a prompt that is running, instead of failing `Busy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_for_a_management_call_waits_its_turn_behind_a_running_prompt() {
+    let h = TestServer::live().await;
+    let (_, user, device, secret) = totp_engine(&h).await;
+    let (engine, mut inbox) = resumed(&h, &user).await;
+    let first = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
+    let (request, first_reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    let removing = tokio::spawn({
+        let (mfa, device) = (engine.mfa(), CredentialId::new(device));
+        async move { mfa.delete_device(&device).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(inbox.try_next_prompt().is_none() && !removing.is_finished(), "the removal waits");
+    first_reply.answer(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into()));
+    first.await.unwrap().unwrap();
+    // Its turn: the removal's own prompt (credential:unlink is not what the first flow earned).
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    reply.answer(PromptReply::Code(totp_code(&secret, unix_now() + 30).as_str().into()));
+    removing.await.unwrap().unwrap();
+    assert!(engine.mfa().devices().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_call_needs_and_the_engine_lacks_is_a_typed_error() {
+    let h = TestServer::live().await;
+    let user = h.user().await;
+    // No front end: a change that needs a step-up cannot prompt; the guided calls cannot ask.
+    let bare = h.engine(&user).await;
+    assert_eq!(bare.mfa().add_totp_device().await, Err(StepUpError::NotConfigured { what: "front end" }));
+    assert_eq!(bare.mfa().enrol_totp().await, Err(StepUpError::NotConfigured { what: "front end" }));
+    assert_eq!(
+        bare.mfa().show_recovery_codes(false).await,
+        Err(StepUpError::NotConfigured { what: "front end" })
+    );
+    // No passkey authenticator: nothing to register with (and no call is made).
+    assert_eq!(
+        bare.mfa().register_passkey().await,
+        Err(StepUpError::NotConfigured { what: "passkey authenticator" })
+    );
+    // An id that cannot be a device's: refused before any call.
+    assert_eq!(
+        bare.mfa().delete_device(&CredentialId::new("a/b")).await,
+        Err(StepUpError::MfaDeviceNotFound)
+    );
+    h.shutdown().await;
+}

@@ -102,7 +102,7 @@ mod kiosk {
     fn choose(kiosk: &mut PtySession, person: &str, action: &str) {
         kiosk.exp_string("Choose 1-2, or q to quit: ").unwrap();
         kiosk.send_line(person).unwrap();
-        kiosk.exp_string("Choose 1-3, or q to quit: ").unwrap();
+        kiosk.exp_string("Choose 1-4, or q to quit: ").unwrap();
         kiosk.send_line(action).unwrap();
     }
 
@@ -126,10 +126,16 @@ mod kiosk {
         // Alice (MFA), export the wallet key.
         choose(&mut kiosk, "1", "1");
         kiosk.exp_string("Choose a method:").unwrap();
-        kiosk.exp_string("Authenticator app (TOTP)").unwrap();
+        // The server suggests Alice's newest method, the passkey: it is highlighted first (the other two rows are
+        // drawn without the pointer; rexpect reads the pointer's UTF-8 bytes one by one, so the plain rows are
+        // what is matched).
+        kiosk.exp_string("    1. Authenticator app (TOTP)").unwrap();
+        kiosk.exp_string("2. Passkey").unwrap();
+        kiosk.exp_string("    3. Recovery code").unwrap();
         kiosk.exp_string("Enter choose").unwrap();
-        // Down then up again: the arrow keys move the selection; Enter takes the first method, TOTP.
+        // Down and up again: the arrow keys move the selection; up once more, and Enter takes TOTP.
         press(&mut kiosk, "\x1b[B");
+        press(&mut kiosk, "\x1b[A");
         press(&mut kiosk, "\x1b[A");
         press(&mut kiosk, "\r");
 
@@ -202,6 +208,71 @@ mod kiosk {
         kiosk.exp_string("Enter choose").unwrap();
         press(&mut kiosk, "\x03"); // Ctrl-C: raw mode, so a key, not a signal
         kiosk.exp_string("(cancelled)").unwrap();
+        kiosk.exp_string("Cancelled. Nothing was done.").unwrap();
+        quit(kiosk);
+    }
+
+    /// MFA in the kiosk's security settings: Bob (no MFA) adds an authenticator app behind a re-authentication,
+    /// is routed to MFA on his next sensitive action, saves his recovery codes and removes the app again, which
+    /// gives him re-authentication back.
+    #[test]
+    fn bob_adds_an_authenticator_app_and_is_then_routed_to_mfa_until_he_removes_it() {
+        let mut kiosk = start_kiosk();
+        choose(&mut kiosk, "2", "4");
+        kiosk.exp_string("Security settings: 0 authenticator app(s), 0 passkey(s).").unwrap();
+        kiosk.exp_string("Choose 1-5, or q to go back: ").unwrap();
+        kiosk.send_line("1").unwrap();
+        // Adding a factor needs credential:link: Bob verifies first, by an email code.
+        kiosk.exp_string("Email code").unwrap();
+        kiosk.exp_string("Enter choose").unwrap();
+        press(&mut kiosk, "1");
+        let (_, hint) = kiosk.exp_regex("says your code is [0-9]{6}").unwrap();
+        kiosk.exp_string("Ctrl-R resend code").unwrap();
+        press(&mut kiosk, hint.rsplit(' ').next().unwrap());
+        press(&mut kiosk, "\r");
+        // The demo phone scans the QR code and shows a code; Bob types it.
+        let (_, shown) = kiosk.exp_regex("it shows the code [0-9]{6}").unwrap();
+        kiosk.exp_string("Add an authenticator app: scan this QR code with it.").unwrap();
+        kiosk.exp_string("Or type this key into the app:").unwrap();
+        kiosk.exp_string("Enter submit").unwrap();
+        press(&mut kiosk, shown.rsplit(' ').next().unwrap());
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Authenticator app added. Sensitive actions now ask for MFA.").unwrap();
+
+        // Bob's next sensitive action asks for his new app's code: MFA now, no email code.
+        choose(&mut kiosk, "2", "1");
+        let code = authenticator_code(&mut kiosk);
+        press(&mut kiosk, &code);
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Verified. Elevated token for wallet:export (single use).").unwrap();
+        kiosk.exp_string("the protected call succeeded (HTTP 200, token applied)").unwrap();
+
+        // His recovery codes: shown once (the MFA he just did is recent), saved.
+        choose(&mut kiosk, "2", "4");
+        kiosk.exp_string("Security settings: 1 authenticator app(s), 0 passkey(s).").unwrap();
+        kiosk.exp_string("Choose 1-5, or q to go back: ").unwrap();
+        kiosk.send_line("3").unwrap();
+        kiosk.exp_string("Your recovery codes. Each works once; keep them somewhere safe:").unwrap();
+        kiosk.exp_regex("[a-z0-9]{5}-[a-z0-9]{5}").unwrap();
+        kiosk.exp_string("Enter continue").unwrap();
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Recovery codes saved.").unwrap();
+
+        // He removes the app (confirmed; his recent MFA opens it), and re-authentication is back.
+        choose(&mut kiosk, "2", "4");
+        kiosk.exp_string("Choose 1-5, or q to go back: ").unwrap();
+        kiosk.send_line("5").unwrap();
+        kiosk.exp_string("Remove which one? Choose a number, or q to go back: ").unwrap();
+        kiosk.send_line("1").unwrap();
+        kiosk.exp_string("Remove this factor: Authenticator app added").unwrap();
+        kiosk.exp_string("Enter continue").unwrap();
+        press(&mut kiosk, "\r");
+        kiosk.exp_string("Authenticator app removed.").unwrap();
+        // (Deleting the account: a scope whose token he does not hold; credential:link he still holds.)
+        choose(&mut kiosk, "2", "3");
+        kiosk.exp_string("Email code").unwrap();
+        kiosk.exp_string("Enter choose").unwrap();
+        press(&mut kiosk, "\x1b");
         kiosk.exp_string("Cancelled. Nothing was done.").unwrap();
         quit(kiosk);
     }

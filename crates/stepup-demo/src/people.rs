@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use stepup_core::{CredentialId, RecoveryCode, Scope, SecretString, StepUpError};
-use stepup_engine::{LocalWalletSigner, PasskeyAuthenticator, SoftwarePasskey, StepUpAuth};
+use stepup_engine::{LocalWalletSigner, SoftwarePasskey, StepUpAuth};
 use stepup_proto::{Jwt, SdkUser};
 
 use crate::DemoError;
@@ -67,11 +67,11 @@ pub struct ReauthPerson {
 }
 
 impl DemoServer {
-    /// Signs up `email` and registers, through the engine's own API client, a TOTP device, recovery codes and
-    /// a passkey. Registering needs a `credential:link` token, which an email code gives while the person has
-    /// no MFA yet; reading recovery codes needs a recent MFA, which the TOTP device's first code gives (its
-    /// answer re-signs the session, and the engine adopts it). The person's session is the one the engine ends
-    /// with, as an app would persist it.
+    /// Signs up `email` and sets up MFA through the engine's MFA management (`engine.mfa()`): an authenticator
+    /// app, recovery codes and a passkey. Adding a factor needs `credential:link`, which an email code gives while
+    /// the person has no MFA yet (the management calls find the token in the engine and send it); reading recovery
+    /// codes needs a recent MFA, which the authenticator app's first code gives (its answer re-signs the session,
+    /// and the engine adopts it). The person's session is the one the engine ends with, as an app would persist it.
     ///
     /// # Errors
     /// [`DemoError`] naming the step that failed.
@@ -80,58 +80,37 @@ impl DemoServer {
         let passkey = Arc::new(SoftwarePasskey::new(DEMO_ORIGIN)?);
         let engine = self.engine_for(&session).passkey_authenticator(passkey.clone()).build().await?;
         self.elevate_by_email(&engine, &session, Scope::CredentialLink).await?;
-        let link = engine
-            .token_for(&Scope::CredentialLink)
-            .ok_or(DemoError::NoToken { scope: Scope::CredentialLink })?;
-        let api = engine.api();
-
-        let registration = api
-            .register_totp(Some(link.raw()))
-            .await
-            .map_err(DemoError::engine("start the TOTP registration"))?;
-        let totp = TotpDevice {
-            id: CredentialId::new(registration.id.as_str()),
-            secret: registration.secret,
-            uri: registration.uri,
-        };
+        let mfa = engine.mfa();
+        let enrolment =
+            mfa.add_totp_device().await.map_err(DemoError::engine("start adding the authenticator app"))?;
+        let totp = TotpDevice { id: enrolment.device_id, secret: enrolment.secret, uri: enrolment.uri };
         // The first code proves the app holds the secret. It is the previous 30-second step's, so the current
         // step stays unused for the person's first step-up (the server refuses a step twice). Should a step
         // boundary pass before the server checks it, that step is out of the server's one-step window: the
         // current step's code is the one try left.
         let verify = |at: u64| {
-            let engine = &engine;
-            let device = totp.id.clone();
-            let secret = totp.secret.clone();
+            let (mfa, device, secret) = (&mfa, totp.id.clone(), totp.secret.clone());
             async move {
                 let code = totp_code(secret.expose_secret(), at)?;
-                engine
-                    .verify_totp_mfa(code.as_str(), Some(device), &[Scope::CredentialLink])
+                mfa.verify_totp_device(&device, code.as_str())
                     .await
-                    .map_err(DemoError::engine("verify the TOTP device"))
+                    .map_err(DemoError::engine("verify the authenticator app"))
             }
         };
         match verify(unix_now().saturating_sub(30)).await {
             Err(DemoError::Engine { source: StepUpError::MfaInvalidCode, .. }) => verify(unix_now()).await?,
             other => other?,
-        };
-
-        let codes = api.recovery_codes().await.map_err(DemoError::engine("read recovery codes"))?;
-        api.acknowledge_recovery_codes()
+        }
+        let codes = mfa.recovery_codes().await.map_err(DemoError::engine("read recovery codes"))?;
+        mfa.acknowledge_recovery_codes()
             .await
             .map_err(DemoError::engine("acknowledge the recovery codes"))?;
-        let options = api
-            .passkey_registration_options()
-            .await
-            .map_err(DemoError::engine("start the passkey registration"))?;
-        let attestation = PasskeyAuthenticator::register(passkey.as_ref(), &options).await?;
-        api.register_passkey(&attestation, Some(link.raw()))
-            .await
-            .map_err(DemoError::engine("save the passkey"))?;
+        mfa.register_passkey().await.map_err(DemoError::engine("register the passkey"))?;
         engine.reset_state().await.map_err(DemoError::engine("forget the seeding tokens"))?;
         if let Some(adopted) = engine.session() {
             session.jwt = adopted;
         }
-        Ok(MfaPerson { session, totp, recovery_codes: codes.recovery_codes, passkey })
+        Ok(MfaPerson { session, totp, recovery_codes: codes.codes, passkey })
     }
 
     /// Signs up `email` and links a fresh local wallet key as an external wallet (MetaMask by name).
