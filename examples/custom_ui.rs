@@ -8,11 +8,15 @@
 //! external wallet's signature (`verify_wallet`), an authenticator app's code (`verify_totp_mfa`), a passkey
 //! (`verify_passkey_mfa`) and a recovery code (`verify_recovery_code`). After each, the protected call goes through
 //! with the token the engine stored; the app never reads the token itself.
+//!
+//! Then MFA management on the app's own screens (`engine.mfa()`): Bob adds an authenticator app, lists it, reads
+//! his recovery codes and removes the app again. Without a front end the engine cannot prompt, so the app steps up
+//! first; each management call finds the token (or the recent MFA) it needs and sends it by itself.
 #![allow(clippy::print_stdout)] // A demo that reports what it does.
 
-use stepup::Scope;
 use stepup::engine::StepUpAuth;
-use stepup_demo::{DemoServer, Session, call_protected};
+use stepup::{Method, Scope};
+use stepup_demo::{DemoServer, Session, call_protected, totp_code, unix_now};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,6 +44,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scope = Scope::CredentialLink;
     let info = engine.verify_wallet(None, std::slice::from_ref(&scope)).await?;
     report("verify_wallet", &engine, &bob.session, &scope, info.single_use).await?;
+
+    // MFA management on Bob's own screens. The credential:link token his wallet earned opens the enrolment.
+    let mfa = engine.mfa();
+    let enrolment = mfa.add_totp_device().await?;
+    println!(
+        "\nmfa.add_totp_device   -> device {}; the app shows its QR code (otpauth URI)",
+        enrolment.device_id
+    );
+    // Bob's phone scans it; he types the code it shows.
+    let code = totp_code(enrolment.secret.expose_secret(), unix_now())?;
+    mfa.verify_totp_device(&enrolment.device_id, code.as_str()).await?;
+    let devices = mfa.devices().await?;
+    println!("mfa.verify_totp_device -> verified: {}", devices.iter().any(|d| d.verified));
+    let offered = engine.check(Scope::WalletDelete).await?.options.methods();
+    println!("Bob is now offered: {offered:?}");
+    // The enrolment was an MFA verification: it opens his recovery codes, shown this once.
+    let codes = mfa.recovery_codes().await?;
+    mfa.acknowledge_recovery_codes().await?;
+    println!("mfa.recovery_codes    -> {} codes, acknowledged", codes.codes.len());
+    mfa.delete_device(&enrolment.device_id).await?;
+    let offered = engine.check(Scope::WalletDelete).await?.options.methods();
+    println!("mfa.delete_device     -> no MFA left; Bob is offered re-authentication again: {}", {
+        offered.contains(&Method::EmailOtp)
+    });
 
     // Alice has MFA: authenticator app, passkey, recovery codes.
     let alice = demo.seed_mfa_person("alice@example.com").await?;

@@ -49,6 +49,11 @@ fn custom_ui_runs_every_verify_method_and_each_protected_call_succeeds() {
         assert!(line.ends_with("protected call: HTTP 200"), "{line}");
     }
     assert!(out.contains("is step-up required again for wallet:export? true"), "{out}");
+    // MFA management without a front end.
+    assert!(out.contains("mfa.verify_totp_device -> verified: true"), "{out}");
+    assert!(out.contains("Bob is now offered: [Totp, RecoveryCode]"), "{out}");
+    assert!(out.contains("mfa.recovery_codes    -> 10 codes, acknowledged"), "{out}");
+    assert!(out.contains("Bob is offered re-authentication again: true"), "{out}");
 }
 
 #[test]
