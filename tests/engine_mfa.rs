@@ -109,7 +109,13 @@ async fn every_management_call(backend: &Backend) {
     h.shutdown().await;
 }
 
-on_both_databases!(every_management_call);
+on_both_databases!(
+    every_management_call,
+    deleting_a_device_without_a_token_prompts_once_elevates_and_deletes_and_a_cancel_keeps_it,
+    recovery_codes_meet_the_recent_mfa_challenge_with_an_mfa_prompt,
+    the_flow_follows_the_account_after_an_enrolment_and_a_removal,
+    a_prompt_pre_selects_the_default_device_else_the_newest_method,
+);
 
 /// An engine for `user` on a session without a recent MFA (as an app resumes one the next day), with the
 /// harness's front end and passkey.
@@ -119,9 +125,10 @@ async fn resumed(h: &TestServer, user: &TestUser) -> (stepup::engine::StepUpAuth
     (engine, inbox)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn deleting_a_device_without_a_token_prompts_once_elevates_and_deletes_and_a_cancel_keeps_it() {
-    let h = TestServer::live().await;
+async fn deleting_a_device_without_a_token_prompts_once_elevates_and_deletes_and_a_cancel_keeps_it(
+    backend: &Backend,
+) {
+    let h = TestServer::live_on(backend).await;
     let (_, user, device, secret) = totp_engine(&h).await;
     let (engine, mut inbox) = resumed(&h, &user).await;
     let mfa = engine.mfa();
@@ -150,9 +157,8 @@ async fn deleting_a_device_without_a_token_prompts_once_elevates_and_deletes_and
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn recovery_codes_meet_the_recent_mfa_challenge_with_an_mfa_prompt() {
-    let h = TestServer::live().await;
+async fn recovery_codes_meet_the_recent_mfa_challenge_with_an_mfa_prompt(backend: &Backend) {
+    let h = TestServer::live_on(backend).await;
     let (_, user, _, secret) = totp_engine(&h).await;
     let (engine, mut inbox) = resumed(&h, &user).await;
     assert_eq!(engine.session_info().unwrap().mfa_auth_time, None);
@@ -173,9 +179,8 @@ async fn recovery_codes_meet_the_recent_mfa_challenge_with_an_mfa_prompt() {
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_flow_follows_the_account_after_an_enrolment_and_a_removal() {
-    let h = TestServer::live().await;
+async fn the_flow_follows_the_account_after_an_enrolment_and_a_removal(backend: &Backend) {
+    let h = TestServer::live_on(backend).await;
     let user = h.user().await;
     let (engine, mut inbox, _) = h.managing_engine(&user).await;
     let mfa = engine.mfa();
@@ -230,9 +235,8 @@ async fn the_flow_follows_the_account_after_an_enrolment_and_a_removal() {
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_prompt_pre_selects_the_default_device_else_the_newest_method() {
-    let h = TestServer::live().await;
+async fn a_prompt_pre_selects_the_default_device_else_the_newest_method(backend: &Backend) {
+    let h = TestServer::live_on(backend).await;
     let (_, user, device, secret) = totp_engine(&h).await;
     // A second later, a passkey: the newest method. The resumed session has no recent MFA, so registering it
     // asks for one (the TOTP device), as Dynamic's rule has it for a user with MFA.
