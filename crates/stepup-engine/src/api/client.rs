@@ -302,6 +302,22 @@ impl ApiClient {
         read_json(response).await
     }
 
+    /// A call with a JSON body whose success has no body (PUT or DELETE answering 204).
+    pub(crate) async fn send_json_empty<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        elevated: Option<&Jwt>,
+    ) -> Result<(), StepUpError> {
+        let response =
+            self.request(method, path, elevated).json(body).send().await.map_err(transport_error)?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(error_from(response).await)
+    }
+
     /// A call whose success has no body (POST or DELETE answering 204).
     pub(crate) async fn send_empty(
         &self,

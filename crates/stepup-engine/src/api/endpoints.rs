@@ -248,17 +248,8 @@ impl ApiClient {
     /// [`StepUpError::NotFound`] for an id that names no verified device of the user;
     /// [`StepUpError::MfaDeviceNotFound`], without a call, for an id that is not a plain path segment.
     pub async fn set_default_mfa_device(&self, device_id: &str) -> Result<(), StepUpError> {
-        let path = device_path(device_id)?;
-        let response = self
-            .request(Method::PUT, &path, None)
-            .json(&stepup_proto::MfaUpdateDeviceRequest { default: true })
-            .send()
-            .await
-            .map_err(super::client::transport_error)?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        Err(super::client::error_from(response).await)
+        let body = stepup_proto::MfaUpdateDeviceRequest { default: true };
+        self.send_json_empty(Method::PUT, &device_path(device_id)?, &body, None).await
     }
 
     /// `POST /externalAuth/verify`: elevation by a JWT the app's backend signed for this user; the answer's
@@ -300,16 +291,7 @@ impl ApiClient {
         unlink_token: Option<&Jwt>,
     ) -> Result<(), StepUpError> {
         let body = serde_json::json!({ "passkeyId": passkey_id });
-        let response = self
-            .request(Method::DELETE, "/users/passkeys", unlink_token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(super::client::transport_error)?;
-        if response.status().is_success() {
-            return Ok(());
-        }
-        Err(super::client::error_from(response).await)
+        self.send_json_empty(Method::DELETE, "/users/passkeys", &body, unlink_token).await
     }
 
     /// `GET /users`: the signed-in user.
@@ -346,7 +328,10 @@ impl ApiClient {
 }
 
 /// `/users/mfa/{id}` for an id that is a plain path segment.
-fn device_path(device_id: &str) -> Result<String, StepUpError> {
+///
+/// # Errors
+/// [`StepUpError::MfaDeviceNotFound`] for an id that cannot be a device's (it is never sent).
+pub(crate) fn device_path(device_id: &str) -> Result<String, StepUpError> {
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
     if device_id.is_empty() || !device_id.chars().all(plain) {
         return Err(StepUpError::MfaDeviceNotFound);

@@ -1,7 +1,7 @@
 //! The HTTP layer: [`ApiClient`] and its typed calls to the SDK API (docs/design.md §7, §8).
 
 pub(crate) mod client;
-mod endpoints;
+pub(crate) mod endpoints;
 
 pub use client::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
 pub use endpoints::MAX_NONCES;

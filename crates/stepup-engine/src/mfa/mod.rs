@@ -32,6 +32,7 @@ use stepup_proto::{
 };
 
 use crate::api::client::{error_from, read_json, transport_error};
+use crate::api::endpoints::device_path;
 use crate::facade::StepUpAuth;
 use crate::middleware::{ElevatedRequestExt as _, MiddlewareError};
 
@@ -135,16 +136,6 @@ fn passkey(passkey: UserPasskey) -> PasskeyInfo {
 fn recovery_codes(answer: RecoveryCodesResponse) -> RecoveryCodes {
     let codes = answer.recovery_codes;
     RecoveryCodes { unused: if codes.is_empty() { answer.count } else { codes.len() }, codes }
-}
-
-/// `/users/mfa/{id}`, for an id that is a plain path segment.
-fn device_path(device: &CredentialId) -> Result<String, StepUpError> {
-    let id = device.as_str();
-    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
-    if id.is_empty() || !id.chars().all(plain) {
-        return Err(StepUpError::MfaDeviceNotFound);
-    }
-    Ok(format!("/users/mfa/{id}"))
 }
 
 /// Why a call through the middleware failed, as the engine's error: the step-up's own error (`Cancelled`...), or
@@ -251,7 +242,6 @@ impl MfaManager {
     /// [`StepUpError::NotFound`] for an id that names no verified device of the user;
     /// [`StepUpError::MfaDeviceNotFound`], without a call, for an id that cannot be one; as [`MfaManager::methods`].
     pub async fn set_default_device(&self, device: &CredentialId) -> Result<(), StepUpError> {
-        device_path(device)?;
         self.engine.api().set_default_mfa_device(device.as_str()).await
     }
 
@@ -264,7 +254,7 @@ impl MfaManager {
     /// id that cannot be one; [`StepUpError::Cancelled`] when the person cancels the step-up (the device stays);
     /// as [`MfaManager::add_totp_device`].
     pub async fn delete_device(&self, device: &CredentialId) -> Result<(), StepUpError> {
-        let path = device_path(device)?;
+        let path = device_path(device.as_str())?;
         self.managed_empty(Http::DELETE, &path, Scope::CredentialUnlink, None::<&()>).await?;
         self.account_changed().await;
         Ok(())
