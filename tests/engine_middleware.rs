@@ -439,3 +439,28 @@ async fn a_401_with_an_rfc_9470_challenge_is_a_challenge_too() {
     assert_eq!(upstream.requests.load(Ordering::SeqCst), 1);
     h.shutdown().await;
 }
+
+/// A route guarded by a recent authentication, not a token (the recovery codes), tagged `step_up_on_challenge`:
+/// no token goes out with it, so a held single-use token is not spent on a call it cannot open. Tagged
+/// `elevated`, the same call takes the token at send time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_on_challenge_request_sends_no_token_and_spends_none() {
+    let h = TestServer::live().await;
+    let (engine, _, _, secret) = common::totp_engine(&h).await;
+    let code = common::totp_code(&secret, common::unix_now());
+    engine.verify_totp_mfa(code.as_str(), None, &[Scope::WalletExport]).await.unwrap();
+    assert!(engine.tokens().get(&Scope::WalletExport).is_some());
+    let recovery = || {
+        let url = format!("{}/sdk/{}/users/mfa/recovery", h.base_url(), common::ENV);
+        let session = engine.session().unwrap();
+        engine.http_client().get(url).bearer_auth(session.expose_secret())
+    };
+    // The MFA just made is recent: the server answers without a challenge.
+    let response = recovery().step_up_on_challenge(Scope::WalletExport).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(engine.tokens().get(&Scope::WalletExport).is_some(), "the single-use token is still held");
+    let response = recovery().elevated(Scope::WalletExport).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(engine.tokens().get(&Scope::WalletExport).is_none(), "an elevated call takes it");
+    h.shutdown().await;
+}

@@ -38,8 +38,12 @@ pub use frontend::TerminalFrontend;
 pub use frontend::{
     ChannelFrontend, Frontend, FrontendEvent, FrontendInbox, PendingPrompt, PromptReply, PromptRequest,
 };
-pub use mfa::{MfaDeviceInfo, MfaManager, MfaMethods, PasskeyInfo, RecoveryCodes, TotpEnrolment};
-pub use middleware::{ElevatedRequestExt, ElevatedScope, MiddlewareError, StepUpMiddleware};
+pub use mfa::{
+    MfaDeviceInfo, MfaManager, MfaMethods, PasskeyInfo, RecoveryCodes, ShownRecoveryCodes, TotpEnrolment,
+};
+pub use middleware::{
+    ElevatedRequestExt, ElevatedScope, MiddlewareError, StepUpMiddleware, StepUpOnChallenge,
+};
 pub use requests::{EngineHandle, EngineRequest};
 #[cfg(feature = "local-wallet")]
 pub use signers::LocalWalletSigner;

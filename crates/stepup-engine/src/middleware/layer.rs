@@ -12,7 +12,7 @@ use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
 
 use super::challenge::{Challenge, challenge_in, challenge_in_body};
 use super::flights::FlightLog;
-use super::{ElevatedScope, MiddlewareError};
+use super::{ElevatedScope, MiddlewareError, StepUpOnChallenge};
 use crate::facade::StepUpAuth;
 use tokio::sync::MutexGuard;
 
@@ -218,11 +218,16 @@ impl Middleware for StepUpMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
-        let Some(ElevatedScope(tag)) = extensions.get::<ElevatedScope>().cloned() else {
+        let (tag, sent) = if let Some(ElevatedScope(tag)) = extensions.get::<ElevatedScope>().cloned() {
+            // Taken at send time: a single-use token goes to exactly this request.
+            let sent = self.engine.token_for(&tag);
+            (tag, sent)
+        } else if let Some(StepUpOnChallenge(tag)) = extensions.get::<StepUpOnChallenge>().cloned() {
+            // Guarded by a recent authentication, not a token: nothing goes out until the server asks.
+            (tag, None)
+        } else {
             return next.run(request, extensions).await;
         };
-        // Taken at send time: a single-use token goes to exactly this request.
-        let sent = self.engine.token_for(&tag);
         // The session as it was when the request left: a fresh MFA re-issues it, and the retry carries the new one.
         let session_sent = self.engine.session();
         if let Some(token) = &sent {

@@ -9,8 +9,9 @@
 //!                          one step-up per scope at a time (the front end prompts), then one retry
 //! ```
 //!
-//! A request opts in with a tag ([`ElevatedRequestExt::elevated`], or the [`ElevatedScope`] extension); untagged
-//! requests pass through untouched. The token is read from the lock-free token cell at send time; a single-use
+//! A request opts in with a tag ([`ElevatedRequestExt::elevated`], or the [`ElevatedScope`] extension; or
+//! [`ElevatedRequestExt::step_up_on_challenge`] for a route guarded by a recent authentication rather than a token);
+//! untagged requests pass through untouched. The token is read from the lock-free token cell at send time; a single-use
 //! token is taken by exactly one request.
 
 mod challenge;
@@ -23,4 +24,4 @@ pub use challenge::{Challenge, challenge_in};
 pub use error::MiddlewareError;
 pub(crate) use flights::StepUpFlights;
 pub use layer::StepUpMiddleware;
-pub use tag::{ElevatedRequestExt, ElevatedScope};
+pub use tag::{ElevatedRequestExt, ElevatedScope, StepUpOnChallenge};
