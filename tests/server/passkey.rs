@@ -287,7 +287,43 @@ async fn the_default_credential_is_the_default_device_else_the_newest_method(bac
     server.shutdown().await;
 }
 
+/// An authenticator app is a method from its verification on: added first but finished after a passkey was
+/// registered, it is the newest method, and the one pre-selected.
+async fn an_app_finished_after_a_passkey_is_the_newest_method(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let TestUser { jwt, email, .. } = server.user().await;
+    let link = server.elevated_via_email(&jwt, &email, &["credential:link"]).await;
+    let response =
+        server.call::<Value>(Method::GET, "/users/mfa/register/totp", Some(&jwt), Some(&link), None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let app: stepup_proto::TotpRegistration = response.json().await.unwrap();
+    server.clock.advance(60);
+    let options: Value = server.get("/users/passkeys/register", Some(&jwt)).await.json().await.unwrap();
+    let request: CredentialCreationOptions = serde_json::from_value(json!({"publicKey": options})).unwrap();
+    let created = device(None, true).register(&origin(&server), request, DefaultClientData).await.unwrap();
+    let attestation = serde_json::to_value(&created).unwrap();
+    let response = server
+        .call(Method::POST, "/users/passkeys/register", Some(&jwt), Some(&link), Some(&attestation))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.clock.advance(60);
+    let code = common::totp_code(app.secret.expose_secret(), server.now().as_secs());
+    let response =
+        server.post("/users/mfa/auth/totp", Some(&jwt), &json!({"code": code, "id": app.id})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let check: stepup_proto::StepUpCheckResponse = server
+        .post("/stepUp/check", Some(&jwt), &json!({"scope": "wallet:export"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check.credentials.len(), 2, "{:?}", check.credentials);
+    assert_eq!(check.default_credential_id.as_deref(), Some(app.id.as_str()), "verified last: the app");
+    server.shutdown().await;
+}
+
 on_both_databases!(
+    an_app_finished_after_a_passkey_is_the_newest_method,
     the_default_credential_is_the_default_device_else_the_newest_method,
     passkey_step_up_elevates,
     dynamic_spelling_registers_and_answers_the_session,

@@ -95,9 +95,9 @@ pub async fn check(
 }
 
 /// The credential a client pre-selects (Dynamic's routing rule): the user's default device when one is set and
-/// offered; else, among the MFA methods offered, the most recently created (a passkey added after an authenticator
-/// app is the one the person last set up; of two made in the same second, the later in the offer); else the first
-/// credential offered.
+/// offered; else, among the MFA methods offered, the most recently created — for an authenticator app, when its
+/// enrolment was finished (a passkey added after an authenticator app is the one the person last set up; of two
+/// made in the same second, the later in the offer); else the first credential offered.
 #[must_use]
 pub fn default_credential<'a>(account: &Account<'_>, offered: &'a [StepUpCredential]) -> Option<&'a str> {
     let offered_id = |id: &str| offered.iter().find(|c| c.id == id).map(|c| c.id.as_str());
@@ -105,7 +105,13 @@ pub fn default_credential<'a>(account: &Account<'_>, offered: &'a [StepUpCredent
     if let Some(id) = default_device.and_then(|d| offered_id(&d.id)) {
         return Some(id);
     }
-    let devices = account.devices.iter().filter(|d| d.verified).map(|d| (d.created_at, d.id.as_str()));
+    // A device is a method from its verification on (an app added, left unverified and finished after a passkey
+    // was registered is the one set up last).
+    let devices = account
+        .devices
+        .iter()
+        .filter(|d| d.verified)
+        .map(|d| (d.verified_at.unwrap_or(d.created_at), d.id.as_str()));
     let passkeys = account.passkeys.iter().map(|p| (p.created_at, p.id.as_str()));
     devices
         .chain(passkeys)
