@@ -158,16 +158,24 @@ async fn security_settings(engine: &StepUpAuth) -> Result<(), StepUpError> {
             .await
             .map(|_| "Authenticator app added. Sensitive actions now ask for MFA.".to_owned()),
         1 => mfa.register_passkey().await.map(|()| "Passkey registered.".to_owned()),
-        2 | 3 => mfa.show_recovery_codes(choice == 3).await.map(|codes| {
-            if codes.codes.is_empty() {
-                format!(
-                    "{} recovery codes left (they are shown once; ask for new ones to see codes).",
-                    codes.unused
-                )
+        2 | 3 => {
+            let shown = if choice == 2 {
+                mfa.show_recovery_codes().await
             } else {
-                "Recovery codes saved.".to_owned()
-            }
-        }),
+                mfa.show_new_recovery_codes().await
+            };
+            shown.map(|shown| match (shown.acknowledged, shown.codes.codes.is_empty()) {
+                (true, _) => "Recovery codes saved.".to_owned(),
+                (false, true) => format!(
+                    "{} recovery codes left (they are shown once; ask for new ones to see codes).",
+                    shown.codes.unused
+                ),
+                (false, false) => {
+                    "Recovery codes not confirmed as saved: choose 4 for new ones when you can save them."
+                        .to_owned()
+                }
+            })
+        }
         _ => remove_factor(&mfa, methods).await,
     };
     match outcome {
@@ -287,43 +295,50 @@ impl DemoHints {
 #[async_trait::async_trait]
 impl Frontend for DemoHints {
     async fn prompt(&self, request: PromptRequest) -> PromptReply {
-        match (&request, &self.person) {
+        let note = self.note(&request).await;
+        // Shown with the dialog: on the alternate screen with a QR code, where a line printed before would be hidden.
+        self.terminal.prompt_with_notes(request, note.into_iter().collect()).await
+    }
+}
+
+impl DemoHints {
+    /// What the demo's outbox or phone shows for `request`, if anything.
+    async fn note(&self, request: &PromptRequest) -> Option<String> {
+        match (request, &self.person) {
             (PromptRequest::EnterOtp { .. }, Hint::Reauth(bob)) => {
-                match self.demo.latest_code(&bob.session.email).await {
-                    Ok(code) => println!(
-                        "📬 Demo outbox: the email to {} says your code is {code}",
-                        bob.session.email
-                    ),
-                    Err(error) => println!("📬 Demo outbox: {error}"),
-                }
+                Some(match self.demo.latest_code(&bob.session.email).await {
+                    Ok(code) => {
+                        format!("📬 Demo outbox: the email to {} says your code is {code}", bob.session.email)
+                    }
+                    Err(error) => format!("📬 Demo outbox: {error}"),
+                })
             }
-            (PromptRequest::EnterTotp, _) => match self.app_secret() {
+            (PromptRequest::EnterTotp, _) => Some(match self.app_secret() {
                 // Like a real app's, a code is good once: after a success, the next one comes within 30 s.
                 Some(secret) => match totp_code(secret.expose_secret(), unix_now()) {
                     Ok(code) => {
-                        println!(
+                        format!(
                             "📱 Demo authenticator app: the current code is {code} (each code works once)"
                         )
                     }
-                    Err(error) => println!("📱 Demo authenticator app: {error}"),
+                    Err(error) => format!("📱 Demo authenticator app: {error}"),
                 },
-                None => println!("📱 No authenticator app on this demo phone yet."),
-            },
+                None => "📱 No authenticator app on this demo phone yet.".to_owned(),
+            }),
             (PromptRequest::EnrolTotp { enrolment }, _) => {
                 *self.added_app.lock().unwrap_or_else(PoisonError::into_inner) =
                     Some(enrolment.secret.clone());
                 // The demo app takes the QR code at once. It shows the previous 30-second step's code (the server
                 // takes one step either side), so the current step is still fresh for the next step-up.
-                match totp_code(enrolment.secret.expose_secret(), unix_now().saturating_sub(30)) {
-                    Ok(code) => println!("📱 Demo authenticator app: scanned; it shows the code {code}"),
-                    Err(error) => println!("📱 Demo authenticator app: {error}"),
-                }
+                Some(match totp_code(enrolment.secret.expose_secret(), unix_now().saturating_sub(30)) {
+                    Ok(code) => format!("📱 Demo authenticator app: scanned; it shows the code {code}"),
+                    Err(error) => format!("📱 Demo authenticator app: {error}"),
+                })
             }
             (PromptRequest::EnterRecoveryCode, Hint::Mfa(_)) => {
-                println!("🗒  Use one of the recovery codes printed above.");
+                Some("🗒  Use one of the recovery codes printed above.".to_owned())
             }
-            _ => {}
+            _ => None,
         }
-        self.terminal.prompt(request).await
     }
 }

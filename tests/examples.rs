@@ -217,6 +217,10 @@ mod kiosk {
         quit(kiosk);
     }
 
+    /// The terminal's switch to its alternate screen (xterm's `?1049`), where secrets are shown, and back.
+    const ENTER_ALTERNATE_SCREEN: &str = "\x1b[?1049h";
+    const LEAVE_ALTERNATE_SCREEN: &str = "\x1b[?1049l";
+
     /// MFA in the kiosk's security settings: Bob (no MFA) adds an authenticator app behind a re-authentication,
     /// is routed to MFA on his next sensitive action, saves his recovery codes and removes the app again, which
     /// gives him re-authentication back.
@@ -235,13 +239,16 @@ mod kiosk {
         kiosk.exp_string("Ctrl-R resend code").unwrap();
         press(&mut kiosk, hint.rsplit(' ').next().unwrap());
         press(&mut kiosk, "\r");
-        // The demo phone scans the QR code and shows a code; Bob types it.
-        let (_, shown) = kiosk.exp_regex("it shows the code [0-9]{6}").unwrap();
+        // The QR code and the key, on the alternate screen; the demo phone scans it and shows a code; Bob types it.
+        kiosk.exp_string(ENTER_ALTERNATE_SCREEN).unwrap();
         kiosk.exp_string("Add an authenticator app: scan this QR code with it.").unwrap();
         kiosk.exp_string("Or type this key into the app:").unwrap();
+        let (_, shown) = kiosk.exp_regex("it shows the code [0-9]{6}").unwrap();
         kiosk.exp_string("Enter submit").unwrap();
         press(&mut kiosk, shown.rsplit(' ').next().unwrap());
         press(&mut kiosk, "\r");
+        // The secret leaves the shared screen with the dialog.
+        kiosk.exp_string(LEAVE_ALTERNATE_SCREEN).unwrap();
         kiosk.exp_string("Authenticator app added. Sensitive actions now ask for MFA.").unwrap();
 
         // Bob's next sensitive action asks for his new app's code: MFA now, no email code.
@@ -257,10 +264,12 @@ mod kiosk {
         kiosk.exp_string("Security settings: 1 authenticator app(s), 0 passkey(s).").unwrap();
         kiosk.exp_string("Choose 1-5, or q to go back: ").unwrap();
         kiosk.send_line("3").unwrap();
+        kiosk.exp_string(ENTER_ALTERNATE_SCREEN).unwrap();
         kiosk.exp_string("Your recovery codes. Each works once; keep them somewhere safe:").unwrap();
         kiosk.exp_regex("[a-z0-9]{5}-[a-z0-9]{5}").unwrap();
         kiosk.exp_string("Enter continue").unwrap();
         press(&mut kiosk, "\r");
+        kiosk.exp_string(LEAVE_ALTERNATE_SCREEN).unwrap();
         kiosk.exp_string("Recovery codes saved.").unwrap();
 
         // He removes the app (confirmed; his recent MFA opens it), and re-authentication is back.

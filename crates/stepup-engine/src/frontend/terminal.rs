@@ -1,16 +1,19 @@
 //! `TerminalFrontend`: the built-in UI for kiosks and CLIs (feature `terminal`).
 //!
-//! Each request becomes a small dialog drawn inline below whatever the program printed before (no alternate
-//! screen, no colours needed), so it works in a plain terminal, over SSH and in a pseudo-terminal under test.
-//! Keys: arrows (or `j`/`k`, or a digit) and Enter to choose a method (the server's suggestion is highlighted
-//! first); typed codes show as `*`; Ctrl-R sends a one-time code again; Esc or Ctrl-C cancels the flow. What a
-//! dialog is about but the person must read or scan at leisure — a new authenticator app's QR code, new recovery
-//! codes — is printed above it once, not redrawn.
+//! Each request becomes a small dialog drawn inline below whatever the program printed before (no colours
+//! needed), so it works in a plain terminal, over SSH and in a pseudo-terminal under test. Keys: arrows (or
+//! `j`/`k`, or a digit) and Enter to choose a method (the server's suggestion is highlighted first); typed codes
+//! show as `*`; Ctrl-R sends a one-time code again; Esc or Ctrl-C cancels the flow.
+//!
+//! Secrets the person must read or scan at leisure — a new authenticator app's QR code and key, new recovery
+//! codes — are shown on the terminal's alternate screen, above the dialog, and are gone (not in the scrollback)
+//! once it is answered: a kiosk's screen is shared. Only the dialog's one-line summary stays. Nothing is shown
+//! when stdin or stdout is not a terminal (a pipe, a log file): the prompt is cancelled instead.
 //!
 //! The dialog logic ([`Dialog`]) is pure: keys in, lines and an answer out. Only [`TerminalFrontend::prompt`]
 //! touches the terminal, on a blocking thread, in raw mode that is always restored.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -38,11 +41,21 @@ pub struct TerminalFrontend {
     /// Serialises terminal use between engines that share this front end. The key loop's thread holds it until
     /// it has left raw mode, which can be after the prompt's future was dropped.
     lock: Arc<tokio::sync::Mutex<()>>,
+    /// The last failed try's line, until the next dialog: printed on the main screen at once, and repeated on the
+    /// alternate screen when the next dialog is shown there (where the main screen is hidden).
+    failure: std::sync::Mutex<Option<String>>,
+    /// Whether stdin and stdout are a terminal (a seam for the tests, which run under a pipe or a terminal).
+    has_terminal: fn() -> bool,
+}
+
+/// Whether this process's stdin and stdout are both a terminal.
+fn stdio_is_terminal() -> bool {
+    io::stdin().is_terminal() && io::stdout().is_terminal()
 }
 
 impl Default for TerminalFrontend {
     fn default() -> Self {
-        Self { glyphs: Glyphs::detect(), lock: Arc::default() }
+        Self::with_glyphs(Glyphs::detect())
     }
 }
 
@@ -57,7 +70,16 @@ impl TerminalFrontend {
     /// A terminal front end that draws with ASCII only, whatever the locale says.
     #[must_use]
     pub fn ascii() -> Arc<Self> {
-        Arc::new(Self { glyphs: &Glyphs::ASCII, lock: Arc::default() })
+        Arc::new(Self::with_glyphs(&Glyphs::ASCII))
+    }
+
+    fn with_glyphs(glyphs: &'static Glyphs) -> Self {
+        Self {
+            glyphs,
+            lock: Arc::default(),
+            failure: std::sync::Mutex::default(),
+            has_terminal: stdio_is_terminal,
+        }
     }
 }
 
@@ -112,26 +134,45 @@ impl Glyphs {
     }
 }
 
-#[async_trait::async_trait]
-impl Frontend for TerminalFrontend {
-    async fn prompt(&self, request: PromptRequest) -> PromptReply {
+impl TerminalFrontend {
+    /// As [`Frontend::prompt`], with `notes` — lines from the app, such as a hint — shown just above the dialog
+    /// (on the alternate screen with the secrets when the request shows any, so they are seen together).
+    pub async fn prompt_with_notes(&self, request: PromptRequest, notes: Vec<String>) -> PromptReply {
         let terminal = self.lock.clone().lock_owned().await;
         if let PromptRequest::Failed { error, attempts_left } = &request {
             // A notice, not a question: print it and go on to the next try at once.
-            write_lines(&[failure_line(error, *attempts_left, self.glyphs)]);
+            let line = failure_line(error, *attempts_left, self.glyphs);
+            write_lines(std::slice::from_ref(&line));
+            *self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(line);
             return PromptReply::Confirm;
         }
+        let failure = self.failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         let Some(dialog) = Dialog::for_request(&request) else {
             return PromptReply::Cancel;
         };
-        write_lines(&preamble(&request));
+        // Checked before anything is printed: a QR code's secret or recovery codes piped into a log would outlive
+        // the prompt, and nobody could answer it anyway.
+        if !(self.has_terminal)() {
+            tracing::warn!("the terminal front end has no terminal (stdin or stdout is redirected)");
+            return PromptReply::Cancel;
+        }
+        let secrets = Zeroizing::new(preamble(&request));
+        let aside = if secrets.is_empty() {
+            write_lines(&notes);
+            None
+        } else {
+            let mut lines = secrets;
+            lines.extend(notes);
+            lines.extend(failure);
+            Some(lines)
+        };
         // Dropping this future (cancel, reset, prompt timeout) raises the flag; the key loop sees it within one
         // poll interval, restores the terminal and ends.
         let abandoned = Arc::new(AtomicBool::new(false));
         let guard = RaiseOnDrop(abandoned.clone());
         let glyphs = self.glyphs;
         let reply = tokio::task::spawn_blocking(move || {
-            let reply = run_dialog(dialog, glyphs, &abandoned);
+            let reply = run_dialog(dialog, aside.as_deref().map(Vec::as_slice), glyphs, &abandoned);
             drop(terminal);
             reply
         })
@@ -146,6 +187,13 @@ impl Frontend for TerminalFrontend {
             }
             Err(_) => PromptReply::Cancel,
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Frontend for TerminalFrontend {
+    async fn prompt(&self, request: PromptRequest) -> PromptReply {
+        self.prompt_with_notes(request, Vec::new()).await
     }
 }
 
@@ -174,15 +222,50 @@ impl Drop for RawMode {
     }
 }
 
-/// Runs one dialog on the terminal until it has an answer or the engine gives up on it.
-fn run_dialog(mut dialog: Dialog, glyphs: &Glyphs, abandoned: &AtomicBool) -> io::Result<PromptReply> {
+/// The alternate screen, left when dropped, however the dialog ended.
+struct AlternateScreen;
+
+impl AlternateScreen {
+    fn enter(out: &mut impl Write) -> io::Result<Self> {
+        queue!(out, terminal::EnterAlternateScreen, cursor::MoveTo(0, 0))?;
+        out.flush()?;
+        Ok(Self)
+    }
+}
+
+impl Drop for AlternateScreen {
+    fn drop(&mut self) {
+        let mut out = io::stdout();
+        let _ = queue!(out, terminal::LeaveAlternateScreen);
+        let _ = out.flush();
+    }
+}
+
+/// Runs one dialog on the terminal until it has an answer or the engine gives up on it; `aside`, when given, is
+/// shown above it on the alternate screen (secrets that must not stay on the screen).
+fn run_dialog(
+    mut dialog: Dialog,
+    aside: Option<&[String]>,
+    glyphs: &Glyphs,
+    abandoned: &AtomicBool,
+) -> io::Result<PromptReply> {
     let raw = RawMode::enter()?;
+    let mut out = io::stdout();
+    let screen = match aside {
+        Some(lines) => {
+            let screen = AlternateScreen::enter(&mut out)?;
+            for line in lines {
+                write!(out, "{line}\r\n")?;
+            }
+            Some(screen)
+        }
+        None => None,
+    };
     // Keys typed before this dialog was shown (while a code was being checked, say) were meant for something
     // else: a stray `1` and Enter must not pick a method.
     while event::poll(Duration::ZERO)? {
         let _ = event::read()?;
     }
-    let mut out = io::stdout();
     let mut drawn = draw(&mut out, &dialog.lines(glyphs), 0)?;
     let reply = loop {
         if abandoned.load(Ordering::Relaxed) {
@@ -197,6 +280,11 @@ fn run_dialog(mut dialog: Dialog, glyphs: &Glyphs, abandoned: &AtomicBool) -> io
         }
         drawn = draw(&mut out, &dialog.lines(glyphs), drawn)?;
     };
+    if let Some(screen) = screen {
+        // Back on the main screen, where the dialog never was: the summary goes below what was there.
+        drop(screen);
+        drawn = 0;
+    }
     // Replace the dialog by its one-line summary, so the scrollback reads as a transcript.
     draw(&mut out, &[dialog.summary(&reply, glyphs)], drawn)?;
     drop(raw);
@@ -720,6 +808,33 @@ mod tests {
         let lines = Dialog::for_request(&wallet).unwrap().lines(&Glyphs::ASCII).join("\n");
         assert!(lines.is_ascii() && lines.contains("\"Sign in\""), "{lines}");
         assert!(failure_line(&StepUpError::MfaInvalidCode, 2, &Glyphs::ASCII).is_ascii());
+    }
+
+    #[tokio::test]
+    async fn without_a_terminal_secrets_are_not_shown_and_the_prompt_is_cancelled() {
+        let frontend =
+            TerminalFrontend { has_terminal: || false, ..TerminalFrontend::with_glyphs(&Glyphs::ASCII) };
+        let codes = vec![stepup_core::RecoveryCode::new("aaaaa-bbbbb")];
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            frontend.prompt(PromptRequest::ShowRecoveryCodes { codes }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply, PromptReply::Cancel);
+    }
+
+    #[test]
+    fn a_failed_try_is_repeated_on_the_next_dialog_only() {
+        let frontend =
+            TerminalFrontend { has_terminal: || false, ..TerminalFrontend::with_glyphs(&Glyphs::ASCII) };
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let failed = PromptRequest::Failed { error: StepUpError::MfaInvalidCode, attempts_left: 2 };
+        assert_eq!(runtime.block_on(frontend.prompt(failed)), PromptReply::Confirm);
+        assert!(frontend.failure.lock().unwrap().as_deref().unwrap().contains("2 tries left"));
+        // The next dialog takes it (here: cancelled, no terminal); the one after starts clean.
+        runtime.block_on(frontend.prompt(PromptRequest::EnterTotp));
+        assert_eq!(*frontend.failure.lock().unwrap(), None);
     }
 
     #[test]
