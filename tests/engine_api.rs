@@ -42,9 +42,9 @@ async fn bad_requests_get_their_typed_errors() {
     // A call that needs an elevated token, without one: the server's challenge.
     let error = engine.api().register_totp(None).await.unwrap_err();
     assert_eq!(error, StepUpError::ElevatedAccessTokenRequired);
-    // A device id that is not a path segment never reaches the server.
+    // A device id that is not a path segment never reaches the server; it reads as an unknown device does.
     let error = engine.api().delete_mfa_device("../users", None).await.unwrap_err();
-    assert_eq!(error, StepUpError::MfaDeviceNotFound);
+    assert_eq!(error, StepUpError::NotFound { message: "No such MFA device".into() });
     // A user without MFA asking for a TOTP step-up.
     let device = Some(CredentialId::new("no-such-device"));
     let error = engine.verify_totp_mfa("123456", device, &[Scope::WalletExport]).await.unwrap_err();

@@ -64,10 +64,9 @@ async fn every_management_call(backend: &Backend) {
     assert!(mfa.devices().await.unwrap()[0].default);
     let unknown = mfa.set_default_device(&CredentialId::new("no-such-device")).await;
     assert!(matches!(unknown, Err(StepUpError::NotFound { .. })), "{unknown:?}");
-    assert_eq!(
-        mfa.set_default_device(&CredentialId::new("../users")).await,
-        Err(StepUpError::MfaDeviceNotFound)
-    );
+    // An id that cannot be a device's reads as the server reads an unknown one, without a call.
+    let malformed = mfa.set_default_device(&CredentialId::new("../users")).await;
+    assert!(matches!(malformed, Err(StepUpError::NotFound { .. })), "{malformed:?}");
 
     // The enrolment's fresh MFA opens the next changes without a prompt.
     mfa.register_passkey().await.unwrap();
@@ -303,7 +302,7 @@ async fn guided_calls_walk_the_person_through_enrolment_recovery_codes_and_remov
     // New recovery codes are shown until the person says they are saved; then they are acknowledged.
     let showing = tokio::spawn({
         let mfa = mfa.clone();
-        async move { mfa.show_recovery_codes(false).await }
+        async move { mfa.show_recovery_codes().await }
     });
     let (request, reply) = next_prompt(&mut inbox).await;
     let PromptRequest::ShowRecoveryCodes { codes } = request else {
@@ -311,20 +310,25 @@ async fn guided_calls_walk_the_person_through_enrolment_recovery_codes_and_remov
     };
     assert_eq!(codes.len(), 10);
     reply.answer(PromptReply::Confirm);
-    assert_eq!(showing.await.unwrap().unwrap().codes, codes);
+    let shown = showing.await.unwrap().unwrap();
+    assert_eq!((shown.codes.codes, shown.acknowledged), (codes, true));
     assert!(!mfa.recovery_codes_acknowledgement_pending().await.unwrap());
     // Shown before: nothing to show, the count.
-    let again = mfa.show_recovery_codes(false).await.unwrap();
-    assert_eq!((again.unused, again.codes.len()), (10, 0));
-    // Regenerated, and the person cancels: the new codes exist, unacknowledged.
+    let again = mfa.show_recovery_codes().await.unwrap();
+    assert_eq!((again.codes.unused, again.codes.codes.len(), again.acknowledged), (10, 0, false));
+    // New ones, and the person cancels: no error — the new codes exist, unacknowledged, and the app has them to
+    // show again (the old ones are gone, so losing these would lock the person out of their last resort).
     let showing = tokio::spawn({
         let mfa = mfa.clone();
-        async move { mfa.show_recovery_codes(true).await }
+        async move { mfa.show_new_recovery_codes().await }
     });
     let (request, reply) = next_prompt(&mut inbox).await;
-    assert!(matches!(request, PromptRequest::ShowRecoveryCodes { .. }), "{request:?}");
+    let PromptRequest::ShowRecoveryCodes { codes } = request else {
+        panic!("expected codes, got {request:?}")
+    };
     reply.answer(PromptReply::Cancel);
-    assert_eq!(showing.await.unwrap(), Err(StepUpError::Cancelled));
+    let shown = showing.await.unwrap().unwrap();
+    assert_eq!((shown.codes.codes, shown.acknowledged), (codes, false));
     assert!(mfa.recovery_codes_acknowledgement_pending().await.unwrap());
 
     // A removal is confirmed first: kept on Cancel, removed on Confirm.
@@ -347,6 +351,80 @@ async fn guided_calls_walk_the_person_through_enrolment_recovery_codes_and_remov
     reply.answer(PromptReply::Confirm);
     task.await.unwrap().unwrap();
     assert!(mfa.devices().await.unwrap().is_empty());
+    h.shutdown().await;
+}
+
+/// An enrolment is three tries: the third wrong code ends it with `MfaInvalidCode` (the unfinished device is no
+/// factor); an answer that is no code ends it as cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolment_ends_at_the_third_wrong_code_or_at_an_answer_that_is_no_code() {
+    let h = TestServer::live().await;
+    let user = h.user().await;
+    let (engine, mut inbox, _) = h.managing_engine(&user).await;
+    let mfa = engine.mfa();
+    let enrol = || {
+        let mfa = mfa.clone();
+        tokio::spawn(async move { mfa.enrol_totp().await })
+    };
+    let enrolling = enrol();
+    let (_, reply) = next_prompt(&mut inbox).await;
+    reply.answer(PromptReply::Code(pending_code(&h, &engine, &user.email).await.as_str().into()));
+    for attempts_left in [2, 1] {
+        let (request, reply) = next_prompt(&mut inbox).await;
+        let PromptRequest::EnrolTotp { enrolment } = request else {
+            panic!("expected EnrolTotp, got {request:?}")
+        };
+        reply.answer(PromptReply::Code(wrong_code(enrolment.secret.expose_secret()).as_str().into()));
+        let (request, reply) = next_prompt(&mut inbox).await;
+        assert_eq!(request, PromptRequest::Failed { error: StepUpError::MfaInvalidCode, attempts_left });
+        reply.answer(PromptReply::Confirm);
+    }
+    let (request, reply) = next_prompt(&mut inbox).await;
+    let PromptRequest::EnrolTotp { enrolment } = request else {
+        panic!("expected EnrolTotp, got {request:?}")
+    };
+    reply.answer(PromptReply::Code(wrong_code(enrolment.secret.expose_secret()).as_str().into()));
+    assert_eq!(enrolling.await.unwrap(), Err(StepUpError::MfaInvalidCode));
+    assert!(!mfa.methods().await.unwrap().has_verified_methods);
+
+    // A front end that answers the QR code with a method choice (it did not understand the step): cancelled.
+    let enrolling = enrol();
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert!(
+        matches!(request, PromptRequest::EnrolTotp { .. }),
+        "the held credential:link opens it: {request:?}"
+    );
+    reply.answer(PromptReply::Confirm);
+    assert_eq!(enrolling.await.unwrap(), Err(StepUpError::Cancelled));
+    assert!(inbox.try_next_prompt().is_none());
+    h.shutdown().await;
+}
+
+/// Registering a passkey steps up first (before the authenticator makes one), and the registration is an MFA of
+/// its own: the session's MFA time moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_a_passkey_steps_up_first_and_renews_the_sessions_mfa_time() {
+    let h = TestServer::live().await;
+    let (_, user, _, secret) = totp_engine(&h).await;
+    let (engine, mut inbox) = resumed(&h, &user).await;
+    let mfa = engine.mfa();
+    let registering = tokio::spawn({
+        let mfa = mfa.clone();
+        async move { mfa.register_passkey().await }
+    });
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    assert!(mfa.passkeys().await.unwrap().is_empty(), "nothing registered before the step-up");
+    reply.answer(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into()));
+    registering.await.unwrap().unwrap();
+    let first = engine.session_info().unwrap().mfa_auth_time.unwrap();
+    // A second later, another (credential:link is reusable: no prompt), and the MFA time follows it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    mfa.register_passkey().await.unwrap();
+    assert!(inbox.try_next_prompt().is_none());
+    let second = engine.session_info().unwrap().mfa_auth_time.unwrap();
+    assert!(second > first, "{second:?} after {first:?}");
+    assert_eq!(mfa.passkeys().await.unwrap().len(), 2);
     h.shutdown().await;
 }
 
@@ -384,19 +462,14 @@ async fn what_a_call_needs_and_the_engine_lacks_is_a_typed_error() {
     let bare = h.engine(&user).await;
     assert_eq!(bare.mfa().add_totp_device().await, Err(StepUpError::NotConfigured { what: "front end" }));
     assert_eq!(bare.mfa().enrol_totp().await, Err(StepUpError::NotConfigured { what: "front end" }));
-    assert_eq!(
-        bare.mfa().show_recovery_codes(false).await,
-        Err(StepUpError::NotConfigured { what: "front end" })
-    );
+    assert_eq!(bare.mfa().show_recovery_codes().await, Err(StepUpError::NotConfigured { what: "front end" }));
     // No passkey authenticator: nothing to register with (and no call is made).
     assert_eq!(
         bare.mfa().register_passkey().await,
         Err(StepUpError::NotConfigured { what: "passkey authenticator" })
     );
-    // An id that cannot be a device's: refused before any call.
-    assert_eq!(
-        bare.mfa().delete_device(&CredentialId::new("a/b")).await,
-        Err(StepUpError::MfaDeviceNotFound)
-    );
+    // An id that cannot be a device's: refused before any call (and before any step-up).
+    let malformed = bare.mfa().delete_device(&CredentialId::new("a/b")).await;
+    assert!(matches!(malformed, Err(StepUpError::NotFound { .. })), "{malformed:?}");
     h.shutdown().await;
 }

@@ -175,7 +175,7 @@ async fn the_person_chooses_among_several_methods_and_only_offered_ones_count() 
 
     let waiting = common::spawn_prompt(&engine, &[Scope::WalletExport], false);
     let (request, reply) = next_prompt(&mut inbox).await;
-    let PromptRequest::ChooseMethod { route, options, preselected } = request else {
+    let PromptRequest::ChooseMethod { route, options, preselected, .. } = request else {
         panic!("expected ChooseMethod, got {request:?}");
     };
     assert_eq!(route, stepup::Route::Reauthenticate);

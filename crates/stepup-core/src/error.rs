@@ -283,6 +283,10 @@ pub enum StepUpError {
     /// The answer carried no elevated token although scopes were requested.
     #[error("the answer carried no elevated access token")]
     MissingToken,
+    /// A step-up for a call succeeded, but its token was gone before the call could be sent again (a single-use
+    /// token taken by another request sent meanwhile, three times over, or a token expired at once).
+    #[error("the step-up's token was gone before the call could be sent again")]
+    TokenLost,
     /// The token does not grant every requested scope.
     #[error("the token grants {granted}, not every scope of {requested}")]
     ScopesNotGranted {

@@ -166,7 +166,9 @@ impl StepUpAuthBuilder {
         let clock = self.clock.unwrap_or_else(crate::clock::default_clock);
         let tokens = TokenCell::with_clock(clock.clone());
         let (state_tx, state_rx) = watch::channel(FlowState::Idle {});
-        let (frontend, passkey) = (self.frontend.clone(), self.passkey.clone());
+        // One request out at a time, whoever asks (flows, MFA management's guided calls).
+        let shared_frontend = self.frontend.map(crate::frontend::SerialFrontend::wrap);
+        let (frontend, passkey) = (shared_frontend.clone(), self.passkey.clone());
         let args = CoordinatorArgs {
             tokens: tokens.clone(),
             verifiers: VerifierConfig {
@@ -178,7 +180,7 @@ impl StepUpAuthBuilder {
                 timeouts: self.timeouts,
                 state: state_rx.clone(),
             },
-            frontend: self.frontend,
+            frontend: shared_frontend,
             state: state_tx,
         };
         let (coordinator, _join) =

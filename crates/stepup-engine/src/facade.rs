@@ -477,9 +477,14 @@ impl StepUpAuth {
         &self.inner.flights
     }
 
-    /// The front end, if the engine has one.
+    /// The front end, if the engine has one (one request out at a time, shared with the flows).
     pub(crate) fn frontend(&self) -> Option<&crate::frontend::SharedFrontend> {
         self.inner.frontend.as_ref()
+    }
+
+    /// The engine's time limits.
+    pub(crate) fn timeouts(&self) -> crate::timeouts::Timeouts {
+        self.inner.timeouts
     }
 
     /// The passkey authenticator, if the engine has one.

@@ -245,8 +245,8 @@ impl ApiClient {
     /// `PUT /users/mfa/{id}`: makes a verified device the default one (a TOTP code without a device id is for it).
     ///
     /// # Errors
-    /// [`StepUpError::NotFound`] for an id that names no verified device of the user;
-    /// [`StepUpError::MfaDeviceNotFound`], without a call, for an id that is not a plain path segment.
+    /// [`StepUpError::NotFound`] for an id that names no verified device of the user (without a call for an id
+    /// that is not a plain path segment).
     pub async fn set_default_mfa_device(&self, device_id: &str) -> Result<(), StepUpError> {
         let body = stepup_proto::MfaUpdateDeviceRequest { default: true };
         self.send_json_empty(Method::PUT, &device_path(device_id)?, &body, None).await
@@ -270,7 +270,7 @@ impl ApiClient {
     ///
     /// # Errors
     /// [`StepUpError::ElevatedAccessTokenRequired`] without a valid token; [`StepUpError::NotFound`] for an
-    /// unknown id; [`StepUpError::MfaDeviceNotFound`], without a call, for an id that is not a plain path segment.
+    /// unknown id (without a call for an id that is not a plain path segment).
     pub async fn delete_mfa_device(
         &self,
         device_id: &str,
@@ -330,11 +330,12 @@ impl ApiClient {
 /// `/users/mfa/{id}` for an id that is a plain path segment.
 ///
 /// # Errors
-/// [`StepUpError::MfaDeviceNotFound`] for an id that cannot be a device's (it is never sent).
+/// [`StepUpError::NotFound`], as the server answers an unknown id, for an id that cannot be a device's (it is
+/// never sent).
 pub(crate) fn device_path(device_id: &str) -> Result<String, StepUpError> {
     let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
     if device_id.is_empty() || !device_id.chars().all(plain) {
-        return Err(StepUpError::MfaDeviceNotFound);
+        return Err(StepUpError::NotFound { message: "No such MFA device".into() });
     }
     Ok(format!("/users/mfa/{device_id}"))
 }

@@ -14,6 +14,9 @@ use crate::prompt::{self, PromptId};
 pub(super) struct RunningPrompt {
     pub(super) id: PromptId,
     pub(super) scopes: ScopeSet,
+    /// Whether it verifies afresh by MFA (the answer to a `max_age` challenge): only such a prompt can stand in
+    /// for another fresh one.
+    fresh_mfa: bool,
     task: JoinHandle<()>,
     waiters: Vec<TokenReply>,
 }
@@ -45,8 +48,9 @@ impl CoordinatorState {
             return;
         }
         if let Some(prompt) = self.prompt.as_mut() {
-            // Single flight: a prompt for these scopes is running; wait for it instead of opening another.
-            if prompt.scopes.covers(&scopes) {
+            // Single flight: a prompt for these scopes is running; wait for it instead of opening another. A
+            // fresh verification joins only a fresh MFA one: another prompt's token is no recent MFA.
+            if prompt.scopes.covers(&scopes) && (!fresh || prompt.fresh_mfa) {
                 prompt.waiters.push(reply);
             } else {
                 let _ = reply.send(Err(StepUpError::Busy));
@@ -73,7 +77,8 @@ impl CoordinatorState {
             scopes: scopes.clone(),
             route,
         });
-        self.prompt = Some(RunningPrompt { id, scopes, task, waiters: vec![reply] });
+        let fresh_mfa = fresh && route == Some(Route::Mfa);
+        self.prompt = Some(RunningPrompt { id, scopes, fresh_mfa, task, waiters: vec![reply] });
         self.arm_prompt_timeout(id);
     }
 

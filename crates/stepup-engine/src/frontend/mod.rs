@@ -25,7 +25,9 @@ use crate::mfa::TotpEnrolment;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PromptRequest {
-    /// Pick one of these credentials for `route` (skipped when there is only one).
+    /// Pick one of these credentials for `route` (skipped when there is only one). Match it with `..`: it may
+    /// grow fields.
+    #[non_exhaustive]
     ChooseMethod {
         /// MFA or re-authentication.
         route: Route,
@@ -127,3 +129,30 @@ pub trait Frontend: Send + Sync {
 
 /// A shared front end.
 pub type SharedFrontend = Arc<dyn Frontend>;
+
+/// The app's front end as the engine uses it: one request out at a time, whoever asks (a flow's prompt driver, MFA
+/// management's guided calls), so a front end that shows one dialog at a time (`ChannelFrontend` in a game loop)
+/// never has a second request arrive over the first.
+pub(crate) struct SerialFrontend {
+    inner: SharedFrontend,
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl SerialFrontend {
+    /// `frontend`, one request at a time.
+    pub(crate) fn wrap(frontend: SharedFrontend) -> SharedFrontend {
+        Arc::new(Self { inner: frontend, turn: tokio::sync::Mutex::new(()) })
+    }
+}
+
+#[async_trait::async_trait]
+impl Frontend for SerialFrontend {
+    async fn prompt(&self, request: PromptRequest) -> PromptReply {
+        let _turn = self.turn.lock().await;
+        self.inner.prompt(request).await
+    }
+
+    async fn finished(&self, outcome: &Result<TokenInfo, StepUpError>) {
+        self.inner.finished(outcome).await;
+    }
+}

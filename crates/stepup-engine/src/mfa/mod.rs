@@ -16,11 +16,14 @@
 //! to it (re-authentication is refused, [`StepUpError::ReauthenticationNotAllowed`]), and a user whose last MFA
 //! method is gone is offered re-authentication again.
 //!
-//! [`MfaManager`]'s guided calls (`enrol_totp`, `show_recovery_codes`, `remove_*_confirmed`) walk the person
-//! through a change with the front end; the others are for apps that draw their own screens
+//! [`MfaManager`]'s guided calls (`enrol_totp`, `show_recovery_codes`, `show_new_recovery_codes`,
+//! `remove_*_confirmed`) walk the person through a change with the front end, within the prompt timeout and one
+//! request at a time with the flows' prompts; the others are for apps that draw their own screens
 //! (`examples/custom_ui.rs`).
 
 mod guided;
+
+pub use guided::ShownRecoveryCodes;
 
 use reqwest::Method as Http;
 use serde::Serialize;
@@ -36,8 +39,19 @@ use crate::api::endpoints::device_path;
 use crate::facade::StepUpAuth;
 use crate::middleware::{ElevatedRequestExt as _, MiddlewareError};
 
+/// How a management call meets the server's guard: with the token for a scope, or with a recent authentication.
+#[derive(Debug, Clone)]
+enum Guarded {
+    /// An elevated token for the scope (sent when held; stepped up for on a challenge).
+    Token(Scope),
+    /// A recent MFA of the session (RFC 9470 `max_age`): no token is sent; a challenge is answered with a fresh MFA
+    /// verification, which also yields a token for the scope.
+    RecentMfa(Scope),
+}
+
 /// An authenticator app (TOTP device) of the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MfaDeviceInfo {
     /// The device's id.
     pub id: CredentialId,
@@ -54,6 +68,7 @@ pub struct MfaDeviceInfo {
 
 /// A passkey of the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PasskeyInfo {
     /// The passkey's id (the server's record, not the WebAuthn credential id).
     pub id: CredentialId,
@@ -65,6 +80,7 @@ pub struct PasskeyInfo {
 
 /// The user's MFA methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MfaMethods {
     /// Authenticator apps, verified or not.
     pub devices: Vec<MfaDeviceInfo>,
@@ -77,6 +93,7 @@ pub struct MfaMethods {
 /// An authenticator app being added: show `uri` (a QR code) and finish with [`MfaManager::verify_totp_device`]
 /// and the first code the app shows. `Debug` shows neither the secret nor the URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TotpEnrolment {
     /// The new device's id.
     pub device_id: CredentialId,
@@ -89,6 +106,7 @@ pub struct TotpEnrolment {
 /// The user's recovery codes, as the server shows them: the codes themselves only right after they were made
 /// (the first read, or a regeneration); later, how many are left.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoveryCodes {
     /// How many codes are left unused.
     pub unused: usize,
@@ -144,9 +162,9 @@ fn through_middleware(error: reqwest_middleware::Error) -> StepUpError {
     if let Some(refused) = MiddlewareError::from_error(&error) {
         return match refused {
             MiddlewareError::StepUp { source, .. } => source.clone(),
-            // The step-up succeeded but its token was gone before the retry (a single-use token taken by another
-            // request of the app's): nothing to retry with.
-            _ => StepUpError::MissingToken,
+            MiddlewareError::TokenLost { .. } => StepUpError::TokenLost,
+            // Management bodies are bytes, which are always sent again; should one not be, say so.
+            other => StepUpError::UnexpectedResponse { message: other.to_string() },
         };
     }
     match error {
@@ -201,8 +219,9 @@ impl MfaManager {
     /// person cancels the step-up; [`StepUpError::NotConfigured`] when a step-up is needed and the engine has no
     /// front end; as [`MfaManager::methods`].
     pub async fn add_totp_device(&self) -> Result<TotpEnrolment, StepUpError> {
+        let guard = Guarded::Token(Scope::CredentialLink);
         let registration: TotpRegistration =
-            self.managed(Http::GET, "/users/mfa/register/totp", Scope::CredentialLink, None::<&()>).await?;
+            self.managed(Http::GET, "/users/mfa/register/totp", guard, None::<&()>).await?;
         Ok(TotpEnrolment {
             device_id: CredentialId::new(registration.id),
             secret: registration.secret,
@@ -239,8 +258,8 @@ impl MfaManager {
     /// a prompt offers it first.
     ///
     /// # Errors
-    /// [`StepUpError::NotFound`] for an id that names no verified device of the user;
-    /// [`StepUpError::MfaDeviceNotFound`], without a call, for an id that cannot be one; as [`MfaManager::methods`].
+    /// [`StepUpError::NotFound`] for an id that names no verified device of the user (without a call for an id
+    /// that cannot be one); as [`MfaManager::methods`].
     pub async fn set_default_device(&self, device: &CredentialId) -> Result<(), StepUpError> {
         self.engine.api().set_default_mfa_device(device.as_str()).await
     }
@@ -250,12 +269,12 @@ impl MfaManager {
     /// method is allowed: the user is back to re-authentication (email, SMS, wallet).
     ///
     /// # Errors
-    /// [`StepUpError::NotFound`] for an unknown device; [`StepUpError::MfaDeviceNotFound`], without a call, for an
-    /// id that cannot be one; [`StepUpError::Cancelled`] when the person cancels the step-up (the device stays);
+    /// [`StepUpError::NotFound`] for an unknown device (without a call for an id that cannot be one);
+    /// [`StepUpError::Cancelled`] when the person cancels the step-up (the device stays);
     /// as [`MfaManager::add_totp_device`].
     pub async fn delete_device(&self, device: &CredentialId) -> Result<(), StepUpError> {
         let path = device_path(device.as_str())?;
-        self.managed_empty(Http::DELETE, &path, Scope::CredentialUnlink, None::<&()>).await?;
+        self.managed_empty(Http::DELETE, &path, Guarded::Token(Scope::CredentialUnlink), None::<&()>).await?;
         self.account_changed().await;
         Ok(())
     }
@@ -265,8 +284,9 @@ impl MfaManager {
     /// user verification is an MFA verification: the session is re-signed (adopted).
     ///
     /// # Errors
-    /// [`StepUpError::NotConfigured`] without a passkey authenticator; [`StepUpError::Cancelled`] when the person
-    /// declines at the authenticator or cancels the step-up; [`StepUpError::SignerFailed`] when the authenticator
+    /// [`StepUpError::NotConfigured`] without a passkey authenticator (or, when a step-up is needed, without a
+    /// front end); [`StepUpError::Cancelled`] when the person cancels the step-up (asked first, before the
+    /// authenticator makes anything) or declines at the authenticator; [`StepUpError::SignerFailed`] when the authenticator
     /// fails; the `Passkey*` variants when the server refuses the attestation; [`StepUpError::MethodDisabled`]
     /// when the environment has passkeys off; as [`MfaManager::methods`].
     pub async fn register_passkey(&self) -> Result<(), StepUpError> {
@@ -274,11 +294,21 @@ impl MfaManager {
             .engine
             .passkey_authenticator()
             .ok_or(StepUpError::NotConfigured { what: "passkey authenticator" })?;
+        // Stepped up before the authenticator is asked: a challenge on the upload would have the person make a
+        // passkey, then verify, then see the same attestation sent again.
+        if self.engine.check(Scope::CredentialLink).await?.required {
+            self.engine.prompt_in_turn(&[Scope::CredentialLink], None, false).await?;
+        }
         let options = self.engine.api().passkey_registration_options().await?;
         let attestation =
             authenticator.register(&options).await.map_err(crate::verifiers::passkey::passkey_error)?;
         let answer: VerifyResponse = self
-            .managed(Http::POST, "/users/passkeys/register", Scope::CredentialLink, Some(&attestation))
+            .managed(
+                Http::POST,
+                "/users/passkeys/register",
+                Guarded::Token(Scope::CredentialLink),
+                Some(&attestation),
+            )
             .await?;
         self.engine.api().adopt_session(&answer);
         self.account_changed().await;
@@ -292,7 +322,13 @@ impl MfaManager {
     /// [`StepUpError::NotFound`] for an unknown passkey; as [`MfaManager::delete_device`].
     pub async fn delete_passkey(&self, passkey: &CredentialId) -> Result<(), StepUpError> {
         let body = serde_json::json!({ "passkeyId": passkey.as_str() });
-        self.managed_empty(Http::DELETE, "/users/passkeys", Scope::CredentialUnlink, Some(&body)).await?;
+        self.managed_empty(
+            Http::DELETE,
+            "/users/passkeys",
+            Guarded::Token(Scope::CredentialUnlink),
+            Some(&body),
+        )
+        .await?;
         self.account_changed().await;
         Ok(())
     }
@@ -306,8 +342,8 @@ impl MfaManager {
     /// when the person cancels the MFA prompt; [`StepUpError::TooManyRequests`] when codes were made too often;
     /// as [`MfaManager::methods`].
     pub async fn recovery_codes(&self) -> Result<RecoveryCodes, StepUpError> {
-        let answer =
-            self.managed(Http::GET, "/users/mfa/recovery", Scope::CredentialUpdate, None::<&()>).await?;
+        let guard = Guarded::RecentMfa(Scope::CredentialUpdate);
+        let answer = self.managed(Http::GET, "/users/mfa/recovery", guard, None::<&()>).await?;
         Ok(recovery_codes(answer))
     }
 
@@ -318,8 +354,8 @@ impl MfaManager {
     /// As [`MfaManager::recovery_codes`].
     pub async fn regenerate_recovery_codes(&self) -> Result<RecoveryCodes, StepUpError> {
         let body = serde_json::Value::Null;
-        let answer =
-            self.managed(Http::POST, "/users/mfa/recovery", Scope::CredentialUpdate, Some(&body)).await?;
+        let guard = Guarded::RecentMfa(Scope::CredentialUpdate);
+        let answer = self.managed(Http::POST, "/users/mfa/recovery", guard, Some(&body)).await?;
         Ok(recovery_codes(answer))
     }
 
@@ -346,15 +382,15 @@ impl MfaManager {
         &self.engine
     }
 
-    /// A call that may need step-up: through the engine's middleware, tagged with `scope`; its JSON answer.
+    /// A call that may need step-up: through the engine's middleware, tagged as `guard` says; its JSON answer.
     async fn managed<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         method: Http,
         path: &str,
-        scope: Scope,
+        guard: Guarded,
         body: Option<&B>,
     ) -> Result<T, StepUpError> {
-        read_json(self.send(method, path, scope, body).await?).await
+        read_json(self.send(method, path, guard, body).await?).await
     }
 
     /// As [`MfaManager::managed`], for a call that answers no body (204).
@@ -362,10 +398,10 @@ impl MfaManager {
         &self,
         method: Http,
         path: &str,
-        scope: Scope,
+        guard: Guarded,
         body: Option<&B>,
     ) -> Result<(), StepUpError> {
-        let response = self.send(method, path, scope, body).await?;
+        let response = self.send(method, path, guard, body).await?;
         if response.status().is_success() { Ok(()) } else { Err(error_from(response).await) }
     }
 
@@ -373,11 +409,16 @@ impl MfaManager {
         &self,
         method: Http,
         path: &str,
-        scope: Scope,
+        guard: Guarded,
         body: Option<&B>,
     ) -> Result<reqwest::Response, StepUpError> {
         let client = self.engine.http_client();
-        let mut request = self.engine.api().request_via(&client, method, path).elevated(scope);
+        let request = self.engine.api().request_via(&client, method, path);
+        let mut request = match guard {
+            Guarded::Token(scope) => request.elevated(scope),
+            // A token the app holds for the scope is not sent (nor, if single-use, spent) for a call it cannot open.
+            Guarded::RecentMfa(scope) => request.step_up_on_challenge(scope),
+        };
         if let Some(body) = body {
             // As bytes, so the middleware can send it again after a step-up.
             let json = serde_json::to_vec(body).map_err(|error| StepUpError::UnexpectedResponse {
@@ -401,5 +442,24 @@ impl MfaManager {
                 tracing::debug!(%error, "refreshing the flow's view of the account failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use stepup_core::ScopeSet;
+
+    use super::*;
+
+    #[test]
+    fn the_middlewares_refusals_read_as_the_engines_errors() {
+        let scopes = ScopeSet::one(Scope::CredentialUnlink);
+        let cancelled = MiddlewareError::StepUp { scopes: scopes.clone(), source: StepUpError::Cancelled };
+        assert_eq!(through_middleware(cancelled.into()), StepUpError::Cancelled);
+        let lost = MiddlewareError::TokenLost { scopes: scopes.clone() };
+        assert_eq!(through_middleware(lost.into()), StepUpError::TokenLost);
+        let streamed = through_middleware(MiddlewareError::BodyNotReplayable { scopes }.into());
+        assert!(matches!(streamed, StepUpError::UnexpectedResponse { .. }), "{streamed:?}");
     }
 }
