@@ -406,7 +406,8 @@ async fn an_enrolment_ends_at_the_third_wrong_code_or_at_an_answer_that_is_no_co
 async fn registering_a_passkey_steps_up_first_and_renews_the_sessions_mfa_time() {
     let h = TestServer::live().await;
     let (_, user, _, secret) = totp_engine(&h).await;
-    let (engine, mut inbox) = resumed(&h, &user).await;
+    let resumed = TestUser { jwt: h.session(&user.user.id).await, ..user.clone() };
+    let (engine, mut inbox, authenticator) = h.managing_engine(&resumed).await;
     let mfa = engine.mfa();
     let registering = tokio::spawn({
         let mfa = mfa.clone();
@@ -414,7 +415,7 @@ async fn registering_a_passkey_steps_up_first_and_renews_the_sessions_mfa_time()
     });
     let (request, reply) = next_prompt(&mut inbox).await;
     assert_eq!(request, PromptRequest::EnterTotp);
-    assert!(mfa.passkeys().await.unwrap().is_empty(), "nothing registered before the step-up");
+    assert_eq!(authenticator.passkey_count().await, 0, "the authenticator is not asked before the step-up");
     reply.answer(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into()));
     registering.await.unwrap().unwrap();
     let first = engine.session_info().unwrap().mfa_auth_time.unwrap();
@@ -425,6 +426,51 @@ async fn registering_a_passkey_steps_up_first_and_renews_the_sessions_mfa_time()
     let second = engine.session_info().unwrap().mfa_auth_time.unwrap();
     assert!(second > first, "{second:?} after {first:?}");
     assert_eq!(mfa.passkeys().await.unwrap().len(), 2);
+    h.shutdown().await;
+}
+
+/// A fresh verification (the answer to a `max_age` challenge, as for the recovery codes) never joins a running
+/// prompt that is not one — that prompt's token would be no recent MFA — so a direct caller hears `Busy` (the
+/// middleware waits its turn); a second fresh one joins the first and shares its token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_mfa_prompt_joins_only_a_fresh_one() {
+    let h = TestServer::live().await;
+    let (_, user, _, secret) = totp_engine(&h).await;
+    let (engine, mut inbox) = resumed(&h, &user).await;
+    let fresh = |engine: &stepup::engine::StepUpAuth| {
+        let handle = engine.handle();
+        tokio::spawn(async move {
+            stepup::engine::ractor::call!(handle, |reply| stepup::engine::EngineRequest::Prompt {
+                scopes: stepup::ScopeSet::one(Scope::CredentialLink),
+                route: Some(Route::Mfa),
+                fresh: true,
+                reply,
+            })
+            .unwrap()
+        })
+    };
+    let plain = common::spawn_prompt(&engine, &[Scope::CredentialLink], true);
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    // Joined, it would wait for the person's answer to the plain prompt: bounded, so that fails rather than hangs.
+    let answer = tokio::time::timeout(Duration::from_secs(5), fresh(&engine)).await;
+    assert_eq!(
+        answer.expect("answered at once").unwrap(),
+        Err(StepUpError::Busy),
+        "not joined to a plain prompt"
+    );
+    reply.answer(PromptReply::Cancel);
+    assert_eq!(plain.await.unwrap(), Err(StepUpError::Cancelled));
+
+    let first = fresh(&engine);
+    let (request, reply) = next_prompt(&mut inbox).await;
+    assert_eq!(request, PromptRequest::EnterTotp);
+    let second = fresh(&engine);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(inbox.try_next_prompt().is_none() && !second.is_finished(), "the second waits on the first");
+    reply.answer(PromptReply::Code(totp_code(&secret, unix_now()).as_str().into()));
+    let (first, second) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+    assert_eq!(first.id, second.id, "one verification, one token");
     h.shutdown().await;
 }
 
