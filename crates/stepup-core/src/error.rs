@@ -515,6 +515,15 @@ mod tests {
                 },
             ),
             (
+                503,
+                "elevated_check_unavailable",
+                StepUpError::Server {
+                    status: 503,
+                    code: ErrorCode::ElevatedCheckUnavailable,
+                    message: "msg".into(),
+                },
+            ),
+            (
                 429,
                 "rate_limited",
                 StepUpError::TooManyRequests { retry_after: secs, code: ErrorCode::RateLimited },

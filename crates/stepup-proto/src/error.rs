@@ -87,6 +87,9 @@ open_enum! {
         MethodNotAllowed => "method_not_allowed",
         /// 503: the app backend's signing keys (JWKS) could not be fetched; try again later.
         ExternalAuthUnavailable => "external_auth_unavailable",
+        /// 503: an app backend's guard could not check the elevated token (the issuer's keys or the single-use
+        /// store out of reach); nothing was let through. Try again later.
+        ElevatedCheckUnavailable => "elevated_check_unavailable",
         /// 408: the request (its head and body, and the answer to it) took longer than the server allows.
         RequestTimeout => "request_timeout",
         /// 413: the request body is larger than the server accepts.

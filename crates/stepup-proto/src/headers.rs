@@ -13,6 +13,20 @@ pub const INSUFFICIENT_USER_AUTHENTICATION: &str = "insufficient_user_authentica
 /// quoted-strings require.
 #[must_use]
 pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> String {
+    challenge_with(description, scopes, None, None)
+}
+
+/// Builds an RFC 9470 challenge with every parameter this protocol uses: `scope` (when `scopes` is not empty),
+/// `max_age` (the authentication must be at most this many seconds old) and `acr_values` (space-separated),
+/// e.g. `Bearer error="insufficient_user_authentication", error_description="...", scope="wallet:export",
+/// max_age=300`.
+#[must_use]
+pub fn challenge_with(
+    description: &str,
+    scopes: &[crate::TokenScope],
+    max_age_secs: Option<u64>,
+    acr_values: Option<&str>,
+) -> String {
     let mut value = format!(
         "Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{}\"",
         quote(description)
@@ -20,6 +34,12 @@ pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> Str
     if !scopes.is_empty() {
         let joined: Vec<&str> = scopes.iter().map(crate::TokenScope::as_str).collect();
         value.push_str(&format!(", scope=\"{}\"", quote(&joined.join(" "))));
+    }
+    if let Some(max_age) = max_age_secs {
+        value.push_str(&format!(", max_age={max_age}"));
+    }
+    if let Some(acr_values) = acr_values {
+        value.push_str(&format!(", acr_values=\"{}\"", quote(acr_values)));
     }
     value
 }
@@ -29,10 +49,7 @@ pub fn step_up_challenge(description: &str, scopes: &[crate::TokenScope]) -> Str
 /// `Bearer error="insufficient_user_authentication", error_description="...", max_age=300`.
 #[must_use]
 pub fn recent_authentication_challenge(description: &str, max_age_secs: u64) -> String {
-    format!(
-        "Bearer error=\"{INSUFFICIENT_USER_AUTHENTICATION}\", error_description=\"{}\", max_age={max_age_secs}",
-        quote(description)
-    )
+    challenge_with(description, &[], Some(max_age_secs), None)
 }
 
 /// Escapes `"` and `\` for a quoted-string.

@@ -1,0 +1,116 @@
+//! Keys from a JWKS served on loopback: fetched once and cached, refetched for an unknown `kid` at most once a
+//! minute (a rotation is picked up), and a JWKS out of reach refuses with a 503-kind error, never lets through.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use stepup_guard::{GuardError, InProcessStore, Refusal, Requirement, Unavailable};
+use stepup_proto::TokenScope;
+use tokio::sync::Mutex;
+
+use super::*;
+
+const ES256_PUBLIC: &str = include_str!("../../../../tests/keys/es256-public.pem");
+
+/// The DER inside a PEM.
+fn der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    STANDARD.decode(body).unwrap()
+}
+
+/// The EdDSA test key as an OKP JWK (the key is the last 32 bytes of its SPKI).
+fn okp_jwk(kid: &str) -> Value {
+    let der = der(EDDSA_PUBLIC);
+    json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]), "kid": kid,
+           "alg": "EdDSA", "use": "sig"})
+}
+
+/// The ES256 test key as an EC JWK (the SPKI ends with the uncompressed point 04 || x || y).
+fn ec_jwk(kid: &str) -> Value {
+    let der = der(ES256_PUBLIC);
+    let point = &der[der.len() - 64..];
+    json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&point[..32]),
+           "y": URL_SAFE_NO_PAD.encode(&point[32..]), "kid": kid, "alg": "ES256"})
+}
+
+fn es256(kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_pem(ES256_PRIVATE.as_bytes()).unwrap())
+        .unwrap()
+}
+
+#[derive(Clone, Default)]
+struct Served {
+    document: Arc<Mutex<Value>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+async fn serve_jwks(served: Served) -> String {
+    async fn jwks(State(served): State<Served>) -> axum::Json<Value> {
+        served.fetches.fetch_add(1, Ordering::SeqCst);
+        axum::Json(served.document.lock().await.clone())
+    }
+    let app = Router::new().route("/jwks", get(jwks)).with_state(served);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/jwks")
+}
+
+fn guard_for(url: &str) -> Guard {
+    Guard::builder()
+        .issuer(ISSUER)
+        .audience(ENVIRONMENT)
+        .jwks_url(url)
+        .single_use_store(InProcessStore::new())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_are_fetched_once_cached_and_a_rotation_is_picked_up_at_most_once_a_minute() {
+    let served = Served::default();
+    *served.document.lock().await = json!({"keys": [okp_jwk("k1")]});
+    let guard = guard_for(&serve_jwks(served.clone()).await);
+    let requirement = Requirement::scope(TokenScope::WalletExport);
+    let at = |token: String, now: u64| {
+        let (guard, requirement) = (guard.clone(), requirement.clone());
+        async move { guard.check_at(Some(&token), &requirement, now).await.map(|_| ()) }
+    };
+
+    at(eddsa("k1", &ours()), NOW).await.unwrap();
+    at(eddsa("k1", &ours()), NOW + 1).await.unwrap();
+    assert_eq!(served.fetches.load(Ordering::SeqCst), 1, "cached");
+
+    // The issuer rotates to an ES256 key `k2`. A token under it right after the last fetch: no new fetch yet
+    // (a stream of made-up kids must not become a stream of fetches).
+    *served.document.lock().await = json!({"keys": [okp_jwk("k1"), ec_jwk("k2")]});
+    let rotated = es256("k2", &ours());
+    assert_eq!(
+        at(rotated.clone(), NOW + 30).await,
+        Err(GuardError::Refused(Refusal::UnknownKey { kid: Some("k2".into()) }))
+    );
+    assert_eq!(served.fetches.load(Ordering::SeqCst), 1);
+    // A minute on, the unknown kid fetches once and passes.
+    at(rotated.clone(), NOW + 60).await.unwrap();
+    at(rotated, NOW + 61).await.unwrap();
+    assert_eq!(served.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_jwks_out_of_reach_refuses_every_token_as_unavailable() {
+    // A port nothing listens on: bound, then dropped.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let guard = guard_for(&format!("http://{closed}/jwks"));
+    let (token, requirement) = (eddsa("k1", &ours()), Requirement::scope(TokenScope::WalletExport));
+    let result = guard.check_at(Some(&token), &requirement, NOW).await;
+    assert!(matches!(result, Err(GuardError::Unavailable(Unavailable::Keys { .. }))), "{result:?}");
+}
