@@ -74,6 +74,36 @@ fn elevated_request_steps_up_on_the_challenge_and_shares_one_flow() {
     assert!(out.contains("20 of 20 succeeded after 2 prompt(s) in all"), "{out}");
 }
 
+/// The whole backend story: engine -> backend replica A -> 403 challenge -> step-up through a front end ->
+/// retry -> 200; the single-use token replayed to replica B is refused. Needs Redis (`STEPUP_TEST_REDIS_URL`,
+/// which `.ci/run` sets); without it the test says it was skipped, in CI it fails.
+#[test]
+fn backend_guards_its_call_and_a_replayed_single_use_token_is_refused_by_the_other_replica() {
+    let redis = match std::env::var("STEPUP_TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "STEPUP_TEST_REDIS_URL must be set in CI");
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("skipped: STEPUP_TEST_REDIS_URL is not set (the backend example needs Redis)");
+            }
+            return;
+        }
+    };
+    let output = Command::new(example_binary("backend"))
+        .env_remove("RUST_LOG")
+        .env("STEPUP_REDIS_URL", redis)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "backend failed:\n{out}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.contains("A answered [403, 200]; the app saw HTTP 200 after 1 prompt(s)."), "{out}");
+    assert!(
+        out.contains(r#"B answered HTTP 403 "elevated_access_token_required": "The elevated access token was already used""#),
+        "{out}"
+    );
+}
+
 /// The kiosk in a pseudo-terminal (Unix: `rexpect` drives a real PTY).
 #[cfg(unix)]
 mod kiosk {
