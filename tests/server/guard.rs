@@ -304,7 +304,7 @@ async fn the_extractor_guards_another_servers_route(backend: &Backend) {
         .route(
             "/sdk/{environment_id}/wallet/export",
             axum::routing::post(|elevated: Elevated| async move {
-                elevated.claims.map(|c| c.jti).unwrap_or_default()
+                elevated.claims.map(|c| c.token_id).unwrap_or_default()
             }),
         )
         .route_layer(axum::Extension(RequiredScope(stepup_proto::TokenScope::WalletExport)))

@@ -3,14 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
-
 use crate::challenge::ChallengeOptions;
 use crate::claims::{RawClaims, VerifiedToken};
 use crate::error::{BuildError, GuardError, Refusal};
-use crate::keys::{Algorithm, Key, KeySource, SignatureError, StaticKeys};
+use crate::keys::{Key, KeySource, StaticKeys, verified_payload};
 use crate::requirement::Requirement;
 use crate::single_use::{SingleUseStore, SpentToken};
 
@@ -55,17 +51,6 @@ impl std::fmt::Debug for Guard {
             .field("token_use", &self.inner.token_use)
             .finish_non_exhaustive()
     }
-}
-
-/// The header fields read before the signature is checked (to pick and pin the key).
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    /// RFC 7515 `crit`: parameters the verifier must understand, else refuse the token.
-    #[serde(default)]
-    crit: Option<serde_json::Value>,
 }
 
 /// The current time, Unix seconds.
@@ -120,33 +105,8 @@ impl Guard {
         requirement: &Requirement,
         now: u64,
     ) -> Result<VerifiedToken, GuardError> {
-        let inner = &*self.inner;
-        let header = read_header(token)?;
-        // RFC 7515 §4.1.11: a header parameter the verifier must understand; none is understood here.
-        if header.crit.is_some() {
-            return Err(Refusal::CriticalHeader.into());
-        }
-        let algorithm = Algorithm::from_name(&header.alg)
-            .ok_or_else(|| Refusal::Algorithm { alg: header.alg.clone() })?;
-        let keys = inner.keys.keys_for(header.kid.as_deref(), algorithm, now).await?;
-        if keys.is_empty() {
-            return Err(Refusal::UnknownKey { kid: header.kid }.into());
-        }
-        let mut raw = None;
-        for key in &keys {
-            match key.decode::<RawClaims>(token) {
-                Ok(claims) => {
-                    raw = Some(claims);
-                    break;
-                }
-                // Another key with the same `kid` (or none) may have signed it.
-                Err(SignatureError::Mismatch) => {}
-                Err(SignatureError::Claims | SignatureError::Malformed) => {
-                    return Err(Refusal::Malformed.into());
-                }
-            }
-        }
-        let claims = raw.ok_or(Refusal::Signature)?.read(token)?;
+        let raw: RawClaims = verified_payload(&*self.inner.keys, token, now).await?;
+        let claims = raw.read(token)?;
         self.check_claims(&claims, requirement, now)?;
         Ok(claims)
     }
@@ -233,19 +193,6 @@ impl Guard {
     pub fn challenge_options(&self) -> &ChallengeOptions {
         &self.inner.challenge
     }
-}
-
-fn read_header(token: &str) -> Result<Header, Refusal> {
-    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-        return Err(Refusal::Malformed);
-    }
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(Refusal::Malformed);
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| Refusal::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| Refusal::Malformed)
 }
 
 /// Builds a [`Guard`]. Issuer, audience (or [`GuardBuilder::any_audience`]), keys and a single-use store are

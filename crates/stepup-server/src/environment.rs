@@ -21,6 +21,9 @@ pub struct Environment {
     pub webauthn: webauthn_rs::Webauthn,
     /// The keys external-auth tokens are checked with, when external auth is configured.
     pub external_auth: Option<ExternalAuthKeys>,
+    /// Checks this environment's elevated tokens: its signing keys, its database as the single-use store
+    /// (`crate::guard` adds the policy).
+    pub guard: stepup_guard::Guard,
 }
 
 impl std::fmt::Debug for Environment {
@@ -74,7 +77,21 @@ impl Environment {
                     config.id
                 )))
             })?;
-        Ok(Self { config: config.clone(), keys, webauthn, external_auth })
+        let guard = stepup_guard::Guard::builder()
+            .issuer(crate::tokens::ISSUER)
+            .audience(config.id.clone())
+            .key_source(keys.guard_key_source())
+            .single_use_store(crate::store::DatabaseSingleUse::new(store.clone()))
+            // This server issued the token by the same clock (its replicas share the database's idea of it):
+            // expired is expired; `iat` may be a replica's clock a minute ahead.
+            .leeway(std::time::Duration::ZERO)
+            .clock_skew(std::time::Duration::from_secs(crate::tokens::MAX_CLOCK_SKEW_SECS))
+            .token_use(stepup_guard::TokenUse::Claim)
+            .build()
+            .map_err(|e| {
+                StartError::Config(ConfigError::Invalid(format!("environment {}: guard: {e}", config.id)))
+            })?;
+        Ok(Self { config: config.clone(), keys, webauthn, external_auth, guard })
     }
 
     /// The environment id.

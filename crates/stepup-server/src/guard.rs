@@ -1,9 +1,10 @@
 //! The resource guard: what a protected call checks before it acts.
 //!
 //! `check` verifies the elevated token the caller hands it (the `x-dyn-elevated-access-token` header, which the
-//! [`ElevatedHeader`] extractor reads): the environment's signature, the `elevated` use, audience, subject (the
-//! session's user: a token is not transferable), expiry and scope, and spends a single-use token in the database so
-//! no replica accepts it twice. Anything else is [`ServiceError::ElevatedRequired`], which answers the 403
+//! [`ElevatedHeader`] extractor reads) with `stepup-guard`, the crate app backends use too — one implementation:
+//! the environment's signature, the `elevated` use, audience, subject (the session's user: a token is not
+//! transferable), session, expiry and scope; it spends a single-use token in the database (the guard's store
+//! here, [`crate::store::DatabaseSingleUse`]) so no replica accepts it twice. This module adds the policy. Anything else is [`ServiceError::ElevatedRequired`], which answers the 403
 //! `elevated_access_token_required` challenge with the RFC 9470 `WWW-Authenticate` header.
 //!
 //! A scope the environment does not require step-up for (its policy leaves it out, or step-up is switched off)
@@ -30,15 +31,14 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use stepup_core::{Route, ScopeSet};
+use stepup_core::Route;
+use stepup_guard::{GuardError, Refusal, Requirement, Unavailable, VerifiedToken};
 use stepup_proto::TokenScope;
 
 use crate::auth::{ElevatedHeader, Session};
 use crate::error::ApiError;
-use crate::services::{GuardRefusal, ServiceError, step_up};
+use crate::services::{GuardRefusal, ServiceError, issuance, step_up};
 use crate::state::AppState;
-use crate::store::time;
-use crate::tokens::ElevatedClaims;
 
 /// The scope a route requires, set with `route_layer(Extension(RequiredScope(scope)))`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +48,8 @@ pub struct RequiredScope(pub TokenScope);
 /// a session: 401 without one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elevated {
-    /// The verified token's claims; `None` when the environment does not require step-up for the scope.
-    pub claims: Option<ElevatedClaims>,
+    /// The verified token; `None` when the environment does not require step-up for the scope.
+    pub claims: Option<VerifiedToken>,
 }
 
 /// Checks the request's elevated token (`token`, from `x-dyn-elevated-access-token`) for `scope` on behalf of
@@ -68,14 +68,14 @@ pub async fn check(
         return Ok(Elevated { claims: None });
     }
     let claims = verified(state, session, token, scope).await?;
-    spend(state, &claims, scope).await?;
+    spend(state, session, &claims, scope).await?;
     Ok(Elevated { claims: Some(claims) })
 }
 
 /// Whether a token's `amr` says it was earned on `route`: by a method of this server on that route (not the
 /// admin's word, which is no method). Every method core adds on a route counts for it.
-fn earned_on(claims: &ElevatedClaims, route: Route) -> bool {
-    claims.amr.iter().any(|amr| route.methods().any(|method| method.amr() == amr.as_str()))
+fn earned_on(amr: &[String], route: Route) -> bool {
+    amr.iter().any(|amr| route.methods().any(|method| method.amr() == amr.as_str()))
 }
 
 /// The check of calls that add or remove an MFA factor: TOTP and passkey registration (`credential:link`),
@@ -107,13 +107,12 @@ pub async fn check_factor_change(
             return check(state, session, token, scope).await;
         }
         let claims = verified(state, session, token, scope).await?;
-        let granted = ScopeSet::from_space_delimited(&claims.scope);
-        let covers_guarded = policy.step_up_scopes.iter().all(|guarded| granted.contains(guarded));
+        let covers_guarded = policy.step_up_scopes.iter().all(|guarded| claims.grants(guarded));
         // Checked before a single-use token is spent, as below.
-        if !earned_on(&claims, Route::Reauthenticate) && !covers_guarded {
+        if !earned_on(&claims.amr, Route::Reauthenticate) && !covers_guarded {
             return Err(refused(GuardRefusal::NeedsReauthentication));
         }
-        spend(state, &claims, scope).await?;
+        spend(state, session, &claims, scope).await?;
         return Ok(Elevated { claims: Some(claims) });
     }
     if session.has_recent_mfa(state.now(), session.env.config.policy.recent_mfa_max_age_secs) {
@@ -121,53 +120,67 @@ pub async fn check_factor_change(
     }
     let claims = verified(state, session, token, scope).await?;
     // Checked before a single-use token is spent: a token that cannot do this keeps its use.
-    if !earned_on(&claims, Route::Mfa) {
+    if !earned_on(&claims.amr, Route::Mfa) {
         return Err(refused(GuardRefusal::NeedsMfa));
     }
-    spend(state, &claims, scope).await?;
+    spend(state, session, &claims, scope).await?;
     Ok(Elevated { claims: Some(claims) })
 }
 
 /// The request's elevated token for `scope`, verified (signature, use, audience, subject, session, expiry,
-/// scope) but not yet spent.
+/// scope) but not yet spent. A token naming a key this replica does not hold yet (made by another replica's
+/// rotation) reloads the keys first.
 async fn verified(
     state: &AppState,
     session: &Session,
     token: Option<&str>,
     scope: &TokenScope,
-) -> Result<ElevatedClaims, ServiceError> {
-    let refused = |why| ServiceError::ElevatedRequired { scope: scope.clone(), why };
-    let token = token.ok_or(refused(GuardRefusal::Missing))?;
-    let claims: ElevatedClaims = crate::services::issuance::verify_jwt(state, &session.env, token)
+) -> Result<VerifiedToken, ServiceError> {
+    let token = token.ok_or_else(|| refused(scope, GuardError::Refused(Refusal::Missing)))?;
+    let requirement = Requirement::scope(scope.clone())
+        .for_subject(session.user_id.as_str())
+        .for_session(session.session_id.as_str());
+    let now = state.now().as_secs();
+    let guard = &session.env.guard;
+    let unknown_key = |result: &Result<VerifiedToken, GuardError>| {
+        matches!(result, Err(GuardError::Refused(Refusal::UnknownKey { .. })))
+    };
+    issuance::with_key_reload(state, &session.env, unknown_key, || guard.verify_at(token, &requirement, now))
         .await
-        .map_err(|_| refused(GuardRefusal::Invalid))?;
-    if claims.token_use != "elevated" || claims.aud != session.env.id() || claims.sub != session.user_id {
-        return Err(refused(GuardRefusal::Invalid));
-    }
-    // Bound to the session that earned it: after `/revoke` no later session of the user can use it (the revoked
-    // session itself is refused with a 401 before this).
-    if claims.sid != session.session_id {
-        return Err(refused(GuardRefusal::OtherSession));
-    }
-    if time(i64::try_from(claims.exp).unwrap_or(0)) <= state.now() {
-        return Err(refused(GuardRefusal::Expired));
-    }
-    if !ScopeSet::from_space_delimited(&claims.scope).contains(scope) {
-        return Err(refused(GuardRefusal::ScopeNotGranted));
-    }
-    Ok(claims)
+        .map_err(|error| refused(scope, error))
 }
 
 /// Spends a single-use token, so no replica accepts it again.
-async fn spend(state: &AppState, claims: &ElevatedClaims, scope: &TokenScope) -> Result<(), ServiceError> {
-    if claims.single_use {
-        let exp = i64::try_from(claims.exp).unwrap_or(i64::MAX);
-        if !state.store().consume_token(&claims.jti, exp).await? {
-            return Err(ServiceError::ElevatedRequired { scope: scope.clone(), why: GuardRefusal::Spent });
-        }
+async fn spend(
+    state: &AppState,
+    session: &Session,
+    token: &VerifiedToken,
+    scope: &TokenScope,
+) -> Result<(), ServiceError> {
+    session.env.guard.spend_at(token, state.now().as_secs()).await.map_err(|error| refused(scope, error))?;
+    if token.single_use {
         state.metrics().token_spent();
     }
     Ok(())
+}
+
+/// The guard's answer as this server's: the refusals its clients know (the finer reasons of `stepup-guard`
+/// read as an invalid token, as before), a database failure as one.
+fn refused(scope: &TokenScope, error: GuardError) -> ServiceError {
+    let why = match error {
+        GuardError::Refused(Refusal::Missing) => GuardRefusal::Missing,
+        GuardError::Refused(Refusal::OtherSession) => GuardRefusal::OtherSession,
+        GuardError::Refused(Refusal::Expired) => GuardRefusal::Expired,
+        GuardError::Refused(Refusal::ScopeNotGranted { .. }) => GuardRefusal::ScopeNotGranted,
+        GuardError::Refused(Refusal::Spent) => GuardRefusal::Spent,
+        GuardError::Refused(_) => GuardRefusal::Invalid,
+        GuardError::Unavailable(Unavailable::SingleUseStore(error)) => {
+            return ServiceError::Storage(error.into());
+        }
+        GuardError::Unavailable(_) => return ServiceError::Internal { what: "reading the signing keys" },
+        _ => GuardRefusal::Invalid,
+    };
+    ServiceError::ElevatedRequired { scope: scope.clone(), why }
 }
 
 impl FromRequestParts<AppState> for Elevated {
@@ -189,21 +202,8 @@ impl FromRequestParts<AppState> for Elevated {
 mod tests {
     use super::*;
 
-    fn earned_by(amr: &str) -> ElevatedClaims {
-        ElevatedClaims {
-            iss: String::new(),
-            sub: String::new(),
-            aud: String::new(),
-            scope: String::new(),
-            exp: 0,
-            iat: 0,
-            jti: String::new(),
-            sid: String::new(),
-            single_use: false,
-            amr: vec![amr.into()],
-            token_use: "elevated".into(),
-            nbf: None,
-        }
+    fn earned_by(amr: &str) -> Vec<String> {
+        vec![amr.into()]
     }
 
     /// Which tokens may change factors: MFA proofs for users with MFA, re-authentications of the user for a first

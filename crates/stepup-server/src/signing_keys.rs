@@ -55,6 +55,8 @@ pub fn retire_window_secs(env: &EnvironmentConfig) -> i64 {
 pub struct KeyRing {
     /// Newest first; the first signs.
     keys: Vec<EnvironmentKey>,
+    /// The same keys as the guard checks elevated tokens with.
+    guard_keys: Vec<Arc<stepup_guard::Key>>,
 }
 
 impl KeyRing {
@@ -120,13 +122,14 @@ async fn ring_from_rows(
     if keys.is_empty() {
         return Err(SigningKeyError::Missing(env.id.clone()));
     }
-    Ok(KeyRing { keys })
+    let guard_keys = keys.iter().map(|key| Arc::new(key.guard_key())).collect();
+    Ok(KeyRing { keys, guard_keys })
 }
 
 /// One environment's keys, swapped whole on reload (readers never wait).
 #[derive(Debug)]
 pub struct SigningKeys {
-    ring: ArcSwap<KeyRing>,
+    ring: Arc<ArcSwap<KeyRing>>,
     /// When a reload for an unknown key id last ran (none yet: the first may run at once).
     last_reload: Mutex<Option<Instant>>,
 }
@@ -150,7 +153,13 @@ impl SigningKeys {
             store.insert_signing_key_if_none(&env.id, "primary", &kid, &sealed, now).await?;
         }
         let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now, true).await?;
-        Ok(Self { ring: ArcSwap::from_pointee(ring), last_reload: Mutex::new(None) })
+        Ok(Self { ring: Arc::new(ArcSwap::from_pointee(ring)), last_reload: Mutex::new(None) })
+    }
+
+    /// The ring as the guard's key source: it sees every reload.
+    #[must_use]
+    pub fn guard_key_source(&self) -> RingKeys {
+        RingKeys(self.ring.clone())
     }
 
     /// The current ring.
@@ -196,6 +205,25 @@ impl SigningKeys {
         let ring = self.ring.load();
         let key = header.kid.as_deref().and_then(|kid| ring.by_kid(kid)).ok_or(JwtError::UnknownKey)?;
         key.verify(token, now)
+    }
+}
+
+/// An environment's signing keys as `stepup-guard` looks them up: the live ring, so a reload (a rotation here or
+/// on another replica) is seen at once. Reloading for an unknown `kid` is the caller's
+/// ([`crate::services::issuance::with_key_reload`]).
+#[derive(Debug, Clone)]
+pub struct RingKeys(Arc<ArcSwap<KeyRing>>);
+
+#[async_trait::async_trait]
+impl stepup_guard::KeySource for RingKeys {
+    async fn keys_for(
+        &self,
+        kid: Option<&str>,
+        algorithm: stepup_guard::Algorithm,
+        _now: u64,
+    ) -> Result<Vec<Arc<stepup_guard::Key>>, stepup_guard::Unavailable> {
+        let ring = self.0.load();
+        Ok(ring.guard_keys.iter().filter(|key| key.fits(kid, algorithm)).cloned().collect())
     }
 }
 

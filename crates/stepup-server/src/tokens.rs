@@ -201,6 +201,12 @@ impl EnvironmentKey {
         &self.kid
     }
 
+    /// The public key as the guard's key (`stepup-guard`, which checks this server's elevated tokens).
+    #[must_use]
+    pub fn guard_key(&self) -> stepup_guard::Key {
+        stepup_guard::Key::ed25519(Some(self.kid.clone()), &self.public)
+    }
+
     /// The public key as a JWK.
     #[must_use]
     pub fn jwk(&self) -> Jwk {

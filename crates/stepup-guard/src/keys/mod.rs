@@ -13,10 +13,15 @@ pub use jwks::{Jwks, JwksOptions};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
-use crate::error::{KeyError, Unavailable};
+use crate::error::{GuardError, KeyError, Refusal, Unavailable};
+use crate::guard::MAX_TOKEN_LEN;
 
 /// A signature algorithm a key can be pinned to: the asymmetric ones an issuer of elevated tokens uses (an HMAC
 /// key would let every verifier mint tokens).
@@ -239,4 +244,63 @@ impl KeySource for StaticKeys {
     ) -> Result<Vec<Arc<Key>>, Unavailable> {
         Ok(self.matching(kid, algorithm))
     }
+}
+
+/// The header fields read before the signature is checked (to pick and pin the key).
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    /// RFC 7515 `crit`: parameters the verifier must understand, else refuse the token.
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
+}
+
+fn read_header(token: &str) -> Result<Header, Refusal> {
+    if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+        return Err(Refusal::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Refusal::Malformed);
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(header).map_err(|_| Refusal::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| Refusal::Malformed)
+}
+
+/// Checks a JWS's signature with the keys `source` holds for its header (`kid`, `alg`) and reads its payload
+/// as `C`. Nothing but the signature: every claim is the caller's to check. [`crate::Guard`] runs this first;
+/// a server checking other JWTs against the same kinds of keys (an app backend's assertions) runs it too.
+///
+/// # Errors
+/// [`Refusal::Malformed`] (not a JWS, too long, a payload that is not `C`), [`Refusal::CriticalHeader`],
+/// [`Refusal::Algorithm`] (not RS256, ES256 or EdDSA), [`Refusal::UnknownKey`] (no key fits),
+/// [`Refusal::Signature`]; [`Unavailable::Keys`] when the source cannot answer.
+pub async fn verified_payload<C: DeserializeOwned>(
+    source: &dyn KeySource,
+    token: &str,
+    now: u64,
+) -> Result<C, GuardError> {
+    let header = read_header(token)?;
+    // RFC 7515 §4.1.11: a header parameter the verifier must understand; none is understood here.
+    if header.crit.is_some() {
+        return Err(Refusal::CriticalHeader.into());
+    }
+    let algorithm =
+        Algorithm::from_name(&header.alg).ok_or_else(|| Refusal::Algorithm { alg: header.alg.clone() })?;
+    let keys = source.keys_for(header.kid.as_deref(), algorithm, now).await?;
+    if keys.is_empty() {
+        return Err(Refusal::UnknownKey { kid: header.kid }.into());
+    }
+    for key in &keys {
+        match key.decode::<C>(token) {
+            Ok(payload) => return Ok(payload),
+            // Another key with the same `kid` (or none) may have signed it.
+            Err(SignatureError::Mismatch) => {}
+            Err(SignatureError::Claims | SignatureError::Malformed) => return Err(Refusal::Malformed.into()),
+        }
+    }
+    Err(Refusal::Signature.into())
 }

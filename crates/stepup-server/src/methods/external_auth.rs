@@ -17,17 +17,12 @@
 //! When refreshes fail, the keys fetched last stay in use for at most a day. One fetch runs at a time per
 //! environment; requests wait for it (at most the 5 s timeout).
 
-use std::sync::OnceLock;
-use std::time::Duration;
-
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use stepup_core::UnixTime;
-use tokio::sync::Mutex;
+use stepup_guard::keys::{Jwks, JwksOptions, verified_payload};
+use stepup_guard::{Algorithm, GuardError, Key, KeySource, Refusal as TokenRefusal, StaticKeys, Unavailable};
 
 use crate::config::ExternalAuthConfig;
-use crate::tokens::peek_header;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -149,17 +144,6 @@ impl Refusal for ExternalAuthError {
     }
 }
 
-/// How long a fetched JWKS is used before it is fetched again.
-const JWKS_MAX_AGE_SECS: u64 = 10 * 60;
-/// How long fetched keys stay trusted while every refresh fails: a key the backend removed (after a compromise,
-/// say) must not stay good for as long as its JWKS endpoint is down.
-const JWKS_MAX_STALE_SECS: u64 = 24 * 60 * 60;
-/// The least time between two fetches of the JWKS.
-const JWKS_MIN_REFRESH_SECS: u64 = 60;
-/// The longest a JWKS request may take.
-const JWKS_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest JWKS document read.
-const JWKS_MAX_BYTES: usize = 64 * 1024;
 /// How far a backend's clock may run ahead of the server's (`iat`).
 const CLOCK_SKEW_SECS: u64 = 60;
 /// The longest `jti` accepted.
@@ -245,44 +229,19 @@ pub struct ExternalGrant {
     pub exp: u64,
 }
 
-/// A key the environment trusts, pinned to its algorithm.
-#[derive(Clone)]
-struct TrustedKey {
-    kid: Option<String>,
-    algorithm: Algorithm,
-    key: DecodingKey,
-}
-
-/// Keys fetched from the JWKS URL, and when.
-#[derive(Default)]
-struct JwksCache {
-    keys: Vec<TrustedKey>,
-    fetched_at: Option<UnixTime>,
-    attempted_at: Option<UnixTime>,
-}
-
-/// The keys of one environment's backend: configured ones and a JWKS cache.
+/// The keys of one environment's backend: configured ones and a JWKS cache — `stepup-guard`'s key sources, the
+/// same code that app backends check elevated tokens with.
 pub struct ExternalAuthKeys {
     config: ExternalAuthConfig,
-    configured: Vec<TrustedKey>,
-    jwks: Option<(String, Mutex<JwksCache>)>,
+    keys: Box<dyn KeySource>,
 }
 
 impl std::fmt::Debug for ExternalAuthKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExternalAuthKeys")
-            .field("configured", &self.configured.len())
-            .field("jwks_url", &self.jwks.as_ref().map(|(url, _)| url))
+            .field("configured", &self.config.public_keys.len())
+            .field("jwks_url", &self.config.jwks_url)
             .finish_non_exhaustive()
-    }
-}
-
-fn pinned_algorithm(name: &str) -> Option<Algorithm> {
-    match name {
-        "RS256" => Some(Algorithm::RS256),
-        "ES256" => Some(Algorithm::ES256),
-        "EdDSA" => Some(Algorithm::EdDSA),
-        _ => None,
     }
 }
 
@@ -334,24 +293,32 @@ impl ExternalAuthKeys {
     /// Reads the configured keys (PEM) and prepares the JWKS cache.
     ///
     /// # Errors
-    /// A message naming the key that does not parse or whose algorithm is not RS256, ES256 or EdDSA.
+    /// A message naming the key that does not parse or whose algorithm is not RS256, ES256 or EdDSA, or a JWKS
+    /// URL that is not an absolute http(s) URL.
     pub fn new(config: &ExternalAuthConfig) -> Result<Self, String> {
         let mut configured = Vec::new();
         for (i, key) in config.public_keys.iter().enumerate() {
-            let algorithm = pinned_algorithm(&key.algorithm).ok_or_else(|| {
+            let algorithm = Algorithm::from_name(&key.algorithm).ok_or_else(|| {
                 format!("key {i}: algorithm `{}` is not RS256, ES256 or EdDSA", key.algorithm)
             })?;
-            let pem = key.public_key_pem.as_bytes();
-            let parsed = match algorithm {
-                Algorithm::RS256 => DecodingKey::from_rsa_pem(pem),
-                Algorithm::ES256 => DecodingKey::from_ec_pem(pem),
-                _ => DecodingKey::from_ed_pem(pem),
-            }
-            .map_err(|e| format!("key {i}: not a {} public key in PEM: {e}", key.algorithm))?;
-            configured.push(TrustedKey { kid: key.kid.clone(), algorithm, key: parsed });
+            let parsed = Key::from_pem(algorithm, key.public_key_pem.as_bytes(), key.kid.clone())
+                .map_err(|e| format!("key {i}: {e}"))?;
+            configured.push(parsed);
         }
-        let jwks = config.jwks_url.clone().map(|url| (url, Mutex::new(JwksCache::default())));
-        Ok(Self { config: config.clone(), configured, jwks })
+        let configured = StaticKeys::new(configured);
+        let keys: Box<dyn KeySource> = match &config.jwks_url {
+            Some(url) => {
+                // Fetched with a 5 s timeout, kept ten minutes, refetched for an unknown `kid` at most once a
+                // minute, trusted at most a day while refreshes fail (the guard's defaults).
+                let options = JwksOptions {
+                    client: crate::http_client::client().ok().cloned(),
+                    ..JwksOptions::default()
+                };
+                Box::new(Jwks::new(url, configured, options).map_err(|e| e.to_string())?)
+            }
+            None => Box::new(configured),
+        };
+        Ok(Self { config: config.clone(), keys })
     }
 
     /// The configuration.
@@ -372,38 +339,19 @@ impl ExternalAuthKeys {
         audience: &str,
         now: UnixTime,
     ) -> Result<ExternalGrant, ExternalAuthError> {
-        let header = peek_header(token).map_err(|_| ExternalAuthError::Malformed)?;
-        // RFC 7515 §4.1.11: a header parameter the verifier must understand; none is understood here.
-        if header.crit.is_some() {
-            return Err(ExternalAuthError::CriticalHeader);
-        }
-        let algorithm = pinned_algorithm(&header.alg)
-            .ok_or_else(|| ExternalAuthError::Algorithm { alg: header.alg.clone() })?;
-        let keys = self.keys_for(header.kid.as_deref(), algorithm, now).await?;
-        if keys.is_empty() {
-            return Err(ExternalAuthError::UnknownKey { kid: header.kid });
-        }
-        let mut validation = Validation::new(algorithm);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-        let mut claims = None;
-        for key in &keys {
-            match jsonwebtoken::decode::<BackendClaims>(token, &key.key, &validation) {
-                Ok(data) => {
-                    claims = Some(data.claims);
-                    break;
+        let claims: BackendClaims =
+            verified_payload(&*self.keys, token, now.as_secs()).await.map_err(|error| match error {
+                GuardError::Refused(TokenRefusal::Algorithm { alg }) => ExternalAuthError::Algorithm { alg },
+                GuardError::Refused(TokenRefusal::CriticalHeader) => ExternalAuthError::CriticalHeader,
+                GuardError::Refused(TokenRefusal::UnknownKey { kid }) => {
+                    ExternalAuthError::UnknownKey { kid }
                 }
-                Err(error) => match error.kind() {
-                    jsonwebtoken::errors::ErrorKind::InvalidSignature => {}
-                    jsonwebtoken::errors::ErrorKind::Json(_) => return Err(ExternalAuthError::Malformed),
-                    _ => return Err(ExternalAuthError::Signature),
-                },
-            }
-        }
-        let claims = claims.ok_or(ExternalAuthError::Signature)?;
+                GuardError::Refused(TokenRefusal::Signature) => ExternalAuthError::Signature,
+                GuardError::Unavailable(Unavailable::Keys { reason }) => {
+                    ExternalAuthError::KeysUnavailable { reason }
+                }
+                _ => ExternalAuthError::Malformed,
+            })?;
         self.check_claims(&claims, audience, now)
     }
 
@@ -459,119 +407,4 @@ impl ExternalAuthKeys {
         }
         Ok(ExternalGrant { subject, scopes, jti, exp })
     }
-
-    /// The trusted keys that may have signed a token with this `kid` and algorithm: configured ones first, then
-    /// the JWKS (fetched when stale, or early when the `kid` is unknown and the last fetch is a minute old).
-    async fn keys_for(
-        &self,
-        kid: Option<&str>,
-        algorithm: Algorithm,
-        now: UnixTime,
-    ) -> Result<Vec<TrustedKey>, ExternalAuthError> {
-        // A key with a `kid` takes only tokens that name it; a key without one takes any token of its algorithm.
-        let fits = |key: &TrustedKey| {
-            key.algorithm == algorithm && key.kid.as_deref().is_none_or(|own| Some(own) == kid)
-        };
-        let mut keys: Vec<TrustedKey> = self.configured.iter().filter(|k| fits(k)).cloned().collect();
-        let Some((url, cache)) = &self.jwks else { return Ok(keys) };
-        // One fetch at a time: concurrent requests wait for it rather than each fetching.
-        let mut cache = cache.lock().await;
-        let age = |at: Option<UnixTime>| at.map(|at| now.as_secs().saturating_sub(at.as_secs()));
-        if age(cache.fetched_at).is_some_and(|age| age >= JWKS_MAX_STALE_SECS) {
-            cache.keys.clear();
-        }
-        let stale = age(cache.fetched_at).is_none_or(|age| age >= JWKS_MAX_AGE_SECS);
-        // A `kid` the cache does not hold is a rotation to pick up (even when a configured key of the algorithm
-        // might fit); a token without one is looked for in the cache only.
-        let unknown = !cache.keys.iter().any(&fits) && (kid.is_some() || keys.is_empty());
-        let may_fetch = age(cache.attempted_at).is_none_or(|age| age >= JWKS_MIN_REFRESH_SECS);
-        if (stale || unknown) && may_fetch {
-            cache.attempted_at = Some(now);
-            match fetch_jwks(url).await {
-                Ok(fetched) => {
-                    cache.keys = fetched;
-                    cache.fetched_at = Some(now);
-                }
-                // Keys fetched before stay usable when a refresh fails; with none at all the token cannot be
-                // checked.
-                Err(reason) if cache.keys.is_empty() && keys.is_empty() => {
-                    return Err(ExternalAuthError::KeysUnavailable { reason });
-                }
-                Err(reason) => {
-                    tracing::warn!(%reason, "refreshing the external-auth JWKS failed; using the cached keys");
-                }
-            }
-        } else if cache.fetched_at.is_none() && keys.is_empty() {
-            return Err(ExternalAuthError::KeysUnavailable {
-                reason: "the last JWKS fetch failed less than a minute ago".to_owned(),
-            });
-        }
-        keys.extend(cache.keys.iter().filter(|k| fits(k)).cloned());
-        Ok(keys)
-    }
-}
-
-/// The HTTP client for JWKS fetches: rustls on `ring` with the platform's verifier, no redirects, short
-/// timeouts. Built once per process.
-fn http_client() -> Result<&'static reqwest::Client, String> {
-    static CLIENT: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            crate::http_client::builder()?
-                .timeout(JWKS_TIMEOUT)
-                .connect_timeout(JWKS_TIMEOUT)
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(Clone::clone)
-}
-
-/// Fetches and reads a JWKS: the keys it can use (RSA, P-256 and Ed25519 signing keys), each pinned to its `alg`
-/// or, without one, to the algorithm its key type implies.
-async fn fetch_jwks(url: &str) -> Result<Vec<TrustedKey>, String> {
-    let mut response = http_client()?.get(url).send().await.map_err(|e| {
-        if e.is_timeout() {
-            "the JWKS request timed out".to_owned()
-        } else {
-            format!("the JWKS request failed: {e}")
-        }
-    })?;
-    if !response.status().is_success() {
-        return Err(format!("the JWKS URL answered {}", response.status()));
-    }
-    if response.content_length().is_some_and(|n| n > JWKS_MAX_BYTES as u64) {
-        return Err("the JWKS document is too large".to_owned());
-    }
-    // Read chunk by chunk and stop past the limit: a chunked answer has no length to check up front.
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the JWKS failed: {e}"))? {
-        if body.len() + chunk.len() > JWKS_MAX_BYTES {
-            return Err("the JWKS document is too large".to_owned());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let set: JwkSet = serde_json::from_slice(&body).map_err(|e| format!("the JWKS is not a JWK set: {e}"))?;
-    Ok(set
-        .keys
-        .iter()
-        .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
-        .filter_map(|jwk| {
-            let implied = match &jwk.algorithm {
-                AlgorithmParameters::RSA(_) => Algorithm::RS256,
-                AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
-                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
-                _ => return None,
-            };
-            let algorithm = match jwk.common.key_algorithm {
-                None => implied,
-                Some(KeyAlgorithm::RS256) if implied == Algorithm::RS256 => Algorithm::RS256,
-                Some(KeyAlgorithm::ES256) if implied == Algorithm::ES256 => Algorithm::ES256,
-                Some(KeyAlgorithm::EdDSA) if implied == Algorithm::EdDSA => Algorithm::EdDSA,
-                Some(_) => return None,
-            };
-            let key = DecodingKey::from_jwk(jwk).ok()?;
-            Some(TrustedKey { kid: jwk.common.key_id.clone(), algorithm, key })
-        })
-        .collect())
 }

@@ -29,7 +29,7 @@ pub(crate) async fn protected(
         "ok": true,
         "method": method.as_str(),
         "scope": scope,
-        "jti": elevated.claims.as_ref().map(|c| c.jti.clone()),
+        "jti": elevated.claims.as_ref().map(|c| c.token_id.clone()),
         "singleUse": elevated.claims.as_ref().is_some_and(|c| c.single_use),
         "amr": elevated.claims.as_ref().map(|c| c.amr.clone()).unwrap_or_default(),
     })))

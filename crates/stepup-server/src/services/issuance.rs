@@ -131,25 +131,38 @@ pub async fn verify_jwt<C: serde::de::DeserializeOwned + TimeClaims>(
     token: &str,
 ) -> Result<C, JwtError> {
     let now = state.now().as_secs();
-    match env.keys.verify(token, now) {
-        Err(JwtError::UnknownKey) => {
-            let mut last = env.keys.reload_gate().lock().await;
-            // A reload may have run while this waited for the gate.
-            match env.keys.verify(token, now) {
-                Err(JwtError::UnknownKey) => {}
-                other => return other,
-            }
-            if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
-                return Err(JwtError::UnknownKey);
-            }
-            *last = Some(tokio::time::Instant::now());
-            if let Err(error) = reload_signing_keys(state, env).await {
-                tracing::warn!(%error, "reloading signing keys failed");
-            }
-            env.keys.verify(token, now)
-        }
-        other => other,
+    let unknown_key = |result: &Result<C, JwtError>| matches!(result, Err(JwtError::UnknownKey));
+    with_key_reload(state, env, unknown_key, || async { env.keys.verify(token, now) }).await
+}
+
+/// Runs `attempt` (a verification against `env`'s keys); when `unknown_key` says its token named a key this
+/// replica does not hold, reloads the keys from the database — at most once a second, waiting for a reload
+/// already running — and runs it once more.
+pub async fn with_key_reload<T, F, Fut>(
+    state: &AppState,
+    env: &Environment,
+    unknown_key: impl Fn(&T) -> bool,
+    attempt: F,
+) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let first = attempt().await;
+    if !unknown_key(&first) {
+        return first;
     }
+    let mut last = env.keys.reload_gate().lock().await;
+    // A reload may have run while this waited for the gate.
+    let again = attempt().await;
+    if !unknown_key(&again) || last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+        return again;
+    }
+    *last = Some(tokio::time::Instant::now());
+    if let Err(error) = reload_signing_keys(state, env).await {
+        tracing::warn!(%error, "reloading signing keys failed");
+    }
+    attempt().await
 }
 
 /// Reloads an environment's signing keys from the database (after a rotation, here or on another replica).

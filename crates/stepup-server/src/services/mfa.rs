@@ -90,7 +90,10 @@ pub async fn register_totp(
     let granted = guard::check_factor_change(state, session, elevated, &TokenScope::CredentialLink).await?;
     // What the enrolling token granted is all the verification that completes the enrolment may ask for: a
     // `credential:link` token must not turn into every scope by way of a device it just created.
-    let enrolment_scopes = granted.claims.map(|claims| claims.scope).unwrap_or_default();
+    let enrolment_scopes = granted
+        .claims
+        .map(|claims| claims.scopes.iter().map(TokenScope::as_str).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     step_up::count_ceremony(state, session).await?;
     let user = known_user(state, &session.env, &session.user_id).await?;
     let secret = totp::new_secret().map_err(|_| ServiceError::randomness())?;

@@ -26,6 +26,7 @@ mod otp;
 mod passkeys;
 mod rate;
 mod sessions;
+mod single_use;
 mod tokens;
 mod users;
 
@@ -37,6 +38,7 @@ pub use otp::{OtpRow, OutboxRow};
 pub use passkeys::{CeremonyKind, MAX_OPEN_CEREMONIES, PasskeyRow};
 pub use rate::{CountClaim, SlotClaim};
 pub use sessions::SessionRow;
+pub use single_use::DatabaseSingleUse;
 pub use users::{CredentialRow, NewCredential, UserRow};
 
 use std::str::FromStr as _;
