@@ -44,7 +44,11 @@ struct Minter {
 
 impl Minter {
     fn new() -> Self {
-        Self { key: EncodingKey::from_ed_pem(EDDSA_PRIVATE.as_bytes()).unwrap(), next: AtomicU64::new(0), run: now() }
+        Self {
+            key: EncodingKey::from_ed_pem(EDDSA_PRIVATE.as_bytes()).unwrap(),
+            next: AtomicU64::new(0),
+            run: now(),
+        }
     }
 
     fn token(&self, single_use: bool) -> String {
@@ -75,7 +79,8 @@ fn guard(store: Arc<dyn SingleUseStore>) -> Guard {
 }
 
 fn guarded(store: Arc<dyn SingleUseStore>) -> Router {
-    Router::new().route("/wallet/export", post(export).route_layer(guard(store).require(TokenScope::WalletExport)))
+    Router::new()
+        .route("/wallet/export", post(export).route_layer(guard(store).require(TokenScope::WalletExport)))
 }
 
 fn request(token: Option<&str>) -> Request<Body> {

@@ -111,6 +111,20 @@ impl Guard {
         Ok(claims)
     }
 
+    /// Whether `other` is this guard (a clone of it), not just one configured alike.
+    pub(crate) fn is_same(&self, other: &Guard) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// [`Guard::check_claims`] by the system clock.
+    pub(crate) fn check_claims_now(
+        &self,
+        claims: &VerifiedToken,
+        requirement: &Requirement,
+    ) -> Result<(), Refusal> {
+        self.check_claims(claims, requirement, system_now())
+    }
+
     fn check_claims(
         &self,
         claims: &VerifiedToken,

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use stepup_proto::TokenScope;
 
-use super::{Elevated, elevated_token};
+use super::{CheckedBy, Elevated, elevated_token};
 use crate::challenge::Rejection;
 use crate::claims::VerifiedToken;
 use crate::guard::Guard;
@@ -65,9 +65,6 @@ where
     type Rejection = GuardRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, GuardRejection> {
-        if let Some(Elevated(verified)) = parts.extensions.get::<Elevated>() {
-            return Ok(RequireElevated(verified.clone()));
-        }
         let Some(RequiredScope(scope)) = parts.extensions.get::<RequiredScope>().cloned() else {
             return Err(GuardRejection::Misconfigured(
                 "`RequireElevated` taken on a route without a RequiredScope",
@@ -76,6 +73,18 @@ where
         let mut requirement = Requirement::scope(scope.clone());
         if let Some(binding) = parts.extensions.get::<SessionBinding>() {
             requirement = requirement.bound_to(binding);
+        }
+        let guard = Guard::from_ref(state);
+        let reject = |error| GuardRejection::Guard(Rejection::new(&error, &scope, guard.challenge_options()));
+        if let (Some(Elevated(verified)), Some(CheckedBy(checked_by))) =
+            (parts.extensions.get::<Elevated>(), parts.extensions.get::<CheckedBy>())
+            && checked_by.is_same(&guard)
+        {
+            // Checked and (if single-use) spent by this guard already: only the claims against this requirement.
+            return match guard.check_claims_now(verified, &requirement) {
+                Ok(()) => Ok(RequireElevated(verified.clone())),
+                Err(refusal) => Err(reject(refusal.into())),
+            };
         }
         let guard = Guard::from_ref(state);
         match guard.check(elevated_token(&parts.headers), &requirement).await {

@@ -9,7 +9,7 @@ use stepup_proto::TokenScope;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Elevated, elevated_token};
+use super::{CheckedBy, Elevated, elevated_token};
 use crate::challenge::Rejection;
 use crate::guard::Guard;
 use crate::requirement::{Requirement, SessionBinding};
@@ -79,6 +79,7 @@ where
             match checked {
                 Ok(verified) => {
                     request.extensions_mut().insert(Elevated(verified));
+                    request.extensions_mut().insert(CheckedBy(guard.clone()));
                     inner.call(request).await
                 }
                 Err(error) => Ok(Rejection::new(&error, &scope, guard.challenge_options()).into_http()),

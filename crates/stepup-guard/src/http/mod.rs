@@ -19,6 +19,12 @@ use crate::claims::VerifiedToken;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Elevated(pub VerifiedToken);
 
+/// Which guard let the request through (beside [`Elevated`]): an extractor further in may reuse that check —
+/// no second spend of a single-use token — only when it is the same guard, and then re-checks the claims
+/// against its own requirement (another scope, another binding).
+#[derive(Debug, Clone)]
+pub(crate) struct CheckedBy(pub(crate) crate::guard::Guard);
+
 /// The request's elevated access token: the `x-dyn-elevated-access-token` header. A value that is not visible
 /// ASCII is read as an empty token (refused as malformed), not as none.
 #[must_use]

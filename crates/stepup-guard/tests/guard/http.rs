@@ -148,3 +148,44 @@ async fn a_store_out_of_reach_answers_503_and_never_reaches_the_handler() {
     assert_eq!(serde_json::from_str::<ErrorBody>(&body).unwrap().code, ErrorCode::ElevatedCheckUnavailable);
     assert!(headers.get("www-authenticate").is_none() && headers.get("retry-after").is_some());
 }
+
+/// Review finding: the extractor took any token a layer had let through, whatever scope the layer required. A
+/// router-wide `user:update` layer in front of a `wallet:export` extractor let a `user:update` token export.
+#[tokio::test]
+async fn an_extractor_behind_a_layer_for_another_scope_still_requires_its_own() {
+    let guard = Guard::builder()
+        .issuer(ISSUER)
+        .audience(ENVIRONMENT)
+        .key(our_key())
+        .single_use_store(InProcessStore::new())
+        .build()
+        .unwrap();
+    async fn export(RequireElevated(token): RequireElevated) -> String {
+        format!("exported for {}", token.subject)
+    }
+    let app = Router::new()
+        .route("/export", post(export).route_layer(Extension(RequiredScope(TokenScope::WalletExport))))
+        .layer(guard.require(TokenScope::UserUpdate))
+        .with_state(guard);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let with_scope = |scope: &str, single_use: bool| {
+        let mut claims = ours();
+        claims["scope"] = json!(scope);
+        claims["singleUse"] = json!(single_use);
+        claims["jti"] = json!(format!("scoped-{}", unique()));
+        claims["iat"] = json!(now());
+        claims["exp"] = json!(now() + 300);
+        eddsa("k1", &claims)
+    };
+    let url = format!("http://{address}/export");
+    let (status, _, body) = call(&url, Some(&with_scope("user:update", false)), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not grant `wallet:export`"), "{body}");
+    // A token granting both passes both, and a single-use one is spent once (by the layer), not twice.
+    assert_eq!(call(&url, Some(&with_scope("user:update wallet:export", false)), None).await.0, 200);
+    let single = with_scope("user:update wallet:export", true);
+    assert_eq!(call(&url, Some(&single), None).await.0, 200);
+    assert_eq!(call(&url, Some(&single), None).await.0, 403);
+}
