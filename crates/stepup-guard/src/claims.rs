@@ -63,8 +63,9 @@ pub struct VerifiedToken {
     pub expires_at: u64,
     /// `iat`, if present.
     pub issued_at: Option<u64>,
-    /// The token's id: its `jti`, or for a token without one `sha256:` and the hex digest of the whole token (so
-    /// a single-use token without a `jti` is still spent exactly once).
+    /// The token's id: its `jti`, or for a token without one `sha256:` and the hex digest of its signing input
+    /// (header and payload: not the signature, which ECDSA lets anyone re-form into a second valid one), so a
+    /// single-use token without a `jti` is still spent exactly once.
     pub token_id: String,
     /// `sid`: the session that earned the token, if it names one.
     pub session_id: Option<String>,
@@ -147,7 +148,10 @@ impl RawClaims {
         };
         let token_id = match bounded_id(self.jti.as_ref(), "jti")? {
             Some(jti) => jti,
-            None => format!("sha256:{}", hex(&Sha256::digest(token.as_bytes()))),
+            None => {
+                let signing_input = token.rsplit_once('.').map_or(token, |(input, _signature)| input);
+                format!("sha256:{}", hex(&Sha256::digest(signing_input.as_bytes())))
+            }
         };
         Ok(VerifiedToken {
             issuer: required_string(self.iss.as_ref(), "iss")?,

@@ -193,12 +193,12 @@ impl Guard {
         if !token.single_use {
             return Ok(());
         }
-        let spent = SpentToken {
-            issuer: &token.issuer,
-            token_id: &token.token_id,
-            keep_until: token.expires_at.saturating_add(self.inner.leeway),
-            now,
-        };
+        // Kept past the last moment any replica could still take the token: its expiry, the leeway, and the skew
+        // allowed between clocks (a replica running fast would otherwise drop the record, by its own clock, while
+        // a slower one still accepts the token).
+        let keep_until =
+            token.expires_at.saturating_add(self.inner.leeway).saturating_add(self.inner.clock_skew);
+        let spent = SpentToken { issuer: &token.issuer, token_id: &token.token_id, keep_until, now };
         if self.inner.store.spend(spent).await? { Ok(()) } else { Err(Refusal::Spent.into()) }
     }
 

@@ -125,7 +125,11 @@ impl Key {
                     AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
                         Algorithm::Es256
                     }
-                    AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                    // Exactly 32 bytes: jsonwebtoken slices a shorter key at verification and panics.
+                    AlgorithmParameters::OctetKeyPair(p)
+                        if p.curve == EllipticCurve::Ed25519
+                            && URL_SAFE_NO_PAD.decode(&p.x).is_ok_and(|x| x.len() == 32) =>
+                    {
                         Algorithm::EdDsa
                     }
                     _ => return None,
@@ -297,9 +301,10 @@ pub async fn verified_payload<C: DeserializeOwned>(
     for key in &keys {
         match key.decode::<C>(token) {
             Ok(payload) => return Ok(payload),
-            // Another key with the same `kid` (or none) may have signed it.
-            Err(SignatureError::Mismatch) => {}
-            Err(SignatureError::Claims | SignatureError::Malformed) => return Err(Refusal::Malformed.into()),
+            // Another key with the same `kid` (or none) may have signed it; a key that cannot check this token
+            // (a broken JWKS entry, say) does not stop the others from being tried.
+            Err(SignatureError::Mismatch | SignatureError::Malformed) => {}
+            Err(SignatureError::Claims) => return Err(Refusal::Malformed.into()),
         }
     }
     Err(Refusal::Signature.into())

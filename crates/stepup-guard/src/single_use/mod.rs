@@ -28,8 +28,8 @@ pub struct SpentToken<'a> {
     pub issuer: &'a str,
     /// The token's id (`jti`, or the token's digest).
     pub token_id: &'a str,
-    /// Until when (Unix seconds) the record must be kept: the token's expiry plus the guard's leeway. After
-    /// that the token is refused as expired, so the record may go.
+    /// Until when (Unix seconds) the record must be kept: the token's expiry plus the guard's leeway and clock
+    /// skew. After that every replica refuses the token as expired, so the record may go.
     pub keep_until: u64,
     /// The guard's clock, Unix seconds.
     pub now: u64,

@@ -32,12 +32,16 @@ impl PostgresStore {
             "CREATE TABLE IF NOT EXISTS {TABLE} (issuer TEXT NOT NULL, token_id TEXT NOT NULL, \
              keep_until BIGINT NOT NULL, PRIMARY KEY (issuer, token_id))"
         );
-        match sqlx::query(&create).execute(&pool).await {
-            Ok(_) => {}
-            // Two replicas creating the table at once: the loser's unique violation on the catalogue means the
-            // table is there.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
-            Err(e) => return Err(StoreError::new("postgres", e)),
+        // The purge finds expired rows by an index, not a scan.
+        let index = format!("CREATE INDEX IF NOT EXISTS {TABLE}_keep_until ON {TABLE} (keep_until)");
+        for statement in [create, index] {
+            match sqlx::query(&statement).execute(&pool).await {
+                Ok(_) => {}
+                // Two replicas creating it at once: the loser's unique violation on the catalogue (or "already
+                // exists") means it is there.
+                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("23505" | "42P07")) => {}
+                Err(e) => return Err(StoreError::new("postgres", e)),
+            }
         }
         Ok(Self { pool, purged_at: AtomicU64::new(0) })
     }

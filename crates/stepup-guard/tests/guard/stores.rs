@@ -79,7 +79,7 @@ mod redis_store {
         let (first, second) = (replica(), replica());
         let token = single_use_token();
         assert_eq!(race(&first, &second, &token).await, (1, 49));
-        // Kept for the token's remaining lifetime (plus the leeway), then gone.
+        // Kept for the token's remaining lifetime plus the leeway and clock skew, then gone.
         let client = redis::Client::open(url.as_str()).unwrap();
         let mut connection = client.get_multiplexed_async_connection().await.unwrap();
         let keys: Vec<String> =
@@ -98,7 +98,7 @@ mod redis_store {
             .to_owned();
         let key = keys.iter().find(|key| key.ends_with(&jti)).unwrap();
         let ttl_ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut connection).await.unwrap();
-        assert!((300_000..=331_000).contains(&ttl_ms), "{ttl_ms}");
+        assert!((300_000..=391_000).contains(&ttl_ms), "{ttl_ms}");
     }
 
     /// Redis out of reach: the request is refused with a typed error, never let through; multi-use tokens,

@@ -207,3 +207,100 @@ fn a_guard_needs_issuer_audience_keys_and_a_store() {
         Err(stepup_guard::KeyError::Unreadable { algorithm: "RS256", .. })
     ));
 }
+
+/// P-256's group order, big-endian: `s` and `n - s` are both valid ECDSA signatures.
+const P256_ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xbc,
+    0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+
+/// Review finding: a single-use ES256 token without `jti` was spent by the digest of the whole token, signature
+/// included; anyone can turn `(r, s)` into `(r, n - s)`, a second valid signature, and spend it again.
+#[tokio::test]
+async fn a_single_use_token_without_jti_is_spent_once_whatever_its_signature() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    const ES256_PUBLIC: &str = include_str!("../../../../tests/keys/es256-public.pem");
+    let guard = Guard::builder()
+        .issuer(ISSUER)
+        .audience(ENVIRONMENT)
+        .key(Key::from_pem(stepup_guard::Algorithm::Es256, ES256_PUBLIC.as_bytes(), None).unwrap())
+        .single_use_store(InProcessStore::new())
+        .build()
+        .unwrap();
+    let mut claims = with("jti", Value::Null);
+    claims["singleUse"] = json!(true);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = None;
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(ES256_PRIVATE.as_bytes()).unwrap();
+    let token = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    // s' = n - s, big-endian subtraction.
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let difference = i16::from(P256_ORDER[i]) - i16::from(signature[32 + i]) - borrow;
+        borrow = i16::from(difference < 0);
+        signature[32 + i] = (difference + 256 * borrow) as u8;
+    }
+    let malleated = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&signature));
+    assert_ne!(malleated, token);
+    assert!(guard.check_at(Some(&token), &wallet_export(), NOW).await.is_ok());
+    assert_eq!(guard.check_at(Some(&malleated), &wallet_export(), NOW).await, refused(Refusal::Spent));
+}
+
+/// Review finding: an Ed25519 JWK whose `x` is shorter than 32 bytes was accepted and made jsonwebtoken panic at
+/// every verification; such a key is now left out, and the good key beside it is used.
+#[tokio::test]
+async fn a_broken_jwk_is_left_out_and_panics_nothing() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let der: Vec<u8> = STANDARD
+        .decode(EDDSA_PUBLIC.lines().filter(|l| !l.starts_with("-----")).collect::<String>())
+        .unwrap();
+    let good = URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+    let document = json!({"keys": [
+        {"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([7u8; 16]), "kid": "k1"},
+        {"kty": "OKP", "crv": "Ed25519", "x": good, "kid": "k1"},
+    ]});
+    let keys = Key::from_jwks_json(document.to_string().as_bytes()).unwrap();
+    assert_eq!(keys.len(), 1);
+    let mut builder =
+        Guard::builder().issuer(ISSUER).audience(ENVIRONMENT).single_use_store(InProcessStore::new());
+    for key in keys {
+        builder = builder.key(key);
+    }
+    let guard = builder.build().unwrap();
+    assert!(guard.check_at(Some(&eddsa("k1", &ours())), &wallet_export(), NOW).await.is_ok());
+}
+
+/// Review finding: the record of a spent token was kept until `exp` plus the leeway only, by the spending
+/// replica's clock; a replica running fast dropped it while a slower one still took the token. It is now kept
+/// for the clock skew too.
+#[tokio::test]
+async fn a_spent_record_outlives_the_token_on_every_replica() {
+    use std::sync::Mutex;
+    use stepup_guard::{SingleUseStore, SpentToken, StoreError};
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<u64>>);
+    #[async_trait::async_trait]
+    impl SingleUseStore for Recording {
+        async fn spend(&self, token: SpentToken<'_>) -> Result<bool, StoreError> {
+            self.0.lock().unwrap().push(token.keep_until);
+            Ok(true)
+        }
+    }
+    let store = std::sync::Arc::new(Recording::default());
+    let guard = Guard::builder()
+        .issuer(ISSUER)
+        .audience(ENVIRONMENT)
+        .key(our_key())
+        .shared_single_use_store(store.clone())
+        .leeway(std::time::Duration::from_secs(30))
+        .clock_skew(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let token = eddsa("k1", &with("singleUse", json!(true)));
+    guard.check_at(Some(&token), &wallet_export(), NOW).await.unwrap();
+    assert_eq!(*store.0.lock().unwrap(), vec![NOW + 300 + 30 + 60]);
+}
