@@ -164,6 +164,9 @@ pub enum BuildError {
     /// No keys: neither static keys nor a JWKS URL nor a key source.
     #[error("the guard needs keys: static keys, a JWKS URL or a key source")]
     NoKeys,
+    /// A key source was given beside static keys or a JWKS URL, which it would replace.
+    #[error("a key source replaces static keys and a JWKS URL: give one or the other")]
+    ConflictingKeys,
     /// No single-use store was chosen: a single-use token could not be spent.
     #[error(
         "the guard needs a single-use store (in-process for one instance; Redis or PostgreSQL for replicas)"

@@ -347,6 +347,14 @@ impl GuardBuilder {
     /// The key source: the one given, or the static keys (with the JWKS URL's keys after them).
     fn take_key_source(&mut self) -> Result<Arc<dyn KeySource>, BuildError> {
         if let Some(source) = self.source.take() {
+            #[cfg(feature = "jwks")]
+            let jwks = self.jwks_url.is_some();
+            #[cfg(not(feature = "jwks"))]
+            let jwks = false;
+            // A key source replaces the others; keys given besides it would be silently ignored.
+            if !self.static_keys.is_empty() || jwks {
+                return Err(BuildError::ConflictingKeys);
+            }
             return Ok(source);
         }
         let configured = StaticKeys::new(std::mem::take(&mut self.static_keys));

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::Mutex;
 
 use super::{Algorithm, Key, KeySource, StaticKeys};
 use crate::error::{KeyError, Unavailable};
@@ -51,11 +50,17 @@ struct Cache {
 }
 
 /// Configured keys plus the keys of a JWKS URL.
+///
+/// Checks never wait for a fetch when the cache holds a fitting key: the cache is read under a short lock never
+/// held across I/O, and one fetch at a time runs behind a separate gate. A stale cache is refreshed by one
+/// request while the others go on with the cached keys; a token naming an unknown `kid` waits for the fetch it
+/// causes (at most one a minute) or, in between, is refused at once.
 pub struct Jwks {
     url: String,
     configured: StaticKeys,
     options: JwksOptions,
-    cache: Mutex<Cache>,
+    cache: std::sync::RwLock<Cache>,
+    fetch_gate: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -77,7 +82,25 @@ impl Jwks {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
             return Err(KeyError::Url(url.to_owned()));
         }
-        Ok(Self { url: url.to_owned(), configured, options, cache: Mutex::new(Cache::default()) })
+        let loopback = match parsed.host_str() {
+            Some(host) => {
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                bare.eq_ignore_ascii_case("localhost")
+                    || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+            }
+            None => false,
+        };
+        // Keys over plain HTTP could be swapped by anyone on the path: only on this machine.
+        if parsed.scheme() == "http" && !loopback {
+            return Err(KeyError::Url(url.to_owned()));
+        }
+        Ok(Self {
+            url: url.to_owned(),
+            configured,
+            options,
+            cache: std::sync::RwLock::new(Cache::default()),
+            fetch_gate: tokio::sync::Mutex::new(()),
+        })
     }
 
     async fn fetch(&self) -> Result<Vec<Arc<Key>>, String> {
@@ -136,6 +159,93 @@ fn default_client() -> Result<reqwest::Client, String> {
         .clone()
 }
 
+/// What a check does with the cache as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Use the cached keys.
+    Serve,
+    /// Use them, and refresh the cache if no other request is refreshing it (stale, but a key fits).
+    ServeAndRefresh,
+    /// Fetch first (no fitting key, and a fetch is allowed).
+    Fetch,
+    /// No key will come: the JWKS was never fetched and may not be fetched yet.
+    Unavailable,
+}
+
+impl Jwks {
+    fn secs(d: Duration) -> u64 {
+        d.as_secs()
+    }
+
+    fn plan(
+        &self,
+        cache: &Cache,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+        configured_fit: bool,
+        now: u64,
+    ) -> Plan {
+        let age = |at: Option<u64>| at.map(|at| now.saturating_sub(at));
+        let too_old = age(cache.fetched_at).is_some_and(|age| age >= Self::secs(self.options.max_stale));
+        let fits = !too_old && cache.keys.iter().any(|key| key.fits(kid, algorithm));
+        let stale = age(cache.fetched_at).is_none_or(|age| age >= Self::secs(self.options.max_age));
+        let may_fetch = age(cache.attempted_at).is_none_or(|age| age >= Self::secs(self.options.min_refresh));
+        // A `kid` the cache does not hold is a rotation to pick up (even when a configured key of the algorithm
+        // might fit); a token without one is looked for in the cache only.
+        let unknown = !fits && (kid.is_some() || !configured_fit);
+        match (unknown, stale, may_fetch) {
+            (true, _, true) => Plan::Fetch,
+            (false, true, true) => Plan::ServeAndRefresh,
+            (true, _, false) if cache.fetched_at.is_none() && !configured_fit => Plan::Unavailable,
+            _ => Plan::Serve,
+        }
+    }
+
+    /// Fetches and stores the keys; `Err` only when nothing usable is cached.
+    async fn refresh(&self, now: u64, nothing_else: bool) -> Result<(), Unavailable> {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.attempted_at = Some(now);
+        }
+        match self.fetch().await {
+            Ok(fetched) => {
+                if let Ok(mut cache) = self.cache.write() {
+                    cache.keys = fetched;
+                    cache.fetched_at = Some(now);
+                }
+                Ok(())
+            }
+            // Keys fetched before stay usable when a refresh fails (up to `max_stale`); with none at all the
+            // token cannot be checked.
+            Err(reason) => {
+                let cached = self.cache.read().map(|cache| !cache.keys.is_empty()).unwrap_or(false);
+                if cached || !nothing_else {
+                    tracing::warn!(%reason, url = %self.url, "refreshing the JWKS failed; using the cached keys");
+                    Ok(())
+                } else {
+                    Err(Unavailable::Keys { reason })
+                }
+            }
+        }
+    }
+
+    fn cached(&self, kid: Option<&str>, algorithm: Algorithm, now: u64) -> Vec<Arc<Key>> {
+        let Ok(cache) = self.cache.read() else { return Vec::new() };
+        let too_old =
+            cache.fetched_at.is_some_and(|at| now.saturating_sub(at) >= Self::secs(self.options.max_stale));
+        if too_old {
+            return Vec::new();
+        }
+        cache.keys.iter().filter(|key| key.fits(kid, algorithm)).cloned().collect()
+    }
+
+    fn current_plan(&self, kid: Option<&str>, algorithm: Algorithm, configured_fit: bool, now: u64) -> Plan {
+        match self.cache.read() {
+            Ok(cache) => self.plan(&cache, kid, algorithm, configured_fit, now),
+            Err(_) => Plan::Unavailable,
+        }
+    }
+}
+
 #[async_trait]
 impl KeySource for Jwks {
     async fn keys_for(
@@ -145,41 +255,31 @@ impl KeySource for Jwks {
         now: u64,
     ) -> Result<Vec<Arc<Key>>, Unavailable> {
         let mut keys = self.configured.matching(kid, algorithm);
-        // One fetch at a time: concurrent requests wait for it rather than each fetching.
-        let mut cache = self.cache.lock().await;
-        let age = |at: Option<u64>| at.map(|at| now.saturating_sub(at));
-        let secs = |d: Duration| d.as_secs();
-        if age(cache.fetched_at).is_some_and(|age| age >= secs(self.options.max_stale)) {
-            cache.keys.clear();
-        }
-        let stale = age(cache.fetched_at).is_none_or(|age| age >= secs(self.options.max_age));
-        // A `kid` the cache does not hold is a rotation to pick up (even when a configured key of the algorithm
-        // might fit); a token without one is looked for in the cache only.
-        let unknown =
-            !cache.keys.iter().any(|key| key.fits(kid, algorithm)) && (kid.is_some() || keys.is_empty());
-        let may_fetch = age(cache.attempted_at).is_none_or(|age| age >= secs(self.options.min_refresh));
-        if (stale || unknown) && may_fetch {
-            cache.attempted_at = Some(now);
-            match self.fetch().await {
-                Ok(fetched) => {
-                    cache.keys = fetched;
-                    cache.fetched_at = Some(now);
-                }
-                // Keys fetched before stay usable when a refresh fails; with none at all the token cannot be
-                // checked.
-                Err(reason) if cache.keys.is_empty() && keys.is_empty() => {
-                    return Err(Unavailable::Keys { reason });
-                }
-                Err(reason) => {
-                    tracing::warn!(%reason, url = %self.url, "refreshing the JWKS failed; using the cached keys")
+        let configured_fit = !keys.is_empty();
+        match self.current_plan(kid, algorithm, configured_fit, now) {
+            Plan::Serve => {}
+            Plan::Unavailable => {
+                return Err(Unavailable::Keys {
+                    reason: "the last JWKS fetch failed less than a minute ago".to_owned(),
+                });
+            }
+            Plan::ServeAndRefresh => {
+                // Whoever takes the gate refreshes; the others use the cached keys meanwhile.
+                if let Ok(_gate) = self.fetch_gate.try_lock()
+                    && self.current_plan(kid, algorithm, configured_fit, now) == Plan::ServeAndRefresh
+                {
+                    self.refresh(now, !configured_fit).await?;
                 }
             }
-        } else if cache.fetched_at.is_none() && keys.is_empty() {
-            return Err(Unavailable::Keys {
-                reason: "the last JWKS fetch failed less than a minute ago".to_owned(),
-            });
+            Plan::Fetch => {
+                // One fetch at a time: requests for an unknown key wait for it, then look again.
+                let _gate = self.fetch_gate.lock().await;
+                if self.current_plan(kid, algorithm, configured_fit, now) == Plan::Fetch {
+                    self.refresh(now, !configured_fit).await?;
+                }
+            }
         }
-        keys.extend(cache.keys.iter().filter(|key| key.fits(kid, algorithm)).cloned());
+        keys.extend(self.cached(kid, algorithm, now));
         Ok(keys)
     }
 }

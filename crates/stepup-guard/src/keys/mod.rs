@@ -250,6 +250,12 @@ impl KeySource for StaticKeys {
     }
 }
 
+/// Text from a token, fit to repeat in an answer: at most 32 visible ASCII characters (a header may hold
+/// kilobytes, and a header value must be ASCII).
+fn printable(text: &str) -> String {
+    text.chars().filter(char::is_ascii_graphic).take(32).collect()
+}
+
 /// The header fields read before the signature is checked (to pick and pin the key).
 #[derive(Deserialize)]
 struct Header {
@@ -292,11 +298,11 @@ pub async fn verified_payload<C: DeserializeOwned>(
     if header.crit.is_some() {
         return Err(Refusal::CriticalHeader.into());
     }
-    let algorithm =
-        Algorithm::from_name(&header.alg).ok_or_else(|| Refusal::Algorithm { alg: header.alg.clone() })?;
+    let algorithm = Algorithm::from_name(&header.alg)
+        .ok_or_else(|| Refusal::Algorithm { alg: printable(&header.alg) })?;
     let keys = source.keys_for(header.kid.as_deref(), algorithm, now).await?;
     if keys.is_empty() {
-        return Err(Refusal::UnknownKey { kid: header.kid }.into());
+        return Err(Refusal::UnknownKey { kid: header.kid.as_deref().map(printable) }.into());
     }
     for key in &keys {
         match key.decode::<C>(token) {

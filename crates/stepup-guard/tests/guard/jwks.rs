@@ -114,3 +114,89 @@ async fn a_jwks_out_of_reach_refuses_every_token_as_unavailable() {
     let result = guard.check_at(Some(&token), &requirement, NOW).await;
     assert!(matches!(result, Err(GuardError::Unavailable(Unavailable::Keys { .. }))), "{result:?}");
 }
+
+/// Review finding: the cache's lock was held across the fetch, so one token with a made-up `kid` (anyone can send
+/// one, once a minute) stalled every check for as long as the JWKS took to answer. Checks whose key is cached
+/// now go on while the fetch hangs.
+#[tokio::test]
+async fn a_fetch_for_an_unknown_kid_does_not_hold_up_checks_with_a_cached_key() {
+    use std::sync::atomic::AtomicBool;
+    use tokio::sync::Notify;
+    #[derive(Clone)]
+    struct Held {
+        fetches: Arc<AtomicUsize>,
+        hold: Arc<AtomicBool>,
+        release: Arc<Notify>,
+        arrived: Arc<Notify>,
+    }
+    async fn jwks(State(held): State<Held>) -> axum::Json<Value> {
+        held.fetches.fetch_add(1, Ordering::SeqCst);
+        if held.hold.load(Ordering::SeqCst) {
+            held.arrived.notify_one();
+            held.release.notified().await;
+        }
+        axum::Json(json!({"keys": [okp_jwk("k1")]}))
+    }
+    let held = Held {
+        fetches: Arc::default(),
+        hold: Arc::default(),
+        release: Arc::new(Notify::new()),
+        arrived: Arc::new(Notify::new()),
+    };
+    let app = Router::new().route("/jwks", get(jwks)).with_state(held.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let guard = guard_for(&format!("http://{address}/jwks"));
+    let requirement = Requirement::scope(TokenScope::WalletExport);
+    guard.check_at(Some(&eddsa("k1", &ours())), &requirement, NOW).await.unwrap();
+
+    // A minute on, a made-up kid makes the guard fetch, and the JWKS hangs.
+    held.hold.store(true, Ordering::SeqCst);
+    let (stalled_guard, stalled_requirement) = (guard.clone(), requirement.clone());
+    let made_up = tokio::spawn(async move {
+        stalled_guard.check_at(Some(&eddsa("made-up", &ours())), &stalled_requirement, NOW + 61).await
+    });
+    held.arrived.notified().await;
+    // The cached key still answers while that fetch hangs (the fetch's own timeout is 5 s; this waits 1 s).
+    let known = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        guard.check_at(Some(&eddsa("k1", &ours())), &requirement, NOW + 62),
+    )
+    .await;
+    assert!(matches!(known, Ok(Ok(_))), "{known:?}");
+    held.release.notify_one();
+    assert!(matches!(made_up.await.unwrap(), Err(GuardError::Refused(Refusal::UnknownKey { .. }))));
+    assert_eq!(held.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_jwks_over_plain_http_is_refused_unless_on_this_machine() {
+    use stepup_guard::{BuildError, KeyError};
+    let build = |url: &str| {
+        Guard::builder()
+            .issuer(ISSUER)
+            .audience(ENVIRONMENT)
+            .jwks_url(url)
+            .single_use_store(InProcessStore::new())
+            .build()
+    };
+    assert!(matches!(build("http://keys.example.com/jwks"), Err(BuildError::Key(KeyError::Url(_)))));
+    for fine in [
+        "https://keys.example.com/jwks",
+        "http://127.0.0.1:9/jwks",
+        "http://[::1]:9/jwks",
+        "http://localhost/jwks",
+    ] {
+        assert!(build(fine).is_ok(), "{fine}");
+    }
+    // A key source replaces the others: giving both is a mistake, said at build time.
+    let both = Guard::builder()
+        .issuer(ISSUER)
+        .audience(ENVIRONMENT)
+        .key(our_key())
+        .key_source(stepup_guard::StaticKeys::new([our_key()]))
+        .single_use_store(InProcessStore::new())
+        .build();
+    assert_eq!(both.err(), Some(BuildError::ConflictingKeys));
+}

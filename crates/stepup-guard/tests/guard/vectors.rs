@@ -132,6 +132,12 @@ async fn headers_keys_and_signatures_that_are_wrong_are_refused_by_name() {
         check(&with_header(r#"{"alg":"none","kid":"k1"}"#), &requirement).await,
         refused(Refusal::Algorithm { alg: "none".into() })
     );
+    // An `alg` of kilobytes is not echoed back whole.
+    let long = format!(r#"{{"alg":"{}","kid":"k1"}}"#, "X".repeat(4000));
+    assert_eq!(
+        check(&with_header(&long), &requirement).await,
+        refused(Refusal::Algorithm { alg: "X".repeat(32) })
+    );
     // HS256 keyed with the public key: no key is pinned to HS256.
     assert_eq!(
         check(&with_header(r#"{"alg":"HS256","kid":"k1"}"#), &requirement).await,
