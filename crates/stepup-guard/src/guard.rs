@@ -112,11 +112,13 @@ impl Guard {
     }
 
     /// Whether `other` is this guard (a clone of it), not just one configured alike.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // The axum extractors' question.
     pub(crate) fn is_same(&self, other: &Guard) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// [`Guard::check_claims`] by the system clock.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // The axum extractors' question.
     pub(crate) fn check_claims_now(
         &self,
         claims: &VerifiedToken,

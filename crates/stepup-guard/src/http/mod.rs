@@ -23,6 +23,7 @@ pub struct Elevated(pub VerifiedToken);
 /// no second spend of a single-use token — only when it is the same guard, and then re-checks the claims
 /// against its own requirement (another scope, another binding).
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "axum"), allow(dead_code))] // Read by the axum extractors.
 pub(crate) struct CheckedBy(pub(crate) crate::guard::Guard);
 
 /// The request's elevated access token: the `x-dyn-elevated-access-token` header. A value that is not visible

@@ -113,8 +113,10 @@ pub async fn step_up(state: &AppState, session: &Session, jwt: &str) -> Result<V
     }
     // Length-prefixed, so no environment id and jti pair can spell another's.
     let spent = format!("external:{}:{}:{}", session.env.id().len(), session.env.id(), grant.jti);
-    let exp = i64::try_from(grant.exp).unwrap_or(i64::MAX);
-    if !state.store().consume_token(&spent, exp).await? {
+    // Remembered a minute past `exp`: a replica whose clock runs behind by the allowed skew still sees it valid.
+    let keep_until =
+        i64::try_from(grant.exp.saturating_add(crate::tokens::MAX_CLOCK_SKEW_SECS)).unwrap_or(i64::MAX);
+    if !state.store().consume_token(&spent, keep_until).await? {
         return Err(ServiceError::refused(ExternalAuthError::Replayed));
     }
     tracing::info!(user = %session.user_id, "elevated by external auth");

@@ -3,9 +3,6 @@
 
 use super::{Store, StoreError, with_pool};
 
-/// The clock skew between replicas the purge allows for.
-const MAX_CLOCK_SKEW: i64 = crate::tokens::MAX_CLOCK_SKEW_SECS as i64;
-
 /// How long a TOTP enrolment may wait for its first code before it is forgotten.
 pub const PENDING_ENROLMENT_TTL_SECS: i64 = 24 * 3600;
 
@@ -55,9 +52,8 @@ impl Store {
             let (column, cutoff) = match table {
                 // The outbox is the dev delivery channel: a message is kept a day, for people reading it late.
                 "outbox" => ("created_at", now - 24 * 3600),
-                // A spent token is remembered until no replica can take it for unexpired: one whose clock runs
-                // behind by up to the allowed skew still sees it valid after `exp`.
-                "consumed_tokens" => ("expires_at", now - MAX_CLOCK_SKEW),
+                // A spent token's `expires_at` is when it may be forgotten: its writers (the guard, external auth)
+                // add the clock skew to `exp` themselves, so a replica whose clock runs behind still finds it.
                 _ => ("expires_at", now),
             };
             with_pool!(self, |pool| {

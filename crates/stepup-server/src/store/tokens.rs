@@ -3,7 +3,9 @@
 use super::{Store, StoreError, with_pool};
 
 impl Store {
-    /// Marks a single-use token as spent. Returns `false` if it was spent before (by this or another replica).
+    /// Marks a single-use token as spent, remembered until `expires_at` (the token's expiry plus the clock skew
+    /// replicas may have: the caller's to add). Returns `false` if it was spent before (by this or another
+    /// replica).
     ///
     /// # Errors
     /// [`StoreError`].
