@@ -37,7 +37,13 @@ struct Seeded {
     enrolled_step: u64,
 }
 
-async fn seed(client: &reqwest::Client, base: &str, admin: &str, env: &str, i: usize) -> Result<Seeded, String> {
+async fn seed(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    env: &str,
+    i: usize,
+) -> Result<Seeded, String> {
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("user {i}: {what}: {e}");
     let json = |response: reqwest::Response| async move {
         let status = response.status();
