@@ -48,7 +48,7 @@ pids=()
 bases=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    if [ -n "${schema:-}" ]; then psql -q "${DATABASE_URL}" -c "DROP SCHEMA $schema CASCADE" >/dev/null || true; fi
+    if [ -n "${schema:-}" ]; then psql -q "${DATABASE_URL}" -c "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
