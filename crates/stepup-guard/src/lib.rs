@@ -14,11 +14,12 @@
 //! `singleUse`); [`GuardBuilder::reference_server`] and [`GuardBuilder::dynamic`] set either up.
 //!
 //! ```no_run
+//! # #[cfg(all(feature = "axum", feature = "redis"))]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{Router, routing::post};
 //! use stepup_guard::{Elevated, Guard, RedisStore};
 //! use stepup_proto::TokenScope;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let guard = Guard::builder()
 //!     .issuer("stepup-reference-server")
 //!     .audience("my-environment")
@@ -34,6 +35,8 @@
 //!     .route_layer(guard.require(TokenScope::WalletExport));
 //! # Ok(()) }
 //! ```
+//!
+//! (Features `axum` and `redis` for this one.)
 //!
 //! The reference server's own protected calls run through this crate too, with its database as the store
 //! (docs/architecture.md).

@@ -212,6 +212,11 @@ fn a_guard_needs_issuer_audience_keys_and_a_store() {
         Key::from_pem(stepup_guard::Algorithm::Rs256, EDDSA_PUBLIC.as_bytes(), None),
         Err(stepup_guard::KeyError::Unreadable { algorithm: "RS256", .. })
     ));
+    assert!(matches!(Key::from_jwks_json(b"not json"), Err(stepup_guard::KeyError::NotAJwkSet(_))));
+    assert!(matches!(Key::from_jwks_json(br#"{"keys": 7}"#), Err(stepup_guard::KeyError::NotAJwkSet(_))));
+    // A Redis URL that is not one is said at construction, as the store's error.
+    let bad = stepup_guard::RedisStore::open("not a url").err().map(|e| e.store());
+    assert_eq!(bad, Some("redis"));
 }
 
 /// P-256's group order, big-endian: `s` and `n - s` are both valid ECDSA signatures.
