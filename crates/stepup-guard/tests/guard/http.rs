@@ -67,10 +67,7 @@ async fn backend(store: Arc<dyn SingleUseStore>, challenge: ChallengeOptions) ->
         .route("/no-scope", post(by_extractor))
         .layer(from_fn(authenticate))
         .with_state(guard);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{address}")
+    serve(app).await
 }
 
 async fn call(
@@ -140,8 +137,7 @@ async fn routes_set_up_wrong_answer_500_not_200() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn a_store_out_of_reach_answers_503_and_never_reaches_the_handler() {
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let store = stepup_guard::RedisStore::open(&format!("redis://{closed}")).unwrap();
+    let store = stepup_guard::RedisStore::open(&format!("redis://{}", closed_port().await)).unwrap();
     let base = backend(Arc::new(store), ChallengeOptions::new()).await;
     let (status, headers, body) = call(&format!("{base}/layer"), Some(&token(true, "s1")), None).await;
     assert_eq!(status, 503);
@@ -167,9 +163,7 @@ async fn an_extractor_behind_a_layer_for_another_scope_still_requires_its_own() 
         .route("/export", post(export).route_layer(Extension(RequiredScope(TokenScope::WalletExport))))
         .layer(guard.require(TokenScope::UserUpdate))
         .with_state(guard);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = serve(app).await;
     let with_scope = |scope: &str, single_use: bool| {
         let mut claims = ours();
         claims["scope"] = json!(scope);
@@ -179,7 +173,7 @@ async fn an_extractor_behind_a_layer_for_another_scope_still_requires_its_own() 
         claims["exp"] = json!(now() + 300);
         eddsa("k1", &claims)
     };
-    let url = format!("http://{address}/export");
+    let url = format!("{base}/export");
     let (status, _, body) = call(&url, Some(&with_scope("user:update", false)), None).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("does not grant `wallet:export`"), "{body}");

@@ -59,10 +59,7 @@ async fn serve_jwks(served: Served) -> String {
         axum::Json(served.document.lock().await.clone())
     }
     let app = Router::new().route("/jwks", get(jwks)).with_state(served);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{address}/jwks")
+    format!("{}/jwks", serve(app).await)
 }
 
 fn guard_for(url: &str) -> Guard {
@@ -108,8 +105,7 @@ async fn keys_are_fetched_once_cached_and_a_rotation_is_picked_up_at_most_once_a
 #[tokio::test]
 async fn a_jwks_out_of_reach_refuses_every_token_as_unavailable() {
     // A port nothing listens on: bound, then dropped.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let guard = guard_for(&format!("http://{closed}/jwks"));
+    let guard = guard_for(&format!("http://{}/jwks", closed_port().await));
     let (token, requirement) = (eddsa("k1", &ours()), Requirement::scope(TokenScope::WalletExport));
     let result = guard.check_at(Some(&token), &requirement, NOW).await;
     assert!(matches!(result, Err(GuardError::Unavailable(Unavailable::Keys { .. }))), "{result:?}");
@@ -144,10 +140,7 @@ async fn a_fetch_for_an_unknown_kid_does_not_hold_up_checks_with_a_cached_key() 
         arrived: Arc::new(Notify::new()),
     };
     let app = Router::new().route("/jwks", get(jwks)).with_state(held.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let guard = guard_for(&format!("http://{address}/jwks"));
+    let guard = guard_for(&format!("{}/jwks", serve(app).await));
     let requirement = Requirement::scope(TokenScope::WalletExport);
     guard.check_at(Some(&eddsa("k1", &ours())), &requirement, NOW).await.unwrap();
 

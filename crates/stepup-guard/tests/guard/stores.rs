@@ -106,8 +106,8 @@ mod redis_store {
     #[tokio::test]
     async fn redis_out_of_reach_refuses_single_use_tokens() {
         // Runs without Redis: nothing listens on this port.
-        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-        let guard = guard_on(Arc::new(RedisStore::open(&format!("redis://{closed}")).unwrap()));
+        let guard =
+            guard_on(Arc::new(RedisStore::open(&format!("redis://{}", closed_port().await)).unwrap()));
         let requirement = Requirement::scope(TokenScope::WalletExport);
         let result = guard.check(Some(&single_use_token()), &requirement).await;
         match result {
