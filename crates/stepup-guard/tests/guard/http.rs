@@ -43,9 +43,7 @@ async fn authenticate(mut request: Request, next: Next) -> Response {
 }
 
 async fn backend(store: Arc<dyn SingleUseStore>, challenge: ChallengeOptions) -> String {
-    let guard = Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
+    let guard = for_reference_server()
         .key(our_key())
         .shared_single_use_store(store)
         .challenge(challenge)
@@ -149,13 +147,8 @@ async fn a_store_out_of_reach_answers_503_and_never_reaches_the_handler() {
 /// router-wide `user:update` layer in front of a `wallet:export` extractor let a `user:update` token export.
 #[tokio::test]
 async fn an_extractor_behind_a_layer_for_another_scope_still_requires_its_own() {
-    let guard = Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
-        .key(our_key())
-        .single_use_store(InProcessStore::new())
-        .build()
-        .unwrap();
+    let guard =
+        for_reference_server().key(our_key()).single_use_store(InProcessStore::new()).build().unwrap();
     async fn export(RequireElevated(token): RequireElevated) -> String {
         format!("exported for {}", token.subject)
     }

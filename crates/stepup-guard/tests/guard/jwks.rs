@@ -62,14 +62,13 @@ async fn serve_jwks(served: Served) -> String {
     format!("{}/jwks", serve(app).await)
 }
 
+/// A guard whose keys come from the JWKS at `url`.
+fn jwks_guard(url: &str) -> Result<Guard, stepup_guard::BuildError> {
+    for_reference_server().jwks_url(url).single_use_store(InProcessStore::new()).build()
+}
+
 fn guard_for(url: &str) -> Guard {
-    Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
-        .jwks_url(url)
-        .single_use_store(InProcessStore::new())
-        .build()
-        .unwrap()
+    jwks_guard(url).unwrap()
 }
 
 #[tokio::test]
@@ -166,14 +165,7 @@ async fn a_fetch_for_an_unknown_kid_does_not_hold_up_checks_with_a_cached_key() 
 #[test]
 fn a_jwks_over_plain_http_is_refused_unless_on_this_machine() {
     use stepup_guard::{BuildError, KeyError};
-    let build = |url: &str| {
-        Guard::builder()
-            .issuer(ISSUER)
-            .audience(ENVIRONMENT)
-            .jwks_url(url)
-            .single_use_store(InProcessStore::new())
-            .build()
-    };
+    let build = jwks_guard;
     assert!(matches!(build("http://keys.example.com/jwks"), Err(BuildError::Key(KeyError::Url(_)))));
     for fine in [
         "https://keys.example.com/jwks",
@@ -184,9 +176,7 @@ fn a_jwks_over_plain_http_is_refused_unless_on_this_machine() {
         assert!(build(fine).is_ok(), "{fine}");
     }
     // A key source replaces the others: giving both is a mistake, said at build time.
-    let both = Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
+    let both = for_reference_server()
         .key(our_key())
         .key_source(stepup_guard::StaticKeys::new([our_key()]))
         .single_use_store(InProcessStore::new())

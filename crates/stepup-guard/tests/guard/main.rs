@@ -62,11 +62,14 @@ pub fn our_key() -> Key {
     Key::from_pem(stepup_guard::Algorithm::EdDsa, EDDSA_PUBLIC.as_bytes(), Some("k1".to_owned())).unwrap()
 }
 
+/// A builder for the reference server's tokens (issuer, audience): the tests add keys, a store and the rest.
+pub fn for_reference_server() -> stepup_guard::GuardBuilder {
+    Guard::builder().issuer(ISSUER).audience(ENVIRONMENT)
+}
+
 /// A guard for the reference server's tokens with static keys and an in-process store.
 pub fn our_guard() -> Guard {
-    Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
+    for_reference_server()
         .key(our_key())
         .single_use_store(InProcessStore::new())
         .leeway(std::time::Duration::ZERO)

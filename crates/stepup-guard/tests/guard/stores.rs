@@ -24,13 +24,7 @@ fn single_use_token() -> String {
 }
 
 fn guard_on(store: Arc<dyn SingleUseStore>) -> Guard {
-    Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
-        .key(our_key())
-        .shared_single_use_store(store)
-        .build()
-        .unwrap()
+    for_reference_server().key(our_key()).shared_single_use_store(store).build().unwrap()
 }
 
 /// 50 spends at once, alternating between the two guards; returns (passed, refused as spent).

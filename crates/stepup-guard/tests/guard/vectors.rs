@@ -166,9 +166,7 @@ async fn headers_keys_and_signatures_that_are_wrong_are_refused_by_name() {
 #[tokio::test]
 async fn max_age_and_acr_values_hold_tokens_to_the_challenge() {
     use stepup_guard::ChallengeOptions;
-    let guard = Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
+    let guard = for_reference_server()
         .key(our_key())
         .single_use_store(InProcessStore::new())
         .challenge(ChallengeOptions::new().max_age(120).acr_values(["totp", "passkey"]))
@@ -232,9 +230,7 @@ async fn a_single_use_token_without_jti_is_spent_once_whatever_its_signature() {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     const ES256_PUBLIC: &str = include_str!("../../../../tests/keys/es256-public.pem");
-    let guard = Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
+    let guard = for_reference_server()
         .key(Key::from_pem(stepup_guard::Algorithm::Es256, ES256_PUBLIC.as_bytes(), None).unwrap())
         .single_use_store(InProcessStore::new())
         .build()
@@ -276,8 +272,7 @@ async fn a_broken_jwk_is_left_out_and_panics_nothing() {
     ]});
     let keys = Key::from_jwks_json(document.to_string().as_bytes()).unwrap();
     assert_eq!(keys.len(), 1);
-    let mut builder =
-        Guard::builder().issuer(ISSUER).audience(ENVIRONMENT).single_use_store(InProcessStore::new());
+    let mut builder = for_reference_server().single_use_store(InProcessStore::new());
     for key in keys {
         builder = builder.key(key);
     }
@@ -302,9 +297,7 @@ async fn a_spent_record_outlives_the_token_on_every_replica() {
         }
     }
     let store = std::sync::Arc::new(Recording::default());
-    let guard = Guard::builder()
-        .issuer(ISSUER)
-        .audience(ENVIRONMENT)
+    let guard = for_reference_server()
         .key(our_key())
         .shared_single_use_store(store.clone())
         .leeway(std::time::Duration::from_secs(30))
