@@ -8,7 +8,9 @@
 #
 # Knobs: USERS (27000: three codes each), DURATION (10 s), CONNECTIONS (16, split over the replicas), THREADS
 # (2 per wrk), REPLICAS (1; more need DATABASE_URL on PostgreSQL), PROFILE=1 (perf record of the first server
-# during the load; the report goes to target/load-profile.txt). The run must end inside one 30 s TOTP step.
+# during the load; the report goes to target/load-profile.txt), BIN_DIR (a directory holding a `stepup-server`
+# and a `load_seed` built earlier, say from another commit, to measure instead of building this checkout's).
+# The run must end inside one 30 s TOTP step.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,8 +27,15 @@ if ! command -v wrk >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq wrk) >/dev/null
 fi
 
-echo "== building the release server and the seeder"
-cargo build --release -q -p stepup-server --bin stepup-server --example load_seed
+if [ -n "${BIN_DIR:-}" ]; then
+    server_bin="$BIN_DIR/stepup-server"
+    seed_bin="$BIN_DIR/load_seed"
+else
+    echo "== building the release server and the seeder"
+    cargo build --release -q -p stepup-server --bin stepup-server --example load_seed
+    server_bin=target/release/stepup-server
+    seed_bin=target/release/examples/load_seed
+fi
 
 work="$(mktemp -d)"
 database_url="${DATABASE_URL:-sqlite://$work/load.db}"
@@ -41,7 +50,7 @@ if [[ "$database_url" == postgres* ]]; then
     database_url="$database_url?options=-c%20search_path%3D$schema"
 fi
 # Replicas share sealed secrets: one key-encryption key for all of them.
-export STEPUP_KEY_ENCRYPTION_KEY="$(target/release/stepup-server generate-key)"
+export STEPUP_KEY_ENCRYPTION_KEY="$("$server_bin" generate-key)"
 export STEPUP_ADMIN_TOKEN="$admin_token"
 
 pids=()
@@ -54,7 +63,7 @@ cleanup() {
 trap cleanup EXIT
 
 for i in $(seq 1 "$replicas"); do
-    target/release/stepup-server serve --dev --listen 127.0.0.1:0 --database-url "$database_url" \
+    "$server_bin" serve --dev --listen 127.0.0.1:0 --database-url "$database_url" \
         --log-format json >"$work/server$i.out" 2>"$work/server$i.log" &
     pids+=("$!")
     for _ in $(seq 1 100); do
@@ -67,7 +76,7 @@ for i in $(seq 1 "$replicas"); do
 done
 
 echo "== seeding $users users with an authenticator app (through ${bases[0]})"
-target/release/examples/load_seed "${bases[0]}" "$admin_token" "$environment" "$users" "$work/requests.txt"
+"$seed_bin" "${bases[0]}" "$admin_token" "$environment" "$users" "$work/requests.txt"
 
 # Each replica gets every n-th request and its share of the connections.
 for i in $(seq 1 "$replicas"); do

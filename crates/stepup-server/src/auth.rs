@@ -76,7 +76,7 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Env(env) = Env::from_request_parts(parts, state).await?;
         let token = bearer(parts).ok_or_else(|| ApiError::unauthorized("A session token is required"))?;
-        let claims: SessionClaims = crate::services::issuance::verify_jwt(state, &env, token)
+        let claims: SessionClaims = crate::services::issuance::verify_session(state, &env, token)
             .await
             .map_err(|_| ApiError::unauthorized("The session token is invalid"))?;
         if claims.token_use != "session" || claims.aud != env.id() {

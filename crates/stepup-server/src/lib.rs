@@ -23,6 +23,7 @@ pub mod state;
 pub mod store;
 pub mod tokens;
 mod transport;
+pub mod verified_signatures;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,6 +17,8 @@ use crate::config::EnvironmentConfig;
 use crate::key_encryption::{KeyEncryptionError, KeyEncryptionKey};
 use crate::store::{SigningKeyRow, Store, StoreError};
 use crate::tokens::{EnvironmentKey, JwtError, TimeClaims};
+use crate::verified_signatures::VerifiedSignatures;
+use stepup_core::Jwt;
 use stepup_proto::Jwk;
 
 /// Why the keys cannot be loaded.
@@ -132,6 +134,8 @@ pub struct SigningKeys {
     ring: Arc<ArcSwap<KeyRing>>,
     /// When a reload for an unknown key id last ran (none yet: the first may run at once).
     last_reload: Mutex<Option<Instant>>,
+    /// Session tokens whose signature was checked or made here (only the signature check is skipped for them).
+    verified_sessions: VerifiedSignatures,
 }
 
 impl SigningKeys {
@@ -153,7 +157,11 @@ impl SigningKeys {
             store.insert_signing_key_if_none(&env.id, "primary", &kid, &sealed, now).await?;
         }
         let ring = ring_from_rows(store, env, kek, store.signing_keys(&env.id).await?, now, true).await?;
-        Ok(Self { ring: Arc::new(ArcSwap::from_pointee(ring)), last_reload: Mutex::new(None) })
+        Ok(Self {
+            ring: Arc::new(ArcSwap::from_pointee(ring)),
+            last_reload: Mutex::new(None),
+            verified_sessions: VerifiedSignatures::default(),
+        })
     }
 
     /// The ring as the guard's key source: it sees every reload.
@@ -205,6 +213,38 @@ impl SigningKeys {
         let ring = self.ring.load();
         let key = header.kid.as_deref().and_then(|kid| ring.by_kid(kid)).ok_or(JwtError::UnknownKey)?;
         key.verify(token, now)
+    }
+
+    /// [`SigningKeys::verify`] for a session token, skipping the signature check (only that) for a token whose
+    /// signature was checked or made here before: see [`crate::verified_signatures`].
+    ///
+    /// # Errors
+    /// As [`SigningKeys::verify`].
+    pub fn verify_session<C: serde::de::DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<C, JwtError> {
+        let header = crate::tokens::peek_header(token)?;
+        let ring = self.ring.load();
+        let key = header.kid.as_deref().and_then(|kid| ring.by_kid(kid)).ok_or(JwtError::UnknownKey)?;
+        if self.verified_sessions.contains(token) {
+            return key.verify_claims(token, now);
+        }
+        let claims = key.verify(token, now)?;
+        self.verified_sessions.remember(token);
+        Ok(claims)
+    }
+
+    /// Signs a session token with the current key, and remembers it as verified: the client's next request
+    /// carries it.
+    ///
+    /// # Errors
+    /// As [`EnvironmentKey::sign`].
+    pub fn sign_session<C: serde::Serialize>(&self, claims: &C) -> Result<Jwt, JwtError> {
+        let jwt = self.ring.load().current().sign(claims)?;
+        self.verified_sessions.remember(jwt.expose_secret());
+        Ok(jwt)
     }
 }
 

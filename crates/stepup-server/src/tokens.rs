@@ -1,5 +1,7 @@
-//! The server's own JWTs: EdDSA (Ed25519) in JWS compact form, with `kid`, signed and verified by
-//! `jsonwebtoken` (the same crate verifies the app backends' tokens, `methods::external_auth`).
+//! The server's own JWTs: EdDSA (Ed25519) in JWS compact form, with `kid`, signed and verified here with
+//! `ed25519-dalek` keys held for the key's life. (`jsonwebtoken`, which checks the app backends' tokens, rebuilds
+//! the key pair from its PKCS #8 bytes on every signature — deriving the public key costs as much as signing —
+//! and decompresses the public key on every verification; both were on every step-up: docs/benchmarks.md.)
 //!
 //! Verification pins everything before a signature is checked: the header must name EdDSA (so `alg: none`,
 //! HMAC-with-the-public-key and the rest are refused by name) and this environment's `kid`; then the audience
@@ -9,12 +11,11 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ed25519_dalek::Signer as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use stepup_core::Jwt;
 use stepup_proto::Jwk;
-use zeroize::Zeroizing;
 
 /// The issuer (`iss`) of every token this server signs, and the only one its verification accepts.
 pub const ISSUER: &str = "stepup-reference-server";
@@ -159,17 +160,31 @@ pub(crate) fn peek_header(token: &str) -> Result<PeekedHeader, JwtError> {
     serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)
 }
 
-/// The fixed DER prefix of an Ed25519 private key in PKCS #8 v1 (RFC 8410 §7): the key's 32 bytes follow it.
-const ED25519_PKCS8_PREFIX: [u8; 16] =
-    [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+/// The JOSE header of every token a key signs (`typ`, `alg`, `kid`, in the order `jsonwebtoken` wrote them).
+#[derive(Serialize)]
+struct SignedHeader<'a> {
+    typ: &'static str,
+    alg: &'static str,
+    kid: &'a str,
+}
 
-/// One environment's signing key.
+/// The registered claims checked before a token's own claims are read.
+#[derive(Deserialize)]
+struct Registered {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    aud: Option<String>,
+}
+
+/// One environment's signing key. The secret half zeroizes on drop (`ed25519-dalek`'s `zeroize` feature).
 pub struct EnvironmentKey {
     kid: String,
     audience: String,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
-    public: [u8; 32],
+    signing: ed25519_dalek::SigningKey,
+    verifying: ed25519_dalek::VerifyingKey,
+    /// The base64url header every token of this key starts with.
+    encoded_header: String,
 }
 
 impl std::fmt::Debug for EnvironmentKey {
@@ -182,17 +197,22 @@ impl EnvironmentKey {
     /// The key of environment `audience` from its 32-byte secret.
     #[must_use]
     pub fn from_secret(kid: String, audience: &str, secret: &[u8; 32]) -> Self {
-        let public = ed25519_dalek::SigningKey::from_bytes(secret).verifying_key().to_bytes();
-        let mut der = Zeroizing::new(Vec::with_capacity(48));
-        der.extend_from_slice(&ED25519_PKCS8_PREFIX);
-        der.extend_from_slice(secret);
+        let signing = ed25519_dalek::SigningKey::from_bytes(secret);
+        let header = SignedHeader { typ: "JWT", alg: "EdDSA", kid: &kid };
+        // A struct of three strings always serialises.
+        let encoded_header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
         Self {
-            kid,
             audience: audience.to_owned(),
-            encoding: EncodingKey::from_ed_der(&der),
-            decoding: DecodingKey::from_ed_der(&public),
-            public,
+            verifying: signing.verifying_key(),
+            signing,
+            encoded_header,
+            kid,
         }
+    }
+
+    /// The public key's 32 bytes.
+    fn public(&self) -> [u8; 32] {
+        self.verifying.to_bytes()
     }
 
     /// The key id.
@@ -204,7 +224,7 @@ impl EnvironmentKey {
     /// The public key as the guard's key (`stepup-guard`, which checks this server's elevated tokens).
     #[must_use]
     pub fn guard_key(&self) -> stepup_guard::Key {
-        stepup_guard::Key::ed25519(Some(self.kid.clone()), &self.public)
+        stepup_guard::Key::ed25519(Some(self.kid.clone()), &self.public())
     }
 
     /// The public key as a JWK.
@@ -213,7 +233,7 @@ impl EnvironmentKey {
         Jwk {
             kty: "OKP".into(),
             crv: "Ed25519".into(),
-            x: URL_SAFE_NO_PAD.encode(self.public),
+            x: URL_SAFE_NO_PAD.encode(self.public()),
             kid: self.kid.clone(),
             alg: Some("EdDSA".into()),
             key_use: Some("sig".into()),
@@ -225,9 +245,15 @@ impl EnvironmentKey {
     /// # Errors
     /// [`JwtError::Claims`] if the claims do not serialise or signing fails (never for this module's types).
     pub fn sign<C: Serialize>(&self, claims: &C) -> Result<Jwt, JwtError> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map(Jwt::new).map_err(|_| JwtError::Claims)
+        let payload = serde_json::to_vec(claims).map_err(|_| JwtError::Claims)?;
+        let mut token = String::with_capacity(self.encoded_header.len() + payload.len() * 4 / 3 + 92);
+        token.push_str(&self.encoded_header);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let signature = self.signing.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+        Ok(Jwt::new(token))
     }
 
     /// Verifies a JWT signed by this key for this environment (`aud`) and this server (`iss`), issued and valid
@@ -237,6 +263,54 @@ impl EnvironmentKey {
     /// # Errors
     /// [`JwtError`] for each way the token can be wrong.
     pub fn verify<C: DeserializeOwned + TimeClaims>(&self, token: &str, now: u64) -> Result<C, JwtError> {
+        self.check_header(token)?;
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
+        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| JwtError::Malformed)?;
+        let signature = ed25519_dalek::Signature::from_slice(&signature).map_err(|_| JwtError::Malformed)?;
+        // Strict: no small-order keys and no malleated (non-canonical) signatures of a token already seen.
+        self.verifying
+            .verify_strict(signing_input.as_bytes(), &signature)
+            .map_err(|_| JwtError::Signature)?;
+        self.read_claims(token, now)
+    }
+
+    /// [`EnvironmentKey::verify`] without the signature check, for a token whose signature verified before
+    /// (`crate::verified_signatures`): the header, issuer, audience and times are checked all the same.
+    ///
+    /// # Errors
+    /// As [`EnvironmentKey::verify`], but never [`JwtError::Signature`].
+    pub(crate) fn verify_claims<C: DeserializeOwned + TimeClaims>(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<C, JwtError> {
+        self.check_header(token)?;
+        self.read_claims(token, now)
+    }
+
+    /// The claims of a token whose header was checked: issuer, audience and times.
+    fn read_claims<C: DeserializeOwned + TimeClaims>(&self, token: &str, now: u64) -> Result<C, JwtError> {
+        let [_, payload, _] = stepup_core::token::split_jwt(token).ok_or(JwtError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| JwtError::Malformed)?;
+        let registered: Registered = serde_json::from_slice(&payload).map_err(|_| JwtError::Claims)?;
+        match registered.iss.as_deref() {
+            None => return Err(JwtError::Claims),
+            Some(issuer) if issuer != ISSUER => return Err(JwtError::Issuer),
+            Some(_) => {}
+        }
+        if registered.aud.as_deref() != Some(self.audience.as_str()) {
+            return Err(JwtError::Claims);
+        }
+        let claims: C = serde_json::from_slice(&payload).map_err(|_| JwtError::Claims)?;
+        let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
+        if claims.issued_at() > latest || claims.not_before().is_some_and(|nbf| nbf > latest) {
+            return Err(JwtError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    /// The header names EdDSA, no `crit` parameters, and this key.
+    fn check_header(&self, token: &str) -> Result<(), JwtError> {
         let header = peek_header(token)?;
         if header.alg != "EdDSA" || header.crit.is_some() {
             return Err(JwtError::Algorithm);
@@ -244,31 +318,7 @@ impl EnvironmentKey {
         if header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(JwtError::UnknownKey);
         }
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.leeway = 0;
-        validation.validate_nbf = false;
-        validation.set_audience(&[&self.audience]);
-        validation.set_issuer(&[ISSUER]);
-        match jsonwebtoken::decode::<C>(token, &self.decoding, &validation) {
-            Ok(data) => {
-                let latest = now.saturating_add(MAX_CLOCK_SKEW_SECS);
-                let claims = data.claims;
-                if claims.issued_at() > latest || claims.not_before().is_some_and(|nbf| nbf > latest) {
-                    return Err(JwtError::NotYetValid);
-                }
-                Ok(claims)
-            }
-            Err(error) => Err(match error.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtError::Signature,
-                jsonwebtoken::errors::ErrorKind::InvalidIssuer => JwtError::Issuer,
-                jsonwebtoken::errors::ErrorKind::Json(_)
-                | jsonwebtoken::errors::ErrorKind::InvalidAudience
-                | jsonwebtoken::errors::ErrorKind::MissingRequiredClaim(_) => JwtError::Claims,
-                _ => JwtError::Malformed,
-            }),
-        }
+        Ok(())
     }
 }
 
@@ -312,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_signature_is_plain_ed25519_over_the_signing_input() {
-        // An independent check of the JWS: ed25519-dalek verifies jsonwebtoken's signature with the JWK's key.
+        // An independent check of the JWS: ed25519-dalek verifies the signature with the JWK's key...
         use ed25519_dalek::Verifier as _;
         let key = key(3);
         let jwt = key.sign(&claims()).unwrap();
@@ -322,6 +372,40 @@ mod tests {
         let signature =
             ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
         verifying.verify(input.as_bytes(), &signature).unwrap();
+        // ...and another JWT implementation (jsonwebtoken, which the guard uses) reads the whole token.
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.validate_exp = false;
+        validation.set_audience(&["dev"]);
+        validation.set_issuer(&[ISSUER]);
+        let decoding = jsonwebtoken::DecodingKey::from_ed_der(&public);
+        let decoded =
+            jsonwebtoken::decode::<SessionClaims>(jwt.expose_secret(), &decoding, &validation).unwrap();
+        assert_eq!(decoded.claims, claims());
+        assert_eq!(decoded.header.kid.as_deref(), Some("k3"));
+        assert_eq!(decoded.header.typ.as_deref(), Some("JWT"));
+    }
+
+    /// A second signature for the same input (here: the signature with its `s` half pushed past the group order,
+    /// which some Ed25519 verifiers accept) is refused, so a token has exactly one valid form.
+    #[test]
+    fn a_malleated_signature_is_refused() {
+        let key1 = key(1);
+        let jwt = key1.sign(&claims()).unwrap();
+        let (input, signature) = jwt.expose_secret().rsplit_once('.').unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        // s + L (the group order, little-endian), which keeps the signature's value modulo L.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for (byte, l) in bytes[32..].iter_mut().zip(L) {
+            let sum = u16::from(*byte) + u16::from(l) + carry;
+            *byte = (sum & 0xff) as u8;
+            carry = sum >> 8;
+        }
+        let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert_ne!(key1.verify::<SessionClaims>(&forged, 5), Ok(claims()));
     }
 
     #[test]

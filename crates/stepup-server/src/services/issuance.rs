@@ -38,8 +38,7 @@ pub async fn start_session(
         mfa_auth_time: None,
         nbf: None,
     };
-    let jwt =
-        env.keys.ring().current().sign(&claims).map_err(|_| ServiceError::Internal { what: "signing" })?;
+    let jwt = env.keys.sign_session(&claims).map_err(|_| ServiceError::Internal { what: "signing" })?;
     Ok((jwt, claims))
 }
 
@@ -72,7 +71,7 @@ pub fn reissue_session(
     if mfa {
         claims.mfa_auth_time = Some(state.now().as_secs());
     }
-    env.keys.ring().current().sign(&claims).map_err(|_| ServiceError::Internal { what: "signing" })
+    env.keys.sign_session(&claims).map_err(|_| ServiceError::Internal { what: "signing" })
 }
 
 /// Signs an elevated access token for `scopes` after verification with `method` (its `amr`), on the
@@ -133,6 +132,21 @@ pub async fn verify_jwt<C: serde::de::DeserializeOwned + TimeClaims>(
     let now = state.now().as_secs();
     let unknown_key = |result: &Result<C, JwtError>| matches!(result, Err(JwtError::UnknownKey));
     with_key_reload(state, env, unknown_key, || async { env.keys.verify(token, now) }).await
+}
+
+/// [`verify_jwt`] for a session token: a token whose signature was checked or made on this replica before is
+/// not checked again (only its signature: `crate::verified_signatures`).
+///
+/// # Errors
+/// [`JwtError`].
+pub async fn verify_session(
+    state: &AppState,
+    env: &Environment,
+    token: &str,
+) -> Result<SessionClaims, JwtError> {
+    let now = state.now().as_secs();
+    let unknown_key = |result: &Result<SessionClaims, JwtError>| matches!(result, Err(JwtError::UnknownKey));
+    with_key_reload(state, env, unknown_key, || async { env.keys.verify_session(token, now) }).await
 }
 
 /// Runs `attempt` (a verification against `env`'s keys); when `unknown_key` says its token named a key this
