@@ -4,9 +4,10 @@
 //! - `elevated_request`: one tagged request through `StepUpMiddleware` (token read from the cell and applied)
 //!   vs the same request from bare reqwest with the header set by hand. Same endpoint, same server work (the
 //!   protected resource verifies the token either way). Target: overhead <= 3 %.
-//! - `challenge_storm`: 1,000 concurrent tagged requests with no token yet, which all meet the challenge, share
-//!   one step-up (a software passkey, confirmed by a scripted person) and retry, vs one step-up followed by
-//!   1,000 concurrent plain requests carrying its token.
+//! - `challenge_storm`: 1,000 concurrent tagged requests with no token yet, which would all meet the challenge:
+//!   the first goes out and meets it, the others wait for its step-up (a software passkey, confirmed by a scripted
+//!   person) and go out with its token; vs one step-up followed by 1,000 concurrent plain requests carrying its
+//!   token. Target (issue 18): <= 1.1x.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
 
 use std::sync::Arc;
@@ -216,8 +217,8 @@ fn challenge_storm(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 w.runtime.block_on(w.engine.reset_state()).unwrap();
-                // Counts the 403s below the middleware: the storm is only a storm if most requests met the
-                // challenge (some may be sent after the flow stored its token, and pass at once).
+                // Counts the 403s below the middleware: the first request meets the challenge, the others wait
+                // for its step-up instead of going out to be refused (issue 18: at most 100 refusals).
                 let answers = Arc::new(AnswerCounter::default());
                 let client = reqwest_middleware::ClientBuilder::new(w.engine.api().http().clone())
                     .with(StepUpMiddleware::new(w.engine.clone()))
@@ -230,8 +231,8 @@ fn challenge_storm(c: &mut Criterion) {
                 }));
                 let challenged = answers.forbidden();
                 assert!(
-                    challenged >= STORM * 9 / 10,
-                    "only {challenged} of {STORM} requests met the challenge"
+                    (1..=STORM / 10).contains(&challenged),
+                    "{challenged} of {STORM} requests met the challenge"
                 );
             }
             total

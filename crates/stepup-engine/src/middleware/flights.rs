@@ -1,10 +1,19 @@
-//! `StepUpFlights`: challenge-driven step-ups one at a time, and what each one ended with.
+//! `StepUpFlights`: challenge-driven step-ups one at a time, what each one ended with, and the probes that keep
+//! a storm of tokenless requests from going out to be refused.
+//!
+//! A probe: when a tagged request has no token, it goes out first and alone for its tag; other tokenless requests
+//! for that tag wait for it. If it meets a challenge, they wait on through its step-up and then go out with the
+//! token it left (a reusable one), or fail with its failure (a cancel answers them all at once, as their own
+//! challenges would have). If it does not, the tag is remembered as unchallenged and its requests go out freely
+//! from then on (until one meets a challenge again). So 1,000 concurrent requests that would all have met one
+//! challenge cost one refusal and one flow, not 1,000 refusals (docs/benchmarks.md, the challenge storm).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use stepup_core::{ScopeSet, StepUpError};
-use tokio::sync::{Mutex, MutexGuard};
+use stepup_core::{Scope, ScopeSet, StepUpError};
+use tokio::sync::{Mutex, MutexGuard, watch};
 
 /// The turn of challenge-driven step-ups. It lives in the engine, not in a middleware: an app may build several
 /// clients (or call `StepUpAuth::http_client` per request), and they must share one turn. One turn for every
@@ -14,6 +23,54 @@ pub(crate) struct StepUpFlights {
     /// How many flows ended; read without the turn, to know later which flows ended while a request waited.
     finished: AtomicU64,
     turn: Mutex<FlightLog>,
+    /// The probes out now, and the tags known to go through without a challenge. A plain mutex: it is held for a
+    /// map lookup, never across an await.
+    probes: std::sync::Mutex<Probes>,
+}
+
+/// See the module docs.
+#[derive(Debug, Default)]
+struct Probes {
+    /// Per tag, what the tokenless requests that wait learn from the one that went out.
+    running: HashMap<Scope, watch::Receiver<ProbeOutcome>>,
+    /// Tags whose last probe met no challenge: their tokenless requests go out at once.
+    unchallenged: HashSet<Scope>,
+}
+
+/// What a probe tells the requests that wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProbeOutcome {
+    /// Still out, or its step-up still runs.
+    Running,
+    /// Done: a reusable token it earned is in the cell; without one, go out as usual.
+    Settled,
+    /// Its step-up for `scopes` failed with `error`: so do the requests that waited for it.
+    Failed {
+        /// The scopes of the failed step-up.
+        scopes: ScopeSet,
+        /// Why it failed.
+        error: StepUpError,
+    },
+}
+
+/// A tokenless request's place among the probes for its tag.
+#[derive(Debug)]
+pub(crate) enum ProbeTurn<'a> {
+    /// Go out first; tell the others how it went (or they are told `Settled` when this is dropped).
+    Lead(ProbeLead<'a>),
+    /// Wait for the request that went out first.
+    Wait(watch::Receiver<ProbeOutcome>),
+    /// The tag goes through without a challenge: go out at once.
+    Free,
+}
+
+/// The request that went out first for its tag. Dropping it unsettled (the caller gave up on the request)
+/// settles it, so no waiter waits forever.
+#[derive(Debug)]
+pub(crate) struct ProbeLead<'a> {
+    flights: &'a StepUpFlights,
+    tag: Scope,
+    outcome: watch::Sender<ProbeOutcome>,
 }
 
 /// What the flows ended with, kept under the turn.
@@ -34,6 +91,25 @@ impl StepUpFlights {
         self.turn.lock().await
     }
 
+    /// The place of a request for `tag` that has no token: see [`ProbeTurn`].
+    pub(crate) fn probe(&self, tag: &Scope) -> ProbeTurn<'_> {
+        let mut probes = self.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        if probes.unchallenged.contains(tag) {
+            return ProbeTurn::Free;
+        }
+        if let Some(running) = probes.running.get(tag) {
+            return ProbeTurn::Wait(running.clone());
+        }
+        let (outcome, waiters) = watch::channel(ProbeOutcome::Running);
+        probes.running.insert(tag.clone(), waiters);
+        ProbeTurn::Lead(ProbeLead { flights: self, tag: tag.clone(), outcome })
+    }
+
+    /// Records that a request tagged `tag` met a challenge: its tokenless requests wait for a probe again.
+    pub(crate) fn challenged(&self, tag: &Scope) {
+        self.probes.lock().unwrap_or_else(PoisonError::into_inner).unchallenged.remove(tag);
+    }
+
     /// Records how a flow for `scopes` ended (the caller holds the turn, as `log`).
     pub(crate) fn record(&self, log: &mut FlightLog, scopes: &ScopeSet, outcome: Result<(), &StepUpError>) {
         let number = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
@@ -44,6 +120,45 @@ impl StepUpFlights {
             Err(error) => {
                 log.failures.insert(scopes.clone(), (number, error.clone()));
             }
+        }
+    }
+}
+
+impl ProbeLead<'_> {
+    /// The probe met no challenge: the waiters go out, and so will the tag's tokenless requests from now on.
+    pub(crate) fn unchallenged(self) {
+        let mut probes = self.flights.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        probes.unchallenged.insert(self.tag.clone());
+        drop(probes);
+        self.settle(ProbeOutcome::Settled);
+    }
+
+    /// The probe's step-up ended: `Settled` (its token, if reusable, is in the cell) or `Failed`.
+    pub(crate) fn settle(mut self, outcome: ProbeOutcome) {
+        self.finish(outcome);
+    }
+
+    fn finish(&mut self, outcome: ProbeOutcome) {
+        {
+            let mut probes = self.flights.probes.lock().unwrap_or_else(PoisonError::into_inner);
+            // Only this probe's own entry: a later probe may hold the tag by now.
+            if probes
+                .running
+                .get(&self.tag)
+                .is_some_and(|running| running.same_channel(&self.outcome.subscribe()))
+            {
+                probes.running.remove(&self.tag);
+            }
+        }
+        // Sent after the entry is gone, so a waiter that wakes and finds no token starts no probe on this one.
+        self.outcome.send_replace(outcome);
+    }
+}
+
+impl Drop for ProbeLead<'_> {
+    fn drop(&mut self) {
+        if *self.outcome.borrow() == ProbeOutcome::Running {
+            self.finish(ProbeOutcome::Settled);
         }
     }
 }

@@ -11,7 +11,7 @@ use stepup_core::{ElevatedToken, Jwt, Route, Scope, ScopeSet, SessionInfo, Token
 use stepup_proto::headers::ELEVATED_ACCESS_TOKEN;
 
 use super::challenge::{Challenge, challenge_in, challenge_in_body};
-use super::flights::FlightLog;
+use super::flights::{FlightLog, ProbeOutcome, ProbeTurn};
 use super::{ElevatedScope, MiddlewareError, StepUpOnChallenge};
 use crate::facade::StepUpAuth;
 use tokio::sync::MutexGuard;
@@ -44,9 +44,15 @@ const MAX_CHALLENGE_BODY: u64 = 16 * 1024;
 /// ```
 ///
 /// On a challenge it asks the engine for step-up for the challenged scopes (the front end prompts; while another
-/// prompt or verification runs, it waits its turn), then sends the request once more with the new token. Step-ups for one scope set run one at a time: a thousand requests
-/// that meet the same challenge cause one prompt, and all retry with its token when it is reusable; for a
-/// single-use scope each request gets a flow, and a token, of its own, one after another.
+/// prompt or verification runs, it waits its turn), then sends the request once more with the new token.
+/// Step-ups for one scope set run one at a time: a thousand requests that meet the same challenge cause one
+/// prompt, and all retry with its token when it is reusable; for a single-use scope each request gets a flow, and
+/// a token, of its own, one after another.
+///
+/// A tagged request with no token goes out first and alone for its tag; the tag's other tokenless requests wait
+/// for it, and for its step-up if it meets a challenge, then go out with the token it left (or fail with its
+/// failure: a cancel answers them all at once). A thousand concurrent requests that would all meet one challenge
+/// thus meet it once. A tag whose request met no challenge is remembered, and its requests go out at once.
 #[derive(Debug, Clone)]
 pub struct StepUpMiddleware {
     engine: StepUpAuth,
@@ -218,9 +224,29 @@ impl Middleware for StepUpMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        let flights = self.engine.flights();
+        let mut probe = None;
         let (tag, sent) = if let Some(ElevatedScope(tag)) = extensions.get::<ElevatedScope>().cloned() {
             // Taken at send time: a single-use token goes to exactly this request.
-            let sent = self.engine.token_for(&tag);
+            let mut sent = self.engine.token_for(&tag);
+            if sent.is_none() {
+                // No token: go out first for the tag, or wait for the request that did (flights.rs).
+                match flights.probe(&tag) {
+                    ProbeTurn::Lead(lead) => probe = Some(lead),
+                    ProbeTurn::Wait(mut running) => {
+                        let outcome = running.wait_for(|outcome| *outcome != ProbeOutcome::Running).await;
+                        if let Ok(outcome) = outcome
+                            && let ProbeOutcome::Failed { scopes, error } = &*outcome
+                        {
+                            let failed =
+                                MiddlewareError::StepUp { scopes: scopes.clone(), source: error.clone() };
+                            return Err(failed.into());
+                        }
+                        sent = self.engine.token_for(&tag);
+                    }
+                    ProbeTurn::Free => {}
+                }
+            }
             (tag, sent)
         } else if let Some(StepUpOnChallenge(tag)) = extensions.get::<StepUpOnChallenge>().cloned() {
             // Guarded by a recent authentication, not a token: nothing goes out until the server asks.
@@ -248,25 +274,46 @@ impl Middleware for StepUpMiddleware {
             let body = response.bytes().await?;
             match challenge_in_body(&body) {
                 Some(challenge) => challenge,
-                None => return Ok(rebuilt(status, version, url, headers, body)),
+                None => {
+                    if let Some(probe) = probe {
+                        probe.unchallenged();
+                    }
+                    return Ok(rebuilt(status, version, url, headers, body));
+                }
             }
         } else {
+            if let Some(probe) = probe {
+                probe.unchallenged();
+            }
             return Ok(response);
         };
+        flights.challenged(&tag);
         let named = challenge.scopes.clone();
         // The challenge's scopes when it names any, with the tag (the token goes out under the tag's name).
         let scopes = named.union(&ScopeSet::one(tag.clone()));
         let Some(mut retry) = retry else {
             return Err(MiddlewareError::BodyNotReplayable { scopes }.into());
         };
-        if challenge.needs_fresh_verification() {
-            if let Some(token) = self.fresh_verification(&scopes, &tag, session_sent.as_ref()).await? {
-                apply(&mut retry, &token);
-            }
-            renew_session(&mut retry, session_sent.as_ref(), self.engine.session().as_ref());
+        let earned = if challenge.needs_fresh_verification() {
+            self.fresh_verification(&scopes, &tag, session_sent.as_ref()).await
         } else {
-            let token = self.token_after_challenge(&scopes, &named, &tag, sent.as_ref()).await?;
+            self.token_after_challenge(&scopes, &named, &tag, sent.as_ref()).await.map(Some)
+        };
+        // The requests that waited for this one learn how its step-up went (a success leaves a reusable token in
+        // the cell for them; this request has taken its own).
+        if let Some(probe) = probe {
+            match &earned {
+                Err(MiddlewareError::StepUp { scopes, source }) => {
+                    probe.settle(ProbeOutcome::Failed { scopes: scopes.clone(), error: source.clone() });
+                }
+                _ => probe.settle(ProbeOutcome::Settled),
+            }
+        }
+        if let Some(token) = earned? {
             apply(&mut retry, &token);
+        }
+        if challenge.needs_fresh_verification() {
+            renew_session(&mut retry, session_sent.as_ref(), self.engine.session().as_ref());
         }
         // Once: a second challenge goes back to the caller as the server sent it.
         next.run(retry, extensions).await
