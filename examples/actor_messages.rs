@@ -22,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let demo = DemoServer::start().await?;
     let bob = demo.seed_reauth_person("bob@example.com").await?;
     let engine = demo.engine_for(&bob.session).build().await?;
-    let handle = engine.handle();
+    let handle = engine.handle()?;
     let mut state = engine.subscribe();
     println!("Reference server on {}. State: {:?}", demo.base_url(), *state.borrow_and_update());
 

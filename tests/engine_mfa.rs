@@ -438,7 +438,7 @@ async fn a_fresh_mfa_prompt_joins_only_a_fresh_one() {
     let (_, user, _, secret) = totp_engine(&h).await;
     let (engine, mut inbox) = resumed(&h, &user).await;
     let fresh = |engine: &stepup::engine::StepUpAuth| {
-        let handle = engine.handle();
+        let handle = engine.handle().unwrap();
         tokio::spawn(async move {
             stepup::engine::ractor::call!(handle, |reply| stepup::engine::EngineRequest::Prompt {
                 scopes: stepup::ScopeSet::one(Scope::CredentialLink),

@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use stepup_core::Cause;
 
-use ractor::Actor;
 use stepup_core::{FlowState, Jwt, SharedClock, TokenCell};
 use tokio::sync::watch;
 
-use crate::api::{ApiClient, ApiClientError, ApiConfig};
-use crate::coordinator::{Coordinator, CoordinatorArgs};
+use crate::api::{ApiClient, ApiClientError, ApiConfig, ConnectionPool};
+use crate::coordinator::{CoordinatorArgs, OnDemand};
 use crate::facade::{Inner, StepUpAuth};
 use crate::frontend::Frontend;
 use crate::middleware::StepUpFlights;
@@ -25,7 +24,7 @@ pub enum BuildError {
     /// The API client could not be built.
     #[error(transparent)]
     Api(#[from] ApiClientError),
-    /// The actors could not be started (no tokio runtime, or a spawn failure).
+    /// The actors could not be started: no tokio runtime.
     #[error("the engine's actors could not start")]
     Spawn(#[source] Cause),
 }
@@ -56,6 +55,7 @@ pub struct StepUpAuthBuilder {
     environment_id: String,
     session: Option<Jwt>,
     api: ApiConfig,
+    pool: ConnectionPool,
     wallet: Option<Arc<dyn WalletSigner>>,
     passkey: Option<Arc<dyn PasskeyAuthenticator>>,
     frontend: Option<Arc<dyn Frontend>>,
@@ -85,6 +85,7 @@ impl StepUpAuthBuilder {
             environment_id: environment_id.into(),
             session: None,
             api: ApiConfig::default(),
+            pool: ConnectionPool::Shared,
             wallet: None,
             passkey: None,
             frontend: None,
@@ -103,6 +104,14 @@ impl StepUpAuthBuilder {
     /// HTTP timeouts and retries.
     pub fn api_config(mut self, config: ApiConfig) -> Self {
         self.api = config;
+        self
+    }
+
+    /// Whose connections the engine uses: by default the process's shared pool (engines with the same timeouts
+    /// share one reqwest client: many engines in one process cost one client, not one each); `Own` gives the
+    /// engine a client of its own.
+    pub fn connection_pool(mut self, pool: ConnectionPool) -> Self {
+        self.pool = pool;
         self
     }
 
@@ -156,13 +165,15 @@ impl StepUpAuthBuilder {
         self
     }
 
-    /// Starts the engine: the API client, the coordinator and its five verifiers. Must run inside a tokio
-    /// runtime.
+    /// Builds the engine: the API client, the token cell and the state channel. Its actors start when it is
+    /// first asked something (the coordinator) or a flow first needs one (each verifier), in the tokio runtime
+    /// this runs in. Must run inside a tokio runtime.
     ///
     /// # Errors
-    /// [`BuildError`] for a bad base URL or environment id, or actors that could not start.
+    /// [`BuildError`] for a bad base URL or environment id, or no tokio runtime ([`BuildError::Spawn`]).
     pub async fn build(self) -> Result<StepUpAuth, BuildError> {
-        let api = ApiClient::new(&self.base_url, &self.environment_id, self.session, self.api)?;
+        let api =
+            ApiClient::with_pool(&self.base_url, &self.environment_id, self.session, self.api, self.pool)?;
         let clock = self.clock.unwrap_or_else(crate::clock::default_clock);
         let tokens = TokenCell::with_clock(clock.clone());
         let (state_tx, state_rx) = watch::channel(FlowState::Idle {});
@@ -183,10 +194,9 @@ impl StepUpAuthBuilder {
             frontend: shared_frontend,
             state: state_tx,
         };
-        let (coordinator, _join) =
-            Actor::spawn(None, Coordinator, args).await.map_err(|e| BuildError::Spawn(Cause::new(e)))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| BuildError::Spawn(Cause::new(e)))?;
         Ok(StepUpAuth::from_inner(Inner {
-            coordinator,
+            coordinator: OnDemand::new(args, runtime),
             api,
             tokens,
             state: state_rx,

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ractor::RpcReplyPort;
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, RpcReplyPort};
 use stepup_core::{
     CredentialId, ElevatedToken, Jwt, MethodOptions, OtpCode, OtpVerification, RecoveryCode, Route, Scope,
     ScopeSet, SessionInfo, StepUpError, TokenCell, TokenId, TokenInfo, TotpCode,
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::api::ApiClient;
 use crate::builder::StepUpAuthBuilder;
-use crate::coordinator::{CoordinatorMsg, EngineSnapshot, StepUpState, VerifyCaller};
+use crate::coordinator::{CoordinatorMsg, EngineSnapshot, OnDemand, StepUpState, VerifyCaller};
 use crate::middleware::{StepUpFlights, StepUpMiddleware};
 use crate::requests::EngineHandle;
 use crate::timeouts::Timeouts;
@@ -68,7 +68,8 @@ pub struct StepUpAuth {
 }
 
 pub(crate) struct Inner {
-    pub(crate) coordinator: ActorRef<CoordinatorMsg>,
+    /// Started on first use (`coordinator::OnDemand`; it stops when the engine is dropped).
+    pub(crate) coordinator: OnDemand,
     pub(crate) api: ApiClient,
     pub(crate) tokens: TokenCell,
     pub(crate) state: watch::Receiver<StepUpState>,
@@ -79,13 +80,6 @@ pub(crate) struct Inner {
     pub(crate) frontend: Option<crate::frontend::SharedFrontend>,
     /// The passkey authenticator (MFA management registers passkeys with it).
     pub(crate) passkey: Option<Arc<dyn crate::signers::PasskeyAuthenticator>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The coordinator stops its verifiers (they are linked) and fails any waiting caller.
-        self.coordinator.stop(None);
-    }
 }
 
 impl std::fmt::Debug for StepUpAuth {
@@ -135,15 +129,25 @@ impl StepUpAuth {
 
     /// The coordinator, as apps may address it: the public [`EngineRequest`]s only (`ractor::call!` /
     /// `ractor::cast!` on it); the state is on [`StepUpAuth::subscribe`]. See `examples/actor_messages.rs`.
-    #[must_use]
-    pub fn handle(&self) -> EngineHandle {
-        EngineHandle::new(self.inner.coordinator.get_derived())
+    /// Starts the coordinator if the engine has not been asked anything yet.
+    ///
+    /// # Errors
+    /// [`StepUpError::EngineStopped`] if the coordinator cannot start.
+    pub fn handle(&self) -> Result<EngineHandle, StepUpError> {
+        Ok(EngineHandle::new(self.inner.coordinator.get()?.get_derived()))
+    }
+
+    /// Whether the coordinator has started (it starts on first use).
+    #[cfg(test)]
+    pub(crate) fn coordinator_started(&self) -> bool {
+        self.inner.coordinator.running().is_some()
     }
 
     /// The coordinator itself, reports and all: the engine's own parts only.
     #[cfg(test)]
-    pub(crate) fn coordinator_actor(&self) -> &ActorRef<CoordinatorMsg> {
-        &self.inner.coordinator
+    pub(crate) fn coordinator_actor(&self) -> &ractor::ActorRef<CoordinatorMsg> {
+        #[allow(clippy::expect_used)]
+        self.inner.coordinator.get().expect("the coordinator starts")
     }
 
     /// Sends a one-time code to the user's email or phone (`credential`, or the email, else the phone). The
@@ -354,7 +358,13 @@ impl StepUpAuth {
     /// # Errors
     /// [`StepUpError::EngineStopped`] when the engine has stopped.
     pub fn cancel(&self) -> Result<(), StepUpError> {
-        self.inner.coordinator.cast(CoordinatorMsg::Cancel).map_err(|_| StepUpError::EngineStopped)
+        // A coordinator that never started runs no flow: nothing to cancel.
+        match self.inner.coordinator.running() {
+            Some(coordinator) => {
+                coordinator.cast(CoordinatorMsg::Cancel).map_err(|_| StepUpError::EngineStopped)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Forgets everything: every token, the running flow, the sent code. Waiting callers get
@@ -442,8 +452,10 @@ impl StepUpAuth {
         let token = self.inner.tokens.claim(scope)?;
         if token.is_single_use() {
             let spent = CoordinatorMsg::TokenConsumed { token_id: token.id().clone() };
-            // If the engine stopped there is no machine left to tell.
-            let _ = self.inner.coordinator.cast(spent);
+            // If the engine stopped (or never ran a flow) there is no machine to tell.
+            if let Some(coordinator) = self.inner.coordinator.running() {
+                let _ = coordinator.cast(spent);
+            }
         }
         Some(token)
     }
@@ -460,7 +472,7 @@ impl StepUpAuth {
             if !tokens.remove(id) {
                 return None;
             }
-            let _ = self.inner.coordinator.cast(CoordinatorMsg::TokenConsumed { token_id: id.clone() });
+            self.tell_spent(id);
         }
         Some(token)
     }
@@ -468,7 +480,14 @@ impl StepUpAuth {
     /// Drops a token the server refused, and tells the coordinator it is gone.
     pub(crate) fn discard_token(&self, id: &TokenId) {
         if self.inner.tokens.remove(id) {
-            let _ = self.inner.coordinator.cast(CoordinatorMsg::TokenConsumed { token_id: id.clone() });
+            self.tell_spent(id);
+        }
+    }
+
+    /// Tells the flow machine that a token is gone, if it runs (one that never ran a flow holds no token).
+    fn tell_spent(&self, id: &TokenId) {
+        if let Some(coordinator) = self.inner.coordinator.running() {
+            let _ = coordinator.cast(CoordinatorMsg::TokenConsumed { token_id: id.clone() });
         }
     }
 
@@ -514,7 +533,7 @@ impl StepUpAuth {
         timeout: Duration,
         dropped: StepUpError,
     ) -> Result<T, StepUpError> {
-        match self.inner.coordinator.call(message, Some(timeout)).await {
+        match self.inner.coordinator.get()?.call(message, Some(timeout)).await {
             Ok(CallResult::Success(answer)) => Ok(answer),
             Ok(CallResult::Timeout) => Err(StepUpError::Timeout),
             Ok(CallResult::SenderError) => Err(dropped),

@@ -29,7 +29,7 @@ pub mod signers;
 mod timeouts;
 mod verifiers;
 
-pub use api::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
+pub use api::{ApiClient, ApiClientError, ApiConfig, ConnectionPool, install_default_crypto_provider};
 pub use builder::{BuildError, StepUpAuthBuilder};
 pub use coordinator::{EngineSnapshot, StepUpState, TokenReply};
 pub use facade::{StepUpAuth, StepUpRequirement};

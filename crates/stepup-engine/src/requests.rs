@@ -11,7 +11,7 @@
 //! # async fn example(engine: stepup_engine::StepUpAuth) -> Result<(), Box<dyn std::error::Error>> {
 //! use stepup_engine::{EngineRequest, VerifyRequest};
 //! use stepup_core::{Scope, ScopeSet};
-//! let handle = engine.handle();
+//! let handle = engine.handle()?;
 //! let requirement = ractor::call!(handle, |reply| EngineRequest::Check { scope: Scope::WalletExport, reply })??;
 //! if requirement.required {
 //!     let code = ractor::call!(handle, |reply| EngineRequest::SendOtp { credential: None, reply })??;
@@ -236,7 +236,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_handle_takes_requests_with_ractors_macros() {
         let engine = engine().await;
-        let handle = engine.handle();
+        let handle = engine.handle().unwrap();
         let snapshot = ractor::call!(handle, |reply| super::EngineRequest::Inspect { reply }).unwrap();
         assert!(!snapshot.state.is_in_flow());
         ractor::cast!(handle, super::EngineRequest::Cancel).unwrap();

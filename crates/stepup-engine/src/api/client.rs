@@ -99,7 +99,8 @@ impl std::fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
-    /// A client for environment `environment_id` of the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    /// A client for environment `environment_id` of the server at `base_url` (e.g. `http://127.0.0.1:8080`), on
+    /// the process's shared connection pool for its timeouts ([`ConnectionPool::Shared`]).
     ///
     /// TLS is rustls with the `ring` provider and the platform's certificate verifier, built here rather than
     /// installed as a process-wide default, so the embedding app's own rustls setup is left alone.
@@ -113,6 +114,21 @@ impl ApiClient {
         session: Option<Jwt>,
         config: ApiConfig,
     ) -> Result<Self, ApiClientError> {
+        Self::with_pool(base_url, environment_id, session, config, ConnectionPool::Shared)
+    }
+
+    /// [`ApiClient::new`] with the connection pool chosen: the process's shared one for these timeouts, or one
+    /// of the client's own.
+    ///
+    /// # Errors
+    /// As [`ApiClient::new`].
+    pub fn with_pool(
+        base_url: &str,
+        environment_id: &str,
+        session: Option<Jwt>,
+        config: ApiConfig,
+        pool: ConnectionPool,
+    ) -> Result<Self, ApiClientError> {
         let base = base_url.trim_end_matches('/');
         let scheme_ok = base.starts_with("http://") || base.starts_with("https://");
         if !scheme_ok || base.len() <= "https://".len() || base.contains(char::is_whitespace) {
@@ -122,16 +138,10 @@ impl ApiClient {
         if environment_id.is_empty() || !environment_id.chars().all(plain_segment) {
             return Err(ApiClientError::InvalidEnvironmentId { id: environment_id.to_owned() });
         }
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config()?)
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .user_agent(concat!("stepup/", env!("CARGO_PKG_VERSION")))
-            // Never follow redirects: reqwest drops `Authorization` on a redirect to another host, but not the
-            // elevated-token header that `StepUpMiddleware` adds on this same client. The SDK API does not redirect.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| ApiClientError::Http(Cause::new(e)))?;
+        let http = match pool {
+            ConnectionPool::Shared => shared_http_client(&config)?,
+            ConnectionPool::Own => http_client(&config)?,
+        };
         let (session_changes, _) = watch::channel(session.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -343,6 +353,50 @@ impl ApiClient {
 /// clients.
 pub fn install_default_crypto_provider() -> bool {
     rustls::crypto::ring::default_provider().install_default().is_ok()
+}
+
+/// Whose connections an [`ApiClient`] uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionPool {
+    /// One reqwest client per process for each pair of timeouts: engines with the same [`ApiConfig`] timeouts (the
+    /// default ones, say) share its connections, TLS sessions and memory. A reqwest client weighs several KiB, about
+    /// as much as the rest of an idle engine (docs/benchmarks.md, engines in one process).
+    #[default]
+    Shared,
+    /// A client of the engine's own: connections no other engine reuses.
+    Own,
+}
+
+/// The shared client for `config`'s timeouts (the only client settings that vary), built on first use. Timeouts
+/// stay client settings rather than per-request ones so that the app's own calls through
+/// `StepUpAuth::http_client` keep the engine's request timeout.
+fn shared_http_client(config: &ApiConfig) -> Result<reqwest::Client, ApiClientError> {
+    type Clients = std::collections::HashMap<(Duration, Duration), reqwest::Client>;
+    static SHARED: OnceLock<std::sync::Mutex<Clients>> = OnceLock::new();
+    let mut clients =
+        SHARED.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = (config.request_timeout, config.connect_timeout);
+    if let Some(client) = clients.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = http_client(config)?;
+    clients.insert(key, client.clone());
+    Ok(client)
+}
+
+/// A reqwest client with the engine's settings.
+fn http_client(config: &ApiConfig) -> Result<reqwest::Client, ApiClientError> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config()?)
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .user_agent(concat!("stepup/", env!("CARGO_PKG_VERSION")))
+        // Never follow redirects: reqwest drops `Authorization` on a redirect to another host, but not the
+        // elevated-token header that `StepUpMiddleware` adds on this same client. The SDK API does not redirect.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| ApiClientError::Http(Cause::new(e)))
 }
 
 /// The TLS configuration every engine's client uses: built once per process and cloned (a clone shares the

@@ -3,5 +3,5 @@
 pub(crate) mod client;
 pub(crate) mod endpoints;
 
-pub use client::{ApiClient, ApiClientError, ApiConfig, install_default_crypto_provider};
+pub use client::{ApiClient, ApiClientError, ApiConfig, ConnectionPool, install_default_crypto_provider};
 pub use endpoints::MAX_NONCES;

@@ -15,6 +15,7 @@
 
 mod check;
 mod messages;
+mod on_demand;
 mod prompts;
 mod timers;
 mod verification;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 
 pub(crate) use messages::{Attempt, CoordinatorMsg, VerifyCaller};
 pub use messages::{EngineSnapshot, StepUpState, TokenReply};
+pub(crate) use on_demand::OnDemand;
 
 use crate::frontend::SharedFrontend;
 use crate::prompt::PromptId;
