@@ -13,6 +13,7 @@ mod dynamic_js;
 mod external_auth;
 mod factor_changes;
 mod fidelity;
+mod folded_statements;
 mod guard;
 mod hardening;
 mod key_rotation;

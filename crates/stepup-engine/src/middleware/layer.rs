@@ -167,11 +167,11 @@ fn apply(request: &mut Request, token: &ElevatedToken) {
 }
 
 /// Puts the engine's current session in a request that carried the one it held when the request was sent (and
-/// only then: a request with the app's own authorization keeps it).
-fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt>) {
-    let (Some(sent), Some(current)) = (sent, current) else { return };
+/// only then: a request with the app's own authorization keeps it). Returns whether it did.
+fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt>) -> bool {
+    let (Some(sent), Some(current)) = (sent, current) else { return false };
     if sent == current {
-        return;
+        return false;
     }
     let carried = request
         .headers()
@@ -182,11 +182,15 @@ fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt
             scheme.eq_ignore_ascii_case("bearer") && token.trim() == sent.expose_secret()
         });
     if !carried {
-        return;
+        return false;
     }
-    if let Ok(mut value) = HeaderValue::from_str(&format!("Bearer {}", current.expose_secret())) {
-        value.set_sensitive(true);
-        request.headers_mut().insert(AUTHORIZATION, value);
+    match HeaderValue::from_str(&format!("Bearer {}", current.expose_secret())) {
+        Ok(mut value) => {
+            value.set_sensitive(true);
+            request.headers_mut().insert(AUTHORIZATION, value);
+            true
+        }
+        Err(_) => false,
     }
 }
 
@@ -225,6 +229,8 @@ impl Middleware for StepUpMiddleware {
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
         let flights = self.engine.flights();
+        // The session as it was when the request left: a fresh MFA re-issues it, and the retry carries the new one.
+        let mut session_sent = self.engine.session();
         let mut probe = None;
         let (tag, sent) = if let Some(ElevatedScope(tag)) = extensions.get::<ElevatedScope>().cloned() {
             // Taken at send time: a single-use token goes to exactly this request.
@@ -243,6 +249,12 @@ impl Middleware for StepUpMiddleware {
                             return Err(failed.into());
                         }
                         sent = self.engine.token_for(&tag);
+                        // The probe's step-up may have been a fresh MFA, which re-issued the session: this request
+                        // goes out with the new one, as a retry would.
+                        let current = self.engine.session();
+                        if renew_session(&mut request, session_sent.as_ref(), current.as_ref()) {
+                            session_sent = current;
+                        }
                     }
                     ProbeTurn::Free => {}
                 }
@@ -254,8 +266,6 @@ impl Middleware for StepUpMiddleware {
         } else {
             return next.run(request, extensions).await;
         };
-        // The session as it was when the request left: a fresh MFA re-issues it, and the retry carries the new one.
-        let session_sent = self.engine.session();
         if let Some(token) = &sent {
             apply(&mut request, token);
         }

@@ -111,12 +111,10 @@ pub async fn step_up(
         )
         .await);
     };
-    // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails.
-    match state
-        .store()
-        .accept_totp_step(&device.id, i64::try_from(step).unwrap_or(i64::MAX), secs(now))
-        .await?
-    {
+    // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails. An
+    // accepted step also ends the run of failures (`lockout::succeeded`, in the same round trip).
+    let step = i64::try_from(step).unwrap_or(i64::MAX);
+    match state.store().accept_totp_step(&device.id, &session.user_id, step, secs(now)).await? {
         TotpStep::Accepted => {}
         TotpStep::Replayed => {
             let invalid = ServiceError::InvalidCode(Method::Totp);
@@ -124,7 +122,6 @@ pub async fn step_up(
         }
         TotpStep::AnotherDeviceVerified => return Err(ServiceError::MfaDeviceAlreadyExists),
     }
-    lockout::succeeded(state, &session.user_id).await?;
     let response = step_up::respond(state, session, requested, Method::Totp).await?;
     if !device.verified {
         notify::security_event(state, &session.env, &session.user_id, SecurityEvent::TotpAdded).await;

@@ -5,7 +5,7 @@ use stepup_core::{Jwt, Method, Route};
 use stepup_proto::{TokenScope, VerifyResponse};
 
 use super::views::sdk_user;
-use super::{ServiceError, issuance, known_user, limits};
+use super::{ServiceError, issuance, limits};
 use crate::auth::Session;
 use crate::environment::Environment;
 use crate::state::AppState;
@@ -128,8 +128,8 @@ pub async fn verify_response(
     session_jwt: Jwt,
     elevated_access_token: Option<Jwt>,
 ) -> Result<VerifyResponse, ServiceError> {
-    let user = known_user(state, env, user_id).await?;
-    let credentials = state.store().credentials(user_id).await?;
+    let (user, credentials) =
+        state.store().user_with_credentials(env.id(), user_id).await?.ok_or(ServiceError::UnknownUser)?;
     Ok(VerifyResponse {
         jwt: Some(session_jwt.clone()),
         minified_jwt: Some(session_jwt),

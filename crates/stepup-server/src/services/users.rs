@@ -3,7 +3,7 @@
 
 use stepup_proto::{MfaBackupCodeAcknowledgement, NextView, SdkUser, UpdateSelfResponse};
 
-use super::{ServiceError, issuance, known_user, step_up, views};
+use super::{ServiceError, issuance, step_up, views};
 use crate::auth::Session;
 use crate::state::AppState;
 
@@ -12,8 +12,11 @@ use crate::state::AppState;
 /// # Errors
 /// [`ServiceError::UnknownUser`], [`ServiceError::Storage`].
 pub async fn current(state: &AppState, session: &Session) -> Result<SdkUser, ServiceError> {
-    let user = known_user(state, &session.env, &session.user_id).await?;
-    let credentials = state.store().credentials(&session.user_id).await?;
+    let (user, credentials) = state
+        .store()
+        .user_with_credentials(session.env.id(), &session.user_id)
+        .await?
+        .ok_or(ServiceError::UnknownUser)?;
     let mut user = views::sdk_user(&session.env, &user, &credentials);
     user.session_id = Some(session.session_id.clone());
     Ok(user)

@@ -1,6 +1,6 @@
 //! MFA: TOTP devices (with the last accepted step), recovery codes, and the failure lockout.
 
-use super::{Store, StoreError, with_pool};
+use super::{Pool, Store, StoreError, with_pool};
 
 /// A TOTP device. `Debug` leaves the secret out.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -74,6 +74,14 @@ pub enum MfaReservation {
 /// request timeout anyone should configure).
 pub const ABANDONED_FIRST_READ_SECS: i64 = 120;
 
+/// The `UPDATE` that accepts a TOTP time step (`$1`) for a device (`$2`) at `$3`, if later than the last one.
+macro_rules! accept_step_sql {
+    () => {
+        "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
+         WHERE id = $2 AND (last_step IS NULL OR last_step < $1)"
+    };
+}
+
 impl Store {
     /// Adds an unverified TOTP device, replacing the user's unfinished one if there is one (one statement on the
     /// one-pending index, so concurrent enrolments leave one). `enrolment_scopes`: see [`MfaDeviceRow`].
@@ -122,31 +130,53 @@ impl Store {
     }
 
     /// Accepts time step `step` for a device if it is later than the last accepted one, and marks the device
-    /// verified.
+    /// verified; when it is accepted, also ends `user_id`'s run of MFA failures (as `mfa_succeeded`), in the same
+    /// round trip: a TOTP step-up is the hottest path, and each statement is a hand-off to the database
+    /// (docs/benchmarks.md, TOTP step-ups under load).
+    ///
+    /// Two dialects here, on purpose: SQLite runs the two `UPDATE`s as one command (numbered parameters bind
+    /// across its statements; `changes()` is the first one's count), PostgreSQL as one statement whose CTE
+    /// resets the lockout only for the row it accepted.
     ///
     /// # Errors
     /// [`StoreError`].
     pub async fn accept_totp_step(
         &self,
         device_id: &str,
+        user_id: &str,
         step: i64,
         now: i64,
     ) -> Result<TotpStep, StoreError> {
-        let result = with_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE mfa_devices SET last_step = $1, verified = 1, verified_at = COALESCE(verified_at, $3) \
-                 WHERE id = $2 AND (last_step IS NULL OR last_step < $1)",
-            )
+        let accepted = match self.pool() {
+            Pool::Sqlite(pool) => sqlx::query(concat!(
+                accept_step_sql!(),
+                "; UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $4 AND changes() = 1"
+            ))
             .bind(step)
             .bind(device_id)
             .bind(now)
+            .bind(user_id)
             .execute(pool)
             .await
-            .map(|done| done.rows_affected())
-        });
-        match result {
-            Ok(1) => Ok(TotpStep::Accepted),
-            Ok(_) => Ok(TotpStep::Replayed),
+            // The device's row, and the lockout's when the first changed one.
+            .map(|done| done.rows_affected() >= 1),
+            Pool::Postgres(pool) => sqlx::query_scalar::<_, i64>(concat!(
+                "WITH accepted AS (",
+                accept_step_sql!(),
+                " RETURNING user_id), reset AS (UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $4 \
+                 AND user_id IN (SELECT user_id FROM accepted)) SELECT count(*) FROM accepted"
+            ))
+            .bind(step)
+            .bind(device_id)
+            .bind(now)
+            .bind(user_id)
+            .fetch_one(pool)
+            .await
+            .map(|count| count == 1),
+        };
+        match accepted {
+            Ok(true) => Ok(TotpStep::Accepted),
+            Ok(false) => Ok(TotpStep::Replayed),
             // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 Ok(TotpStep::AnotherDeviceVerified)

@@ -108,6 +108,7 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
+                .test_before_acquire(false)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .connect_with(options)
@@ -122,10 +123,17 @@ impl Store {
             if !url.contains('?') {
                 options = options.create_if_missing(true);
             }
-            Pool::Sqlite(SqlitePoolOptions::new().max_connections(8).connect_with(options).await?)
+            // No ping before each acquire (sqlx's default): a SQLite connection is a file handle, it cannot go stale
+            // like a socket, and with sqlx-sqlite the ping is a round trip to the connection's worker thread —
+            // one more thread hand-off for every statement (docs/benchmarks.md, TOTP step-ups under load).
+            let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false);
+            Pool::Sqlite(pool.connect_with(options).await?)
         } else {
+            // No ping before each acquire either: it is a network round trip per statement. A connection that
+            // died (a restart, a failover) fails the one statement that meets it, and the pool drops it.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await?;

@@ -181,6 +181,77 @@ impl Store {
     }
 }
 
+/// A user's row joined with one of their credentials (or none): [`Store::user_with_credentials`].
+#[derive(sqlx::FromRow)]
+struct UserCredentialRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    c_id: Option<String>,
+    c_format: Option<String>,
+    c_email: Option<String>,
+    c_phone_number: Option<String>,
+    phone_country_code: Option<String>,
+    iso_country_code: Option<String>,
+    address: Option<String>,
+    chain: Option<String>,
+    wallet_name: Option<String>,
+    wallet_provider: Option<String>,
+    embedded: Option<bool>,
+    sign_in_enabled: Option<bool>,
+}
+
+impl UserCredentialRow {
+    /// The credential of this row, if the user has any.
+    fn credential(self) -> Option<CredentialRow> {
+        Some(CredentialRow {
+            id: self.c_id?,
+            user_id: self.user.id,
+            format: CredentialFormat::from(self.c_format?),
+            email: self.c_email,
+            phone_number: self.c_phone_number,
+            phone_country_code: self.phone_country_code,
+            iso_country_code: self.iso_country_code,
+            address: self.address,
+            chain: self.chain,
+            wallet_name: self.wallet_name,
+            wallet_provider: self.wallet_provider,
+            embedded: self.embedded.unwrap_or(false),
+            sign_in_enabled: self.sign_in_enabled.unwrap_or(false),
+        })
+    }
+}
+
+impl Store {
+    /// [`Store::user`] and [`Store::credentials`] in one statement (a `LEFT JOIN`): every answer that carries the
+    /// user reads both, and each statement is a hand-off to the database (docs/benchmarks.md). `None` when the
+    /// user is not in the environment.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn user_with_credentials(
+        &self,
+        environment_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(UserRow, Vec<CredentialRow>)>, StoreError> {
+        let rows: Vec<UserCredentialRow> = with_pool!(self, |pool| sqlx::query_as(
+            "SELECT u.id, u.environment_id, u.email, u.phone_number, u.mfa_backup_code_acknowledgement, \
+             c.id AS c_id, c.format AS c_format, c.email AS c_email, c.phone_number AS c_phone_number, \
+             c.phone_country_code, c.iso_country_code, c.address, c.chain, c.wallet_name, c.wallet_provider, \
+             c.embedded <> 0 AS embedded, c.sign_in_enabled <> 0 AS sign_in_enabled \
+             FROM users u LEFT JOIN credentials c ON c.user_id = u.id \
+             WHERE u.id = $1 AND u.environment_id = $2 ORDER BY c.created_at, c.id",
+        )
+        .bind(user_id)
+        .bind(environment_id)
+        .fetch_all(pool)
+        .await?);
+        let Some(first) = rows.first() else { return Ok(None) };
+        let user = first.user.clone();
+        let credentials = rows.into_iter().filter_map(UserCredentialRow::credential).collect();
+        Ok(Some((user, credentials)))
+    }
+}
+
 impl Store {
     /// The user of `environment_id` who has a sign-in-enabled credential at `destination` (an email address,
     /// or `+<country code><number>`).
