@@ -86,6 +86,15 @@ per_replica=$((connections / replicas))
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -a before
 for i in "${!pids[@]}"; do before[$i]="$(ticks "${pids[$i]}")"; done
+# PostgreSQL's own CPU: every postgres process on this machine (its backends serve the replicas).
+postgres_ticks() {
+    local total=0 pid
+    for pid in $(pgrep -x postgres || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+postgres_before="$(postgres_ticks)"
 
 echo "== $duration s of load: $connections connections over $replicas server(s)"
 wrk_pids=()
@@ -103,11 +112,15 @@ if [ -n "${perf_pid:-}" ]; then
     wait "$perf_pid" || true
     perf report -q -i "$work/perf.data" --stdio --no-children --sort symbol --percent-limit 0.7 -g none \
         >target/load-profile.txt 2>/dev/null || true
-    echo "== profile: target/load-profile.txt"
+    # The same samples by thread: tokio's workers against sqlx-sqlite's connection threads.
+    perf report -q -i "$work/perf.data" --stdio --no-children --sort comm -g none \
+        >target/load-profile-threads.txt 2>/dev/null || true
+    echo "== profile: target/load-profile.txt, by thread: target/load-profile-threads.txt"
 fi
 
 cpu_ticks=0
 for i in "${!pids[@]}"; do cpu_ticks=$((cpu_ticks + $(ticks "${pids[$i]}") - before[$i])); done
+postgres_cpu=$(($(postgres_ticks) - postgres_before))
 hz="$(getconf CLK_TCK)"
 
 total=0
@@ -126,3 +139,8 @@ awk -v ok="$ok" -v refused="$refused" -v d="$duration" -v t="$cpu_ticks" -v hz="
     printf "step-ups: %d accepted, %d refused in %d s = %.0f step-ups/s over %d server(s)\n", ok, refused, d, ok / d, r
     if (ok > 0) printf "server CPU: %.2f s = %.0f us per step-up (%.0f %% of one core)\n", t / hz, t / hz * 1e6 / ok, t / hz / d * 100
 }'
+if [[ "$database_url" == postgres* ]]; then
+    awk -v ok="$ok" -v t="$postgres_cpu" -v hz="$hz" 'BEGIN {
+        if (ok > 0) printf "PostgreSQL CPU: %.2f s = %.0f us per step-up\n", t / hz, t / hz * 1e6 / ok
+    }'
+fi
