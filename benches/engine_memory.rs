@@ -1,7 +1,7 @@
 //! Memory of many idle engines in one process (docs/design.md §10: 100,000 engines <= 1 GiB RSS, built in under
 //! 5 s; issue 18).
 //!
-//! Part 1 builds engines (API client on the process's shared connection pool, coordinator actor, token cell; no
+//! Part 1 builds engines (API client on the runtime's shared connection pool, coordinator actor, token cell; no
 //! verifier runs until a flow needs one) in steps up to 100,000, reading the process's resident set size and the
 //! time spent building after each step. The baseline in the same run is the process before any engine.
 //!

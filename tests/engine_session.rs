@@ -190,3 +190,24 @@ async fn twenty_calls_meeting_one_recent_mfa_challenge_cause_one_prompt() {
     assert_eq!(prompts.load(Ordering::SeqCst), 1);
     h.shutdown().await;
 }
+
+/// Engines share an HTTP client per runtime, not per process: pooled connections belong to the runtime that
+/// opened them and die with it, so an engine of a later runtime must not be handed one (an app that runs a
+/// runtime per job, say).
+#[test]
+fn engines_of_a_later_runtime_do_not_inherit_a_dead_runtimes_connections() {
+    let server_runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let h = server_runtime.block_on(TestServer::live());
+    let user = server_runtime.block_on(h.user());
+    for round in 0..3 {
+        let job = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let answer = job.block_on(async {
+            let engine = h.engine(&user).await;
+            engine.is_step_up_required(Scope::WalletExport).await
+        });
+        assert_eq!(answer, Ok(true), "round {round}");
+        drop(job);
+    }
+    server_runtime.block_on(h.shutdown());
+}

@@ -107,9 +107,9 @@ impl StepUpAuthBuilder {
         self
     }
 
-    /// Whose connections the engine uses: by default the process's shared pool (engines with the same timeouts
-    /// share one reqwest client: many engines in one process cost one client, not one each); `Own` gives the
-    /// engine a client of its own.
+    /// Whose connections the engine uses: by default the shared pool of the tokio runtime it is built in (engines
+    /// with the same timeouts share one reqwest client: many engines cost one client, not one each); `Own` gives
+    /// the engine a client of its own.
     pub fn connection_pool(mut self, pool: ConnectionPool) -> Self {
         self.pool = pool;
         self

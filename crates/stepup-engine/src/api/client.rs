@@ -100,7 +100,7 @@ impl std::fmt::Debug for ApiClient {
 
 impl ApiClient {
     /// A client for environment `environment_id` of the server at `base_url` (e.g. `http://127.0.0.1:8080`), on
-    /// the process's shared connection pool for its timeouts ([`ConnectionPool::Shared`]).
+    /// the current tokio runtime's shared connection pool for its timeouts ([`ConnectionPool::Shared`]).
     ///
     /// TLS is rustls with the `ring` provider and the platform's certificate verifier, built here rather than
     /// installed as a process-wide default, so the embedding app's own rustls setup is left alone.
@@ -117,8 +117,8 @@ impl ApiClient {
         Self::with_pool(base_url, environment_id, session, config, ConnectionPool::Shared)
     }
 
-    /// [`ApiClient::new`] with the connection pool chosen: the process's shared one for these timeouts, or one
-    /// of the client's own.
+    /// [`ApiClient::new`] with the connection pool chosen: the runtime's shared one for these timeouts, or one of
+    /// the client's own.
     ///
     /// # Errors
     /// As [`ApiClient::new`].
@@ -359,8 +359,8 @@ pub fn install_default_crypto_provider() -> bool {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConnectionPool {
-    /// One reqwest client per process for each pair of timeouts: engines with the same [`ApiConfig`] timeouts (the
-    /// default ones, say) share its connections, TLS sessions and memory. A reqwest client weighs several KiB, about
+    /// One reqwest client per tokio runtime for each pair of timeouts: engines of one runtime with the same
+    /// [`ApiConfig`] timeouts (the default ones, say) share its connections, TLS sessions and memory. A reqwest client weighs several KiB, about
     /// as much as the rest of an idle engine (docs/benchmarks.md, engines in one process).
     #[default]
     Shared,
@@ -368,22 +368,36 @@ pub enum ConnectionPool {
     Own,
 }
 
-/// The shared client for `config`'s timeouts (the only client settings that vary), built on first use. Timeouts
-/// stay client settings rather than per-request ones so that the app's own calls through
-/// `StepUpAuth::http_client` keep the engine's request timeout.
+/// The shared client for `config`'s timeouts (the only client settings that vary) in the current tokio runtime,
+/// built on first use. Timeouts stay client settings rather than per-request ones so that the app's own calls
+/// through `StepUpAuth::http_client` keep the engine's request timeout. Per runtime, because pooled connections
+/// belong to the runtime that opened them: when it shuts down they are dead, and an engine of another runtime
+/// must not be handed one. Outside a runtime the client is the engine's own. The map holds at most
+/// [`MAX_SHARED_CLIENTS`] clients (a process that makes a runtime per job would otherwise grow it forever);
+/// forgetting one only stops new engines from sharing it.
 fn shared_http_client(config: &ApiConfig) -> Result<reqwest::Client, ApiClientError> {
-    type Clients = std::collections::HashMap<(Duration, Duration), reqwest::Client>;
-    static SHARED: OnceLock<std::sync::Mutex<Clients>> = OnceLock::new();
+    type Key = (tokio::runtime::Id, Duration, Duration);
+    static SHARED: OnceLock<std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>> =
+        OnceLock::new();
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return http_client(config);
+    };
     let mut clients =
         SHARED.get_or_init(Default::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let key = (config.request_timeout, config.connect_timeout);
+    let key = (runtime.id(), config.request_timeout, config.connect_timeout);
     if let Some(client) = clients.get(&key) {
         return Ok(client.clone());
     }
     let client = http_client(config)?;
+    if clients.len() >= MAX_SHARED_CLIENTS {
+        clients.clear();
+    }
     clients.insert(key, client.clone());
     Ok(client)
 }
+
+/// How many shared clients (runtimes × timeouts) are remembered at most.
+const MAX_SHARED_CLIENTS: usize = 64;
 
 /// A reqwest client with the engine's settings.
 fn http_client(config: &ApiConfig) -> Result<reqwest::Client, ApiClientError> {

@@ -4,8 +4,8 @@
 //! A probe: when a tagged request has no token, it goes out first and alone for its tag; other tokenless requests
 //! for that tag wait for it. If it meets a challenge, they wait on through its step-up and then go out with the
 //! token it left (a reusable one), or fail with its failure (a cancel answers them all at once, as their own
-//! challenges would have). If it does not, the tag is remembered as unchallenged and its requests go out freely
-//! from then on (until one meets a challenge again). So 1,000 concurrent requests that would all have met one
+//! challenges would have). If it succeeds without one, the tag is remembered as unchallenged and its requests go
+//! out freely from then on (until one meets a challenge again); any other answer just releases the waiters. So 1,000 concurrent requests that would all have met one
 //! challenge cost one refusal and one flow, not 1,000 refusals (docs/benchmarks.md, the challenge storm).
 
 use std::collections::{HashMap, HashSet};
@@ -27,6 +27,9 @@ pub(crate) struct StepUpFlights {
     /// map lookup, never across an await.
     probes: std::sync::Mutex<Probes>,
 }
+
+/// How many tags known to go through without a challenge are remembered at most.
+const MAX_UNCHALLENGED_TAGS: usize = 256;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -128,6 +131,10 @@ impl ProbeLead<'_> {
     /// The probe met no challenge: the waiters go out, and so will the tag's tokenless requests from now on.
     pub(crate) fn unchallenged(self) {
         let mut probes = self.flights.probes.lock().unwrap_or_else(PoisonError::into_inner);
+        // Tags are the app's (a scope may be any string): bounded, forgetting is only a probe more.
+        if probes.unchallenged.len() >= MAX_UNCHALLENGED_TAGS {
+            probes.unchallenged.clear();
+        }
         probes.unchallenged.insert(self.tag.clone());
         drop(probes);
         self.settle(ProbeOutcome::Settled);

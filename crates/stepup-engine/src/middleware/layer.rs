@@ -52,7 +52,8 @@ const MAX_CHALLENGE_BODY: u64 = 16 * 1024;
 /// A tagged request with no token goes out first and alone for its tag; the tag's other tokenless requests wait
 /// for it, and for its step-up if it meets a challenge, then go out with the token it left (or fail with its
 /// failure: a cancel answers them all at once). A thousand concurrent requests that would all meet one challenge
-/// thus meet it once. A tag whose request met no challenge is remembered, and its requests go out at once.
+/// thus meet it once. A tag whose request succeeded without a challenge is remembered, and its requests go out at
+/// once.
 #[derive(Debug, Clone)]
 pub struct StepUpMiddleware {
     engine: StepUpAuth,
@@ -167,10 +168,16 @@ fn apply(request: &mut Request, token: &ElevatedToken) {
 }
 
 /// Puts the engine's current session in a request that carried the one it held when the request was sent (and
-/// only then: a request with the app's own authorization keeps it). Returns whether it did.
+/// only then: a request with the app's own authorization keeps it), when the current one is that same session
+/// re-issued (same user and session id, an MFA time no older): a session the app set meanwhile — another user's,
+/// after an account switch — never goes out on a request made under the old one. Returns whether it did.
 fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt>) -> bool {
     let (Some(sent), Some(current)) = (sent, current) else { return false };
-    if sent == current {
+    if sent == current || !SessionInfo::same_session(sent, current) {
+        return false;
+    }
+    let mfa_time = |jwt| SessionInfo::parse(jwt).ok().and_then(|session| session.mfa_auth_time);
+    if mfa_time(current) < mfa_time(sent) {
         return false;
     }
     let carried = request
@@ -284,15 +291,13 @@ impl Middleware for StepUpMiddleware {
             let body = response.bytes().await?;
             match challenge_in_body(&body) {
                 Some(challenge) => challenge,
-                None => {
-                    if let Some(probe) = probe {
-                        probe.unchallenged();
-                    }
-                    return Ok(rebuilt(status, version, url, headers, body));
-                }
+                // A 403 that is no challenge: the waiters are released (the probe is dropped), nothing learned.
+                None => return Ok(rebuilt(status, version, url, headers, body)),
             }
         } else {
-            if let Some(probe) = probe {
+            // Only a success says the tag goes through without a token; any other answer just releases the
+            // waiters (the probe is dropped), which then go out on their own.
+            if let Some(probe) = probe.filter(|_| status.is_success()) {
                 probe.unchallenged();
             }
             return Ok(response);
@@ -327,5 +332,68 @@ impl Middleware for StepUpMiddleware {
         }
         // Once: a second challenge goes back to the caller as the server sent it.
         next.run(retry, extensions).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    /// An unsigned JWT with these claims (the client reads claims, it never checks signatures).
+    fn jwt(claims: &serde_json::Value) -> Jwt {
+        let part = |value: &[u8]| URL_SAFE_NO_PAD.encode(value);
+        let raw = format!(
+            "{}.{}.{}",
+            part(br#"{"alg":"EdDSA"}"#),
+            part(claims.to_string().as_bytes()),
+            part(b"sig")
+        );
+        Jwt::new(raw)
+    }
+
+    fn request_with(session: &Jwt) -> Request {
+        let mut request = Request::new(reqwest::Method::GET, Url::parse("http://127.0.0.1:9/x").unwrap());
+        let value = HeaderValue::from_str(&format!("Bearer {}", session.expose_secret())).unwrap();
+        request.headers_mut().insert(AUTHORIZATION, value);
+        request
+    }
+
+    fn bearer(request: &Request) -> &str {
+        request.headers()[AUTHORIZATION].to_str().unwrap().trim_start_matches("Bearer ")
+    }
+
+    /// A request made under one session goes out under the same session re-issued (a fresh MFA), and never under
+    /// another session the app set meanwhile (an account switch while it waited for a probe or a step-up).
+    #[test]
+    fn only_the_same_session_re_issued_replaces_the_one_a_request_carries() {
+        let sent = jwt(&serde_json::json!({"sub": "alice", "sid": "s1"}));
+        let fresh = jwt(&serde_json::json!({"sub": "alice", "sid": "s1", "mfa_auth_time": 1_700_000_000}));
+        let older = jwt(&serde_json::json!({"sub": "alice", "sid": "s1", "mfa_auth_time": 1_600_000_000}));
+        let other_user = jwt(&serde_json::json!({"sub": "bob", "sid": "s9", "mfa_auth_time": 1_700_000_000}));
+        let other_session = jwt(&serde_json::json!({"sub": "alice", "sid": "s2"}));
+
+        let mut request = request_with(&sent);
+        assert!(renew_session(&mut request, Some(&sent), Some(&fresh)));
+        assert_eq!(bearer(&request), fresh.expose_secret());
+
+        for current in [&other_user, &other_session] {
+            let mut request = request_with(&sent);
+            assert!(!renew_session(&mut request, Some(&sent), Some(current)));
+            assert_eq!(
+                bearer(&request),
+                sent.expose_secret(),
+                "the request keeps the session it was made under"
+            );
+        }
+        let mut request = request_with(&fresh);
+        assert!(!renew_session(&mut request, Some(&fresh), Some(&older)), "an older MFA time is no renewal");
+        // A request with the app's own authorization keeps it.
+        let mut request = request_with(&other_user);
+        assert!(!renew_session(&mut request, Some(&sent), Some(&fresh)));
+        assert_eq!(bearer(&request), other_user.expose_secret());
     }
 }
