@@ -144,6 +144,8 @@ pub struct TestServer {
     pub clock: TestClock,
     pub http: reqwest::Client,
     cleanup: Option<(String, String)>,
+    /// The directory of this server's SQLite file, removed at shutdown.
+    sqlite_dir: Option<std::path::PathBuf>,
 }
 
 impl TestServer {
@@ -154,15 +156,24 @@ impl TestServer {
     }
 
     /// [`TestServer::start`], with a dev environment that `configure` may change.
+    /// SQLite is a file here, as the server ships (WAL, the store's own connections); engines' servers
+    /// ([`TestServer::live`]) keep SQLite in memory.
     pub async fn start_with(backend: &Backend, configure: impl FnOnce(&mut ServerConfig)) -> Self {
-        let (url, cleanup) = match backend {
-            Backend::Sqlite => ("sqlite::memory:".to_owned(), None),
+        match backend {
+            Backend::Sqlite => {
+                let tag = stepup_server::random::hex(&stepup_server::random::bytes::<8>().unwrap());
+                let dir = std::env::temp_dir().join(format!("stepup-test-{tag}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let url = format!("sqlite://{}", dir.join("stepup.db").display());
+                let mut server = Self::start_on(url, None, configure).await;
+                server.sqlite_dir = Some(dir);
+                server
+            }
             Backend::Postgres(base) => {
                 let (url, schema) = postgres_schema(base).await;
-                (url, Some((base.clone(), schema)))
+                Self::start_on(url, Some((base.clone(), schema)), configure).await
             }
-        };
-        Self::start_on(url, cleanup, configure).await
+        }
     }
 
     /// A server on an existing database URL (a second replica, a file), on a clock the test moves. `cleanup`
@@ -212,7 +223,7 @@ impl TestServer {
         configure(&mut config);
         let server =
             Server::start_with_clock(config, clock.shared()).await.expect("the reference server starts");
-        Self { server, clock, http: http_client(), cleanup }
+        Self { server, clock, http: http_client(), cleanup, sqlite_dir: None }
     }
 
     pub fn now(&self) -> UnixTime {
@@ -372,6 +383,9 @@ impl TestServer {
     /// Stops the server (and drops its PostgreSQL schema).
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+        if let Some(dir) = &self.sqlite_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         if let Some((base, schema)) = self.cleanup {
             drop_postgres_schema(&base, &schema).await;
         }

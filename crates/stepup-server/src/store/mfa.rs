@@ -82,6 +82,29 @@ macro_rules! accept_step_sql {
     };
 }
 
+/// [`Store::accept_totp_step`] on SQLite: the two `UPDATE`s as one command (numbered parameters bind across its
+/// statements; `changes()` is the first one's count). Whether the step was accepted.
+async fn accept_step_on_sqlite<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
+    device_id: &str,
+    user_id: &str,
+    step: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query(concat!(
+        accept_step_sql!(),
+        "; UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $4 AND changes() = 1"
+    ))
+    .bind(step)
+    .bind(device_id)
+    .bind(now)
+    .bind(user_id)
+    .execute(executor)
+    .await
+    // The device's row, and the lockout's when the first changed one.
+    .map(|done| done.rows_affected() >= 1)
+}
+
 impl Store {
     /// Adds an unverified TOTP device, replacing the user's unfinished one if there is one (one statement on the
     /// one-pending index, so concurrent enrolments leave one). `enrolment_scopes`: see [`MfaDeviceRow`].
@@ -147,20 +170,10 @@ impl Store {
         step: i64,
         now: i64,
     ) -> Result<TotpStep, StoreError> {
-        let accepted = match self.pool() {
-            Pool::Sqlite(pool) => sqlx::query(concat!(
-                accept_step_sql!(),
-                "; UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $4 AND changes() = 1"
-            ))
-            .bind(step)
-            .bind(device_id)
-            .bind(now)
-            .bind(user_id)
-            .execute(pool)
-            .await
-            // The device's row, and the lockout's when the first changed one.
-            .map(|done| done.rows_affected() >= 1),
-            Pool::Postgres(pool) => sqlx::query_scalar::<_, i64>(concat!(
+        let accepted = match (self.pool(), self.sqlite_connections()) {
+            (_, Some(connections)) => accept_step_on_sqlite(connections, device_id, user_id, step, now).await,
+            (Pool::Sqlite(pool), None) => accept_step_on_sqlite(pool, device_id, user_id, step, now).await,
+            (Pool::Postgres(pool), None) => sqlx::query_scalar::<_, i64>(concat!(
                 "WITH accepted AS (",
                 accept_step_sql!(),
                 " RETURNING user_id), reset AS (UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $4 \

@@ -11,7 +11,9 @@
 //!
 //! Why native pools: sqlx's `Any` driver dispatches every call dynamically and converts every argument and
 //! value on its way through; a statement here runs on [`SqlitePool`] or [`PgPool`] directly ([`with_pool!`]
-//! writes it once, and the compiler makes one copy per database).
+//! writes it once, and the compiler makes one copy per database). On a SQLite file it runs on the store's own
+//! connections instead ([`SqliteConnections`]: sqlx's pool pings each connection it takes back, a thread
+//! hand-off per statement).
 //!
 //! Portability rules: `$1`-style placeholders (SQLite binds them by number too), columns of TEXT and BIGINT only
 //! (flags stored as 0/1 and read back with `<> 0`, which both databases answer with a boolean; times in Unix
@@ -27,6 +29,7 @@ mod passkeys;
 mod rate;
 mod sessions;
 mod single_use;
+mod sqlite_connections;
 mod tokens;
 mod users;
 
@@ -39,6 +42,7 @@ pub use passkeys::{CeremonyKind, MAX_OPEN_CEREMONIES, PasskeyRow};
 pub use rate::{CountClaim, SlotClaim};
 pub use sessions::SessionRow;
 pub use single_use::DatabaseSingleUse;
+pub use sqlite_connections::SqliteConnections;
 pub use users::{CredentialRow, NewCredential, UserRow};
 
 use std::str::FromStr as _;
@@ -79,11 +83,15 @@ pub enum Pool {
 
 /// Runs `$body` with `$pool` bound to the store's native pool: the statement is written once and compiled once
 /// per database (the SQL both speak: see the module docs). `$body` may use `?` and `.await`.
+///
+/// On a SQLite file, `$pool` is the store's own connections ([`SqliteConnections`]: one thread hand-off per
+/// statement, not sqlx's pool with its pings); on SQLite in memory, the pool (its one connection is the database).
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match $store.pool() {
-            $crate::store::Pool::Sqlite($pool) => $body,
-            $crate::store::Pool::Postgres($pool) => $body,
+        match ($store.pool(), $store.sqlite_connections()) {
+            (_, Some($pool)) => $body,
+            ($crate::store::Pool::Sqlite($pool), None) => $body,
+            ($crate::store::Pool::Postgres($pool), None) => $body,
         }
     };
 }
@@ -93,6 +101,8 @@ pub(crate) use with_pool;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// On a SQLite file: the connections statements run on (the pool keeps migrations and transactions).
+    sqlite: Option<std::sync::Arc<SqliteConnections>>,
 }
 
 impl Store {
@@ -102,6 +112,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] if the database cannot be reached or migrated.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut sqlite = None;
         let pool = if url == "memory" || url == "sqlite::memory:" || url == "sqlite://:memory:" {
             // An in-memory database lives as long as its one connection: the pool keeps exactly one, forever.
             let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
@@ -126,8 +137,10 @@ impl Store {
             // No ping before each acquire (sqlx's default): a SQLite connection is a file handle, it cannot go stale
             // like a socket, and with sqlx-sqlite the ping is a round trip to the connection's worker thread —
             // one more thread hand-off for every statement (docs/benchmarks.md, TOTP step-ups under load).
-            let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false);
-            Pool::Sqlite(pool.connect_with(options).await?)
+            let pool = SqlitePoolOptions::new().max_connections(2).test_before_acquire(false);
+            let pool = pool.connect_with(options.clone()).await?;
+            sqlite = Some(std::sync::Arc::new(SqliteConnections::open(&options, 8, pool.clone()).await?));
+            Pool::Sqlite(pool)
         } else {
             // No ping before each acquire either: it is a network round trip per statement. A connection that
             // died (a restart, a failover) fails the one statement that meets it, and the pool drops it.
@@ -145,7 +158,13 @@ impl Store {
             Pool::Sqlite(pool) => migrator.run(pool).await?,
             Pool::Postgres(pool) => migrator.run(pool).await?,
         }
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
+    }
+
+    /// The store's own SQLite connections, on a SQLite file (see [`with_pool!`]).
+    #[must_use]
+    pub fn sqlite_connections(&self) -> Option<&SqliteConnections> {
+        self.sqlite.as_deref()
     }
 
     /// The pool.
