@@ -209,10 +209,7 @@ impl SigningKeys {
         token: &str,
         now: u64,
     ) -> Result<C, JwtError> {
-        let header = crate::tokens::peek_header(token)?;
-        let ring = self.ring.load();
-        let key = header.kid.as_deref().and_then(|kid| ring.by_kid(kid)).ok_or(JwtError::UnknownKey)?;
-        key.verify(token, now)
+        self.with_key_of(token, |key| key.verify(token, now))
     }
 
     /// [`SigningKeys::verify`] for a session token, skipping the signature check (only that) for a token whose
@@ -225,15 +222,26 @@ impl SigningKeys {
         token: &str,
         now: u64,
     ) -> Result<C, JwtError> {
+        self.with_key_of(token, |key| {
+            if self.verified_sessions.contains(token) {
+                return key.verify_claims(token, now);
+            }
+            let claims = key.verify(token, now)?;
+            self.verified_sessions.remember(token);
+            Ok(claims)
+        })
+    }
+
+    /// Runs `check` with the ring's key that `token`'s header names.
+    fn with_key_of<T>(
+        &self,
+        token: &str,
+        check: impl FnOnce(&EnvironmentKey) -> Result<T, JwtError>,
+    ) -> Result<T, JwtError> {
         let header = crate::tokens::peek_header(token)?;
         let ring = self.ring.load();
         let key = header.kid.as_deref().and_then(|kid| ring.by_kid(kid)).ok_or(JwtError::UnknownKey)?;
-        if self.verified_sessions.contains(token) {
-            return key.verify_claims(token, now);
-        }
-        let claims = key.verify(token, now)?;
-        self.verified_sessions.remember(token);
-        Ok(claims)
+        check(key)
     }
 
     /// Signs a session token with the current key, and remembers it as verified: the client's next request

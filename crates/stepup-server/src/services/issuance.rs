@@ -129,9 +129,7 @@ pub async fn verify_jwt<C: serde::de::DeserializeOwned + TimeClaims>(
     env: &Environment,
     token: &str,
 ) -> Result<C, JwtError> {
-    let now = state.now().as_secs();
-    let unknown_key = |result: &Result<C, JwtError>| matches!(result, Err(JwtError::UnknownKey));
-    with_key_reload(state, env, unknown_key, || async { env.keys.verify(token, now) }).await
+    verify_reloading(state, env, |now| env.keys.verify(token, now)).await
 }
 
 /// [`verify_jwt`] for a session token: a token whose signature was checked or made on this replica before is
@@ -144,9 +142,18 @@ pub async fn verify_session(
     env: &Environment,
     token: &str,
 ) -> Result<SessionClaims, JwtError> {
+    verify_reloading(state, env, |now| env.keys.verify_session(token, now)).await
+}
+
+/// Runs `verify` at the server's time, with [`with_key_reload`] for a key this replica does not hold yet.
+async fn verify_reloading<C>(
+    state: &AppState,
+    env: &Environment,
+    verify: impl Fn(u64) -> Result<C, JwtError>,
+) -> Result<C, JwtError> {
     let now = state.now().as_secs();
-    let unknown_key = |result: &Result<SessionClaims, JwtError>| matches!(result, Err(JwtError::UnknownKey));
-    with_key_reload(state, env, unknown_key, || async { env.keys.verify_session(token, now) }).await
+    let unknown_key = |result: &Result<C, JwtError>| matches!(result, Err(JwtError::UnknownKey));
+    with_key_reload(state, env, unknown_key, || async { verify(now) }).await
 }
 
 /// Runs `attempt` (a verification against `env`'s keys); when `unknown_key` says its token named a key this
