@@ -68,6 +68,16 @@ impl SessionInfo {
             _ => false,
         }
     }
+
+    /// Whether `self` may stand in for `held` as the same session re-issued: the same user, the same session id
+    /// when `held` names one, and an MFA time no older. The rule for adopting a verify answer's session, and for
+    /// renewing the session a waiting or retried request carries.
+    #[must_use]
+    pub fn renews(&self, held: &SessionInfo) -> bool {
+        self.subject == held.subject
+            && (held.session_id.is_none() || held.session_id == self.session_id)
+            && self.mfa_auth_time >= held.mfa_auth_time
+    }
 }
 
 #[cfg(test)]

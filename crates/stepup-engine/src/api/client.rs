@@ -238,11 +238,10 @@ impl ApiClient {
             tracing::warn!("a verify answer carried a session for another user; the held session stays");
             return false;
         }
-        if held.session_id.is_some() && held.session_id != offered.session_id {
-            tracing::debug!("a verify answer carried another session of the user; the held session stays");
-            return false;
-        }
-        if offered.mfa_auth_time < held.mfa_auth_time {
+        if !offered.renews(&held) {
+            tracing::debug!(
+                "a verify answer carried another or older session of the user; the held session stays"
+            );
             return false;
         }
         tracing::debug!("adopted the session re-issued by a verify answer");

@@ -173,11 +173,13 @@ fn apply(request: &mut Request, token: &ElevatedToken) {
 /// after an account switch — never goes out on a request made under the old one. Returns whether it did.
 fn renew_session(request: &mut Request, sent: Option<&Jwt>, current: Option<&Jwt>) -> bool {
     let (Some(sent), Some(current)) = (sent, current) else { return false };
-    if sent == current || !SessionInfo::same_session(sent, current) {
+    if sent == current {
         return false;
     }
-    let mfa_time = |jwt| SessionInfo::parse(jwt).ok().and_then(|session| session.mfa_auth_time);
-    if mfa_time(current) < mfa_time(sent) {
+    let (Ok(held), Ok(offered)) = (SessionInfo::parse(sent), SessionInfo::parse(current)) else {
+        return false;
+    };
+    if !offered.renews(&held) {
         return false;
     }
     let carried = request
