@@ -104,16 +104,16 @@ for i in $(seq 1 "$replicas"); do
     wrk_pids+=("$!")
 done
 if [ "${PROFILE:-0}" = 1 ]; then
-    perf record -q -F 499 -g -p "${pids[0]}" -o "$work/perf.data" -- sleep "$((duration - 2))" >/dev/null 2>&1 &
+    perf record -q -F 499 -g -p "${pids[0]}" -o target/load-perf.data -- sleep "$((duration - 2))" >/dev/null 2>&1 &
     perf_pid="$!"
 fi
 for pid in "${wrk_pids[@]}"; do wait "$pid"; done
 if [ -n "${perf_pid:-}" ]; then
     wait "$perf_pid" || true
-    perf report -q -i "$work/perf.data" --stdio --no-children --sort symbol --percent-limit 0.7 -g none \
+    perf report -q -i target/load-perf.data --stdio --no-children --sort symbol --percent-limit 0.7 -g none \
         >target/load-profile.txt 2>/dev/null || true
     # The same samples by thread: tokio's workers against sqlx-sqlite's connection threads.
-    perf report -q -i "$work/perf.data" --stdio --no-children --sort comm -g none \
+    perf report -q -i target/load-perf.data --stdio --no-children --sort comm -g none \
         >target/load-profile-threads.txt 2>/dev/null || true
     echo "== profile: target/load-profile.txt, by thread: target/load-profile-threads.txt"
 fi

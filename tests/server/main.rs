@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod calling_thread;
 mod connections;
 mod delivery;
 mod dynamic_js;

@@ -1,5 +1,8 @@
 //! MFA: TOTP devices (with the last accepted step), recovery codes, and the failure lockout.
 
+use rusqlite::{OptionalExtension as _, named_params};
+
+use super::calling_thread_sqlite::is_unique_violation;
 use super::{Pool, Store, StoreError, with_pool};
 
 /// A TOTP device. `Debug` leaves the secret out.
@@ -33,6 +36,23 @@ pub struct RecoveryCodeRow {
     pub id: String,
     /// Argon2id PHC string.
     pub code_hash: String,
+}
+
+impl MfaDeviceRow {
+    /// The row as rusqlite reads it (the columns `FromRow` reads).
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            user_id: row.get("user_id")?,
+            secret: row.get("secret")?,
+            verified: row.get("verified")?,
+            last_step: row.get("last_step")?,
+            created_at: row.get("created_at")?,
+            verified_at: row.get("verified_at")?,
+            is_default: row.get("is_default")?,
+            enrolment_scopes: row.get("enrolment_scopes")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for MfaDeviceRow {
@@ -105,6 +125,32 @@ async fn accept_step_on_sqlite<'c>(
     .map(|done| done.rows_affected() >= 1)
 }
 
+/// [`Store::accept_totp_step`] on the calling thread: the two `UPDATE`s in one transaction (one commit, and the
+/// reset only when the step was accepted). Whether it was.
+fn accept_step_on_calling_thread(
+    connection: &mut rusqlite::Connection,
+    device_id: &str,
+    user_id: &str,
+    step: i64,
+    now: i64,
+) -> Result<bool, rusqlite::Error> {
+    // IMMEDIATE: take the write lock at BEGIN, so the transaction never has to upgrade a read lock (which SQLite
+    // refuses at once, without the busy handler, when another connection wrote meanwhile).
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let accepted = transaction
+        .prepare_cached(accept_step_sql!())?
+        .execute(named_params! {"$1": step, "$2": device_id, "$3": now})?
+        == 1;
+    if accepted {
+        transaction.prepare_cached(RESET_FAILURES)?.execute(named_params! {"$1": user_id})?;
+    }
+    transaction.commit()?;
+    Ok(accepted)
+}
+
+/// The `UPDATE` that ends user `$1`'s run of MFA failures.
+const RESET_FAILURES: &str = "UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1";
+
 impl Store {
     /// Adds an unverified TOTP device, replacing the user's unfinished one if there is one (one statement on the
     /// one-pending index, so concurrent enrolments leave one). `enrolment_scopes`: see [`MfaDeviceRow`].
@@ -142,14 +188,21 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn totp_devices(&self, user_id: &str) -> Result<Vec<MfaDeviceRow>, StoreError> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
-            "SELECT id, user_id, secret, verified <> 0 AS verified, last_step, created_at, verified_at, \
-             is_default <> 0 AS is_default, COALESCE(enrolment_scopes, '') AS enrolment_scopes \
-             FROM mfa_devices WHERE user_id = $1 AND kind = 'totp' ORDER BY created_at, id",
-        )
-        .bind(user_id)
-        .fetch_all(pool)
-        .await?))
+        const DEVICES: &str = "SELECT id, user_id, secret, verified <> 0 AS verified, last_step, created_at, \
+             verified_at, is_default <> 0 AS is_default, COALESCE(enrolment_scopes, '') AS enrolment_scopes \
+             FROM mfa_devices WHERE user_id = $1 AND kind = 'totp' ORDER BY created_at, id";
+        // Read by every TOTP step-up: on the calling thread where it can be (CallingThreadSqlite).
+        if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
+            sqlite.try_run(|connection| {
+                connection
+                    .prepare_cached(DEVICES)?
+                    .query_map(named_params! {"$1": user_id}, MfaDeviceRow::read)?
+                    .collect()
+            })
+        }) {
+            return answer;
+        }
+        Ok(with_pool!(self, |pool| sqlx::query_as(DEVICES).bind(user_id).fetch_all(pool).await?))
     }
 
     /// Accepts time step `step` for a device if it is later than the last accepted one, and marks the device
@@ -170,6 +223,21 @@ impl Store {
         step: i64,
         now: i64,
     ) -> Result<TotpStep, StoreError> {
+        let on_calling_thread = self.calling_thread_sqlite().and_then(|sqlite| {
+            sqlite.try_run(|connection| {
+                accept_step_on_calling_thread(connection, device_id, user_id, step, now)
+            })
+        });
+        if let Some(answer) = on_calling_thread {
+            return match answer {
+                Ok(true) => Ok(TotpStep::Accepted),
+                Ok(false) => Ok(TotpStep::Replayed),
+                Err(StoreError::Sqlite(error)) if is_unique_violation(&error) => {
+                    Ok(TotpStep::AnotherDeviceVerified)
+                }
+                Err(error) => Err(error),
+            };
+        }
         let accepted = match (self.pool(), self.sqlite_connections()) {
             (_, Some(connections)) => accept_step_on_sqlite(connections, device_id, user_id, step, now).await,
             (Pool::Sqlite(pool), None) => accept_step_on_sqlite(pool, device_id, user_id, step, now).await,
@@ -334,23 +402,36 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn mfa_reserve(&self, user_id: &str, now: i64) -> Result<MfaReservation, StoreError> {
+        const COUNT: &str = "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
+             WHERE mfa_lockouts.locked_until <= $2 RETURNING failures";
+        const LOCKED_UNTIL: &str = "SELECT locked_until FROM mfa_lockouts WHERE user_id = $1";
+        // Made by every MFA attempt: on the calling thread where it can be (CallingThreadSqlite).
+        if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
+            sqlite.try_run(|connection| {
+                let counted = connection
+                    .prepare_cached(COUNT)?
+                    .query_row(named_params! {"$1": user_id, "$2": now}, |row| row.get(0))
+                    .optional()?;
+                Ok(match counted {
+                    Some(failures) => MfaReservation::Counted(failures),
+                    None => MfaReservation::Locked {
+                        until: connection
+                            .prepare_cached(LOCKED_UNTIL)?
+                            .query_row(named_params! {"$1": user_id}, |row| row.get(0))?,
+                    },
+                })
+            })
+        }) {
+            return answer;
+        }
         Ok(with_pool!(self, |pool| {
-            let counted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-                 ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
-                 WHERE mfa_lockouts.locked_until <= $2 RETURNING failures",
-            )
-            .bind(user_id)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?;
+            let counted: Option<i64> =
+                sqlx::query_scalar(COUNT).bind(user_id).bind(now).fetch_optional(pool).await?;
             match counted {
                 Some(failures) => MfaReservation::Counted(failures),
                 None => MfaReservation::Locked {
-                    until: sqlx::query_scalar("SELECT locked_until FROM mfa_lockouts WHERE user_id = $1")
-                        .bind(user_id)
-                        .fetch_one(pool)
-                        .await?,
+                    until: sqlx::query_scalar(LOCKED_UNTIL).bind(user_id).fetch_one(pool).await?,
                 },
             }
         }))
@@ -377,10 +458,7 @@ impl Store {
     /// [`StoreError`].
     pub async fn mfa_succeeded(&self, user_id: &str) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
-            sqlx::query("UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1")
-                .bind(user_id)
-                .execute(pool)
-                .await?;
+            sqlx::query(RESET_FAILURES).bind(user_id).execute(pool).await?;
         });
         Ok(())
     }

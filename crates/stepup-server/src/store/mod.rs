@@ -20,6 +20,7 @@
 //! seconds), `ON CONFLICT ... DO NOTHING/UPDATE` and `RETURNING`, which both databases speak. One migration
 //! directory serves both.
 
+mod calling_thread_sqlite;
 mod housekeeping;
 mod keys;
 mod mfa;
@@ -33,6 +34,7 @@ mod sqlite_connections;
 mod tokens;
 mod users;
 
+pub use calling_thread_sqlite::CallingThreadSqlite;
 pub use housekeeping::{COUNTED_TABLES, PENDING_ENROLMENT_TTL_SECS};
 pub use keys::SigningKeyRow;
 pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, MfaReservation, RecoveryCodeRow, TotpStep};
@@ -54,12 +56,18 @@ use sqlx::{PgPool, SqlitePool};
 
 /// A storage failure (the database is down, a query failed). Never caused by client input.
 #[derive(Debug, thiserror::Error)]
-#[error("database error: {0}")]
-pub struct StoreError(#[from] sqlx::Error);
+pub enum StoreError {
+    /// What sqlx answered (PostgreSQL, and SQLite outside the hottest path).
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// What SQLite answered on the calling thread ([`CallingThreadSqlite`]).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
-        StoreError(sqlx::Error::Migrate(Box::new(error)))
+        StoreError::Sqlx(sqlx::Error::Migrate(Box::new(error)))
     }
 }
 
@@ -103,6 +111,8 @@ pub struct Store {
     pool: Pool,
     /// On a SQLite file: the connections statements run on (the pool keeps migrations and transactions).
     sqlite: Option<std::sync::Arc<SqliteConnections>>,
+    /// On a SQLite file: the connections the hottest statements run on, on the calling thread.
+    calling_thread: Option<std::sync::Arc<CallingThreadSqlite>>,
 }
 
 impl Store {
@@ -113,6 +123,7 @@ impl Store {
     /// [`StoreError`] if the database cannot be reached or migrated.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut sqlite = None;
+        let mut sqlite_file = None;
         let pool = if url == "memory" || url == "sqlite::memory:" || url == "sqlite://:memory:" {
             // An in-memory database lives as long as its one connection: the pool keeps exactly one, forever.
             let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
@@ -140,6 +151,7 @@ impl Store {
             let pool = SqlitePoolOptions::new().max_connections(2).test_before_acquire(false);
             let pool = pool.connect_with(options.clone()).await?;
             sqlite = Some(std::sync::Arc::new(SqliteConnections::open(&options, 8, pool.clone()).await?));
+            sqlite_file = Some(options.get_filename().to_path_buf());
             Pool::Sqlite(pool)
         } else {
             // No ping before each acquire either: it is a network round trip per statement. A connection that
@@ -158,7 +170,18 @@ impl Store {
             Pool::Sqlite(pool) => migrator.run(pool).await?,
             Pool::Postgres(pool) => migrator.run(pool).await?,
         }
-        Ok(Self { pool, sqlite })
+        // Opened after the migrations: sqlx created the file and its tables.
+        let calling_thread = match sqlite_file {
+            Some(path) => Some(std::sync::Arc::new(CallingThreadSqlite::open(&path)?)),
+            None => None,
+        };
+        Ok(Self { pool, sqlite, calling_thread })
+    }
+
+    /// The connections the hottest statements run on, on a SQLite file ([`CallingThreadSqlite`]).
+    #[must_use]
+    pub fn calling_thread_sqlite(&self) -> Option<&CallingThreadSqlite> {
+        self.calling_thread.as_deref()
     }
 
     /// The store's own SQLite connections, on a SQLite file (see [`with_pool!`]).

@@ -208,7 +208,7 @@ mod tests {
             .unwrap();
         let error = store.otp("dev", "v1").await.unwrap_err();
         assert!(
-            matches!(&error.0, sqlx::Error::ColumnDecode { index, .. } if index == "channel"),
+            matches!(&error, StoreError::Sqlx(sqlx::Error::ColumnDecode { index, .. }) if index == "channel"),
             "{error:?}"
         );
     }

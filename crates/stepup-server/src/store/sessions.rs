@@ -1,5 +1,7 @@
 //! Sessions (so a revoked session JWT is refused) and spent single-use tokens.
 
+use rusqlite::{OptionalExtension as _, named_params};
+
 use super::{Store, StoreError, with_pool};
 
 /// A session.
@@ -13,6 +15,18 @@ pub struct SessionRow {
     pub expires_at: i64,
     /// Whether `/revoke` ended it.
     pub revoked: bool,
+}
+
+impl SessionRow {
+    /// The row as rusqlite reads it (the columns `FromRow` reads).
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get("id")?,
+            user_id: row.get("user_id")?,
+            expires_at: row.get("expires_at")?,
+            revoked: row.get("revoked")?,
+        })
+    }
 }
 
 impl Store {
@@ -44,12 +58,20 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, StoreError> {
-        Ok(with_pool!(self, |pool| sqlx::query_as(
-            "SELECT id, user_id, expires_at, revoked <> 0 AS revoked FROM sessions WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?))
+        const SESSION: &str =
+            "SELECT id, user_id, expires_at, revoked <> 0 AS revoked FROM sessions WHERE id = $1";
+        // Read on every authenticated request: on the calling thread where it can be (CallingThreadSqlite).
+        if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
+            sqlite.try_run(|connection| {
+                connection
+                    .prepare_cached(SESSION)?
+                    .query_row(named_params! {"$1": id}, SessionRow::read)
+                    .optional()
+            })
+        }) {
+            return answer;
+        }
+        Ok(with_pool!(self, |pool| sqlx::query_as(SESSION).bind(id).fetch_optional(pool).await?))
     }
 
     /// Ends a session.

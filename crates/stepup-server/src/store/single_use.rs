@@ -36,6 +36,6 @@ impl From<stepup_guard::StoreError> for StoreError {
     /// The database failed under the guard: kept as an I/O error of the database, so it answers as every other
     /// storage failure does (503, counted as a database error).
     fn from(error: stepup_guard::StoreError) -> Self {
-        StoreError(sqlx::Error::Io(std::io::Error::other(error.to_string())))
+        StoreError::Sqlx(sqlx::Error::Io(std::io::Error::other(error.to_string())))
     }
 }

@@ -2,6 +2,8 @@
 
 use stepup_proto::CredentialFormat;
 
+use rusqlite::named_params;
+
 use super::{Store, StoreError, with_pool};
 
 /// A user.
@@ -201,6 +203,31 @@ struct UserCredentialRow {
 }
 
 impl UserCredentialRow {
+    /// The row as rusqlite reads it (the columns `FromRow` reads).
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            user: UserRow {
+                id: row.get("id")?,
+                environment_id: row.get("environment_id")?,
+                email: row.get("email")?,
+                phone_number: row.get("phone_number")?,
+                mfa_backup_code_acknowledgement: row.get("mfa_backup_code_acknowledgement")?,
+            },
+            c_id: row.get("c_id")?,
+            c_format: row.get("c_format")?,
+            c_email: row.get("c_email")?,
+            c_phone_number: row.get("c_phone_number")?,
+            phone_country_code: row.get("phone_country_code")?,
+            iso_country_code: row.get("iso_country_code")?,
+            address: row.get("address")?,
+            chain: row.get("chain")?,
+            wallet_name: row.get("wallet_name")?,
+            wallet_provider: row.get("wallet_provider")?,
+            embedded: row.get("embedded")?,
+            sign_in_enabled: row.get("sign_in_enabled")?,
+        })
+    }
+
     /// The credential of this row, if the user has any.
     fn credential(self) -> Option<CredentialRow> {
         Some(CredentialRow {
@@ -233,18 +260,30 @@ impl Store {
         environment_id: &str,
         user_id: &str,
     ) -> Result<Option<(UserRow, Vec<CredentialRow>)>, StoreError> {
-        let rows: Vec<UserCredentialRow> = with_pool!(self, |pool| sqlx::query_as(
-            "SELECT u.id, u.environment_id, u.email, u.phone_number, u.mfa_backup_code_acknowledgement, \
+        const USER_WITH_CREDENTIALS: &str = "SELECT u.id, u.environment_id, u.email, u.phone_number, \
+             u.mfa_backup_code_acknowledgement, \
              c.id AS c_id, c.format AS c_format, c.email AS c_email, c.phone_number AS c_phone_number, \
              c.phone_country_code, c.iso_country_code, c.address, c.chain, c.wallet_name, c.wallet_provider, \
              c.embedded <> 0 AS embedded, c.sign_in_enabled <> 0 AS sign_in_enabled \
              FROM users u LEFT JOIN credentials c ON c.user_id = u.id \
-             WHERE u.id = $1 AND u.environment_id = $2 ORDER BY c.created_at, c.id",
-        )
-        .bind(user_id)
-        .bind(environment_id)
-        .fetch_all(pool)
-        .await?);
+             WHERE u.id = $1 AND u.environment_id = $2 ORDER BY c.created_at, c.id";
+        // Read by every verify answer: on the calling thread where it can be (CallingThreadSqlite).
+        let on_calling_thread = self.calling_thread_sqlite().and_then(|sqlite| {
+            sqlite.try_run(|connection| {
+                connection
+                    .prepare_cached(USER_WITH_CREDENTIALS)?
+                    .query_map(named_params! {"$1": user_id, "$2": environment_id}, UserCredentialRow::read)?
+                    .collect()
+            })
+        });
+        let rows: Vec<UserCredentialRow> = match on_calling_thread {
+            Some(rows) => rows?,
+            None => with_pool!(self, |pool| sqlx::query_as(USER_WITH_CREDENTIALS)
+                .bind(user_id)
+                .bind(environment_id)
+                .fetch_all(pool)
+                .await?),
+        };
         let Some(first) = rows.first() else { return Ok(None) };
         let user = first.user.clone();
         let credentials = rows.into_iter().filter_map(UserCredentialRow::credential).collect();
