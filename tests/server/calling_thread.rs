@@ -12,7 +12,10 @@ async fn file_store(tag: &str) -> (Store, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("stepup-calling-thread-{tag}-{random}"));
     std::fs::create_dir_all(&dir).unwrap();
     let store = Store::connect(&format!("sqlite://{}", dir.join("stepup.db").display())).await.unwrap();
-    assert!(store.calling_thread_sqlite().is_some(), "a SQLite file runs the hottest statements on the caller");
+    assert!(
+        store.calling_thread_sqlite().is_some(),
+        "a SQLite file runs the hottest statements on the caller"
+    );
     (store, dir)
 }
 
@@ -37,7 +40,8 @@ async fn a_write_that_meets_another_connections_lock_waits_for_it_without_blocki
     assert!(!reserving.is_finished(), "the reservation waits while the lock is held");
     holder.commit().await.unwrap();
 
-    let reservation = tokio::time::timeout(Duration::from_secs(10), reserving).await.unwrap().unwrap().unwrap();
+    let reservation =
+        tokio::time::timeout(Duration::from_secs(10), reserving).await.unwrap().unwrap().unwrap();
     assert_eq!(reservation, MfaReservation::Counted(1), "counted once, though it met the lock first");
     // And the next one, on the calling thread again, counts on from there.
     assert_eq!(store.mfa_reserve("user-1", 100).await.unwrap(), MfaReservation::Counted(2));
@@ -53,7 +57,10 @@ async fn a_read_does_not_wait_for_another_connections_write() {
     store.insert_session("session-1", "user-1", "environment-1", 1_000).await.unwrap();
     let pool = store.sqlite_pool().unwrap().clone();
     let mut holder = pool.begin().await.unwrap();
-    sqlx::query("UPDATE sessions SET revoked = 1 WHERE id = 'session-1'").execute(&mut *holder).await.unwrap();
+    sqlx::query("UPDATE sessions SET revoked = 1 WHERE id = 'session-1'")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
 
     let session = store.session("session-1").await.unwrap().unwrap();
     assert!(!session.revoked, "the uncommitted revocation is not seen");

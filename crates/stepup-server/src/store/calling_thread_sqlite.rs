@@ -66,13 +66,3 @@ impl CallingThreadSqlite {
         }
     }
 }
-
-/// Whether SQLite refused a write for a unique index (as sqlx's `is_unique_violation`).
-pub(super) fn is_unique_violation(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(failure, _)
-            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    )
-}

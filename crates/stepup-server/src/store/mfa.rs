@@ -2,7 +2,6 @@
 
 use rusqlite::{OptionalExtension as _, named_params};
 
-use super::calling_thread_sqlite::is_unique_violation;
 use super::{Pool, Store, StoreError, with_pool};
 
 /// A TOTP device. `Debug` leaves the secret out.
@@ -211,8 +210,8 @@ impl Store {
     /// (docs/benchmarks.md, TOTP step-ups under load).
     ///
     /// Two dialects here, on purpose: SQLite runs the two `UPDATE`s as one command (numbered parameters bind
-    /// across its statements; `changes()` is the first one's count), PostgreSQL as one statement whose CTE
-    /// resets the lockout only for the row it accepted.
+    /// across its statements; `changes()` is the first one's count) or, on the calling thread, as one transaction,
+    /// PostgreSQL as one statement whose CTE resets the lockout only for the row it accepted.
     ///
     /// # Errors
     /// [`StoreError`].
@@ -228,16 +227,27 @@ impl Store {
                 accept_step_on_calling_thread(connection, device_id, user_id, step, now)
             })
         });
-        if let Some(answer) = on_calling_thread {
-            return match answer {
-                Ok(true) => Ok(TotpStep::Accepted),
-                Ok(false) => Ok(TotpStep::Replayed),
-                Err(StoreError::Sqlite(error)) if is_unique_violation(&error) => {
-                    Ok(TotpStep::AnotherDeviceVerified)
-                }
-                Err(error) => Err(error),
-            };
+        let accepted = match on_calling_thread {
+            Some(accepted) => accepted,
+            None => self.accept_totp_step_on_sqlx(device_id, user_id, step, now).await,
+        };
+        match accepted {
+            Ok(true) => Ok(TotpStep::Accepted),
+            Ok(false) => Ok(TotpStep::Replayed),
+            // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
+            Err(error) if error.is_unique_violation() => Ok(TotpStep::AnotherDeviceVerified),
+            Err(error) => Err(error),
         }
+    }
+
+    /// [`Store::accept_totp_step`] on sqlx: whether the step was accepted.
+    async fn accept_totp_step_on_sqlx(
+        &self,
+        device_id: &str,
+        user_id: &str,
+        step: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let accepted = match (self.pool(), self.sqlite_connections()) {
             (_, Some(connections)) => accept_step_on_sqlite(connections, device_id, user_id, step, now).await,
             (Pool::Sqlite(pool), None) => accept_step_on_sqlite(pool, device_id, user_id, step, now).await,
@@ -255,15 +265,7 @@ impl Store {
             .await
             .map(|count| count == 1),
         };
-        match accepted {
-            Ok(true) => Ok(TotpStep::Accepted),
-            Ok(false) => Ok(TotpStep::Replayed),
-            // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Ok(TotpStep::AnotherDeviceVerified)
-            }
-            Err(error) => Err(error.into()),
-        }
+        Ok(accepted?)
     }
 
     /// Makes a verified device of the user the default one (and no other). Returns `false` when the user has no

@@ -13,7 +13,10 @@
 //! value on its way through; a statement here runs on [`SqlitePool`] or [`PgPool`] directly ([`with_pool!`]
 //! writes it once, and the compiler makes one copy per database). On a SQLite file it runs on the store's own
 //! connections instead ([`SqliteConnections`]: sqlx's pool pings each connection it takes back, a thread
-//! hand-off per statement).
+//! hand-off per statement). And the statements of the hottest path (a TOTP step-up's session row, lockout
+//! reservation, devices, accepted step, user with credentials) run on the calling thread on a SQLite file,
+//! through rusqlite ([`CallingThreadSqlite`]: no hand-off at all), falling back to sqlx when another connection
+//! holds the lock they need.
 //!
 //! Portability rules: `$1`-style placeholders (SQLite binds them by number too), columns of TEXT and BIGINT only
 //! (flags stored as 0/1 and read back with `<> 0`, which both databases answer with a boolean; times in Unix
@@ -65,6 +68,21 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
 }
 
+impl StoreError {
+    /// Whether the database refused a write for a unique index (or primary key).
+    #[must_use]
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Sqlx(sqlx::Error::Database(error)) => error.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            StoreError::Sqlx(_) | StoreError::Sqlite(_) => false,
+        }
+    }
+}
+
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(error: sqlx::migrate::MigrateError) -> Self {
         StoreError::Sqlx(sqlx::Error::Migrate(Box::new(error)))
@@ -111,7 +129,7 @@ pub struct Store {
     pool: Pool,
     /// On a SQLite file: the connections statements run on (the pool keeps migrations and transactions).
     sqlite: Option<std::sync::Arc<SqliteConnections>>,
-    /// On a SQLite file: the connections the hottest statements run on, on the calling thread.
+    /// On a SQLite file: the connection the hottest statements run on, on the calling thread.
     calling_thread: Option<std::sync::Arc<CallingThreadSqlite>>,
 }
 
@@ -151,7 +169,11 @@ impl Store {
             let pool = SqlitePoolOptions::new().max_connections(2).test_before_acquire(false);
             let pool = pool.connect_with(options.clone()).await?;
             sqlite = Some(std::sync::Arc::new(SqliteConnections::open(&options, 8, pool.clone()).await?));
-            sqlite_file = Some(options.get_filename().to_path_buf());
+            // The calling-thread connection opens the file read-write, as a bare path asks; a URL with options of
+            // its own keeps every statement on sqlx, which reads them.
+            if !url.contains('?') {
+                sqlite_file = Some(options.get_filename().to_path_buf());
+            }
             Pool::Sqlite(pool)
         } else {
             // No ping before each acquire either: it is a network round trip per statement. A connection that
@@ -178,7 +200,8 @@ impl Store {
         Ok(Self { pool, sqlite, calling_thread })
     }
 
-    /// The connections the hottest statements run on, on a SQLite file ([`CallingThreadSqlite`]).
+    /// The connection the hottest statements run on, on a SQLite file opened by a bare path
+    /// ([`CallingThreadSqlite`]).
     #[must_use]
     pub fn calling_thread_sqlite(&self) -> Option<&CallingThreadSqlite> {
         self.calling_thread.as_deref()
