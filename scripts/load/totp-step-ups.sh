@@ -8,7 +8,8 @@
 #
 # Knobs: USERS (27000: three codes each), DURATION (10 s), CONNECTIONS (16, split over the replicas), THREADS
 # (2 per wrk), REPLICAS (1; more need DATABASE_URL on PostgreSQL), PROFILE=1 (perf record of the first server
-# during the load; the report goes to target/load-profile.txt), BIN_DIR (a directory holding a `stepup-server`
+# during the load; the report goes to target/load-profile.txt, the samples to target/load-perf.data;
+# PERF_CALL_GRAPH=dwarf for whole call stacks instead of frame pointers), BIN_DIR (a directory holding a `stepup-server`
 # and a `load_seed` built earlier, say from another commit, to measure instead of building this checkout's).
 # The run must end inside one 30 s TOTP step.
 set -euo pipefail
@@ -104,7 +105,7 @@ for i in $(seq 1 "$replicas"); do
     wrk_pids+=("$!")
 done
 if [ "${PROFILE:-0}" = 1 ]; then
-    perf record -q -F 499 -g -p "${pids[0]}" -o target/load-perf.data -- sleep "$((duration - 2))" >/dev/null 2>&1 &
+    perf record -q -F 499 --call-graph "${PERF_CALL_GRAPH:-fp}" -p "${pids[0]}" -o target/load-perf.data -- sleep "$((duration - 2))" >/dev/null 2>&1 &
     perf_pid="$!"
 fi
 for pid in "${wrk_pids[@]}"; do wait "$pid"; done

@@ -6,6 +6,7 @@ use crate::common;
 use common::{Backend, TestServer, TotpUser, assert_error, totp_code};
 use reqwest::StatusCode;
 use serde_json::json;
+use stepup_server::store::{TotpAttempt, TotpAttemptRequest};
 
 /// An accepted TOTP step ends the run of MFA failures in the same round trip; a replayed step does not (it is a
 /// failure, counted like any other).
@@ -50,7 +51,45 @@ async fn the_user_with_credentials_is_the_user_and_the_credentials(backend: &Bac
     server.shutdown().await;
 }
 
+/// A TOTP attempt settled in one round trip (the reservation and the step, one transaction on a SQLite file)
+/// answers as the reservation and the step did one after the other: wrong codes count; a right code counted
+/// beyond the limit is not looked at and its step stays unspent; a right code within it is accepted and ends the
+/// run; its replay counts; nothing is counted while locked.
+async fn a_settled_totp_attempt_is_the_reservation_then_the_step(backend: &Backend) {
+    let server = TestServer::start(backend).await;
+    let TotpUser { user, device, .. } = server.totp_user().await;
+    let store = server.server.state().store().clone();
+    let now = stepup_server::store::secs(server.now());
+    let last_step = async || store.totp_devices(&user.id).await.unwrap()[0].last_step.unwrap();
+    let enrolled_step = last_step().await;
+    let next_step = enrolled_step + 1;
+    let attempt =
+        |step| TotpAttemptRequest { user_id: &user.id, device_id: &device, step, now, max_failures: 5 };
+    for failures in 1..=5 {
+        assert_eq!(store.settle_totp_attempt(&attempt(None)).await.unwrap(), TotpAttempt::Failed(failures));
+    }
+    assert_eq!(store.settle_totp_attempt(&attempt(Some(next_step))).await.unwrap(), TotpAttempt::OverLimit);
+    assert_eq!(last_step().await, enrolled_step, "a code beyond the limit spends no step");
+
+    store.mfa_succeeded(&user.id).await.unwrap();
+    assert_eq!(store.settle_totp_attempt(&attempt(Some(next_step))).await.unwrap(), TotpAttempt::Accepted);
+    assert_eq!(last_step().await, next_step);
+    assert_eq!(
+        store.settle_totp_attempt(&attempt(None)).await.unwrap(),
+        TotpAttempt::Failed(1),
+        "the run ended"
+    );
+    assert_eq!(store.settle_totp_attempt(&attempt(Some(next_step))).await.unwrap(), TotpAttempt::Failed(2));
+
+    store.mfa_lock(&user.id, now + 900).await.unwrap();
+    let locked = TotpAttempt::Locked { until: now + 900 };
+    assert_eq!(store.settle_totp_attempt(&attempt(Some(next_step + 1))).await.unwrap(), locked);
+    assert_eq!(last_step().await, next_step, "nothing is spent while locked");
+    server.shutdown().await;
+}
+
 on_both_databases!(
     an_accepted_step_ends_the_run_of_failures_and_a_replayed_one_does_not,
-    the_user_with_credentials_is_the_user_and_the_credentials
+    the_user_with_credentials_is_the_user_and_the_credentials,
+    a_settled_totp_attempt_is_the_reservation_then_the_step
 );

@@ -19,7 +19,7 @@ use crate::routes::openapi::{Caller, Document};
 use crate::services::offer::Account;
 use crate::services::{ServiceError, lockout, notify, secrets, step_up};
 use crate::state::AppState;
-use crate::store::{MfaDeviceRow, TotpStep, secs};
+use crate::store::MfaDeviceRow;
 
 pub(super) const SERVED: Served =
     Served { methods: &[Method::Totp], routes, document, verifications: &[("/users/mfa/auth/totp", "totp")] };
@@ -97,31 +97,16 @@ pub async fn step_up(
             return Err(ServiceError::EnrolmentScopesExceeded);
         }
     }
-    let attempt = lockout::reserve(state, &session.user_id).await?;
+    // The code is checked first and settled after (the attempt counted, the step spent), in one round trip where
+    // the store can: the answer counts only when the count allows it (`lockout::settle_totp`).
     let secret = secrets::open_totp_secret(state.key_encryption_key(), &device.id, &device.secret)?;
     let checker = totp(&secret, &session.env.config.app_name, "user")
         .map_err(|_| ServiceError::Internal { what: "reading a TOTP secret" })?;
-    let now = state.now();
-    let Some(step) = matched_step(&checker, request.code.expose_secret(), now.as_secs()) else {
-        return Err(lockout::failed(
-            state,
-            &session.user_id,
-            attempt,
-            ServiceError::InvalidCode(Method::Totp),
-        )
-        .await);
-    };
-    // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails. An
-    // accepted step also ends the run of failures (`lockout::succeeded`, in the same round trip).
-    let step = i64::try_from(step).unwrap_or(i64::MAX);
-    match state.store().accept_totp_step(&device.id, &session.user_id, step, secs(now)).await? {
-        TotpStep::Accepted => {}
-        TotpStep::Replayed => {
-            let invalid = ServiceError::InvalidCode(Method::Totp);
-            return Err(lockout::failed(state, &session.user_id, attempt, invalid).await);
-        }
-        TotpStep::AnotherDeviceVerified => return Err(ServiceError::MfaDeviceAlreadyExists),
-    }
+    let step = matched_step(&checker, request.code.expose_secret(), state.now().as_secs())
+        .map(|step| i64::try_from(step).unwrap_or(i64::MAX));
+    // RFC 6238 §5.2: a code's time step is accepted once per device; a replay (or an older step) fails, counted.
+    let invalid = ServiceError::InvalidCode(Method::Totp);
+    lockout::settle_totp(state, &session.user_id, &device.id, step, invalid).await?;
     let response = step_up::respond(state, session, requested, Method::Totp).await?;
     if !device.verified {
         notify::security_event(state, &session.env, &session.user_id, SecurityEvent::TotpAdded).await;

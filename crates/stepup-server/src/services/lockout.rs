@@ -5,7 +5,7 @@
 
 use super::ServiceError;
 use crate::state::AppState;
-use crate::store::{MfaReservation, secs};
+use crate::store::{MfaReservation, TotpAttempt, TotpAttemptRequest, secs};
 
 /// Failures in a row that lock MFA.
 pub const MAX_FAILURES: i64 = 5;
@@ -29,12 +29,42 @@ pub async fn reserve(state: &AppState, user_id: &str) -> Result<Attempt, Service
     match state.store().mfa_reserve(user_id, secs(state.now())).await? {
         MfaReservation::Locked { until } => Err(locked_for(state, until)),
         MfaReservation::Counted(count) if count > MAX_FAILURES => {
-            let until = secs(state.now().plus_secs(LOCK_SECS));
-            state.store().mfa_lock(user_id, until).await?;
-            state.metrics().lockout();
-            Err(ServiceError::Locked { retry_after_secs: LOCK_SECS })
+            Err(lock_beyond_the_limit(state, user_id).await?)
         }
         MfaReservation::Counted(count) => Ok(Attempt(count)),
+    }
+}
+
+/// An attempt was counted beyond [`MAX_FAILURES`]: locks MFA, and returns what to answer.
+async fn lock_beyond_the_limit(state: &AppState, user_id: &str) -> Result<ServiceError, ServiceError> {
+    let until = secs(state.now().plus_secs(LOCK_SECS));
+    state.store().mfa_lock(user_id, until).await?;
+    state.metrics().lockout();
+    Ok(ServiceError::Locked { retry_after_secs: LOCK_SECS })
+}
+
+/// A TOTP code for `device_id`, `step` the time step it matched (`None`: a wrong code): [`reserve`], and the step
+/// accepted when the reservation allows it ([`failed`] or [`succeeded`] as it turns out), in one round trip
+/// where the store can ([`crate::store::Store::settle_totp_attempt`]).
+///
+/// # Errors
+/// As [`reserve`] and [`failed`], with `error` for a wrong or spent code; [`ServiceError::MfaDeviceAlreadyExists`]
+/// when another device was verified first; [`ServiceError::Storage`].
+pub async fn settle_totp(
+    state: &AppState,
+    user_id: &str,
+    device_id: &str,
+    step: Option<i64>,
+    error: ServiceError,
+) -> Result<(), ServiceError> {
+    let attempt =
+        TotpAttemptRequest { user_id, device_id, step, now: secs(state.now()), max_failures: MAX_FAILURES };
+    match state.store().settle_totp_attempt(&attempt).await? {
+        TotpAttempt::Accepted => Ok(()),
+        TotpAttempt::Failed(count) => Err(failed(state, user_id, Attempt(count), error).await),
+        TotpAttempt::OverLimit => Err(lock_beyond_the_limit(state, user_id).await?),
+        TotpAttempt::Locked { until } => Err(locked_for(state, until)),
+        TotpAttempt::AnotherDeviceVerified => Err(ServiceError::MfaDeviceAlreadyExists),
     }
 }
 

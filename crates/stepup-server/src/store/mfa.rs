@@ -77,6 +77,61 @@ pub enum TotpStep {
     AnotherDeviceVerified,
 }
 
+/// A TOTP code to settle ([`Store::settle_totp_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpAttemptRequest<'a> {
+    /// The user.
+    pub user_id: &'a str,
+    /// The device the code is for.
+    pub device_id: &'a str,
+    /// The time step the code matched, or `None` for a wrong code.
+    pub step: Option<i64>,
+    /// Now, Unix seconds.
+    pub now: i64,
+    /// Failures in a row allowed: an attempt counted beyond them is not looked at ([`TotpAttempt::OverLimit`]).
+    pub max_failures: i64,
+}
+
+impl TotpAttemptRequest<'_> {
+    /// Once the attempt is counted as the `failures`-th failure in a row: the step to spend, or what the attempt
+    /// comes to without spending one.
+    fn step_to_spend(&self, failures: i64) -> Result<i64, TotpAttempt> {
+        if failures > self.max_failures {
+            return Err(TotpAttempt::OverLimit);
+        }
+        self.step.ok_or(TotpAttempt::Failed(failures))
+    }
+}
+
+impl TotpAttempt {
+    /// What an attempt counted as the `failures`-th failure came to when its step met the device.
+    fn spent(step: TotpStep, failures: i64) -> Self {
+        match step {
+            TotpStep::Accepted => TotpAttempt::Accepted,
+            TotpStep::Replayed => TotpAttempt::Failed(failures),
+            TotpStep::AnotherDeviceVerified => TotpAttempt::AnotherDeviceVerified,
+        }
+    }
+}
+
+/// What a TOTP code came to ([`Store::settle_totp_attempt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpAttempt {
+    /// Accepted: the step is spent and the run of failures ended.
+    Accepted,
+    /// A wrong code, or a spent step: counted, the failures in a row, this one included.
+    Failed(i64),
+    /// Counted beyond the allowed failures: the code was not looked at (the caller locks MFA).
+    OverLimit,
+    /// MFA is locked until this time (Unix seconds); nothing was counted.
+    Locked {
+        /// When the lock ends.
+        until: i64,
+    },
+    /// The user has another verified TOTP device already, so this enrolment cannot complete (counted).
+    AnotherDeviceVerified,
+}
+
 /// Where a reserved MFA attempt stands ([`Store::mfa_reserve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaReservation {
@@ -124,28 +179,84 @@ async fn accept_step_on_sqlite<'c>(
     .map(|done| done.rows_affected() >= 1)
 }
 
-/// [`Store::accept_totp_step`] on the calling thread: the two `UPDATE`s in one transaction (one commit, and the
-/// reset only when the step was accepted). Whether it was.
-fn accept_step_on_calling_thread(
-    connection: &mut rusqlite::Connection,
+/// [`Store::accept_totp_step`] inside a transaction of the calling thread: the step, and the end of the run of
+/// failures when it was accepted.
+fn accept_step_in(
+    transaction: &rusqlite::Transaction<'_>,
     device_id: &str,
     user_id: &str,
     step: i64,
     now: i64,
-) -> Result<bool, rusqlite::Error> {
+) -> Result<TotpStep, rusqlite::Error> {
+    // A verified device first, with an `UPDATE` that sets `last_step` alone: setting `verified` (even to the 1 it
+    // holds) makes SQLite rewrite the device's entries in the partial indexes that name it, one more page to
+    // write and a unique check per step-up. An enrolment's first code (or a replay) takes the full `UPDATE`.
+    let mut accepted = transaction
+        .prepare_cached(ACCEPT_VERIFIED_DEVICE_STEP)?
+        .execute(named_params! {"$1": step, "$2": device_id})?
+        == 1;
+    if !accepted {
+        // A unique violation undoes this statement only (SQLite's default ABORT), not the transaction.
+        accepted = match transaction
+            .prepare_cached(accept_step_sql!())?
+            .execute(named_params! {"$1": step, "$2": device_id, "$3": now})
+        {
+            Ok(changed) => changed == 1,
+            Err(error) if super::is_sqlite_unique_violation(&error) => {
+                return Ok(TotpStep::AnotherDeviceVerified);
+            }
+            Err(error) => return Err(error),
+        };
+    }
+    if !accepted {
+        return Ok(TotpStep::Replayed);
+    }
+    transaction.prepare_cached(RESET_FAILURES)?.execute(named_params! {"$1": user_id})?;
+    Ok(TotpStep::Accepted)
+}
+
+/// [`Store::settle_totp_attempt`] on the calling thread: the reservation, and the step when the reservation
+/// allows it, in one transaction (one commit).
+fn settle_totp_attempt_on_calling_thread(
+    connection: &mut rusqlite::Connection,
+    attempt: &TotpAttemptRequest<'_>,
+) -> Result<TotpAttempt, rusqlite::Error> {
     // IMMEDIATE: take the write lock at BEGIN, so the transaction never has to upgrade a read lock (which SQLite
     // refuses at once, without the busy handler, when another connection wrote meanwhile).
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let accepted = transaction
-        .prepare_cached(accept_step_sql!())?
-        .execute(named_params! {"$1": step, "$2": device_id, "$3": now})?
-        == 1;
-    if accepted {
-        transaction.prepare_cached(RESET_FAILURES)?.execute(named_params! {"$1": user_id})?;
-    }
+    let counted = transaction
+        .prepare_cached(COUNT_ATTEMPT)?
+        .query_row(named_params! {"$1": attempt.user_id, "$2": attempt.now}, |row| row.get(0))
+        .optional()?;
+    let settled = match counted {
+        None => TotpAttempt::Locked {
+            until: transaction
+                .prepare_cached(LOCKED_UNTIL)?
+                .query_row(named_params! {"$1": attempt.user_id}, |row| row.get(0))?,
+        },
+        Some(failures) => match attempt.step_to_spend(failures) {
+            Ok(step) => TotpAttempt::spent(
+                accept_step_in(&transaction, attempt.device_id, attempt.user_id, step, attempt.now)?,
+                failures,
+            ),
+            Err(settled) => settled,
+        },
+    };
     transaction.commit()?;
-    Ok(accepted)
+    Ok(settled)
 }
+
+/// `accept_step_sql!` for a device verified before: the step alone.
+const ACCEPT_VERIFIED_DEVICE_STEP: &str = "UPDATE mfa_devices SET last_step = $1 WHERE id = $2 AND verified = 1 AND (last_step IS NULL OR last_step < $1)";
+
+/// The upsert that counts an MFA attempt of user `$1` at `$2` as a failure, unless MFA is locked: the failures in
+/// a row, or no row while locked.
+const COUNT_ATTEMPT: &str = "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
+     ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
+     WHERE mfa_lockouts.locked_until <= $2 RETURNING failures";
+
+/// Until when user `$1`'s MFA is locked.
+const LOCKED_UNTIL: &str = "SELECT locked_until FROM mfa_lockouts WHERE user_id = $1";
 
 /// The `UPDATE` that ends user `$1`'s run of MFA failures.
 const RESET_FAILURES: &str = "UPDATE mfa_lockouts SET failures = 0 WHERE user_id = $1";
@@ -204,14 +315,49 @@ impl Store {
         Ok(with_pool!(self, |pool| sqlx::query_as(DEVICES).bind(user_id).fetch_all(pool).await?))
     }
 
+    /// Settles a TOTP code: reserves the attempt (counts it as a failure unless MFA is locked, as
+    /// [`Store::mfa_reserve`]) and, when the reservation allows it, accepts the code's time step `step` for the
+    /// device (as [`Store::accept_totp_step`], which also ends the run of failures). `step` is `None` for a code
+    /// that matched no step: the attempt is counted and fails.
+    ///
+    /// On the calling thread (a SQLite file) the two are one transaction, one commit: a TOTP step-up is the
+    /// hottest path (docs/benchmarks.md, TOTP step-ups under load). The code is checked before the reservation
+    /// then, not after, but its answer is used only when the reservation, serialized by the write lock, allows
+    /// it: parallel guesses still get at most `attempt.max_failures` answers between them.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub async fn settle_totp_attempt(
+        &self,
+        attempt: &TotpAttemptRequest<'_>,
+    ) -> Result<TotpAttempt, StoreError> {
+        if let Some(settled) = self.calling_thread_sqlite().and_then(|sqlite| {
+            sqlite.try_run(|connection| settle_totp_attempt_on_calling_thread(connection, attempt))
+        }) {
+            return settled;
+        }
+        // The async way: the same two steps, each its own round trip.
+        let failures = match self.mfa_reserve(attempt.user_id, attempt.now).await? {
+            MfaReservation::Locked { until } => return Ok(TotpAttempt::Locked { until }),
+            MfaReservation::Counted(failures) => failures,
+        };
+        Ok(match attempt.step_to_spend(failures) {
+            Ok(step) => TotpAttempt::spent(
+                self.accept_totp_step(attempt.device_id, attempt.user_id, step, attempt.now).await?,
+                failures,
+            ),
+            Err(settled) => settled,
+        })
+    }
+
     /// Accepts time step `step` for a device if it is later than the last accepted one, and marks the device
     /// verified; when it is accepted, also ends `user_id`'s run of MFA failures (as `mfa_succeeded`), in the same
-    /// round trip: a TOTP step-up is the hottest path, and each statement is a hand-off to the database
-    /// (docs/benchmarks.md, TOTP step-ups under load).
+    /// round trip: each statement is a hand-off to the database (docs/benchmarks.md, TOTP step-ups under load).
     ///
     /// Two dialects here, on purpose: SQLite runs the two `UPDATE`s as one command (numbered parameters bind
-    /// across its statements; `changes()` is the first one's count) or, on the calling thread, as one transaction,
-    /// PostgreSQL as one statement whose CTE resets the lockout only for the row it accepted.
+    /// across its statements; `changes()` is the first one's count), PostgreSQL as one statement whose CTE
+    /// resets the lockout only for the row it accepted. (On the calling thread, [`Store::settle_totp_attempt`]
+    /// runs them in its own transaction.)
     ///
     /// # Errors
     /// [`StoreError`].
@@ -222,32 +368,6 @@ impl Store {
         step: i64,
         now: i64,
     ) -> Result<TotpStep, StoreError> {
-        let on_calling_thread = self.calling_thread_sqlite().and_then(|sqlite| {
-            sqlite.try_run(|connection| {
-                accept_step_on_calling_thread(connection, device_id, user_id, step, now)
-            })
-        });
-        let accepted = match on_calling_thread {
-            Some(accepted) => accepted,
-            None => self.accept_totp_step_on_sqlx(device_id, user_id, step, now).await,
-        };
-        match accepted {
-            Ok(true) => Ok(TotpStep::Accepted),
-            Ok(false) => Ok(TotpStep::Replayed),
-            // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
-            Err(error) if error.is_unique_violation() => Ok(TotpStep::AnotherDeviceVerified),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// [`Store::accept_totp_step`] on sqlx: whether the step was accepted.
-    async fn accept_totp_step_on_sqlx(
-        &self,
-        device_id: &str,
-        user_id: &str,
-        step: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
         let accepted = match (self.pool(), self.sqlite_connections()) {
             (_, Some(connections)) => accept_step_on_sqlite(connections, device_id, user_id, step, now).await,
             (Pool::Sqlite(pool), None) => accept_step_on_sqlite(pool, device_id, user_id, step, now).await,
@@ -265,7 +385,13 @@ impl Store {
             .await
             .map(|count| count == 1),
         };
-        Ok(accepted?)
+        match accepted.map_err(StoreError::from) {
+            Ok(true) => Ok(TotpStep::Accepted),
+            Ok(false) => Ok(TotpStep::Replayed),
+            // `mfa_devices_one_verified_totp`: completing this enrolment would make a second verified device.
+            Err(error) if error.is_unique_violation() => Ok(TotpStep::AnotherDeviceVerified),
+            Err(error) => Err(error),
+        }
     }
 
     /// Makes a verified device of the user the default one (and no other). Returns `false` when the user has no
@@ -404,15 +530,11 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub async fn mfa_reserve(&self, user_id: &str, now: i64) -> Result<MfaReservation, StoreError> {
-        const COUNT: &str = "INSERT INTO mfa_lockouts (user_id, failures, locked_until) VALUES ($1, 1, 0) \
-             ON CONFLICT (user_id) DO UPDATE SET failures = mfa_lockouts.failures + 1 \
-             WHERE mfa_lockouts.locked_until <= $2 RETURNING failures";
-        const LOCKED_UNTIL: &str = "SELECT locked_until FROM mfa_lockouts WHERE user_id = $1";
         // Made by every MFA attempt: on the calling thread where it can be (CallingThreadSqlite).
         if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
             sqlite.try_run(|connection| {
                 let counted = connection
-                    .prepare_cached(COUNT)?
+                    .prepare_cached(COUNT_ATTEMPT)?
                     .query_row(named_params! {"$1": user_id, "$2": now}, |row| row.get(0))
                     .optional()?;
                 Ok(match counted {
@@ -429,7 +551,7 @@ impl Store {
         }
         Ok(with_pool!(self, |pool| {
             let counted: Option<i64> =
-                sqlx::query_scalar(COUNT).bind(user_id).bind(now).fetch_optional(pool).await?;
+                sqlx::query_scalar(COUNT_ATTEMPT).bind(user_id).bind(now).fetch_optional(pool).await?;
             match counted {
                 Some(failures) => MfaReservation::Counted(failures),
                 None => MfaReservation::Locked {

@@ -40,7 +40,10 @@ mod users;
 pub use calling_thread_sqlite::CallingThreadSqlite;
 pub use housekeeping::{COUNTED_TABLES, PENDING_ENROLMENT_TTL_SECS};
 pub use keys::SigningKeyRow;
-pub use mfa::{ABANDONED_FIRST_READ_SECS, MfaDeviceRow, MfaReservation, RecoveryCodeRow, TotpStep};
+pub use mfa::{
+    ABANDONED_FIRST_READ_SECS, MfaDeviceRow, MfaReservation, RecoveryCodeRow, TotpAttempt,
+    TotpAttemptRequest, TotpStep,
+};
 pub use operator::MfaReset;
 pub use otp::{OtpRow, OutboxRow};
 pub use passkeys::{CeremonyKind, MAX_OPEN_CEREMONIES, PasskeyRow};
@@ -74,13 +77,22 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             StoreError::Sqlx(sqlx::Error::Database(error)) => error.is_unique_violation(),
-            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => matches!(
-                failure.extended_code,
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            ),
-            StoreError::Sqlx(_) | StoreError::Sqlite(_) => false,
+            StoreError::Sqlite(error) => is_sqlite_unique_violation(error),
+            StoreError::Sqlx(_) => false,
         }
     }
+}
+
+/// [`StoreError::is_unique_violation`] for what SQLite answered on the calling thread.
+fn is_sqlite_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(
+                failure.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+    )
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
