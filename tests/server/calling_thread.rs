@@ -1,10 +1,10 @@
 //! The hottest SQLite statements run on the calling thread (`store/calling_thread_sqlite.rs`, issue 18): when
 //! another connection holds the write lock they wait for it the async way, on sqlx, never by blocking the thread
-//! that called them, and a write that met the lock is made once.
+//! that called them, and a write that met the lock is made once; reads never wait; the write-ahead log stays bounded.
 
 use std::time::Duration;
 
-use stepup_server::store::{MfaReservation, Store};
+use stepup_server::store::{CallingThreadSqlite, MfaReservation, Store, TotpAttempt, TotpAttemptRequest};
 
 /// A store on a fresh SQLite file (the calling-thread path serves files only).
 async fn file_store(tag: &str) -> (Store, std::path::PathBuf) {
@@ -43,10 +43,76 @@ async fn a_write_that_meets_another_connections_lock_waits_for_it_without_blocki
     let reservation =
         tokio::time::timeout(Duration::from_secs(10), reserving).await.unwrap().unwrap().unwrap();
     assert_eq!(reservation, MfaReservation::Counted(1), "counted once, though it met the lock first");
+    assert_eq!(calling_thread(&store).busy_calls(), 1, "it met the lock and went the async way");
     // And the next one, on the calling thread again, counts on from there.
     assert_eq!(store.mfa_reserve("user-1", 100).await.unwrap(), MfaReservation::Counted(2));
+    assert_eq!(calling_thread(&store).busy_calls(), 1);
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A TOTP attempt settled while another connection holds the write lock: the async way, once — counted, the
+/// step spent, the run ended.
+#[tokio::test(flavor = "current_thread")]
+async fn a_totp_attempt_that_meets_another_connections_lock_is_settled_once() {
+    let (store, dir) = file_store("settle").await;
+    store.insert_totp_device("device-1", "user-1", "sealed", "", 100).await.unwrap();
+    let pool = store.sqlite_pool().unwrap().clone();
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("INSERT INTO health_checks (id, checked_at) VALUES ('lock-holder', 0)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+
+    let settling = tokio::spawn({
+        let store = store.clone();
+        async move {
+            let attempt = TotpAttemptRequest {
+                user_id: "user-1",
+                device_id: "device-1",
+                step: Some(7),
+                now: 100,
+                max_failures: 5,
+            };
+            store.settle_totp_attempt(&attempt).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!settling.is_finished(), "the attempt waits while the lock is held");
+    holder.commit().await.unwrap();
+
+    let settled = tokio::time::timeout(Duration::from_secs(10), settling).await.unwrap().unwrap().unwrap();
+    assert_eq!(settled, TotpAttempt::Accepted);
+    // The attempt met the lock, then its reservation on the way: the async way, both.
+    assert_eq!(calling_thread(&store).busy_calls(), 2, "it met the lock and went the async way");
+    let device = store.totp_devices("user-1").await.unwrap().remove(0);
+    assert_eq!(
+        (device.last_step, device.verified),
+        (Some(7), true),
+        "the step spent, the enrolment complete"
+    );
+    assert_eq!(store.mfa_reserve("user-1", 100).await.unwrap(), MfaReservation::Counted(1), "the run ended");
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The write-ahead log stays bounded under writes on the calling thread (SQLite's own checkpoints, on the
+/// connection that writes; checkpoints started elsewhere, racing those writes, let it grow without end). 8,192
+/// writes without a checkpoint would leave about 34 MB of log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_stays_bounded() {
+    let (store, dir) = file_store("checkpoint").await;
+    for call in 0..8 * 1024 {
+        store.mfa_reserve(&format!("user-{}", call % 64), 100).await.unwrap();
+    }
+    let log = std::fs::metadata(dir.join("stepup.db-wal")).unwrap().len();
+    assert!(log < 12_000_000, "the write-ahead log stayed bounded: {log} bytes");
+    drop(store);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn calling_thread(store: &Store) -> &CallingThreadSqlite {
+    store.calling_thread_sqlite().unwrap()
 }
 
 /// A read does not wait for a writer at all (WAL): the session row is read on the calling thread while another
@@ -64,6 +130,7 @@ async fn a_read_does_not_wait_for_another_connections_write() {
 
     let session = store.session("session-1").await.unwrap().unwrap();
     assert!(!session.revoked, "the uncommitted revocation is not seen");
+    assert_eq!(calling_thread(&store).busy_calls(), 0, "read on the calling thread, not sent the async way");
     holder.commit().await.unwrap();
     assert!(store.session("session-1").await.unwrap().unwrap().revoked, "the committed one is");
     drop(store);

@@ -8,6 +8,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use stepup_core::{Method, ScopeSet};
 use stepup_proto::{CredentialFormat, StepUpCredential, TotpAuthRequest, VerifyResponse};
+use subtle::ConstantTimeEq as _;
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use utoipa::openapi::HttpMethod;
 
@@ -171,7 +172,20 @@ pub fn matched_step(totp: &Totp, code: &str, now: u64) -> Option<u64> {
     if code.len() != usize::from(DIGITS) || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    totp.check(code, now)
+    // Every step of the window is computed and compared in constant time, a match or not (totp-rs's `check`
+    // stops at the first match): a code is checked before its attempt is counted (`lockout::settle_totp`), so
+    // the time taken must not tell a right code from a wrong one while MFA is locked.
+    let origin = now / STEP_SECS;
+    let mut matched = None;
+    for step in origin.saturating_sub(u64::from(SKEW))..=origin.saturating_add(u64::from(SKEW)) {
+        let equal = bool::from(
+            totp.generate(step.saturating_mul(STEP_SECS)).to_string().as_bytes().ct_eq(code.as_bytes()),
+        );
+        if equal && matched.is_none() {
+            matched = Some(step);
+        }
+    }
+    matched
 }
 
 #[cfg(test)]

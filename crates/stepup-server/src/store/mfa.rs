@@ -2,6 +2,7 @@
 
 use rusqlite::{OptionalExtension as _, named_params};
 
+use super::calling_thread_sqlite::in_write_transaction;
 use super::{Pool, Store, StoreError, with_pool};
 
 /// A TOTP device. `Debug` leaves the secret out.
@@ -221,29 +222,40 @@ fn settle_totp_attempt_on_calling_thread(
     connection: &mut rusqlite::Connection,
     attempt: &TotpAttemptRequest<'_>,
 ) -> Result<TotpAttempt, rusqlite::Error> {
-    // IMMEDIATE: take the write lock at BEGIN, so the transaction never has to upgrade a read lock (which SQLite
-    // refuses at once, without the busy handler, when another connection wrote meanwhile).
-    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    in_write_transaction(connection, |transaction| {
+        Ok(match reserve_in(transaction, attempt.user_id, attempt.now)? {
+            MfaReservation::Locked { until } => TotpAttempt::Locked { until },
+            MfaReservation::Counted(failures) => match attempt.step_to_spend(failures) {
+                Ok(step) => TotpAttempt::spent(
+                    accept_step_in(transaction, attempt.device_id, attempt.user_id, step, attempt.now)?,
+                    failures,
+                ),
+                Err(settled) => settled,
+            },
+        })
+    })
+}
+
+/// [`Store::mfa_reserve`] inside a transaction of the calling thread. (In one of its own, not in autocommit: an
+/// `INSERT ... RETURNING` read by `query_row` commits when the statement is reset, and rusqlite drops an error of
+/// that reset — a commit that failed would count as made.)
+fn reserve_in(
+    transaction: &rusqlite::Transaction<'_>,
+    user_id: &str,
+    now: i64,
+) -> Result<MfaReservation, rusqlite::Error> {
     let counted = transaction
         .prepare_cached(COUNT_ATTEMPT)?
-        .query_row(named_params! {"$1": attempt.user_id, "$2": attempt.now}, |row| row.get(0))
+        .query_row(named_params! {"$1": user_id, "$2": now}, |row| row.get(0))
         .optional()?;
-    let settled = match counted {
-        None => TotpAttempt::Locked {
+    Ok(match counted {
+        Some(failures) => MfaReservation::Counted(failures),
+        None => MfaReservation::Locked {
             until: transaction
                 .prepare_cached(LOCKED_UNTIL)?
-                .query_row(named_params! {"$1": attempt.user_id}, |row| row.get(0))?,
+                .query_row(named_params! {"$1": user_id}, |row| row.get(0))?,
         },
-        Some(failures) => match attempt.step_to_spend(failures) {
-            Ok(step) => TotpAttempt::spent(
-                accept_step_in(&transaction, attempt.device_id, attempt.user_id, step, attempt.now)?,
-                failures,
-            ),
-            Err(settled) => settled,
-        },
-    };
-    transaction.commit()?;
-    Ok(settled)
+    })
 }
 
 /// `accept_step_sql!` for a device verified before: the step alone.
@@ -533,18 +545,7 @@ impl Store {
         // Made by every MFA attempt: on the calling thread where it can be (CallingThreadSqlite).
         if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
             sqlite.try_run(|connection| {
-                let counted = connection
-                    .prepare_cached(COUNT_ATTEMPT)?
-                    .query_row(named_params! {"$1": user_id, "$2": now}, |row| row.get(0))
-                    .optional()?;
-                Ok(match counted {
-                    Some(failures) => MfaReservation::Counted(failures),
-                    None => MfaReservation::Locked {
-                        until: connection
-                            .prepare_cached(LOCKED_UNTIL)?
-                            .query_row(named_params! {"$1": user_id}, |row| row.get(0))?,
-                    },
-                })
+                in_write_transaction(connection, |transaction| reserve_in(transaction, user_id, now))
             })
         }) {
             return answer;
