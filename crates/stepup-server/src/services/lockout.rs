@@ -1,7 +1,9 @@
 //! The MFA lockout: 5 failed MFA attempts in a row lock the user's MFA for 15 minutes.
 //!
-//! An attempt is counted *before* its factor is checked ([`reserve`]) and forgiven on success, so any number of
-//! parallel guesses get at most [`MAX_FAILURES`] tries between them.
+//! An attempt is counted *before* its factor's answer is used and forgiven on success, so any number of parallel
+//! guesses get at most [`MAX_FAILURES`] tries between them: passkeys and recovery codes [`reserve`] before they
+//! check; a TOTP code, cheap to check, is checked first and settled after, the count and the step in one
+//! transaction where the store can ([`settle_totp`]).
 
 use super::ServiceError;
 use crate::state::AppState;

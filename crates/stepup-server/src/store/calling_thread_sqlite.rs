@@ -1,7 +1,7 @@
-//! `CallingThreadSqlite`: SQLite connections whose statements run on the thread that asks, with no hand-off.
+//! `CallingThreadSqlite`: a SQLite connection whose statements run on the thread that asks, with no hand-off.
 //!
 //! Why: sqlx-sqlite runs every connection on a worker thread of its own, so each statement is a hand-off to that
-//! thread and back — two thread wake-ups. A TOTP step-up makes five round trips to the database, and on two cores
+//! thread and back — two thread wake-ups. A TOTP step-up made five round trips to the database, and on two cores
 //! those wake-ups, not SQL, were most of the server's CPU (docs/benchmarks.md, TOTP step-ups under load). The
 //! statements of the hottest path (the session row, the lockout reservation, the devices, the accepted step, the
 //! user with credentials) therefore run here, on the tokio worker that serves the request, through rusqlite (the

@@ -259,7 +259,8 @@ fn reserve_in(
 }
 
 /// `accept_step_sql!` for a device verified before: the step alone.
-const ACCEPT_VERIFIED_DEVICE_STEP: &str = "UPDATE mfa_devices SET last_step = $1 WHERE id = $2 AND verified = 1 AND (last_step IS NULL OR last_step < $1)";
+const ACCEPT_VERIFIED_DEVICE_STEP: &str = "UPDATE mfa_devices SET last_step = $1 \
+     WHERE id = $2 AND verified = 1 AND (last_step IS NULL OR last_step < $1)";
 
 /// The upsert that counts an MFA attempt of user `$1` at `$2` as a failure, unless MFA is locked: the failures in
 /// a row, or no row while locked.
@@ -333,9 +334,9 @@ impl Store {
     /// that matched no step: the attempt is counted and fails.
     ///
     /// On the calling thread (a SQLite file) the two are one transaction, one commit: a TOTP step-up is the
-    /// hottest path (docs/benchmarks.md, TOTP step-ups under load). The code is checked before the reservation
-    /// then, not after, but its answer is used only when the reservation, serialized by the write lock, allows
-    /// it: parallel guesses still get at most `attempt.max_failures` answers between them.
+    /// hottest path (docs/benchmarks.md, TOTP step-ups under load). The caller checks the code before this
+    /// reservation, not after, but its answer (`step`) is used only when the reservation, serialized by the write
+    /// lock, allows it: parallel guesses still get at most `attempt.max_failures` answers between them.
     ///
     /// # Errors
     /// [`StoreError`].
