@@ -25,12 +25,7 @@ async fn file_store(tag: &str) -> (Store, std::path::PathBuf) {
 #[tokio::test(flavor = "current_thread")]
 async fn a_write_that_meets_another_connections_lock_waits_for_it_without_blocking_the_thread() {
     let (store, dir) = file_store("lock").await;
-    let pool = store.sqlite_pool().unwrap().clone();
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("INSERT INTO health_checks (id, checked_at) VALUES ('lock-holder', 0)")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_the_write_lock(&store).await;
 
     let reserving = tokio::spawn({
         let store = store.clone();
@@ -57,12 +52,7 @@ async fn a_write_that_meets_another_connections_lock_waits_for_it_without_blocki
 async fn a_totp_attempt_that_meets_another_connections_lock_is_settled_once() {
     let (store, dir) = file_store("settle").await;
     store.insert_totp_device("device-1", "user-1", "sealed", "", 100).await.unwrap();
-    let pool = store.sqlite_pool().unwrap().clone();
-    let mut holder = pool.begin().await.unwrap();
-    sqlx::query("INSERT INTO health_checks (id, checked_at) VALUES ('lock-holder', 0)")
-        .execute(&mut *holder)
-        .await
-        .unwrap();
+    let holder = hold_the_write_lock(&store).await;
 
     let settling = tokio::spawn({
         let store = store.clone();
@@ -109,6 +99,16 @@ async fn the_write_ahead_log_stays_bounded() {
     assert!(log < 12_000_000, "the write-ahead log stayed bounded: {log} bytes");
     drop(store);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A transaction on sqlx's pool that has written, so it holds the file's write lock until it commits.
+async fn hold_the_write_lock(store: &Store) -> sqlx::Transaction<'static, sqlx::Sqlite> {
+    let mut holder = store.sqlite_pool().unwrap().begin().await.unwrap();
+    sqlx::query("INSERT INTO health_checks (id, checked_at) VALUES ('lock-holder', 0)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder
 }
 
 fn calling_thread(store: &Store) -> &CallingThreadSqlite {

@@ -315,13 +315,11 @@ impl Store {
              verified_at, is_default <> 0 AS is_default, COALESCE(enrolment_scopes, '') AS enrolment_scopes \
              FROM mfa_devices WHERE user_id = $1 AND kind = 'totp' ORDER BY created_at, id";
         // Read by every TOTP step-up: on the calling thread where it can be (CallingThreadSqlite).
-        if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
-            sqlite.try_run(|connection| {
-                connection
-                    .prepare_cached(DEVICES)?
-                    .query_map(named_params! {"$1": user_id}, MfaDeviceRow::read)?
-                    .collect()
-            })
+        if let Some(answer) = self.on_calling_thread(|connection| {
+            connection
+                .prepare_cached(DEVICES)?
+                .query_map(named_params! {"$1": user_id}, MfaDeviceRow::read)?
+                .collect()
         }) {
             return answer;
         }
@@ -344,9 +342,9 @@ impl Store {
         &self,
         attempt: &TotpAttemptRequest<'_>,
     ) -> Result<TotpAttempt, StoreError> {
-        if let Some(settled) = self.calling_thread_sqlite().and_then(|sqlite| {
-            sqlite.try_run(|connection| settle_totp_attempt_on_calling_thread(connection, attempt))
-        }) {
+        if let Some(settled) =
+            self.on_calling_thread(|connection| settle_totp_attempt_on_calling_thread(connection, attempt))
+        {
             return settled;
         }
         // The async way: the same two steps, each its own round trip.
@@ -544,10 +542,8 @@ impl Store {
     /// [`StoreError`].
     pub async fn mfa_reserve(&self, user_id: &str, now: i64) -> Result<MfaReservation, StoreError> {
         // Made by every MFA attempt: on the calling thread where it can be (CallingThreadSqlite).
-        if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
-            sqlite.try_run(|connection| {
-                in_write_transaction(connection, |transaction| reserve_in(transaction, user_id, now))
-            })
+        if let Some(answer) = self.on_calling_thread(|connection| {
+            in_write_transaction(connection, |transaction| reserve_in(transaction, user_id, now))
         }) {
             return answer;
         }

@@ -212,6 +212,15 @@ impl Store {
         Ok(Self { pool, sqlite, calling_thread })
     }
 
+    /// Runs `work` on the calling thread ([`CallingThreadSqlite::try_run`]): `None` when the store has no such
+    /// connection or another connection held a lock, and the caller goes the async way.
+    fn on_calling_thread<T>(
+        &self,
+        work: impl FnOnce(&mut rusqlite::Connection) -> Result<T, rusqlite::Error>,
+    ) -> Option<Result<T, StoreError>> {
+        self.calling_thread_sqlite()?.try_run(work)
+    }
+
     /// The connection the hottest statements run on, on a SQLite file opened by a bare path
     /// ([`CallingThreadSqlite`]).
     #[must_use]

@@ -61,13 +61,11 @@ impl Store {
         const SESSION: &str =
             "SELECT id, user_id, expires_at, revoked <> 0 AS revoked FROM sessions WHERE id = $1";
         // Read on every authenticated request: on the calling thread where it can be (CallingThreadSqlite).
-        if let Some(answer) = self.calling_thread_sqlite().and_then(|sqlite| {
-            sqlite.try_run(|connection| {
-                connection
-                    .prepare_cached(SESSION)?
-                    .query_row(named_params! {"$1": id}, SessionRow::read)
-                    .optional()
-            })
+        if let Some(answer) = self.on_calling_thread(|connection| {
+            connection
+                .prepare_cached(SESSION)?
+                .query_row(named_params! {"$1": id}, SessionRow::read)
+                .optional()
         }) {
             return answer;
         }

@@ -268,13 +268,11 @@ impl Store {
              FROM users u LEFT JOIN credentials c ON c.user_id = u.id \
              WHERE u.id = $1 AND u.environment_id = $2 ORDER BY c.created_at, c.id";
         // Read by every verify answer: on the calling thread where it can be (CallingThreadSqlite).
-        let on_calling_thread = self.calling_thread_sqlite().and_then(|sqlite| {
-            sqlite.try_run(|connection| {
-                connection
-                    .prepare_cached(USER_WITH_CREDENTIALS)?
-                    .query_map(named_params! {"$1": user_id, "$2": environment_id}, UserCredentialRow::read)?
-                    .collect()
-            })
+        let on_calling_thread = self.on_calling_thread(|connection| {
+            connection
+                .prepare_cached(USER_WITH_CREDENTIALS)?
+                .query_map(named_params! {"$1": user_id, "$2": environment_id}, UserCredentialRow::read)?
+                .collect()
         });
         let rows: Vec<UserCredentialRow> = match on_calling_thread {
             Some(rows) => rows?,
